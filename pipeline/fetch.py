@@ -1,0 +1,411 @@
+"""HTTP fetching: the only module that opens sockets.
+
+What it guarantees, whatever the server does:
+- a deadline for the whole request, redirects and body included (httpx's own timeouts are per
+  read and never fire against a server that trickles a byte at a time);
+- a cap on the *decoded* body, decompressing from raw chunks with a budget, so a gzip bomb
+  cannot expand in memory; at most one content coding;
+- at most `max_redirects` hops, http and https only;
+- an address guard that checks the address actually connected to, after DNS, on every hop,
+  and connects to exactly the address it checked (no DNS-rebinding window);
+- per-host concurrency and spacing between request starts.
+
+Failures never raise: they come back as a `FetchResult` with `error` set, so the caller
+records them against the feed and carries on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import ipaddress
+import socket
+import time
+import zlib
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urljoin, urlsplit
+from urllib.robotparser import RobotFileParser
+
+import httpcore
+import httpx
+
+from pipeline.config import FetchConfig
+
+FEED_ACCEPT = (
+    "application/rss+xml, application/atom+xml, application/rdf+xml, application/feed+json, "
+    "application/json;q=0.9, application/xml;q=0.9, text/xml;q=0.9, */*;q=0.8"
+)
+PAGE_ACCEPT = "text/html, application/xhtml+xml;q=0.9, */*;q=0.5"
+REDIRECT_CODES = frozenset({301, 302, 303, 307, 308})
+PERMANENT_CODES = frozenset({301, 308})
+
+Resolver = Callable[[str, int], Awaitable[list[str]]]
+
+
+class BlockedAddressError(Exception):
+    """The host resolved only to addresses the guard refuses."""
+
+
+@dataclass(frozen=True)
+class FetchResult:
+    """What one GET produced: a response, or an error that says why not."""
+
+    url: str
+    final_url: str
+    status: int | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+    body: bytes = b""
+    error: str | None = None
+    error_kind: str | None = None  # blocked, timeout, too_large, encoding, redirect, network, http
+    permanent_redirect: str | None = None
+    elapsed_ms: int = 0
+    conditional: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and self.status == 200
+
+    @property
+    def not_modified(self) -> bool:
+        return self.error is None and self.status == 304
+
+    @property
+    def etag(self) -> str | None:
+        return self.headers.get("etag")
+
+    @property
+    def last_modified(self) -> str | None:
+        return self.headers.get("last-modified")
+
+    @property
+    def content_type(self) -> str:
+        return self.headers.get("content-type", "").split(";")[0].strip().lower()
+
+    def retry_after(self, now: datetime | None = None) -> float | None:
+        """Seconds the server asked us to wait (Retry-After as seconds or an HTTP date)."""
+        return parse_retry_after(self.headers.get("retry-after"), now)
+
+
+def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
+
+
+# --- the address guard --------------------------------------------------------------------
+
+def _embedded_ipv4(ip: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    """The IPv4 address hidden in a mapped, 6to4 or NAT64 IPv6 address, if any."""
+    if ip.ipv4_mapped:
+        return ip.ipv4_mapped
+    if ip.sixtofour:
+        return ip.sixtofour
+    if ip in ipaddress.ip_network("64:ff9b::/96"):
+        return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+    return None
+
+
+class AddressGuard:
+    """Refuses every non-public address unless it lies in an allowed network."""
+
+    def __init__(self, allow_networks: Iterable[str] = ()) -> None:
+        self.allowed = [ipaddress.ip_network(n, strict=False) for n in allow_networks]
+
+    def permits(self, address: str) -> bool:
+        ip = ipaddress.ip_address(address.split("%")[0])
+        if any(ip in net for net in self.allowed):
+            return True
+        if isinstance(ip, ipaddress.IPv6Address):
+            inner = _embedded_ipv4(ip)
+            if inner is not None:
+                return self.permits(str(inner))
+        return ip.is_global and not ip.is_multicast
+
+
+async def system_resolver(host: str, port: int) -> list[str]:
+    """All addresses the system resolver gives for host (it also accepts odd IP spellings)."""
+    infos = await asyncio.get_running_loop().getaddrinfo(
+        host, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP)
+    return [info[4][0] for info in infos]
+
+
+class GuardedBackend(httpcore.AsyncNetworkBackend):
+    """httpcore network backend that resolves once, checks, and connects to that address."""
+
+    def __init__(self, guard: AddressGuard, resolver: Resolver = system_resolver) -> None:
+        self.guard = guard
+        self.resolver = resolver
+        self.inner = httpcore.AnyIOBackend()
+
+    async def connect_tcp(self, host: str, port: int, timeout: float | None = None,
+                          local_address: str | None = None,
+                          socket_options: Iterable[Any] | None = None,
+                          ) -> httpcore.AsyncNetworkStream:
+        addresses = await self.resolver(host, port)
+        permitted = [a for a in addresses if self.guard.permits(a)]
+        if not permitted:
+            raise BlockedAddressError(
+                f"refused: {host} resolves to non-public address {', '.join(addresses)}")
+        last_error: Exception | None = None
+        for address in permitted:
+            try:
+                return await self.inner.connect_tcp(
+                    address, port, timeout=timeout, local_address=local_address,
+                    socket_options=socket_options)
+            except httpcore.ConnectError as exc:
+                last_error = exc
+        assert last_error is not None
+        raise last_error
+
+    async def connect_unix_socket(self, *args: Any, **kwargs: Any) -> httpcore.AsyncNetworkStream:
+        raise BlockedAddressError("unix sockets are never used")
+
+    async def sleep(self, seconds: float) -> None:
+        await self.inner.sleep(seconds)
+
+
+# --- decoding with a budget ---------------------------------------------------------------
+
+class BodyTooLarge(Exception):
+    pass
+
+
+class _Decoder:
+    """Decodes at most one content coding, never producing more than `limit` bytes."""
+
+    def __init__(self, content_encoding: str, limit: int) -> None:
+        codings = [c.strip().lower() for c in content_encoding.split(",") if c.strip()]
+        codings = [c for c in codings if c != "identity"]
+        if len(codings) > 1:
+            raise ValueError(f"stacked content encodings refused: {content_encoding!r}")
+        self.coding = codings[0] if codings else None
+        if self.coding not in (None, "gzip", "x-gzip", "deflate"):
+            raise ValueError(f"unsupported content encoding: {self.coding!r}")
+        self.limit = limit
+        self.size = 0
+        self.parts: list[bytes] = []
+        self._z: Any = None
+        if self.coding in ("gzip", "x-gzip"):
+            self._z = zlib.decompressobj(16 + zlib.MAX_WBITS)
+
+    def _add(self, data: bytes) -> None:
+        self.size += len(data)
+        if self.size > self.limit:
+            raise BodyTooLarge(f"body exceeds max_bytes ({self.limit})")
+        self.parts.append(data)
+
+    def feed(self, chunk: bytes) -> None:
+        if self.coding is None:
+            self._add(chunk)
+            return
+        if self._z is None:  # deflate: zlib-wrapped per the RFC, raw in practice
+            raw = not (len(chunk) >= 2 and chunk[0] & 0x0F == 8 and
+                       ((chunk[0] << 8) | chunk[1]) % 31 == 0)
+            self._z = zlib.decompressobj(-zlib.MAX_WBITS if raw else zlib.MAX_WBITS)
+        data = chunk
+        while data:
+            out = self._z.decompress(data, self.limit - self.size + 1)
+            self._add(out)
+            data = self._z.unconsumed_tail
+
+    def finish(self) -> bytes:
+        if self._z is not None:
+            self._add(self._z.flush(self.limit - self.size + 1))
+        return b"".join(self.parts)
+
+
+# --- politeness -----------------------------------------------------------------------------
+
+class HostLimiter:
+    """At most `concurrency` requests in flight per host, starts at least `delay` s apart."""
+
+    def __init__(self, concurrency: int, delay: float) -> None:
+        self.concurrency = concurrency
+        self.delay = delay
+        self._sems: dict[str, asyncio.Semaphore] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._last_start: dict[str, float] = {}
+
+    def _get(self, host: str) -> tuple[asyncio.Semaphore, asyncio.Lock]:
+        if host not in self._sems:
+            self._sems[host] = asyncio.Semaphore(self.concurrency)
+            self._locks[host] = asyncio.Lock()
+        return self._sems[host], self._locks[host]
+
+    async def acquire(self, host: str) -> asyncio.Semaphore:
+        sem, lock = self._get(host)
+        await sem.acquire()
+        if self.delay > 0:
+            async with lock:
+                wait = self._last_start.get(host, -1e9) + self.delay - time.monotonic()
+                if wait > 0:
+                    await asyncio.sleep(wait)
+                self._last_start[host] = time.monotonic()
+        return sem
+
+
+# --- the fetcher ------------------------------------------------------------------------------
+
+class Fetcher:
+    """One shared httpx client with the guard, the limits and the decoding above.
+
+    Use as `async with Fetcher(config) as f: await f.fetch(url)`.
+    """
+
+    def __init__(self, config: FetchConfig, resolver: Resolver = system_resolver) -> None:
+        self.config = config
+        self.guard = AddressGuard(config.allow_networks)
+        self.limiter = HostLimiter(config.per_host_concurrency, config.per_host_delay)
+        transport = httpx.AsyncHTTPTransport(retries=0)
+        # httpx has no public hook for the network backend; the pool is where it lives.
+        transport._pool = httpcore.AsyncConnectionPool(
+            ssl_context=httpx.create_ssl_context(),
+            max_connections=100,
+            max_keepalive_connections=20,
+            network_backend=GuardedBackend(self.guard, resolver),
+        )
+        self.client = httpx.AsyncClient(
+            transport=transport,
+            follow_redirects=False,
+            trust_env=False,  # a proxy from the environment would bypass the address guard
+            timeout=httpx.Timeout(config.timeout),
+            headers={"User-Agent": config.user_agent, "Accept-Encoding": "gzip, deflate"},
+        )
+        self._robots: dict[str, asyncio.Task[RobotFileParser | None]] = {}
+
+    async def __aenter__(self) -> Fetcher:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self.client.aclose()
+
+    async def fetch(self, url: str, *, etag: str | None = None,
+                    last_modified: str | None = None, accept: str = FEED_ACCEPT) -> FetchResult:
+        """GET url (conditionally when validators are given) within the whole deadline."""
+        started = time.monotonic()
+        conditional = bool(etag or last_modified)
+        try:
+            async with asyncio.timeout(self.config.timeout):
+                result = await self._follow(url, etag, last_modified, accept)
+        except TimeoutError:
+            result = FetchResult(url, url, error=f"deadline of {self.config.timeout:g}s exceeded",
+                                 error_kind="timeout")
+        elapsed = int((time.monotonic() - started) * 1000)
+        return _replace(result, elapsed_ms=elapsed, conditional=conditional)
+
+    async def _follow(self, url: str, etag: str | None, last_modified: str | None,
+                      accept: str) -> FetchResult:
+        current = url
+        permanent = True
+        visited: set[str] = set()
+        for _hop in range(self.config.max_redirects + 1):
+            scheme = urlsplit(current).scheme.lower()
+            if scheme not in ("http", "https"):
+                return FetchResult(url, current, error=f"refused scheme {scheme!r}",
+                                   error_kind="blocked")
+            visited.add(current)
+            headers = {"Accept": accept}
+            if etag:
+                headers["If-None-Match"] = etag
+            if last_modified:
+                headers["If-Modified-Since"] = last_modified
+            result = await self._get_once(url, current, headers)
+            if result.error or result.status not in REDIRECT_CODES:
+                moved = current if (current != url and permanent) else None
+                return _replace(result, permanent_redirect=moved)
+            location = result.headers.get("location")
+            if not location:
+                return _replace(result, error=f"redirect {result.status} without Location",
+                                error_kind="redirect")
+            permanent = permanent and result.status in PERMANENT_CODES
+            current = urljoin(current, location.strip())
+            if current in visited:
+                return FetchResult(url, current, status=result.status,
+                                   error="redirect loop", error_kind="redirect")
+        return FetchResult(url, current, error=f"more than {self.config.max_redirects} redirects",
+                           error_kind="redirect")
+
+    async def _get_once(self, url: str, current: str, headers: dict[str, str]) -> FetchResult:
+        host = (urlsplit(current).hostname or "").lower()
+        sem = await self.limiter.acquire(host)
+        try:
+            async with self.client.stream("GET", current, headers=headers) as response:
+                resp_headers = {k.lower(): v for k, v in response.headers.items()}
+                status = response.status_code
+                if status in REDIRECT_CODES or status == 304:
+                    return FetchResult(url, current, status=status, headers=resp_headers)
+                body = await self._read_body(response)
+                return FetchResult(url, str(response.url), status=status, headers=resp_headers,
+                                   body=body)
+        except BlockedAddressError as exc:
+            return FetchResult(url, current, error=str(exc), error_kind="blocked")
+        except BodyTooLarge as exc:
+            return FetchResult(url, current, error=str(exc), error_kind="too_large")
+        except (ValueError, zlib.error) as exc:
+            return FetchResult(url, current, error=f"bad body: {exc}", error_kind="encoding")
+        except httpx.InvalidURL as exc:
+            return FetchResult(url, current, error=f"invalid URL: {exc}", error_kind="blocked")
+        except httpx.HTTPError as exc:
+            message = str(exc) or type(exc).__name__
+            return FetchResult(url, current, error=f"{type(exc).__name__}: {message}",
+                               error_kind="network")
+        except OSError as exc:
+            return FetchResult(url, current, error=f"network error: {exc}", error_kind="network")
+        finally:
+            sem.release()
+
+    async def _read_body(self, response: httpx.Response) -> bytes:
+        limit = self.config.max_bytes
+        length = response.headers.get("content-length", "")
+        encoding = response.headers.get("content-encoding", "")
+        if length.isdigit() and not encoding and int(length) > limit:
+            raise BodyTooLarge(f"Content-Length {length} exceeds max_bytes ({limit})")
+        decoder = _Decoder(encoding, limit)
+        async for chunk in response.aiter_raw():
+            decoder.feed(chunk)
+        return decoder.finish()
+
+    async def allowed_by_robots(self, url: str) -> bool:
+        """Whether robots.txt of url's host lets our user agent fetch it (cached per host)."""
+        if not self.config.respect_robots:
+            return True
+        parts = urlsplit(url)
+        origin = f"{parts.scheme}://{parts.netloc}"
+        if origin not in self._robots:  # one fetch per host, shared by concurrent callers
+            self._robots[origin] = asyncio.ensure_future(self._load_robots(origin))
+        parser = await self._robots[origin]
+        return parser is None or parser.can_fetch(self.config.user_agent, url)
+
+    async def _load_robots(self, origin: str) -> RobotFileParser | None:
+        """The host's rules; None (everything allowed) when it has no usable robots.txt."""
+        result = await self.fetch(origin + "/robots.txt", accept="text/plain, */*")
+        if result.ok:
+            parser = RobotFileParser()
+            parser.parse(result.body.decode("utf-8", "replace").splitlines())
+            return parser
+        if result.status in (401, 403):
+            parser = RobotFileParser()
+            parser.disallow_all = True
+            return parser
+        return None
+
+
+def _replace(result: FetchResult, **changes: Any) -> FetchResult:
+    from dataclasses import replace
+
+    return replace(result, **changes)

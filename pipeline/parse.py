@@ -1,0 +1,329 @@
+"""Feed parsing: feedparser → `ParsedFeed` with plain-data `Entry` items.
+
+feedparser is always handed `io.BytesIO(body)` with the response headers: given a string it
+would treat it as a path or URL and read local files, and without the headers its charset
+precedence rules cannot apply. Every exception is caught and returned as `FeedParseError`.
+"""
+
+from __future__ import annotations
+
+import calendar
+import hashlib
+import html
+import io
+import json
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import urlsplit
+
+import feedparser
+from feedparser.datetimes import _parse_date as feedparser_date
+
+from pipeline.dedupe import canonical_url
+from pipeline.text import clean, one_line, plain_title
+
+MAX_ENTITY_EXPANSION = 1_000_000  # characters an internal DTD may add to a document
+MAX_TITLE = 1_000
+MAX_FIELD = 1_000_000
+MIN_YEAR = 1990
+
+
+class FeedParseError(Exception):
+    """The body is not a usable feed; the message says why."""
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One feed item, cleaned: plain-text title, absolute http(s) link, sane UTC date or None."""
+
+    key: str
+    guid: str | None
+    link: str | None
+    title: str
+    summary: str  # HTML as the feed gave it (sanitised by feedparser)
+    content: str  # HTML; the richest body the feed carries
+    published_at: str | None
+    published_raw: str | None
+    authors: tuple[str, ...] = ()
+    tags: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ParsedFeed:
+    title: str
+    link: str | None
+    version: str
+    entries: tuple[Entry, ...]
+    ttl_seconds: float | None = None
+    warning: str | None = None
+    total_entries: int = 0
+
+
+# --- hostile-DTD pre-scan -----------------------------------------------------------------
+
+_DOCTYPE = re.compile(rb"<!DOCTYPE[^\[>]*\[(.*?)\]\s*>", re.S | re.I)
+_ENTITY = re.compile(rb"<!ENTITY\s+(%\s+)?([^\s]+)\s+(SYSTEM|PUBLIC|\"[^\"]*\"|'[^']*')", re.S)
+_REF = re.compile(rb"&([A-Za-z_][\w.-]*);")
+
+
+def check_entities(body: bytes) -> None:
+    """Refuse external entities and internal ones that would expand a document too far.
+
+    feedparser's loose fallback parser expands internal entities without any limit (a 160 KB
+    feed became a 2 GB title), so this runs before it. Small, ordinary DTDs pass.
+    """
+    head = body[:200_000]
+    match = _DOCTYPE.search(head)
+    if not match:
+        return
+    values: dict[bytes, bytes] = {}
+    for m in _ENTITY.finditer(match.group(1)):
+        if m.group(3) in (b"SYSTEM", b"PUBLIC"):
+            raise FeedParseError(f"external entity {m.group(2).decode(errors='replace')!r} "
+                                 "refused")
+        values[m.group(2)] = m.group(3)[1:-1]
+    if not values:
+        return
+    sizes: dict[bytes, int] = {}
+
+    def size(name: bytes, depth: int = 0) -> int:
+        if name in sizes:
+            return sizes[name]
+        if depth > 20:
+            raise FeedParseError("entity nesting too deep")
+        value = values.get(name, b"")
+        total = len(value) + sum(size(r, depth + 1) for r in _REF.findall(value) if r in values)
+        sizes[name] = min(total, MAX_ENTITY_EXPANSION + 1)
+        return sizes[name]
+
+    rest = body[match.end():]
+    expansion = 0
+    for ref in _REF.findall(rest):
+        if ref in values:
+            expansion += size(ref)
+            if expansion > MAX_ENTITY_EXPANSION:
+                raise FeedParseError("entity expansion too large (billion laughs / quadratic "
+                                     "blowup refused)")
+
+
+# --- dates, links, keys ---------------------------------------------------------------------
+
+def sane_date(parsed: Any, now: datetime | None = None) -> str | None:
+    """ISO 8601 UTC from feedparser's UTC struct_time, or None when absent or absurd."""
+    if not parsed:
+        return None
+    try:
+        when = datetime.fromtimestamp(calendar.timegm(parsed), UTC)
+    except (OverflowError, ValueError, TypeError, OSError):
+        return None
+    now = now or datetime.now(UTC)
+    if when.year < MIN_YEAR or when > now + timedelta(days=1):
+        return None
+    return when.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def http_link(value: Any) -> str | None:
+    """The link if it is an absolute http(s) URL with a host, else None."""
+    if not isinstance(value, str):
+        return None
+    value = clean(value).strip()
+    try:
+        parts = urlsplit(value)
+    except ValueError:
+        return None
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        return None
+    return value
+
+
+def entry_key(guid: str | None, link: str | None, title: str, content: str) -> str:
+    """GUID, else the canonical link, else a hash of title and content."""
+    if guid:
+        return "guid:" + guid
+    if link:
+        return "link:" + canonical_url(link)
+    digest = hashlib.sha256(f"{title}\x00{content}".encode()).hexdigest()[:32]
+    return "hash:" + digest
+
+
+# --- the parser -------------------------------------------------------------------------------
+
+def _first_link(entry: Any) -> str | None:
+    link = http_link(entry.get("link"))
+    if link:
+        return link
+    for item in entry.get("links") or []:
+        if item.get("rel", "alternate") == "alternate":
+            link = http_link(item.get("href"))
+            if link:
+                return link
+    guid = entry.get("id")
+    if entry.get("guidislink") and guid:
+        return http_link(guid)
+    return None
+
+
+def _content(entry: Any) -> str:
+    best = ""
+    for item in entry.get("content") or []:
+        value = item.get("value") or ""
+        if len(value) > len(best):
+            best = value
+    return clean(best or entry.get("summary") or "", MAX_FIELD)
+
+
+def _entry(raw: Any, now: datetime) -> Entry:
+    guid = one_line(raw.get("id") or "", 2000) or None
+    link = _first_link(raw)
+    title = plain_title(raw.get("title"), MAX_TITLE)
+    content = _content(raw)
+    published_raw = raw.get("published") or raw.get("updated") or raw.get("created")
+    published = sane_date(raw.get("published_parsed") or raw.get("updated_parsed")
+                          or raw.get("created_parsed"), now)
+    authors = tuple(dict.fromkeys(
+        one_line(a.get("name"), 200) for a in raw.get("authors") or [] if a.get("name")))
+    if not authors and raw.get("author"):
+        authors = (one_line(raw.get("author"), 200),)
+    tags = tuple(dict.fromkeys(
+        one_line(t.get("term"), 200) for t in raw.get("tags") or [] if t.get("term")))
+    return Entry(
+        key=entry_key(guid, link, title, content),
+        guid=guid,
+        link=link,
+        title=title,
+        summary=clean(raw.get("summary"), MAX_FIELD),
+        content=content,
+        published_at=published,
+        published_raw=one_line(published_raw, 200) if isinstance(published_raw, str) else None,
+        authors=authors,
+        tags=tags,
+    )
+
+
+def _ttl(feed: Any) -> float | None:
+    """The feed's own refresh hint: RSS `<ttl>` minutes, or `sy:updatePeriod`/`Frequency`."""
+    ttl = str(feed.get("ttl") or "").strip()
+    if ttl.isdigit() and int(ttl) > 0:
+        return int(ttl) * 60.0
+    period = str(feed.get("sy_updateperiod") or "").strip().lower()
+    seconds = {"hourly": 3600, "daily": 86400, "weekly": 604800, "monthly": 2592000,
+               "yearly": 31536000}.get(period)
+    if seconds:
+        freq = str(feed.get("sy_updatefrequency") or "1").strip()
+        return seconds / max(1, int(freq) if freq.isdigit() else 1)
+    return None
+
+
+def _parse_xml(body: bytes, headers: dict[str, str], url: str) -> dict[str, Any]:
+    check_entities(body)
+    if url:
+        headers.setdefault("content-location", url)
+    try:
+        return feedparser.parse(io.BytesIO(body), response_headers=headers,
+                                sanitize_html=True, resolve_relative_uris=True)
+    except Exception as exc:  # noqa: BLE001 - feedparser raises odd things on odd input
+        raise FeedParseError(f"parser crashed: {type(exc).__name__}: {exc}") from None
+
+
+def _looks_like_html(body: bytes) -> bool:
+    head = body[:2048].lstrip().lower()
+    return head.startswith((b"<!doctype html", b"<html")) or b"<html" in head[:512]
+
+
+# --- JSON Feed (feedparser 6.0 reads only XML) -------------------------------------------------
+
+def _looks_like_json(body: bytes, headers: dict[str, str]) -> bool:
+    content_type = headers.get("content-type", "").lower()
+    return "json" in content_type or body.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"{")
+
+
+def _json_authors(item: dict[str, Any]) -> list[dict[str, str]]:
+    people = item.get("authors") or ([item["author"]] if item.get("author") else [])
+    return [{"name": str(p.get("name"))} for p in people if isinstance(p, dict) and p.get("name")]
+
+
+def _json_item(item: dict[str, Any]) -> dict[str, Any]:
+    """A JSON Feed item in the shape of a feedparser entry, so one code path cleans both."""
+    content = item.get("content_html")
+    if not isinstance(content, str) or not content:
+        text = item.get("content_text")
+        content = f"<p>{html.escape(text)}</p>" if isinstance(text, str) and text else ""
+    published = item.get("date_published") or item.get("date_modified")
+    published = published if isinstance(published, str) else None
+    title = item.get("title")
+    return {
+        "id": str(item["id"]) if item.get("id") is not None else None,
+        "link": item.get("url") or item.get("external_url"),
+        "title": html.escape(title) if isinstance(title, str) else "",
+        "summary": item.get("summary") if isinstance(item.get("summary"), str) else "",
+        "content": [{"value": content}],
+        "published": published,
+        "published_parsed": feedparser_date(published) if published else None,
+        "authors": _json_authors(item),
+        "tags": [{"term": str(t)} for t in item.get("tags") or [] if isinstance(t, str)],
+    }
+
+
+def parse_json_feed(body: bytes) -> tuple[dict[str, Any], list[dict[str, Any]], str] | None:
+    """(feed, items, version) of a JSON Feed, or None when the body is not one."""
+    try:
+        data = json.loads(body.decode("utf-8-sig"))
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+        return None
+    if not isinstance(data, dict) or "jsonfeed.org" not in str(data.get("version", "")):
+        return None
+    items = data.get("items")
+    if not isinstance(items, list):
+        raise FeedParseError("JSON Feed without an items list")
+    version = "json1" + ("1" if str(data["version"]).rstrip("/").endswith("1.1") else "")
+    feed = {"title": html.escape(str(data.get("title") or "")),
+            "link": data.get("home_page_url")}
+    return feed, [_json_item(i) for i in items if isinstance(i, dict)], version
+
+
+def parse_feed(body: bytes, headers: dict[str, str] | None = None, url: str = "",
+               max_entries: int = 500, now: datetime | None = None) -> ParsedFeed:
+    """Parse a feed body; raise FeedParseError with a clear reason when it is unusable."""
+    if not body.strip():
+        raise FeedParseError("empty body")
+    response_headers = {k.lower(): v for k, v in (headers or {}).items()}
+    json_feed = parse_json_feed(body) if _looks_like_json(body, response_headers) else None
+    if json_feed is not None:
+        feed, items, version = json_feed
+        parsed: dict[str, Any] = {"feed": feed, "entries": items, "version": version}
+    else:
+        parsed = _parse_xml(body, response_headers, url)
+    now = now or datetime.now(UTC)
+    raw_entries = parsed.get("entries") or []
+    if not raw_entries and not parsed.get("version"):
+        if _looks_like_html(body):
+            raise FeedParseError("an HTML page, not a feed")
+        reason = parsed.get("bozo_exception")
+        raise FeedParseError(f"not a feed: {reason}" if reason else "not a recognisable feed")
+    entries: list[Entry] = []
+    seen: set[str] = set()
+    for raw in raw_entries[:max_entries]:
+        try:
+            entry = _entry(raw, now)
+        except Exception as exc:  # noqa: BLE001 - one bad item must not lose the others
+            raise FeedParseError(f"bad entry: {type(exc).__name__}: {exc}") from None
+        if entry.key in seen:  # duplicate GUIDs within one document: keep the first
+            continue
+        seen.add(entry.key)
+        entries.append(entry)
+    feed = parsed.get("feed") or {}
+    warning = None
+    if parsed.get("bozo") and parsed.get("bozo_exception") is not None:
+        warning = one_line(f"{type(parsed['bozo_exception']).__name__}: "
+                           f"{parsed['bozo_exception']}", 500)
+    return ParsedFeed(
+        title=plain_title(feed.get("title"), MAX_TITLE),
+        link=http_link(feed.get("link")),
+        version=str(parsed.get("version") or ""),
+        entries=tuple(entries),
+        ttl_seconds=_ttl(feed),
+        warning=warning,
+        total_entries=len(raw_entries),
+    )

@@ -1,0 +1,491 @@
+"""Storage: the only module that speaks SQL.
+
+SQLite in WAL mode through sqlite-utils. The database is the single source of state: the
+feed list and schedule, HTTP validators, failures, every entry of every feed, the articles
+and their duplicate clusters. Each feed poll is written in one `BEGIN IMMEDIATE` transaction
+together with the feed's new validators, so a crash at any point loses nothing and doubles
+nothing: a poll is either recorded whole or not at all, and then simply happens again.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import sqlite3
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import sqlite_utils
+
+from pipeline.extract import Article
+
+SCHEMA_VERSION = 1
+BUSY_TIMEOUT_MS = 30_000
+MIN_WORDS_FOR_TEXT_DEDUPE = 25
+
+
+def utcnow() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def iso(when: datetime) -> str:
+    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_iso(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    return datetime.strptime(value[:19], "%Y-%m-%dT%H:%M:%S").replace(tzinfo=UTC)
+
+
+class StoreError(Exception):
+    """The database cannot be used (missing directory, corrupt file, newer schema)."""
+
+
+class LockedError(Exception):
+    """Another newswire process holds the write lock on this database."""
+
+
+# --- what the store records -------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class FeedState:
+    """A feed row, as the scheduler and the poller need it."""
+
+    id: int
+    url: str
+    name: str | None
+    etag: str | None
+    last_modified: str | None
+    next_poll_at: str | None
+    last_polled_at: str | None
+    consecutive_failures: int
+    interval_seconds: float | None
+    cron: str | None
+    current_interval: float | None
+    last_unconditional_at: str | None
+    gone: bool
+
+
+@dataclass(frozen=True)
+class NewEntry:
+    """A feed item seen for the first time, and the article it belongs to (if any)."""
+
+    key: str
+    guid: str | None
+    link: str | None
+    title: str
+    published_at: str | None
+    article: Article | None = None  # freshly extracted
+    existing_article_id: str | None = None  # already stored under one of its URLs
+    url_aliases: tuple[str, ...] = ()  # canonical forms of every URL that led to the article
+    fingerprint: Any = None  # near-duplicate signature (pipeline.neardup.Fingerprint)
+
+
+@dataclass(frozen=True)
+class PollResult:
+    """Everything one poll of one feed produced, recorded in one transaction."""
+
+    feed_id: int
+    started_at: str
+    duration_ms: int
+    status: int | None
+    bytes: int
+    error: str | None
+    next_poll_at: str | None
+    consecutive_failures: int
+    current_interval: float | None
+    etag: str | None = None
+    last_modified: str | None = None
+    feed_title: str | None = None
+    new_url: str | None = None  # after a permanent redirect
+    gone: bool = False
+    conditional: bool = False
+    warning: str | None = None
+    entries: tuple[NewEntry, ...] = ()
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class PollSummary:
+    new_entries: int
+    new_articles: int
+    exact_duplicates: int
+    near_duplicates: int
+
+
+# --- schema ---------------------------------------------------------------------------------
+
+def _migration_1(db: sqlite_utils.Database) -> None:
+    db["feeds"].create({
+        "id": int, "url": str, "config_url": str, "name": str, "title": str, "site_url": str,
+        "etag": str, "last_modified": str, "added_at": str, "last_polled_at": str,
+        "last_success_at": str, "next_poll_at": str, "last_status": int,
+        "consecutive_failures": int, "last_error": str, "last_warning": str,
+        "interval_seconds": float, "cron": str, "current_interval": float,
+        "last_unconditional_at": str, "gone": int, "active": int,
+    }, pk="id", not_null={"url"}, defaults={"consecutive_failures": 0, "gone": 0, "active": 1})
+    db["feeds"].create_index(["url"], unique=True)
+    db["feeds"].create_index(["next_poll_at"])
+
+    db["clusters"].create({
+        "id": str, "canonical_article_id": str, "size": int, "first_seen_at": str,
+        "last_seen_at": str,
+    }, pk="id")
+
+    db["articles"].create({
+        "id": str, "url": str, "canonical_url": str, "title": str, "text": str,
+        "author": str, "published_at": str, "fetched_at": str, "language": str,
+        "sitename": str, "feed_id": int, "cluster_id": str, "duplicate_of": str,
+        "duplicate_kind": str, "duplicate_score": float, "text_hash": str,
+        "text_source": str, "quality": str, "extract_error": str, "description": str,
+        "word_count": int,
+    }, pk="id", foreign_keys=[("feed_id", "feeds", "id"), ("cluster_id", "clusters", "id")])
+    db["articles"].create_index(["text_hash"])
+    db["articles"].create_index(["cluster_id"])
+    db["articles"].create_index(["fetched_at"])
+    db["articles"].create_index(["published_at"])
+    db["articles"].enable_fts(["title", "text"], create_triggers=True,
+                              tokenize="porter unicode61")
+
+    db["entries"].create({
+        "id": int, "feed_id": int, "entry_key": str, "guid": str, "link": str, "title": str,
+        "published_at": str, "article_id": str, "seen_at": str,
+    }, pk="id", not_null={"feed_id", "entry_key"},
+        foreign_keys=[("feed_id", "feeds", "id"), ("article_id", "articles", "id")])
+    db["entries"].create_index(["feed_id", "entry_key"], unique=True)
+    db["entries"].create_index(["article_id"])
+
+    db["article_urls"].create({"url": str, "article_id": str}, pk="url",
+                              foreign_keys=[("article_id", "articles", "id")])
+
+    db["fetches"].create({
+        "id": int, "feed_id": int, "started_at": str, "duration_ms": int, "status": int,
+        "bytes": int, "new_entries": int, "new_articles": int, "conditional": int,
+        "error": str,
+    }, pk="id", foreign_keys=[("feed_id", "feeds", "id")])
+    db["fetches"].create_index(["feed_id", "started_at"])
+
+
+MIGRATIONS = {1: _migration_1}
+
+
+# --- the store ------------------------------------------------------------------------------
+
+class Store:
+    """The database. Open with `Store.open(path)`; use as a context manager to close it."""
+
+    def __init__(self, db: sqlite_utils.Database, path: Path | None) -> None:
+        self.db = db
+        self.path = path
+        self._lock_file: Any = None
+
+    @classmethod
+    def open(cls, path: str | os.PathLike[str]) -> Store:
+        """Open (creating and migrating if needed) the database at path."""
+        path = Path(path)
+        if str(path) != ":memory:" and not path.parent.exists():
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise StoreError(f"cannot create {path.parent}: {exc}") from None
+        try:
+            conn = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_MS / 1000,
+                                   isolation_level=None, check_same_thread=False)
+            db = sqlite_utils.Database(conn)
+            db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            if str(path) != ":memory:":
+                db.execute("PRAGMA journal_mode = WAL")
+            db.execute("PRAGMA synchronous = NORMAL")
+            db.execute("PRAGMA foreign_keys = ON")
+            store = cls(db, None if str(path) == ":memory:" else path)
+            store.migrate()
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"cannot use database {path}: {exc}") from None
+        return store
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.release_lock()
+        self.db.close()
+
+    # -- schema and locking
+
+    @property
+    def schema_version(self) -> int:
+        return int(self.db.execute("PRAGMA user_version").fetchone()[0])
+
+    def migrate(self) -> None:
+        version = self.schema_version
+        if version > SCHEMA_VERSION:
+            raise StoreError(f"database schema {version} is newer than this newswire "
+                             f"({SCHEMA_VERSION}); upgrade newswire")
+        for target in range(version + 1, SCHEMA_VERSION + 1):
+            with self.write():
+                MIGRATIONS[target](self.db)
+                self.db.execute(f"PRAGMA user_version = {target}")
+
+    def acquire_lock(self) -> None:
+        """Take the exclusive writer lock (a sidecar file), or raise LockedError."""
+        if self.path is None or self._lock_file is not None:
+            return
+        lock_path = self.path.with_name(self.path.name + ".lock")
+        handle = open(lock_path, "a+")  # noqa: SIM115 - held for the process lifetime
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "unknown"
+            handle.close()
+            raise LockedError(f"another newswire process (pid {holder}) is writing to "
+                              f"{self.path}") from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(str(os.getpid()))
+        handle.flush()
+        self._lock_file = handle
+
+    def release_lock(self) -> None:
+        if self._lock_file is not None:
+            fcntl.flock(self._lock_file, fcntl.LOCK_UN)
+            self._lock_file.close()
+            self._lock_file = None
+
+    @contextmanager
+    def write(self) -> Iterator[sqlite_utils.Database]:
+        """One short write transaction; sqlite-utils calls inside nest as savepoints."""
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.db
+        except BaseException:
+            if self.db.conn.in_transaction:
+                self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
+
+    # -- feeds
+
+    def sync_feeds(self, feeds: Iterable[Any], now: str | None = None) -> None:
+        """Make the feeds table follow the config: add new feeds, update names and
+        overrides, deactivate feeds no longer listed (their data stays)."""
+        now = now or utcnow()
+        wanted = {f.url: f for f in feeds}
+        with self.write():
+            rows = {r["config_url"] or r["url"]: r for r in self.db["feeds"].rows}
+            for url, feed in wanted.items():
+                values = {"name": feed.name, "interval_seconds": feed.interval,
+                          "cron": feed.cron, "active": 1}
+                if url in rows:
+                    self.db["feeds"].update(rows[url]["id"], values)
+                else:
+                    self.db["feeds"].insert({"url": url, "config_url": url, "added_at": now,
+                                             "next_poll_at": now, **values})
+            for url, row in rows.items():
+                if url not in wanted and row["active"] and row["config_url"]:
+                    self.db["feeds"].update(row["id"], {"active": 0})
+
+    def add_feed(self, url: str, name: str | None = None) -> int:
+        """Add one feed (not from the config); returns its id. Idempotent."""
+        now = utcnow()
+        with self.write():
+            existing = self.db.execute("SELECT id FROM feeds WHERE url = ?", [url]).fetchone()
+            if existing:
+                self.db["feeds"].update(existing[0], {"active": 1})
+                return int(existing[0])
+            return int(self.db["feeds"].insert({
+                "url": url, "name": name, "added_at": now, "next_poll_at": now,
+                "active": 1}).last_pk)
+
+    def feeds(self, due_at: str | None = None, include_all: bool = False) -> list[FeedState]:
+        """Active feeds; only those due at `due_at` unless include_all."""
+        sql = "SELECT * FROM feeds WHERE active = 1"
+        params: list[Any] = []
+        if not include_all:
+            sql += " AND gone = 0 AND next_poll_at IS NOT NULL AND next_poll_at <= ?"
+            params.append(due_at or utcnow())
+        sql += " ORDER BY next_poll_at, id"
+        return [_feed_state(row) for row in self.db.query(sql, params)]
+
+    def feed(self, feed_id: int) -> FeedState:
+        return _feed_state(self.db["feeds"].get(feed_id))
+
+    # -- what is already known
+
+    def known_entry_keys(self, feed_id: int, keys: Sequence[str]) -> set[str]:
+        known: set[str] = set()
+        for chunk in _chunks(list(keys), 500):
+            marks = ",".join("?" * len(chunk))
+            known.update(r[0] for r in self.db.execute(
+                f"SELECT entry_key FROM entries WHERE feed_id = ? AND entry_key IN ({marks})",
+                [feed_id, *chunk]))
+        return known
+
+    def article_ids_for_urls(self, urls: Sequence[str]) -> dict[str, str]:
+        """Canonical URL → stored article id, for the URLs already known."""
+        found: dict[str, str] = {}
+        for chunk in _chunks(list(urls), 500):
+            marks = ",".join("?" * len(chunk))
+            found.update((r[0], r[1]) for r in self.db.execute(
+                f"SELECT url, article_id FROM article_urls WHERE url IN ({marks})", chunk))
+        return found
+
+    # -- recording a poll
+
+    def record_poll(self, result: PollResult) -> PollSummary:
+        """Write one poll (fetch log, entries, articles, clusters, feed state) atomically."""
+        now = utcnow()
+        new_articles = exact = near = 0
+        with self.write():
+            for entry in result.entries:
+                article_id = entry.existing_article_id
+                if entry.article is not None:
+                    kind, article_id = self._add_article(entry, result.feed_id, now)
+                    new_articles += kind is not None
+                    exact += kind == "exact"
+                    near += kind == "near"
+                self.db.execute(
+                    "INSERT OR IGNORE INTO entries (feed_id, entry_key, guid, link, title, "
+                    "published_at, article_id, seen_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    [result.feed_id, entry.key, entry.guid, entry.link, entry.title,
+                     entry.published_at, article_id, now])
+                if article_id:
+                    for alias in entry.url_aliases:
+                        self.db.execute("INSERT OR IGNORE INTO article_urls (url, article_id) "
+                                        "VALUES (?, ?)", [alias, article_id])
+            self._update_feed(result, now)
+            self.db["fetches"].insert({
+                "feed_id": result.feed_id, "started_at": result.started_at,
+                "duration_ms": result.duration_ms, "status": result.status,
+                "bytes": result.bytes, "new_entries": len(result.entries),
+                "new_articles": new_articles, "conditional": int(result.conditional),
+                "error": result.error,
+            })
+        return PollSummary(len(result.entries), new_articles, exact, near)
+
+    def _update_feed(self, result: PollResult, now: str) -> None:
+        values: dict[str, Any] = {
+            "last_polled_at": result.started_at, "last_status": result.status,
+            "last_error": result.error, "last_warning": result.warning,
+            "next_poll_at": result.next_poll_at,
+            "consecutive_failures": result.consecutive_failures,
+            "current_interval": result.current_interval, "gone": int(result.gone),
+        }
+        if result.error is None and result.status in (200, 304):
+            values["last_success_at"] = now
+            # Validators change only with a successful poll recorded in this same transaction.
+            if result.status == 200:
+                values["etag"] = result.etag
+                values["last_modified"] = result.last_modified
+                if not result.conditional:
+                    values["last_unconditional_at"] = result.started_at
+        if result.feed_title:
+            values["title"] = result.feed_title
+        if result.new_url:
+            taken = self.db.execute("SELECT id FROM feeds WHERE url = ? AND id != ?",
+                                    [result.new_url, result.feed_id]).fetchone()
+            if not taken:
+                values["url"] = result.new_url
+        self.db["feeds"].update(result.feed_id, values)
+
+    def _add_article(self, entry: NewEntry, feed_id: int, now: str) -> tuple[str | None, str]:
+        """Insert the entry's article unless its id is stored; return (kind, article id).
+
+        kind is None when the article already existed, '' for a new original, 'exact' or
+        'near' for a new copy of a stored text.
+        """
+        article = entry.article
+        assert article is not None
+        if self.db.execute("SELECT 1 FROM articles WHERE id = ?", [article.id]).fetchone():
+            return None, article.id
+        from pipeline.dedupe import text_hash
+
+        words = len(article.text.split())
+        digest = text_hash(article.text) if article.text else None
+        duplicate_of, kind, score = None, None, None
+        if digest and words >= MIN_WORDS_FOR_TEXT_DEDUPE:
+            row = self.db.execute(
+                "SELECT id, coalesce(duplicate_of, id), cluster_id FROM articles "
+                "WHERE text_hash = ? ORDER BY fetched_at, id LIMIT 1", [digest]).fetchone()
+            if row:
+                duplicate_of, kind, score, cluster_id = row[1], "exact", 1.0, row[2]
+        if kind is None and entry.fingerprint is not None:
+            match = self.find_near_duplicate(entry.fingerprint, article)
+            if match is not None:
+                duplicate_of, kind, score, cluster_id = match
+        if kind is None:
+            cluster_id = article.id
+            self.db.execute(
+                "INSERT INTO clusters (id, canonical_article_id, size, first_seen_at, "
+                "last_seen_at) VALUES (?, ?, 0, ?, ?)", [cluster_id, article.id, now, now])
+        self.db["articles"].insert({
+            "id": article.id, "url": article.url, "canonical_url": article.canonical_url,
+            "title": article.title, "text": article.text, "author": article.author,
+            "published_at": article.published_at, "fetched_at": now,
+            "language": article.language, "sitename": article.sitename, "feed_id": feed_id,
+            "cluster_id": cluster_id, "duplicate_of": duplicate_of, "duplicate_kind": kind,
+            "duplicate_score": score, "text_hash": digest, "text_source": article.text_source,
+            "quality": article.quality, "extract_error": article.extract_error,
+            "description": article.description, "word_count": words,
+        })
+        self.db.execute(
+            "UPDATE clusters SET size = size + 1, last_seen_at = ? WHERE id = ?",
+            [now, cluster_id])
+        if entry.fingerprint is not None:
+            self.index_fingerprint(article.id, entry.fingerprint, now)
+        if article.canonical_url:
+            self.db.execute("INSERT OR IGNORE INTO article_urls (url, article_id) "
+                            "VALUES (?, ?)", [article.canonical_url, article.id])
+        return kind or "", article.id
+
+    # near-duplicate hooks: filled in by the clustering layer
+    def find_near_duplicate(self, fingerprint: Any, article: Article
+                            ) -> tuple[str, str, float, str] | None:
+        return None
+
+    def index_fingerprint(self, article_id: str, fingerprint: Any, now: str) -> None:
+        return None
+
+    def maintenance(self, config: Any) -> None:
+        """Periodic upkeep for the daemon: checkpoint the WAL so it does not grow unbounded."""
+        self.db.execute("PRAGMA wal_checkpoint(PASSIVE)")
+
+    # -- reading for the CLI
+
+    def status_rows(self) -> list[dict[str, Any]]:
+        return list(self.db.query("""
+            SELECT f.id, coalesce(f.name, f.title, f.url) AS name, f.url, f.active, f.gone,
+                   f.last_polled_at, f.next_poll_at, f.last_status, f.consecutive_failures,
+                   f.last_error, f.current_interval,
+                   (SELECT count(*) FROM articles a WHERE a.feed_id = f.id) AS articles,
+                   (SELECT count(*) FROM entries e WHERE e.feed_id = f.id) AS entries
+            FROM feeds f ORDER BY f.id"""))
+
+    def counts(self) -> dict[str, int]:
+        return {t: self.db[t].count for t in
+                ("feeds", "entries", "articles", "clusters", "fetches")}
+
+
+def _feed_state(row: dict[str, Any]) -> FeedState:
+    return FeedState(
+        id=row["id"], url=row["url"], name=row["name"], etag=row["etag"],
+        last_modified=row["last_modified"], next_poll_at=row["next_poll_at"],
+        last_polled_at=row["last_polled_at"],
+        consecutive_failures=row["consecutive_failures"] or 0,
+        interval_seconds=row["interval_seconds"], cron=row["cron"],
+        current_interval=row["current_interval"],
+        last_unconditional_at=row["last_unconditional_at"], gone=bool(row["gone"]),
+    )
+
+
+def _chunks(items: list[str], size: int) -> Iterator[list[str]]:
+    for start in range(0, len(items), size):
+        yield items[start:start + size]

@@ -1,0 +1,105 @@
+"""Configuration: durations, lookup order, relative paths and errors that name the key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from pipeline.config import (
+    ConfigError,
+    check_feed_url,
+    load_config,
+    parse_duration,
+    resolve_config_path,
+)
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.parametrize(("text", "seconds"), [
+    ("90s", 90), ("15m", 900), ("2h", 7200), ("1d", 86400), ("500ms", 0.5), (30, 30),
+    ("1.5h", 5400), (" 10 m ", 600),
+])
+def test_durations(text: str | int, seconds: float) -> None:
+    assert parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize("bad", ["soon", "10 minutes", "-5", -5, True, "5y", ""])
+def test_bad_durations(bad: object) -> None:
+    with pytest.raises(ValueError):
+        parse_duration(bad)
+
+
+def test_feed_urls() -> None:
+    assert check_feed_url(" https://a.example/feed ") == "https://a.example/feed"
+    for bad in ["ftp://a.example/f", "feed://a.example", "/relative", "http://", 5, ""]:
+        with pytest.raises(ValueError):
+            check_feed_url(bad)
+
+
+def test_lookup_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("NEWSWIRE_CONFIG", raising=False)
+    assert resolve_config_path(None) == Path("config/newswire.yaml")
+    monkeypatch.setenv("NEWSWIRE_CONFIG", str(tmp_path / "env.yaml"))
+    assert resolve_config_path(None) == tmp_path / "env.yaml"
+    assert resolve_config_path(tmp_path / "cli.yaml") == tmp_path / "cli.yaml"
+
+
+def test_relative_paths_resolve_against_the_config_file(tmp_path: Path) -> None:
+    (tmp_path / "conf").mkdir()
+    path = tmp_path / "conf" / "nw.yaml"
+    path.write_text("database: ../data/nw.db\nfeeds:\n  - https://a.example/feed\n"
+                    "  - url: https://b.example/rss\n    name: B\n    interval: 10m\n"
+                    "  - url: https://c.example/rss\n    cron: '*/20 * * * *'\n"
+                    "fetch:\n  timeout: 1m\n  allow_networks: ['127.0.0.1/32']\n")
+    config = load_config(path)
+    assert config.database == (tmp_path / "data" / "nw.db").resolve()
+    assert [f.url for f in config.feeds] == ["https://a.example/feed", "https://b.example/rss",
+                                             "https://c.example/rss"]
+    assert config.feeds[1].name == "B" and config.feeds[1].interval == 600
+    assert config.feeds[2].cron == "*/20 * * * *"
+    assert config.fetch.timeout == 60
+    assert config.fetch.allow_networks == ("127.0.0.1/32",)
+    assert config.schedule.interval == 900  # default
+
+
+@pytest.mark.parametrize(("body", "key", "problem"), [
+    ("database: x.db\nfeeds: [https://a.example/f]\nfetch: {timout: 3}\n", "fetch.timout",
+     "unknown key"),
+    ("database: x.db\nfeeds: [https://a.example/f]\nextra: 1\n", "extra", "unknown key"),
+    ("database: x.db\nfeeds: [https://a.example/f, https://a.example/f]\n", "feeds[1].url",
+     "duplicate"),
+    ("database: x.db\nfeeds: [{url: 'https://a.example/f', cron: 'every day'}]\n",
+     "feeds[0].cron", ""),
+    ("database: x.db\nfeeds: [https://a.example/f]\nfetch: {allow_networks: [nope]}\n",
+     "fetch.allow_networks", "not a network"),
+    ("database: x.db\nfeeds: [https://a.example/f]\nfetch: {per_host_concurrency: 0}\n",
+     "fetch.per_host_concurrency", "at least 1"),
+    ("database: x.db\nfeeds: [https://a.example/f]\nfetch: {max_bytes: lots}\n",
+     "fetch.max_bytes", "integer"),
+    ("database: x.db\nfeeds: {url: x}\n", "feeds", "list"),
+    ("database: [x\n", "(file)", "invalid YAML"),
+    ("- just\n- a list\n", "(top level)", "mapping"),
+])
+def test_errors_name_file_key_and_problem(tmp_path: Path, body: str, key: str,
+                                          problem: str) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text(body)
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    assert info.value.key == key
+    assert problem in info.value.problem
+    assert str(path) in str(info.value)
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="not found"):
+        load_config(tmp_path / "nope.yaml")
+
+
+def test_shipped_config_is_valid() -> None:
+    config = load_config(REPO / "config" / "newswire.yaml")
+    assert len(config.feeds) >= 10
+    assert config.feeds[0].url == "https://rss.dw.com/rdf/rss-en-all"
+    assert config.database == (REPO / "data" / "newswire.db").resolve()

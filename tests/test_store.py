@@ -1,0 +1,199 @@
+"""The store: schema, WAL, migrations, one atomic transaction per poll, exact dedupe, FTS."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from pipeline.config import FeedConfig
+from pipeline.dedupe import article_id
+from pipeline.extract import Article
+from pipeline.store import (
+    SCHEMA_VERSION,
+    LockedError,
+    NewEntry,
+    PollResult,
+    Store,
+    StoreError,
+    utcnow,
+)
+
+BODY = ("Rescue teams searched through the night for survivors after the earthquake struck "
+        "the coastal region, officials said on Monday, adding that the death toll was likely "
+        "to rise as crews reached remote villages.\n\nAid agencies appealed for blankets.")
+
+
+def make_article(url: str, text: str = BODY, title: str = "Quake strikes") -> Article:
+    return Article(id=article_id(url), url=url, canonical_url=url, title=title, text=text,
+                   author=None, published_at=None, language="en", sitename="Site",
+                   text_source="page")
+
+
+def entry(key: str, url: str | None = None, article: Article | None = None,
+          existing: str | None = None) -> NewEntry:
+    return NewEntry(key=key, guid=key, link=url, title="t", published_at=None,
+                    article=article, existing_article_id=existing,
+                    url_aliases=(url,) if url else ())
+
+
+def poll(feed_id: int, *entries: NewEntry, status: int = 200, etag: str | None = "e1",
+         error: str | None = None) -> PollResult:
+    return PollResult(feed_id=feed_id, started_at=utcnow(), duration_ms=5, status=status,
+                      bytes=100, error=error, next_poll_at="2099-01-01T00:00:00Z",
+                      consecutive_failures=0 if error is None else 1, current_interval=900.0,
+                      etag=etag, last_modified="Mon, 01 Jan 2024 00:00:00 GMT",
+                      feed_title="Feed", entries=entries)
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Store:
+    s = Store.open(tmp_path / "sub" / "nw.db")
+    s.sync_feeds([FeedConfig(url="http://a.example/feed"), FeedConfig(url="http://b.example/f")])
+    yield s
+    s.close()
+
+
+def test_schema_wal_and_version(store: Store, tmp_path: Path) -> None:
+    assert store.schema_version == SCHEMA_VERSION
+    assert store.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    for table in ("feeds", "entries", "articles", "clusters", "fetches", "articles_fts"):
+        assert store.db[table].exists()
+    columns = set(store.db["articles"].columns_dict)
+    assert {"id", "url", "canonical_url", "title", "text", "author", "published_at",
+            "fetched_at", "language", "sitename", "feed_id", "cluster_id", "duplicate_of",
+            "duplicate_kind"} <= columns
+    store.close()
+    reopened = Store.open(tmp_path / "sub" / "nw.db")  # migrating again is a no-op
+    assert reopened.db["feeds"].count == 2
+    reopened.close()
+
+
+def test_newer_schema_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "nw.db"
+    sqlite3.connect(path).execute("PRAGMA user_version = 999").connection.close()
+    with pytest.raises(StoreError, match="newer"):
+        Store.open(path)
+
+
+def test_garbage_file_is_a_clear_error(tmp_path: Path) -> None:
+    path = tmp_path / "nw.db"
+    path.write_bytes(b"this is not a database" * 100)
+    with pytest.raises(StoreError, match="cannot use database"):
+        Store.open(path)
+
+
+def test_poll_is_recorded_with_validators(store: Store) -> None:
+    feed = store.feeds(include_all=True)[0]
+    summary = store.record_poll(poll(feed.id, entry("g1", "http://a.example/1",
+                                                    make_article("http://a.example/1"))))
+    assert (summary.new_entries, summary.new_articles) == (1, 1)
+    state = store.feed(feed.id)
+    assert state.etag == "e1" and state.next_poll_at == "2099-01-01T00:00:00Z"
+    assert store.known_entry_keys(feed.id, ["g1", "g2"]) == {"g1"}
+    assert store.article_ids_for_urls(["http://a.example/1"]) == {
+        "http://a.example/1": article_id("http://a.example/1")}
+    cluster = store.db["clusters"].get(article_id("http://a.example/1"))
+    assert cluster["size"] == 1
+
+
+def test_a_failed_write_leaves_nothing_behind(store: Store) -> None:
+    feed = store.feeds(include_all=True)[0]
+    good = entry("g1", "http://a.example/1", make_article("http://a.example/1"))
+    broken = poll(9999, good)  # no such feed: the foreign key fails after the entry insert
+    with pytest.raises(sqlite3.IntegrityError):
+        store.record_poll(broken)
+    assert store.db["entries"].count == 0
+    assert store.db["articles"].count == 0
+    assert store.db["fetches"].count == 0
+    assert store.feed(feed.id).etag is None  # validators untouched
+    assert not store.db.conn.in_transaction
+
+
+def test_failed_poll_keeps_old_validators(store: Store) -> None:
+    feed = store.feeds(include_all=True)[0]
+    store.record_poll(poll(feed.id))
+    store.record_poll(poll(feed.id, status=500, etag="new", error="HTTP 500"))
+    state = store.feed(feed.id)
+    assert state.etag == "e1" and state.consecutive_failures == 1
+
+
+def test_same_article_in_two_feeds_is_one_article_with_two_entries(store: Store) -> None:
+    a, b = store.feeds(include_all=True)
+    url = "http://a.example/1"
+    store.record_poll(poll(a.id, entry("g1", url, make_article(url))))
+    store.record_poll(poll(b.id, entry("x9", url, existing=article_id(url))))
+    store.record_poll(poll(b.id, entry("x10", url, make_article(url))))  # raced: same id
+    assert store.db["articles"].count == 1
+    assert store.db.execute("SELECT count(DISTINCT feed_id) FROM entries WHERE article_id = ?",
+                            [article_id(url)]).fetchone()[0] == 2
+
+
+def test_same_text_under_another_url_is_an_exact_duplicate(store: Store) -> None:
+    feed = store.feeds(include_all=True)[0]
+    first, second = "http://a.example/1", "http://mirror.example/story"
+    store.record_poll(poll(feed.id, entry("1", first, make_article(first))))
+    shouty = make_article(second, text=BODY.upper().replace("\n\n", "   \n"), title="Other")
+    summary = store.record_poll(poll(feed.id, entry("2", second, shouty)))
+    assert summary.exact_duplicates == 1
+    row = store.db["articles"].get(article_id(second))
+    assert row["duplicate_kind"] == "exact"
+    assert row["duplicate_of"] == article_id(first)
+    assert row["cluster_id"] == article_id(first)
+    assert store.db["clusters"].get(article_id(first))["size"] == 2
+    assert store.db["clusters"].count == 1
+
+
+def test_short_texts_are_not_text_deduplicated(store: Store) -> None:
+    feed = store.feeds(include_all=True)[0]
+    for i in range(2):
+        url = f"http://a.example/brief{i}"
+        store.record_poll(poll(feed.id, entry(str(i), url, make_article(url, text="Updating."))))
+    kinds = [r["duplicate_kind"] for r in store.db["articles"].rows]
+    assert kinds == [None, None]
+
+
+def test_fts_follows_inserts(store: Store) -> None:
+    feed = store.feeds(include_all=True)[0]
+    url = "http://a.example/1"
+    store.record_poll(poll(feed.id, entry("1", url, make_article(url))))
+    hits = store.db.execute("SELECT rowid FROM articles_fts WHERE articles_fts MATCH ?",
+                            ["earthquakes"]).fetchall()  # porter stemming
+    assert len(hits) == 1
+
+
+def test_sync_feeds_deactivates_removed_feeds_and_keeps_data(store: Store) -> None:
+    store.sync_feeds([FeedConfig(url="http://a.example/feed", name="A")])
+    rows = {r["url"]: r for r in store.db["feeds"].rows}
+    assert rows["http://a.example/feed"]["name"] == "A"
+    assert rows["http://b.example/f"]["active"] == 0
+    assert [f.url for f in store.feeds(include_all=True)] == ["http://a.example/feed"]
+
+
+def test_permanent_redirect_updates_url_but_config_still_matches(store: Store) -> None:
+    feed = store.feeds(include_all=True)[0]
+    result = poll(feed.id)
+    moved = PollResult(**{**result.__dict__, "new_url": "http://a.example/new-feed"})
+    store.record_poll(moved)
+    assert store.feed(feed.id).url == "http://a.example/new-feed"
+    store.sync_feeds([FeedConfig(url="http://a.example/feed"),
+                      FeedConfig(url="http://b.example/f")])
+    assert store.db["feeds"].count == 2
+
+
+def test_due_feeds(store: Store) -> None:
+    a, b = store.feeds(include_all=True)
+    store.record_poll(poll(a.id))  # next poll in 2099
+    assert [f.id for f in store.feeds()] == [b.id]
+
+
+def test_writer_lock(tmp_path: Path) -> None:
+    first = Store.open(tmp_path / "nw.db")
+    second = Store.open(tmp_path / "nw.db")
+    first.acquire_lock()
+    with pytest.raises(LockedError, match="another newswire process"):
+        second.acquire_lock()
+    first.close()
+    second.acquire_lock()  # released with the first
+    second.close()
