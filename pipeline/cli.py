@@ -106,7 +106,7 @@ def _progress_printer():  # noqa: ANN202
     def show(feed, result) -> None:  # noqa: ANN001
         mark = "[red]✗[/red]" if result.error else "[green]✓[/green]"
         console.print(f"{mark} {feed.name or feed.url}: {result.status or '-'} "
-                      f"{len(result.entries)} new" + (f" ({result.error})" if result.error
+                      f"{result.new_entry_count} new" + (f" ({result.error})" if result.error
                                                       else ""))
     return show
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from functools import lru_cache
 from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsplit
 
 from pipeline.text import normalise_for_hash
@@ -33,6 +34,7 @@ def _is_tracking(name: str) -> bool:
     return lowered in TRACKING_PARAMS or lowered.startswith(TRACKING_PREFIXES)
 
 
+@lru_cache(maxsize=8192)  # called several times per entry along the pipeline
 def canonical_url(url: str) -> str:
     """A normal form of url: lower-case scheme and host, no default port, no fragment,
     no tracking parameters, remaining parameters sorted, consistent percent-encoding, no

@@ -3,35 +3,53 @@
     fetch feed ─► parse ─► new entries only ─► fetch pages ─► extract (process pool)
                ─► fingerprint ─► store (one transaction per poll)
 
-Fetching runs concurrently on the event loop; parsing and extraction run in a process pool;
-all writes happen here, on the loop's thread, one short transaction per poll: one writer.
+Fetching runs concurrently on the event loop; parsing and extraction run in a process pool
+(pipeline.pool). Everything in flight is bounded, so memory stays flat however large the
+backlog: feeds are pulled from the due list by a fixed number of pollers, a poll works through
+its new entries in batches, and a page holds a slot from before its fetch until its
+extraction returns. All writes go through one writer task on the loop's thread, which commits
+whatever polls are waiting in one short transaction.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, field
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
+from pipeline.boilerplate import site_of
 from pipeline.config import Config
 from pipeline.dedupe import article_id, canonical_url
 from pipeline.extract import Article, ExtractJob, extract_job
 from pipeline.fetch import PAGE_ACCEPT, Fetcher, FetchResult, Resolver, system_resolver
-from pipeline.parse import Entry, FeedParseError, ParsedFeed, parse_feed
+from pipeline.parse import Entry, ParsedFeed
+from pipeline.pool import make_pool, parse_in_worker, process_page
 from pipeline.schedule import PollOutcome, next_poll
-from pipeline.store import FeedState, NewEntry, PollResult, PollSummary, Store, iso, parse_iso
+from pipeline.store import (
+    EntryBatch,
+    FeedState,
+    NewEntry,
+    PollResult,
+    PollSummary,
+    Store,
+    iso,
+    parse_iso,
+)
 
 log = logging.getLogger("newswire")
 
 HTML_TYPES = ("text/html", "application/xhtml+xml", "")
 MAX_FEEDS_IN_FLIGHT = 16
-MAX_PAGES_IN_FLIGHT = 32
+MAX_PAGES_IN_FLIGHT = 32  # pages fetched or being extracted at once: bounds the HTML held
+ENTRY_BATCH = 50  # a poll's new entries are extracted and written this many at a time
+WRITE_QUEUE = 64  # writes waiting for the writer before producers wait too
+MAX_WRITE_GROUP = 64  # writes committed together in one transaction
 
 
 @dataclass
@@ -69,38 +87,18 @@ class RunReport:
                 f"{self.near_duplicates} near duplicates)")
 
 
-def _parse_in_worker(body: bytes, headers: dict[str, str], url: str,
-                     max_entries: int) -> ParsedFeed | str:
-    """Worker entry point for parsing: an error comes back as its message."""
-    try:
-        return parse_feed(body, headers, url, max_entries=max_entries)
-    except FeedParseError as exc:
-        return str(exc)
-    except Exception as exc:  # noqa: BLE001 - never let one feed break the pool
-        return f"parser crashed: {type(exc).__name__}: {exc}"
+def _add(a: PollSummary, b: PollSummary) -> PollSummary:
+    return PollSummary(a.new_entries + b.new_entries, a.new_articles + b.new_articles,
+                       a.exact_duplicates + b.exact_duplicates,
+                       a.near_duplicates + b.near_duplicates)
 
 
-def process_page(job: ExtractJob) -> tuple[Article, Any]:
-    """Worker entry point for a page: the article, and its near-duplicate fingerprint."""
-    article = extract_job(job)
-    fingerprint = None
-    if article.text:
-        try:
-            from pipeline.neardup import fingerprint as make_fingerprint
-        except ImportError:  # the clustering layer is optional
-            return article, None
-        fingerprint = make_fingerprint(article.text)
-    return article, fingerprint
-
-
-def make_pool(workers: int, max_tasks: int) -> ProcessPoolExecutor:
-    """Extraction workers, recycled after `max_tasks` jobs to bound trafilatura's memory."""
-    count = workers or os.cpu_count() or 1
-    return ProcessPoolExecutor(max_workers=count, max_tasks_per_child=max_tasks or None)
+_NOTHING = PollSummary(0, 0, 0, 0)
+_Write = tuple[PollResult | EntryBatch, "asyncio.Future[PollSummary]"]
 
 
 class Runner:
-    """Holds the shared fetcher, worker pool and store for a run or a daemon's lifetime."""
+    """Holds the shared fetcher, worker pool, writer and store for a run or a daemon."""
 
     def __init__(self, config: Config, store: Store,
                  resolver: Resolver = system_resolver) -> None:
@@ -108,28 +106,86 @@ class Runner:
         self.store = store
         self.resolver = resolver
         self.fetcher: Fetcher | None = None
-        self.pool: ProcessPoolExecutor | None = None
+        self.pool: ProcessPoolExecutor | None = None  # started on first use
         self.stopping = False
         # Pages being fetched in this pass, by canonical URL: feeds that carry the same
-        # story share one fetch and one extraction.
+        # story share one fetch and one extraction. Dropped once their batch is written.
         self._page_tasks: dict[str, asyncio.Task[tuple[str, Article, Any]]] = {}
         self._pages = asyncio.Semaphore(MAX_PAGES_IN_FLIGHT)
+        self._site_lines: dict[str, frozenset[int]] = {}  # per pass, from the store
+        self._writes: asyncio.Queue[_Write] = asyncio.Queue(WRITE_QUEUE)
+        self._writer: asyncio.Task[None] | None = None
 
     async def __aenter__(self) -> Runner:
         self.fetcher = Fetcher(self.config.fetch, self.resolver)
-        self.pool = make_pool(self.config.extract.workers,
-                              self.config.extract.max_tasks_per_worker)
+        self._writer = asyncio.ensure_future(self._write_loop())
         return self
 
     async def __aexit__(self, *exc: object) -> None:
+        if self._writer:
+            await self._writes.join()  # everything handed to the writer is written
+            self._writer.cancel()
         if self.fetcher:
             await self.fetcher.aclose()
         if self.pool:
             self.pool.shutdown(wait=True, cancel_futures=True)
 
+    # -- the worker pool
+
     async def _in_pool(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """Run fn in the pool; a pool broken by a crashed worker is replaced, once."""
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self.pool, fn, *args)
+        for attempt in (1, 2):
+            if self.pool is None:
+                self.pool = make_pool(self.config.extract.workers,
+                                      self.config.extract.max_tasks_per_worker)
+            pool = self.pool
+            try:
+                return await loop.run_in_executor(pool, fn, *args)
+            except BrokenProcessPool:
+                log.warning("a worker process died; starting a new pool")
+                if self.pool is pool:
+                    self.pool = None
+                    pool.shutdown(wait=False, cancel_futures=True)
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
+
+    # -- the single writer
+
+    async def _write(self, item: PollResult | EntryBatch) -> PollSummary:
+        """Hand a write to the writer and wait until it is committed."""
+        future: asyncio.Future[PollSummary] = asyncio.get_running_loop().create_future()
+        await self._writes.put((item, future))
+        return await future
+
+    async def _write_loop(self) -> None:
+        """The one place that writes: commits every waiting write in one transaction."""
+        while True:
+            group = [await self._writes.get()]
+            while len(group) < MAX_WRITE_GROUP and not self._writes.empty():
+                group.append(self._writes.get_nowait())
+            try:
+                self._commit(group)
+            finally:
+                for _ in group:
+                    self._writes.task_done()
+
+    def _commit(self, group: list[_Write]) -> None:
+        try:
+            summaries = self.store.record_batch([item for item, _ in group])
+        except Exception as exc:  # noqa: BLE001 - find the write at fault; others go in alone
+            if len(group) == 1:
+                future = group[0][1]
+                if not future.done():
+                    future.set_exception(exc)
+                return
+            for one in group:
+                self._commit([one])
+            return
+        for (_, future), summary in zip(group, summaries, strict=True):
+            if not future.done():
+                future.set_result(summary)
 
     # -- a pass over the feeds
 
@@ -138,11 +194,10 @@ class Runner:
                       ) -> RunReport:
         """Poll every due feed (every active feed with include_all), concurrently."""
         report = RunReport()
-        feeds = self.store.feeds(include_all=include_all)
-        limit = asyncio.Semaphore(MAX_FEEDS_IN_FLIGHT)
+        feeds: Iterator[FeedState] = iter(self.store.feeds(include_all=include_all))
 
-        async def one(feed: FeedState) -> None:
-            async with limit:
+        async def poller() -> None:
+            for feed in feeds:  # the pollers share one iterator: each feed is polled once
                 if self.stopping:
                     return
                 result, summary = await self.poll_and_record(feed)
@@ -151,24 +206,14 @@ class Runner:
                     progress(feed, result)
 
         try:
-            await asyncio.gather(*(one(feed) for feed in feeds))
+            await asyncio.gather(*(poller() for _ in range(MAX_FEEDS_IN_FLIGHT)))
         finally:
             self._page_tasks.clear()
+            self._site_lines.clear()
         return report
 
     async def poll_and_record(self, feed: FeedState) -> tuple[PollResult, PollSummary]:
-        result = await self.poll(feed)
-        summary = self.store.record_poll(result)
-        log.info("poll feed=%s status=%s bytes=%d new_entries=%d new_articles=%d "
-                 "duration_ms=%d%s", feed.url, result.status, result.bytes,
-                 summary.new_entries, summary.new_articles, result.duration_ms,
-                 f" error={result.error!r}" if result.error else "")
-        return result, summary
-
-    # -- one feed
-
-    async def poll(self, feed: FeedState) -> PollResult:
-        """Fetch, parse and extract one feed; never raises for bad input."""
+        """Poll one feed and write it: entry batches first, then the poll itself."""
         assert self.fetcher is not None
         started = datetime.now(UTC)
         clock = time.monotonic()
@@ -176,26 +221,39 @@ class Runner:
         response = await self.fetcher.fetch(feed.url, etag=etag, last_modified=modified)
         parsed: ParsedFeed | None = None
         error = _response_error(response)
-        entries: tuple[NewEntry, ...] = ()
+        fresh: list[Entry] = []
         if error is None and response.status == 200:
-            outcome = await self._in_pool(_parse_in_worker, response.body, response.headers,
+            outcome = await self._in_pool(parse_in_worker, response.body, response.headers,
                                           response.final_url,
                                           self.config.extract.max_entries_per_poll)
             if isinstance(outcome, str):
                 error = f"feed parse error: {outcome}"
             else:
                 parsed = outcome
-                entries = await self._new_entries(feed, parsed)
+                known = self.store.known_entry_keys(feed.id, [e.key for e in parsed.entries])
+                fresh = [e for e in parsed.entries if e.key not in known]
+
+        written = _NOTHING
+        last: tuple[NewEntry, ...] = ()
+        for start in range(0, len(fresh), ENTRY_BATCH):
+            batch = fresh[start:start + ENTRY_BATCH]
+            entries = await self._new_entries(feed, batch)
+            if start + ENTRY_BATCH >= len(fresh):
+                last = entries  # written with the poll, validators and all
+            else:
+                written = _add(written, await self._write(EntryBatch(feed.id, entries)))
+                self._forget_pages(batch)
+
         schedule = next_poll(feed, PollOutcome(
             status=response.status, failed=error is not None,
             retry_after=response.retry_after(started), headers=response.headers,
             ttl_seconds=parsed.ttl_seconds if parsed else None,
-            new_entries=len(entries),
+            new_entries=len(fresh),
             total_entries=len(parsed.entries) if parsed else 0,
         ), self.config.schedule, now=started)
         if response.status in (429, 503) and response.retry_after(started) is not None:
             error = None  # throttled, not failed: the next poll honours Retry-After
-        return PollResult(
+        result = PollResult(
             feed_id=feed.id, started_at=iso(started),
             duration_ms=int((time.monotonic() - clock) * 1000),
             status=response.status, bytes=len(response.body), error=error,
@@ -206,8 +264,16 @@ class Runner:
             feed_title=parsed.title if parsed else None,
             new_url=response.permanent_redirect if error is None else None,
             gone=schedule.gone, conditional=response.conditional,
-            warning=parsed.warning if parsed else None, entries=entries,
+            warning=parsed.warning if parsed else None, entries=last,
+            batched_entries=written.new_entries, batched_articles=written.new_articles,
         )
+        summary = _add(written, await self._write(result))
+        self._forget_pages(fresh[-ENTRY_BATCH:])
+        log.info("poll feed=%s status=%s bytes=%d new_entries=%d new_articles=%d "
+                 "duration_ms=%d%s", feed.url, result.status, result.bytes,
+                 summary.new_entries, summary.new_articles, result.duration_ms,
+                 f" error={result.error!r}" if result.error else "")
+        return result, summary
 
     def _validators(self, feed: FeedState, now: datetime) -> tuple[str | None, str | None]:
         """The stored validators, unless an unconditional fetch is due (stale ETags exist)."""
@@ -217,10 +283,19 @@ class Runner:
             return None, None
         return feed.etag, feed.last_modified
 
-    async def _new_entries(self, feed: FeedState, parsed: ParsedFeed) -> tuple[NewEntry, ...]:
-        """Entries not seen before in this feed, each with its article."""
-        known = self.store.known_entry_keys(feed.id, [e.key for e in parsed.entries])
-        fresh = [e for e in parsed.entries if e.key not in known]
+    def _forget_pages(self, entries: Sequence[Entry]) -> None:
+        """Written articles are found in the store from now on; drop their finished tasks."""
+        for entry in entries:
+            if entry.link:
+                task = self._page_tasks.get(canonical_url(entry.link))
+                if task is not None and task.done():
+                    del self._page_tasks[canonical_url(entry.link)]
+
+    # -- entries and their pages
+
+    async def _new_entries(self, feed: FeedState, fresh: Sequence[Entry]
+                           ) -> tuple[NewEntry, ...]:
+        """These new entries of the feed, each with its article."""
         links = {canonical_url(e.link) for e in fresh if e.link}
         stored = self.store.article_ids_for_urls(sorted(links))
         tasks = []
@@ -249,22 +324,35 @@ class Runner:
 
     async def _article(self, entry: Entry) -> tuple[str, Article, Any]:
         """Fetch the entry's page and extract it in the pool: (final url, article, print)."""
-        page_url, html, page_error = entry.link or "", None, None
-        if entry.link:
-            async with self._pages:
-                page_url, html, page_error = await self._fetch_page(entry.link)
-        article, fingerprint = await self._in_pool(process_page, ExtractJob(
-            url=page_url, html=html, entry_title=entry.title,
-            entry_content=entry.content or entry.summary,
-            entry_published_at=entry.published_at, entry_authors=entry.authors,
-            page_error=page_error, timeout=self.config.extract.timeout))
+        async with self._pages:  # held until extracted: fetched HTML never piles up
+            page_url, body, content_type, page_error = entry.link or "", None, "", None
+            if entry.link:
+                page_url, body, content_type, page_error = await self._fetch_page(entry.link)
+            job = ExtractJob(
+                url=page_url, html=body, content_type=content_type,
+                entry_title=entry.title, entry_content=entry.content or entry.summary,
+                entry_published_at=entry.published_at, entry_authors=entry.authors,
+                page_error=page_error, timeout=self.config.extract.timeout,
+                site_lines=self._lines_of_site(page_url) if body is not None else frozenset())
+            try:
+                article, fingerprint = await self._in_pool(process_page, job)
+            except BrokenProcessPool:  # this page may be what kills workers: keep the feed's
+                article = extract_job(replace(job, html=None,
+                                              page_error="extraction worker crashed"))
+                fingerprint = None
         return page_url, article, fingerprint
 
-    async def _fetch_page(self, url: str) -> tuple[str, str | None, str | None]:
-        """(final url, html or None, error or None) for one article page."""
+    def _lines_of_site(self, url: str) -> frozenset[int]:
+        site = site_of(url)
+        if site not in self._site_lines:
+            self._site_lines[site] = self.store.site_lines(site)
+        return self._site_lines[site]
+
+    async def _fetch_page(self, url: str) -> tuple[str, bytes | None, str, str | None]:
+        """(final url, body or None, content type, error or None) for one article page."""
         assert self.fetcher is not None
         if not await self.fetcher.allowed_by_robots(url):
-            return url, None, "disallowed by robots.txt"
+            return url, None, "", "disallowed by robots.txt"
         response: FetchResult = await self.fetcher.fetch(url, accept=PAGE_ACCEPT)
         error = _response_error(response)
         if error is None and response.status != 200:
@@ -272,8 +360,9 @@ class Runner:
         if error is None and response.content_type not in HTML_TYPES:
             error = f"not an HTML page ({response.content_type})"
         if error is not None:
-            return response.final_url, None, error
-        return response.final_url, _decode_html(response.body, response.headers), None
+            return response.final_url, None, "", error
+        return (response.final_url, response.body, response.headers.get("content-type", ""),
+                None)
 
 
 def _response_error(response: FetchResult) -> str | None:
@@ -284,27 +373,7 @@ def _response_error(response: FetchResult) -> str | None:
     return f"HTTP {response.status}"
 
 
-def _decode_html(body: bytes, headers: dict[str, str]) -> str:
-    """HTML bytes to text: the HTTP charset, else a meta charset, else UTF-8 (lenient)."""
-    import re
-
-    charset = None
-    match = re.search(r"charset=([\w.:-]+)", headers.get("content-type", ""), re.I)
-    if match:
-        charset = match.group(1)
-    else:
-        meta = re.search(rb"<meta[^>]+charset=[\"']?([\w.:-]+)", body[:4096], re.I)
-        if meta:
-            charset = meta.group(1).decode("ascii", "replace")
-    try:
-        return body.decode(charset or "utf-8", errors="replace")
-    except LookupError:
-        return body.decode("utf-8", errors="replace")
-
-
 def _without_url(article: Article, feed_url: str, key: str) -> Article:
-    from dataclasses import replace
-
     return replace(article, id=article_id(f"{feed_url}#entry={key}"), url="",
                    canonical_url="")
 
@@ -317,4 +386,3 @@ async def run_once(config: Config, store: Store, include_all: bool = False,
     store.sync_feeds(config.feeds)
     async with Runner(config, store, resolver) as runner:
         return await runner.run_due(include_all=include_all, progress=progress)
-

@@ -15,17 +15,21 @@ import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import sqlite_utils
 
+from pipeline.boilerplate import site_of
 from pipeline.extract import Article
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 5
 BUSY_TIMEOUT_MS = 30_000
 MIN_WORDS_FOR_TEXT_DEDUPE = 25
+# A line seen on this many pages of one site is that site's boilerplate (pipeline.boilerplate).
+SITE_LINE_MIN_PAGES = 3
+SITE_LINE_SINGLETON_DAYS = 7  # lines seen once are forgotten after this long
 
 
 def utcnow() -> str:
@@ -108,6 +112,27 @@ class PollResult:
     warning: str | None = None
     entries: tuple[NewEntry, ...] = ()
     extra: dict[str, Any] = field(default_factory=dict)
+    # A poll with many new entries is written in batches (EntryBatch) before this result,
+    # which carries the last batch: these count the entries and articles already written.
+    batched_entries: int = 0
+    batched_articles: int = 0
+
+    @property
+    def new_entry_count(self) -> int:
+        return self.batched_entries + len(self.entries)
+
+
+@dataclass(frozen=True)
+class EntryBatch:
+    """Some of a poll's new entries, written ahead of the poll's PollResult.
+
+    Only entries: the feed's validators and schedule change with the PollResult alone, so a
+    crash between batches leaves the feed due with its old validators, and the next poll
+    skips the entries already written and continues with the rest.
+    """
+
+    feed_id: int
+    entries: tuple[NewEntry, ...]
 
 
 @dataclass(frozen=True)
@@ -171,7 +196,16 @@ def _migration_1(db: sqlite_utils.Database) -> None:
     db["fetches"].create_index(["feed_id", "started_at"])
 
 
-MIGRATIONS = {1: _migration_1}
+def _migration_5(db: sqlite_utils.Database) -> None:
+    """Per-site line statistics for the repeated-line (boilerplate) filter."""
+    db.execute("""CREATE TABLE site_lines (
+        site TEXT NOT NULL, line_key INTEGER NOT NULL, pages INTEGER NOT NULL,
+        last_seen TEXT NOT NULL, PRIMARY KEY (site, line_key)) WITHOUT ROWID""")
+    db.execute(f"CREATE INDEX site_lines_repeated ON site_lines (site, line_key) "
+               f"WHERE pages >= {SITE_LINE_MIN_PAGES}")
+
+
+MIGRATIONS = {1: _migration_1, 5: _migration_5}
 
 
 # --- the store ------------------------------------------------------------------------------
@@ -229,7 +263,8 @@ class Store:
         if version > SCHEMA_VERSION:
             raise StoreError(f"database schema {version} is newer than this newswire "
                              f"({SCHEMA_VERSION}); upgrade newswire")
-        for target in range(version + 1, SCHEMA_VERSION + 1):
+        # Numbers are reserved per feature branch, so the sequence may have gaps.
+        for target in sorted(n for n in MIGRATIONS if version < n <= SCHEMA_VERSION):
             with self.write():
                 MIGRATIONS[target](self.db)
                 self.db.execute(f"PRAGMA user_version = {target}")
@@ -342,34 +377,46 @@ class Store:
 
     def record_poll(self, result: PollResult) -> PollSummary:
         """Write one poll (fetch log, entries, articles, clusters, feed state) atomically."""
+        return self.record_batch([result])[0]
+
+    def record_batch(self, items: Sequence[PollResult | EntryBatch]) -> list[PollSummary]:
+        """Write several polls (and entry batches) in one short transaction, in order.
+
+        Each poll stays atomic (it is written whole or not at all, with its validators);
+        grouping them saves a commit per poll when many feeds answer at once.
+        """
         now = utcnow()
-        new_articles = exact = near = 0
         with self.write():
-            for entry in result.entries:
-                article_id = entry.existing_article_id
-                if entry.article is not None:
-                    kind, article_id = self._add_article(entry, result.feed_id, now)
-                    new_articles += kind is not None
-                    exact += kind == "exact"
-                    near += kind == "near"
-                self.db.execute(
-                    "INSERT OR IGNORE INTO entries (feed_id, entry_key, guid, link, title, "
-                    "published_at, article_id, seen_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    [result.feed_id, entry.key, entry.guid, entry.link, entry.title,
-                     entry.published_at, article_id, now])
-                if article_id:
-                    for alias in entry.url_aliases:
-                        self.db.execute("INSERT OR IGNORE INTO article_urls (url, article_id) "
-                                        "VALUES (?, ?)", [alias, article_id])
-            self._update_feed(result, now)
-            self.db["fetches"].insert({
-                "feed_id": result.feed_id, "started_at": result.started_at,
-                "duration_ms": result.duration_ms, "status": result.status,
-                "bytes": result.bytes, "new_entries": len(result.entries),
-                "new_articles": new_articles, "conditional": int(result.conditional),
-                "error": result.error,
+            return [self._record(item, now) for item in items]
+
+    def _record(self, item: PollResult | EntryBatch, now: str) -> PollSummary:
+        new_articles = exact = near = 0
+        for entry in item.entries:
+            article_id = entry.existing_article_id
+            if entry.article is not None:
+                kind, article_id = self._add_article(entry, item.feed_id, now)
+                new_articles += kind is not None
+                exact += kind == "exact"
+                near += kind == "near"
+            self.db.execute(
+                "INSERT OR IGNORE INTO entries (feed_id, entry_key, guid, link, title, "
+                "published_at, article_id, seen_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                [item.feed_id, entry.key, entry.guid, entry.link, entry.title,
+                 entry.published_at, article_id, now])
+            if article_id:
+                for alias in entry.url_aliases:
+                    self.db.execute("INSERT OR IGNORE INTO article_urls (url, article_id) "
+                                    "VALUES (?, ?)", [alias, article_id])
+        if isinstance(item, PollResult):
+            self._update_feed(item, now)
+            self._insert("fetches", {
+                "feed_id": item.feed_id, "started_at": item.started_at,
+                "duration_ms": item.duration_ms, "status": item.status,
+                "bytes": item.bytes, "new_entries": item.new_entry_count,
+                "new_articles": item.batched_articles + new_articles,
+                "conditional": int(item.conditional), "error": item.error,
             })
-        return PollSummary(len(result.entries), new_articles, exact, near)
+        return PollSummary(len(item.entries), new_articles, exact, near)
 
     def _update_feed(self, result: PollResult, now: str) -> None:
         values: dict[str, Any] = {
@@ -394,7 +441,14 @@ class Store:
                                     [result.new_url, result.feed_id]).fetchone()
             if not taken:
                 values["url"] = result.new_url
-        self.db["feeds"].update(result.feed_id, values)
+        self.db.execute(f"UPDATE feeds SET {', '.join(f'{k} = ?' for k in values)} "
+                        "WHERE id = ?", [*values.values(), result.feed_id])
+
+    def _insert(self, table: str, values: dict[str, Any]) -> None:
+        """A plain INSERT: sqlite-utils' insert() inspects the table on every call, which
+        costs more than the insert itself on the per-article path."""
+        self.db.execute(f"INSERT INTO {table} ({', '.join(values)}) "
+                        f"VALUES ({', '.join('?' * len(values))})", list(values.values()))
 
     def _add_article(self, entry: NewEntry, feed_id: int, now: str) -> tuple[str | None, str]:
         """Insert the entry's article unless its id is stored; return (kind, article id).
@@ -426,7 +480,7 @@ class Store:
             self.db.execute(
                 "INSERT INTO clusters (id, canonical_article_id, size, first_seen_at, "
                 "last_seen_at) VALUES (?, ?, 0, ?, ?)", [cluster_id, article.id, now, now])
-        self.db["articles"].insert({
+        self._insert("articles", {
             "id": article.id, "url": article.url, "canonical_url": article.canonical_url,
             "title": article.title, "text": article.text, "author": article.author,
             "published_at": article.published_at, "fetched_at": now,
@@ -444,7 +498,23 @@ class Store:
         if article.canonical_url:
             self.db.execute("INSERT OR IGNORE INTO article_urls (url, article_id) "
                             "VALUES (?, ?)", [article.canonical_url, article.id])
+        if kind is None and article.line_keys:  # only originals count: copies add nothing
+            self._count_site_lines(site_of(article.url), article.line_keys, now)
         return kind or "", article.id
+
+    # -- per-site repeated lines (pipeline.boilerplate)
+
+    def _count_site_lines(self, site: str, keys: Sequence[int], now: str) -> None:
+        self.db.conn.executemany(
+            "INSERT INTO site_lines (site, line_key, pages, last_seen) VALUES (?, ?, 1, ?) "
+            "ON CONFLICT (site, line_key) DO UPDATE SET pages = pages + 1, "
+            "last_seen = excluded.last_seen", [(site, key, now) for key in keys])
+
+    def site_lines(self, site: str) -> frozenset[int]:
+        """Keys of the lines seen on at least SITE_LINE_MIN_PAGES pages of the site."""
+        return frozenset(r[0] for r in self.db.execute(
+            f"SELECT line_key FROM site_lines WHERE site = ? "
+            f"AND pages >= {SITE_LINE_MIN_PAGES}", [site]))
 
     # near-duplicate hooks: filled in by the clustering layer
     def find_near_duplicate(self, fingerprint: Any, article: Article
@@ -455,7 +525,12 @@ class Store:
         return None
 
     def maintenance(self, config: Any) -> None:
-        """Periodic upkeep for the daemon: checkpoint the WAL so it does not grow unbounded."""
+        """Periodic upkeep for the daemon: forget lines a site showed only once long ago,
+        and checkpoint the WAL so it does not grow unbounded."""
+        cutoff = iso(datetime.now(UTC) - timedelta(days=SITE_LINE_SINGLETON_DAYS))
+        with self.write():
+            self.db.execute("DELETE FROM site_lines WHERE pages = 1 AND last_seen < ?",
+                            [cutoff])
         self.db.execute("PRAGMA wal_checkpoint(PASSIVE)")
 
     # -- reading for the CLI

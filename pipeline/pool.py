@@ -1,0 +1,85 @@
+"""The worker process pool: feed parsing and page extraction off the event loop.
+
+Workers are started by a fork server that has already imported and warmed up the parsing and
+extraction code, so starting one costs a fork rather than a fresh interpreter importing
+trafilatura (about half a second of CPU) — which matters because workers are recycled after
+`max_tasks` jobs to bound the memory trafilatura and lxml accumulate. The main process never
+imports trafilatura itself: a run that only sees 304 Not Modified never starts the pool.
+
+Everything crossing the process boundary is plain data: page bytes go out undecoded (decoding
+is worker work) and come back as frozen dataclasses.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+from concurrent.futures import ProcessPoolExecutor
+from typing import Any
+
+from pipeline.extract import Article, ExtractJob, extract_job
+from pipeline.parse import FeedParseError, ParsedFeed, parse_feed
+
+log = logging.getLogger("newswire")
+
+_WARM_UP_PAGE = """<!doctype html><html lang="en"><head><title>Warm-up story - Site</title>
+<meta name="author" content="Ana Writer"><meta property="og:site_name" content="Site">
+</head><body><nav><a href="/">Home</a></nav><article><h1>Warm-up story</h1>
+<p class="byline">By Ana Writer, 4 March 2025</p>""" + "".join(
+    f"<p>Paragraph {i} of a story written on 4 March 2025 so that the extractors, the date "
+    f"search and their lazily compiled expressions all run once before real work.</p>"
+    for i in range(8)) + "</article><footer>All rights reserved.</footer></body></html>"
+
+try:  # the optional clustering layer (another stage) may not be installed
+    from pipeline.neardup import fingerprint as _make_fingerprint
+except ImportError:
+    _make_fingerprint = None
+
+
+def warm_up() -> None:
+    """Run one small extraction so lazy imports and compiled patterns live in the fork server
+    and every worker forked from it starts warm.
+
+    The costly part is dateparser (htmldate's last resort on free-text dates): the first
+    string no locale accepts compiles every locale's patterns, about a second of CPU that
+    each new worker would otherwise pay again after every recycling.
+    """
+    extract_job(ExtractJob(url="https://warm-up.example/2025/03/04/story", html=_WARM_UP_PAGE,
+                           entry_title="", entry_content="", entry_published_at=None))
+    try:
+        from htmldate.extractors import get_external_parser
+
+        get_external_parser().get_date_data("zzz 12 qqq")
+    except Exception:  # noqa: BLE001 - only an optimisation: never fail a worker over it
+        log.debug("dateparser warm-up failed", exc_info=True)
+
+
+def parse_in_worker(body: bytes, headers: dict[str, str], url: str,
+                    max_entries: int) -> ParsedFeed | str:
+    """Worker entry point for parsing: an error comes back as its message."""
+    try:
+        return parse_feed(body, headers, url, max_entries=max_entries)
+    except FeedParseError as exc:
+        return str(exc)
+    except Exception as exc:  # noqa: BLE001 - never let one feed break the pool
+        return f"parser crashed: {type(exc).__name__}: {exc}"
+
+
+def process_page(job: ExtractJob) -> tuple[Article, Any]:
+    """Worker entry point for a page: the article, and its near-duplicate fingerprint."""
+    article = extract_job(job)
+    if article.text and _make_fingerprint is not None:
+        return article, _make_fingerprint(article.text)
+    return article, None
+
+
+def make_pool(workers: int, max_tasks: int) -> ProcessPoolExecutor:
+    """Extraction workers, one per CPU unless `workers` says otherwise, forked from a warm
+    fork server and recycled after `max_tasks` jobs (0: never) to bound their memory."""
+    count = workers or os.cpu_count() or 1
+    context = multiprocessing.get_context("forkserver")
+    # The fork server imports this module (and so trafilatura) once, then warms it up.
+    context.set_forkserver_preload(["pipeline.pool_preload"])
+    return ProcessPoolExecutor(max_workers=count, mp_context=context,
+                               max_tasks_per_child=max_tasks or None)
