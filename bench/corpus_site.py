@@ -333,13 +333,14 @@ class TreeSampler:
                 self.peak_process_kb = max(self.peak_process_kb, rss)
             self.peak_total_kb = max(self.peak_total_kb, total)
 
-    def stop(self) -> float:
-        """Stop sampling; CPU seconds of the tree (the root exactly: call while it is a
-        zombie; the others as last sampled, missing at most `interval` each)."""
+    def stop(self) -> tuple[float, float]:
+        """Stop sampling; CPU seconds of the root process and of all its descendants (the
+        root exactly: call while it is a zombie; the others as last sampled, missing at most
+        `interval` each)."""
         self._done.set()
         self._thread.join()
         root_cpu, _ = _stat(self.root)
-        return root_cpu + sum(c for pid, c in self.cpu.items() if pid != self.root)
+        return root_cpu, sum(c for pid, c in self.cpu.items() if pid != self.root)
 
 
 @dataclass
@@ -347,7 +348,8 @@ class RunStats:
     """One `newswire once` run: wall and CPU seconds of the whole process tree, memory, output."""
 
     wall_s: float
-    cpu_s: float
+    cpu_s: float  # the CLI and all its worker processes
+    main_cpu_s: float  # the CLI process alone (fetching, parsing results, writing)
     peak_tree_rss_mb: float
     peak_process_rss_mb: float
     returncode: int
@@ -365,10 +367,11 @@ def run_once(config: Path, *extra: str) -> RunStats:
         sampler = TreeSampler(proc.pid)
         os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOWAIT)  # exited, not yet reaped
         wall = time.perf_counter() - started
-        cpu = sampler.stop()
+        main_cpu, workers_cpu = sampler.stop()
         proc.wait()
     return RunStats(
-        wall_s=wall, cpu_s=cpu, peak_tree_rss_mb=sampler.peak_total_kb / 1024,
+        wall_s=wall, cpu_s=main_cpu + workers_cpu, main_cpu_s=main_cpu,
+        peak_tree_rss_mb=sampler.peak_total_kb / 1024,
         peak_process_rss_mb=sampler.peak_process_kb / 1024, returncode=proc.returncode,
         stdout=out_path.read_text(), stderr=err_path.read_text())
 

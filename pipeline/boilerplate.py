@@ -20,13 +20,17 @@ from collections.abc import Collection, Iterable
 from urllib.parse import urlsplit
 
 _WORD = re.compile(r"\w+")
-# Lines that only point elsewhere: "Related: ...", "Read more: ...", "Sign up for ...".
+# Lines that only point elsewhere: "Related: ...", "Read more: ...", "Sign up for ...". Single
+# words ("More", "Watch") only count alone or followed by a colon: as the start of a sentence
+# they are ordinary text.
 _CALL_TO_ACTION = re.compile(
-    r"^\W*(related( stories| articles| posts?| content| coverage)?|read more|read next|"
-    r"see more|see also|more|also|also read|recommended( for you)?|you may also like|"
-    r"you might also like|popular( on .*)?|most read|most popular|trending( now)?|sign up|"
-    r"subscribe|follow (us|him|her|them)|share (this|on)|advertisement|comments?|click here|"
-    r"don't miss|watch|listen)\b[^.!?]{0,120}$", re.I)
+    r"^\W*(?:related (?:stories|articles|posts?|content|coverage)|read more|read next|see more|"
+    r"see also|also read|also on|more from|recommended(?: for you)?|you may also like|"
+    r"you might also like|popular on|most read|most popular|trending now|sign up|"
+    r"follow (?:us|him|her|them)|share (?:this|on)|click here|don't miss)\b[^.!?]{0,120}"
+    r"(?:\.\.\.|…)?$"
+    r"|^\W*(?:related|more|also|watch|listen|subscribe|advertisement|comments?|popular|"
+    r"trending)\s*(?::.{0,160})?$", re.I)
 MAX_CTA_WORDS = 20
 MAX_KEYED_WORDS = 100  # longer lines are never boilerplate in practice: not worth counting
 MAX_KEYED_LINES = 300

@@ -4,9 +4,21 @@ from __future__ import annotations
 
 import time
 
+import trafilatura
+
+from pipeline.boilerplate import line_key
 from pipeline.dedupe import article_id
-from pipeline.extract import ExtractJob, extract_article, extract_job, time_limit
-from tests.conftest import story
+from pipeline.extract import (
+    MIN_PAGE_SHARE,
+    ExtractJob,
+    decode_html,
+    extract_article,
+    extract_body,
+    extract_job,
+    time_limit,
+    visible_words,
+)
+from tests.conftest import needs_corpus, story
 
 PARAS = story("harbour", 5)
 
@@ -24,10 +36,11 @@ def page(paragraphs: list[str], canonical: str = "https://news.example/a/story")
     <footer>Copyright Example News. All rights reserved.</footer></body></html>"""
 
 
-def job(html: str | None, content: str = "", **kw: object) -> ExtractJob:
+def job(html: str | bytes | None, content: str = "", **kw: object) -> ExtractJob:
+    fields: dict[str, object] = dict(entry_title="Harbour story", entry_published_at=None)
+    fields.update(kw)
     return ExtractJob(url="https://news.example/a/story?utm_source=rss", html=html,
-                      entry_title="Harbour story", entry_content=content,
-                      entry_published_at=None, **kw)
+                      entry_content=content, **fields)
 
 
 def test_page_text_and_metadata() -> None:
@@ -87,3 +100,55 @@ def test_time_limit_interrupts_long_work() -> None:
     except Exception as exc:  # noqa: BLE001
         assert type(exc).__name__ == "ExtractionTimeout"
     assert time.monotonic() - started < 2
+
+
+def test_page_bytes_are_decoded_in_the_worker_by_http_then_meta_charset() -> None:
+    text = "Café owners in the harbour district said trade had recovered " * 5
+    html = page([text, *PARAS])
+    latin = html.replace('<head>', '<head><meta charset="windows-1252">').encode("cp1252")
+    assert text.strip() in extract_article(job(latin)).text  # meta charset
+    assert text.strip() in extract_article(job(html.encode("cp1252"),
+                                               content_type="text/html; charset=cp1252")).text
+    assert text.strip() in extract_article(job(html.encode("utf-8"))).text  # UTF-8 default
+    assert decode_html(b"\xef\xbb\xbfcaf\xc3\xa9", "text/html; charset=latin-1") == "café"
+    assert decode_html(b"caf\xe9", "text/html; charset=no-such-charset") == "caf\ufffd"
+
+
+def test_a_repeated_headline_is_dropped_from_the_text() -> None:
+    article = extract_article(job(page(PARAS)))
+    assert not article.text.startswith("Harbour story")
+    assert article.text.startswith(PARAS[0])
+
+
+def test_the_sites_repeated_lines_are_dropped_and_every_line_is_reported() -> None:
+    footer = "The Example News is an independent newspaper founded in 1901 by printers."
+    plain = extract_article(job(page([*PARAS, footer])))
+    assert footer in plain.text
+    assert line_key(footer) in plain.line_keys and line_key(PARAS[0]) in plain.line_keys
+    filtered = extract_article(job(page([*PARAS, footer]), site_lines=frozenset(
+        {line_key(footer)})))
+    assert footer not in filtered.text and PARAS[-1] in filtered.text
+    assert filtered.line_keys == plain.line_keys  # counted before filtering
+
+
+def test_the_feed_date_and_authors_make_the_page_searches_unnecessary() -> None:
+    article = extract_article(job(page(PARAS), entry_published_at="2025-01-02T03:04:05Z",
+                                  entry_authors=("Feed Writer",)))
+    assert article.published_at == "2025-01-02T03:04:05Z"
+    assert article.author == "Ana Writer"  # the page's meta tag still wins: it is cheap
+
+
+def test_low_coverage_recall_text_falls_back_to_the_default_mode() -> None:
+    """A listing-like page of the corpus where recall mode keeps 3% of the page's words."""
+    import gzip
+
+    root = needs_corpus("extraction", "wcxb-dev")
+    with gzip.open(root / "html" / "dev-0030.html.gz", "rb") as fh:
+        body = fh.read()
+    url = "https://www.timeout.com/newyork/things-to-do/best-certificate-programs-certifications-nyc"
+    tree = trafilatura.load_html(decode_html(body))
+    recall = trafilatura.bare_extraction(tree, url=url, favor_recall=True,
+                                         include_comments=False).text
+    assert len(recall.split()) < MIN_PAGE_SHARE * visible_words(tree)
+    text = extract_body(tree, url)
+    assert len(text) > 5 * len(recall)

@@ -1,0 +1,201 @@
+"""The runner in process: batched writes, bounded pages in flight, the single writer, the
+worker pool's recovery and laziness, and per-site boilerplate learned across runs."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pipeline import run
+from pipeline.config import Config, load_config
+from pipeline.dedupe import article_id
+from pipeline.pool import parse_in_worker, process_page
+from pipeline.run import Runner, run_once
+from pipeline.store import PollResult, Store, utcnow
+from tests.conftest import story, write_config
+from tests.newssite import NewsSite
+
+FOOTER = ("The Example Gazette is an independent newspaper, founded in 1901 by a cooperative "
+          "of printers and owned by its readers ever since.")
+RSS = (b'<?xml version="1.0"?><rss version="2.0"><channel><title>T</title>'
+       b"<item><title>One</title><link>http://a.example/1</link></item></channel></rss>")
+
+
+def setup(site: NewsSite, tmp_path: Path) -> tuple[Config, Store]:
+    config = load_config(write_config(tmp_path / "newswire.yaml", [site.feed_url("rss")]))
+    return config, Store.open(config.database)
+
+
+def add_stories(site: NewsSite, names: range, footer: bool = False) -> None:
+    now = datetime.now(UTC)
+    for i in names:
+        site.add_article(f"s{i}", f"Story {i}: headline {i}",
+                         [*story(f"subject {i}"), *([FOOTER] if footer else [])],
+                         now - timedelta(minutes=i))
+
+
+def test_a_big_poll_is_written_in_batches_and_resumes_after_a_crash(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(run, "ENTRY_BATCH", 3)
+    with NewsSite() as site:
+        add_stories(site, range(7))
+        config, store = setup(site, tmp_path)
+        record = store.record_batch
+
+        def crash_before_the_poll(items: Any) -> Any:
+            if any(isinstance(item, PollResult) for item in items):
+                raise RuntimeError("killed")
+            return record(items)
+
+        monkeypatch.setattr(store, "record_batch", crash_before_the_poll)
+        with pytest.raises(RuntimeError, match="killed"):
+            asyncio.run(run_once(config, store))
+        assert store.db["entries"].count == 6  # two batches of three made it
+        assert store.db["fetches"].count == 0
+        feed = store.feeds()[0]  # still due, old validators
+        assert feed.etag is None and feed.last_polled_at is None
+
+        monkeypatch.setattr(store, "record_batch", record)
+        site.clear_log()
+        report = asyncio.run(run_once(config, store))
+        assert (report.new_entries, report.new_articles) == (1, 1)
+        assert [r.path for r in site.requests_for("/news/")] == ["/news/s6.html"]
+        assert store.db["entries"].count == 7 and store.db["articles"].count == 7
+        assert store.db.execute("SELECT new_entries FROM fetches").fetchall() == [(1,)]
+        store.close()
+
+
+def test_all_entries_of_a_poll_are_counted_across_its_batches(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(run, "ENTRY_BATCH", 2)
+    with NewsSite() as site:
+        add_stories(site, range(5))
+        config, store = setup(site, tmp_path)
+        report = asyncio.run(run_once(config, store))
+        assert (report.new_entries, report.new_articles) == (5, 5)
+        assert store.db.execute("SELECT new_entries, new_articles FROM fetches").fetchall() \
+            == [(5, 5)]
+        store.close()
+
+
+def test_pages_in_flight_are_bounded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A page holds its slot from fetch to extracted: fetched HTML never piles up."""
+    monkeypatch.setattr(run, "MAX_PAGES_IN_FLIGHT", 2)
+
+    class Counting(Runner):
+        inflight = peak = 0
+
+        async def _fetch_page(self, url: str) -> Any:
+            self.inflight += 1
+            self.peak = max(self.peak, self.inflight)
+            return await super()._fetch_page(url)
+
+        async def _in_pool(self, fn: Any, *args: Any) -> Any:
+            try:
+                return await super()._in_pool(fn, *args)
+            finally:
+                if fn is process_page:
+                    self.inflight -= 1
+
+    with NewsSite() as site:
+        add_stories(site, range(8))
+        for i in range(8):
+            site.set_fault(f"/news/s{i}.html", "delay", seconds=0.2)
+        config, store = setup(site, tmp_path)
+        store.sync_feeds(config.feeds)
+
+        async def go() -> Counting:
+            async with Counting(config, store) as runner:
+                report = await runner.run_due()
+            assert report.new_articles == 8
+            return runner
+
+        runner = asyncio.run(go())
+        assert runner.peak == 2 and runner.inflight == 0
+        store.close()
+
+
+def test_a_failed_write_does_not_take_the_rest_of_its_group_down(tmp_path: Path) -> None:
+    with NewsSite() as site:
+        config, store = setup(site, tmp_path)
+        store.sync_feeds(config.feeds)
+        feed_id = store.feeds()[0].id
+
+        def result(feed: int) -> PollResult:
+            return PollResult(feed_id=feed, started_at=utcnow(), duration_ms=1, status=304,
+                              bytes=0, error=None, next_poll_at="2099-01-01T00:00:00Z",
+                              consecutive_failures=0, current_interval=900.0)
+
+        async def go() -> list[asyncio.Future[Any]]:
+            loop = asyncio.get_running_loop()
+            group = [(result(feed_id), loop.create_future()), (result(999), loop.create_future()),
+                     (result(feed_id), loop.create_future())]
+            Runner(config, store)._commit(group)
+            return [future for _, future in group]
+
+        first, broken, last = asyncio.run(go())
+        assert first.result().new_entries == 0 and last.result().new_entries == 0
+        assert isinstance(broken.exception(), Exception)
+        assert store.db["fetches"].count == 2
+        store.close()
+
+
+def _die_once(marker: str) -> str:
+    """Kill the worker process the first time (a segfaulting parser, say)."""
+    if not os.path.exists(marker):
+        Path(marker).touch()
+        os._exit(3)
+    return "survived"
+
+
+def test_a_crashed_worker_gets_a_new_pool(tmp_path: Path) -> None:
+    with NewsSite() as site:
+        config, store = setup(site, tmp_path)
+
+        async def go() -> tuple[str, Any]:
+            async with Runner(config, store) as runner:
+                first = await runner._in_pool(_die_once, str(tmp_path / "died"))
+                parsed = await runner._in_pool(parse_in_worker, RSS, {}, "", 10)
+            return first, parsed
+
+        first, parsed = asyncio.run(go())
+        assert first == "survived"
+        assert parsed.entries[0].link == "http://a.example/1"
+        store.close()
+
+
+def test_a_run_of_only_not_modified_feeds_never_starts_the_pool(tmp_path: Path) -> None:
+    with NewsSite() as site:
+        add_stories(site, range(2))
+        config, store = setup(site, tmp_path)
+        asyncio.run(run_once(config, store))
+
+        async def again() -> Runner:
+            async with Runner(config, store) as runner:
+                report = await runner.run_due(include_all=True)
+                assert report.not_modified == 1
+            return runner
+
+        assert asyncio.run(again()).pool is None
+        store.close()
+
+
+def test_lines_a_site_repeats_are_dropped_from_its_later_pages(tmp_path: Path) -> None:
+    with NewsSite() as site:
+        add_stories(site, range(4), footer=True)
+        config, store = setup(site, tmp_path)
+        asyncio.run(run_once(config, store))
+        texts = [r["text"] for r in store.db["articles"].rows]
+        assert len(texts) == 4 and all(FOOTER in text for text in texts)  # nothing known yet
+
+        add_stories(site, range(4, 5), footer=True)
+        asyncio.run(run_once(config, store, include_all=True))
+        fresh = store.db["articles"].get(article_id(site.article("s4").url))
+        assert FOOTER not in fresh["text"]
+        assert site.article("s4").paragraphs[0] in fresh["text"]
+        store.close()
