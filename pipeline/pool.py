@@ -12,9 +12,12 @@ is worker work) and come back as frozen dataclasses.
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import multiprocessing
 import os
+import signal
+import sys
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
@@ -22,6 +25,7 @@ from pipeline.extract import Article, ExtractJob, extract_job
 from pipeline.parse import FeedParseError, ParsedFeed, parse_feed
 
 log = logging.getLogger("newswire")
+_PR_SET_PDEATHSIG = 1  # from <sys/prctl.h>
 
 _WARM_UP_PAGE = """<!doctype html><html lang="en"><head><title>Warm-up story - Site</title>
 <meta name="author" content="Ana Writer"><meta property="og:site_name" content="Site">
@@ -35,6 +39,24 @@ try:  # the optional clustering layer (another stage) may not be installed
     from pipeline.neardup import fingerprint as _make_fingerprint
 except ImportError:
     _make_fingerprint = None
+
+
+def die_with_parent() -> None:
+    """Have Linux kill this process when its parent dies.
+
+    Without it a SIGKILLed `newswire once` leaves its fork server and workers behind for
+    good: CPython hands every worker a descriptor that keeps the fork server waiting, and
+    the workers wait on a queue that can no longer close. Run in the fork server (whose
+    parent is newswire) and in every worker (whose parent is the fork server).
+    """
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):  # no prctl: orphans are possible, nothing else changes
+        return
+    if os.getppid() == 1:  # the parent died before the request took effect
+        os._exit(1)
 
 
 def warm_up() -> None:
@@ -82,4 +104,5 @@ def make_pool(workers: int, max_tasks: int) -> ProcessPoolExecutor:
     # The fork server imports this module (and so trafilatura) once, then warms it up.
     context.set_forkserver_preload(["pipeline.pool_preload"])
     return ProcessPoolExecutor(max_workers=count, mp_context=context,
-                               max_tasks_per_child=max_tasks or None)
+                               max_tasks_per_child=max_tasks or None,
+                               initializer=die_with_parent)

@@ -1,5 +1,6 @@
 """Imported only by the worker fork server (see pipeline.pool): import and warm up once."""
 
-from pipeline.pool import warm_up
+from pipeline.pool import die_with_parent, warm_up
 
+die_with_parent()
 warm_up()
