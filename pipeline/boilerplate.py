@@ -53,22 +53,26 @@ def site_of(url: str) -> str:
 
 
 def tokens(text: str) -> list[str]:
-    return [t.casefold() for t in _WORD.findall(text)]
+    return _WORD.findall(text.casefold())
+
+
+def _key(words: list[str]) -> int:
+    digest = hashlib.blake2b(" ".join(words).encode("utf-8"), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
 
 
 def line_key(line: str) -> int:
     """A stable 64-bit key of a line's words (case and punctuation ignored)."""
-    digest = hashlib.blake2b(" ".join(tokens(line)).encode("utf-8"), digest_size=8).digest()
-    return int.from_bytes(digest, "big", signed=True)
+    return _key(tokens(line))
 
 
 def line_keys(lines: Iterable[str]) -> tuple[int, ...]:
     """Keys of the distinct countable lines of a text, in order (at most MAX_KEYED_LINES)."""
     seen: dict[int, None] = {}
     for line in lines:
-        count = len(_WORD.findall(line))
-        if 0 < count <= MAX_KEYED_WORDS:
-            seen.setdefault(line_key(line), None)
+        words = tokens(line)
+        if 0 < len(words) <= MAX_KEYED_WORDS:
+            seen.setdefault(_key(words), None)
             if len(seen) >= MAX_KEYED_LINES:
                 break
     return tuple(seen)

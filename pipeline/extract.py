@@ -29,7 +29,7 @@ from typing import Any
 
 from pipeline.boilerplate import clean_lines, line_keys
 from pipeline.dedupe import article_id, canonical_url, same_site
-from pipeline.text import html_to_text, normalise_paragraphs, one_line, word_count
+from pipeline.text import clean, html_to_text, one_line, word_count
 
 # Page text shorter than this share of the feed's own text means the page lost the story
 # (paywall teaser, cookie wall, soft 404): keep the feed text instead.
@@ -40,6 +40,7 @@ MAX_HTML_CHARS = 10_000_000
 # the article (a listing-like layout): try the default mode too. 0.15 sends about 3% of the
 # corpus pages to the fallback.
 MIN_PAGE_SHARE = 0.15
+LONG_ENOUGH = 2000  # words: a text this long is the article whatever the page holds besides
 
 _WALL_PHRASES = re.compile(
     r"enable javascript|javascript (is )?(required|disabled)|subscribe to (continue|read)|"
@@ -67,6 +68,8 @@ class ExtractJob:
     page_error: str | None = None
     timeout: float = 30.0
     content_type: str = ""  # the page's Content-Type header: its charset decodes bytes
+    content_encoding: str = ""  # bytes still compressed this way (gzip, deflate) ...
+    max_bytes: int = 15_000_000  # ... and decompressed to at most this many bytes
     site_lines: frozenset[int] = frozenset()  # line keys the page's site repeats (the store)
 
 
@@ -109,11 +112,10 @@ def _on_alarm(signum: int, frame: object) -> None:
     raise ExtractionTimeout("extraction time limit exceeded")
 
 
-def trafilatura_text(text: str | None) -> str:
-    """trafilatura separates paragraphs by one newline; the corpus uses a blank line."""
-    if not text:
-        return ""
-    return normalise_paragraphs("\n\n".join(line for line in text.split("\n")))
+def trafilatura_text(lines: list[str]) -> str:
+    """trafilatura separates paragraphs by one newline; the corpus uses a blank line.
+    Its lines are already whitespace-normalised: only blank lines and controls go."""
+    return clean("\n\n".join(text for line in lines if (text := line.strip())))
 
 
 def _date_from_metadata(date: str | None) -> str | None:
@@ -176,7 +178,8 @@ def extract_body(tree: Any, url: str) -> str:
     options = dict(url=url, include_comments=False, include_tables=True, with_metadata=False)
     document = trafilatura.bare_extraction(tree, favor_recall=True, **options)
     text = (document.text if document is not None else "") or ""
-    if len(text.split()) < MIN_PAGE_SHARE * visible_words(tree):
+    words = len(text.split())
+    if words < LONG_ENOUGH and words < MIN_PAGE_SHARE * visible_words(tree):
         document = trafilatura.bare_extraction(tree, **options)
         fallback = (document.text if document is not None else "") or ""
         if len(fallback) > len(text):
@@ -224,6 +227,10 @@ def extract_page(job: ExtractJob) -> tuple[dict[str, Any], list[str], tuple[int,
     import trafilatura
 
     html = job.html
+    if isinstance(html, bytes) and job.content_encoding:
+        from pipeline.fetch import decode_body
+
+        html = decode_body(html, job.content_encoding, job.max_bytes)
     if isinstance(html, bytes):
         html = decode_html(html[:MAX_HTML_CHARS], job.content_type)
     tree = trafilatura.load_html(html[:MAX_HTML_CHARS]) if html else None
@@ -247,7 +254,7 @@ def extract_article(job: ExtractJob) -> Article:
         try:
             with time_limit(job.timeout):
                 meta, lines, keys = extract_page(job)
-            page_text = trafilatura_text("\n".join(lines))
+            page_text = trafilatura_text(lines)
             if not page_text:
                 error = "extractor found no main text"
         except ExtractionTimeout as exc:

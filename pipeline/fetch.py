@@ -226,6 +226,14 @@ class _Decoder:
         return b"".join(self.parts)
 
 
+def decode_body(raw: bytes, content_encoding: str, limit: int) -> bytes:
+    """Decode a body fetched with `decode=False`, never producing more than `limit` bytes
+    (raises BodyTooLarge, ValueError or zlib.error). Pure: worker processes call it."""
+    decoder = _Decoder(content_encoding, limit)
+    decoder.feed(raw)
+    return decoder.finish()
+
+
 # --- politeness -----------------------------------------------------------------------------
 
 class HostLimiter:
@@ -295,13 +303,19 @@ class Fetcher:
         await self.client.aclose()
 
     async def fetch(self, url: str, *, etag: str | None = None,
-                    last_modified: str | None = None, accept: str = FEED_ACCEPT) -> FetchResult:
-        """GET url (conditionally when validators are given) within the whole deadline."""
+                    last_modified: str | None = None, accept: str = FEED_ACCEPT,
+                    decode: bool = True) -> FetchResult:
+        """GET url (conditionally when validators are given) within the whole deadline.
+
+        With decode=False the body stays as sent (Content-Encoding applied, max_bytes
+        capping its raw size): decompressing is then the caller's job, with decode_body, in
+        a worker process rather than on the event loop.
+        """
         started = time.monotonic()
         conditional = bool(etag or last_modified)
         try:
             async with asyncio.timeout(self.config.timeout):
-                result = await self._follow(url, etag, last_modified, accept)
+                result = await self._follow(url, etag, last_modified, accept, decode)
         except TimeoutError:
             result = FetchResult(url, url, error=f"deadline of {self.config.timeout:g}s exceeded",
                                  error_kind="timeout")
@@ -309,7 +323,7 @@ class Fetcher:
         return _replace(result, elapsed_ms=elapsed, conditional=conditional)
 
     async def _follow(self, url: str, etag: str | None, last_modified: str | None,
-                      accept: str) -> FetchResult:
+                      accept: str, decode: bool = True) -> FetchResult:
         current = url
         permanent = True
         visited: set[str] = set()
@@ -324,7 +338,7 @@ class Fetcher:
                 headers["If-None-Match"] = etag
             if last_modified:
                 headers["If-Modified-Since"] = last_modified
-            result = await self._get_once(url, current, headers)
+            result = await self._get_once(url, current, headers, decode)
             if result.error or result.status not in REDIRECT_CODES:
                 moved = current if (current != url and permanent) else None
                 return _replace(result, permanent_redirect=moved)
@@ -340,7 +354,8 @@ class Fetcher:
         return FetchResult(url, current, error=f"more than {self.config.max_redirects} redirects",
                            error_kind="redirect")
 
-    async def _get_once(self, url: str, current: str, headers: dict[str, str]) -> FetchResult:
+    async def _get_once(self, url: str, current: str, headers: dict[str, str],
+                        decode: bool = True) -> FetchResult:
         host = (urlsplit(current).hostname or "").lower()
         sem = await self.limiter.acquire(host)
         try:
@@ -349,7 +364,7 @@ class Fetcher:
                 status = response.status_code
                 if status in REDIRECT_CODES or status == 304:
                     return FetchResult(url, current, status=status, headers=resp_headers)
-                body = await self._read_body(response)
+                body = await self._read_body(response, decode)
                 return FetchResult(url, str(response.url), status=status, headers=resp_headers,
                                    body=body)
         except BlockedAddressError as exc:
@@ -369,10 +384,10 @@ class Fetcher:
         finally:
             sem.release()
 
-    async def _read_body(self, response: httpx.Response) -> bytes:
+    async def _read_body(self, response: httpx.Response, decode: bool = True) -> bytes:
         limit = self.config.max_bytes
         length = response.headers.get("content-length", "")
-        encoding = response.headers.get("content-encoding", "")
+        encoding = response.headers.get("content-encoding", "") if decode else ""
         if length.isdigit() and not encoding and int(length) > limit:
             raise BodyTooLarge(f"Content-Length {length} exceeds max_bytes ({limit})")
         decoder = _Decoder(encoding, limit)

@@ -325,11 +325,13 @@ class Runner:
     async def _article(self, entry: Entry) -> tuple[str, Article, Any]:
         """Fetch the entry's page and extract it in the pool: (final url, article, print)."""
         async with self._pages:  # held until extracted: fetched HTML never piles up
-            page_url, body, content_type, page_error = entry.link or "", None, "", None
+            page_url, body, headers, page_error = entry.link or "", None, {}, None
             if entry.link:
-                page_url, body, content_type, page_error = await self._fetch_page(entry.link)
+                page_url, body, headers, page_error = await self._fetch_page(entry.link)
             job = ExtractJob(
-                url=page_url, html=body, content_type=content_type,
+                url=page_url, html=body, content_type=headers.get("content-type", ""),
+                content_encoding=headers.get("content-encoding", ""),
+                max_bytes=self.config.fetch.max_bytes,
                 entry_title=entry.title, entry_content=entry.content or entry.summary,
                 entry_published_at=entry.published_at, entry_authors=entry.authors,
                 page_error=page_error, timeout=self.config.extract.timeout,
@@ -348,21 +350,22 @@ class Runner:
             self._site_lines[site] = self.store.site_lines(site)
         return self._site_lines[site]
 
-    async def _fetch_page(self, url: str) -> tuple[str, bytes | None, str, str | None]:
-        """(final url, body or None, content type, error or None) for one article page."""
+    async def _fetch_page(self, url: str) -> tuple[str, bytes | None, dict[str, str],
+                                                  str | None]:
+        """(final url, raw body or None, response headers, error or None) for one page."""
         assert self.fetcher is not None
         if not await self.fetcher.allowed_by_robots(url):
-            return url, None, "", "disallowed by robots.txt"
-        response: FetchResult = await self.fetcher.fetch(url, accept=PAGE_ACCEPT)
+            return url, None, {}, "disallowed by robots.txt"
+        # Decompressing is left to the worker: it is CPU the event loop should not spend.
+        response: FetchResult = await self.fetcher.fetch(url, accept=PAGE_ACCEPT, decode=False)
         error = _response_error(response)
         if error is None and response.status != 200:
             error = f"HTTP {response.status}"
         if error is None and response.content_type not in HTML_TYPES:
             error = f"not an HTML page ({response.content_type})"
         if error is not None:
-            return response.final_url, None, "", error
-        return (response.final_url, response.body, response.headers.get("content-type", ""),
-                None)
+            return response.final_url, None, {}, error
+        return response.final_url, response.body, response.headers, None
 
 
 def _response_error(response: FetchResult) -> str | None:

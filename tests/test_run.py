@@ -244,3 +244,29 @@ def test_a_killed_run_leaves_no_worker_processes_behind(tmp_path: Path) -> None:
         while time.monotonic() < deadline and any(Path(f"/proc/{p}").exists() for p in workers):
             time.sleep(0.1)
         assert not [p for p in workers if Path(f"/proc/{p}").exists()]
+
+
+def test_compressed_pages_are_decoded_in_the_worker_and_bombs_stop_at_max_bytes(
+        tmp_path: Path) -> None:
+    import gzip
+    import urllib.request
+
+    with NewsSite() as site:
+        add_stories(site, range(2))
+        with urllib.request.urlopen(site.article("s0").url) as response:  # noqa: S310
+            html = response.read()
+        site.set_fault("/news/s0.html", "body", body=gzip.compress(html),
+                       content_type="text/html; charset=utf-8",
+                       headers={"Content-Encoding": "gzip"})
+        site.set_fault("/news/s1.html", "gzip_bomb", size=64 << 20,
+                       content_type="text/html; charset=utf-8")
+        config = load_config(write_config(tmp_path / "newswire.yaml", [site.feed_url("rss")],
+                                          fetch={"max_bytes": 2_000_000}))
+        store = Store.open(config.database)
+        asyncio.run(run_once(config, store))
+        rows = {r["url"]: r for r in store.db["articles"].rows}
+        good, bomb = rows[site.article("s0").url], rows[site.article("s1").url]
+        assert good["text_source"] == "page" and good["extract_error"] is None
+        assert site.article("s0").paragraphs[1] in good["text"]
+        assert bomb["text_source"] == "feed" and "max_bytes" in bomb["extract_error"]
+        store.close()
