@@ -2,8 +2,8 @@
 
 Workers are started by a fork server that has already imported and warmed up the parsing and
 extraction code, so starting one costs a fork rather than a fresh interpreter importing
-trafilatura (about half a second of CPU) — which matters because workers are recycled after
-`max_tasks` jobs to bound the memory trafilatura and lxml accumulate. The main process never
+trafilatura and compiling dateparser's patterns (over a second of CPU) — which matters because
+workers are recycled to bound the memory trafilatura and lxml accumulate. The main process never
 imports trafilatura itself: a run that only sees 304 Not Modified never starts the pool.
 
 Everything crossing the process boundary is plain data: page bytes go out undecoded (decoding
@@ -96,13 +96,19 @@ def process_page(job: ExtractJob) -> tuple[Article, Any]:
     return article, None
 
 
-def make_pool(workers: int, max_tasks: int) -> ProcessPoolExecutor:
-    """Extraction workers, one per CPU unless `workers` says otherwise, forked from a warm
-    fork server and recycled after `max_tasks` jobs (0: never) to bound their memory."""
-    count = workers or os.cpu_count() or 1
+def pool_size(workers: int) -> int:
+    """Worker processes for the `extract.workers` setting (0: one per CPU)."""
+    return workers or os.cpu_count() or 1
+
+
+def make_pool(workers: int) -> ProcessPoolExecutor:
+    """`workers` processes forked from a warm fork server.
+
+    No max_tasks_per_child: on Python 3.11 replacing a retired worker can hang the pool for
+    good (seen here on long runs). The runner recycles whole pools instead (Runner._pool).
+    """
     context = multiprocessing.get_context("forkserver")
     # The fork server imports this module (and so trafilatura) once, then warms it up.
     context.set_forkserver_preload(["pipeline.pool_preload"])
-    return ProcessPoolExecutor(max_workers=count, mp_context=context,
-                               max_tasks_per_child=max_tasks or None,
+    return ProcessPoolExecutor(max_workers=pool_size(workers), mp_context=context,
                                initializer=die_with_parent)

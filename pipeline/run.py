@@ -29,7 +29,7 @@ from pipeline.dedupe import article_id, canonical_url
 from pipeline.extract import Article, ExtractJob, extract_job
 from pipeline.fetch import PAGE_ACCEPT, Fetcher, FetchResult, Resolver, system_resolver
 from pipeline.parse import Entry, ParsedFeed
-from pipeline.pool import make_pool, parse_in_worker, process_page
+from pipeline.pool import make_pool, parse_in_worker, pool_size, process_page
 from pipeline.schedule import PollOutcome, next_poll
 from pipeline.store import (
     EntryBatch,
@@ -107,6 +107,7 @@ class Runner:
         self.resolver = resolver
         self.fetcher: Fetcher | None = None
         self.pool: ProcessPoolExecutor | None = None  # started on first use
+        self._pool_jobs = 0  # jobs given to the current pool
         self.stopping = False
         # Pages being fetched in this pass, by canonical URL: feeds that carry the same
         # story share one fetch and one extraction. Dropped once their batch is written.
@@ -132,14 +133,25 @@ class Runner:
 
     # -- the worker pool
 
+    def _pool(self) -> ProcessPoolExecutor:
+        """The current pool, replaced by a fresh one every `max_tasks_per_worker` jobs per
+        worker: the old one finishes what it was given, then its workers exit."""
+        extract = self.config.extract
+        limit = extract.max_tasks_per_worker * pool_size(extract.workers)
+        if self.pool is not None and limit and self._pool_jobs >= limit:
+            self.pool.shutdown(wait=False)
+            self.pool = None
+        if self.pool is None:
+            self.pool = make_pool(extract.workers)
+            self._pool_jobs = 0
+        self._pool_jobs += 1
+        return self.pool
+
     async def _in_pool(self, fn: Callable[..., Any], *args: Any) -> Any:
         """Run fn in the pool; a pool broken by a crashed worker is replaced, once."""
         loop = asyncio.get_running_loop()
         for attempt in (1, 2):
-            if self.pool is None:
-                self.pool = make_pool(self.config.extract.workers,
-                                      self.config.extract.max_tasks_per_worker)
-            pool = self.pool
+            pool = self._pool()
             try:
                 return await loop.run_in_executor(pool, fn, *args)
             except BrokenProcessPool:

@@ -270,3 +270,20 @@ def test_compressed_pages_are_decoded_in_the_worker_and_bombs_stop_at_max_bytes(
         assert site.article("s0").paragraphs[1] in good["text"]
         assert bomb["text_source"] == "feed" and "max_bytes" in bomb["extract_error"]
         store.close()
+
+
+def test_worker_pools_are_recycled_after_their_share_of_jobs(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    made: list[Any] = []
+    monkeypatch.setattr(run, "make_pool", lambda workers: made.append(workers) or
+                        run.ProcessPoolExecutor(1))
+    with NewsSite() as site:
+        add_stories(site, range(5))
+        config = load_config(write_config(
+            tmp_path / "newswire.yaml", [site.feed_url("rss")],
+            extract={"workers": 1, "max_tasks_per_worker": 2}))
+        store = Store.open(config.database)
+        report = asyncio.run(run_once(config, store))
+        assert report.new_articles == 5
+        assert len(made) == 3  # 6 jobs (a feed and five pages), two per pool
+        store.close()
