@@ -108,6 +108,8 @@ class Runner:
         self.fetcher: Fetcher | None = None
         self.pool: ProcessPoolExecutor | None = None  # started on first use
         self._pool_jobs = 0  # jobs given to the current pool
+        self._pool_pending: set[asyncio.Future[Any]] = set()  # jobs not yet returned
+        self._pool_lock = asyncio.Lock()
         self.stopping = False
         # Pages being fetched in this pass, by canonical URL: feeds that carry the same
         # story share one fetch and one extraction. Dropped once their batch is written.
@@ -133,27 +135,32 @@ class Runner:
 
     # -- the worker pool
 
-    def _pool(self) -> ProcessPoolExecutor:
+    async def _pool(self) -> ProcessPoolExecutor:
         """The current pool, replaced by a fresh one every `max_tasks_per_worker` jobs per
-        worker: the old one finishes what it was given, then its workers exit."""
-        extract = self.config.extract
-        limit = extract.max_tasks_per_worker * pool_size(extract.workers)
-        if self.pool is not None and limit and self._pool_jobs >= limit:
-            self.pool.shutdown(wait=False)
-            self.pool = None
-        if self.pool is None:
-            self.pool = make_pool(extract.workers)
-            self._pool_jobs = 0
-        self._pool_jobs += 1
-        return self.pool
+        worker. One generation at a time: the new pool starts when the old one has finished
+        its jobs, so memory stays that of one pool (the wait is the old pool's last job)."""
+        async with self._pool_lock:
+            extract = self.config.extract
+            limit = extract.max_tasks_per_worker * pool_size(extract.workers)
+            if self.pool is not None and limit and self._pool_jobs >= limit:
+                old, self.pool = self.pool, None
+                await asyncio.gather(*self._pool_pending, return_exceptions=True)
+                old.shutdown(wait=False)
+            if self.pool is None:
+                self.pool = make_pool(extract.workers)
+                self._pool_jobs = 0
+            self._pool_jobs += 1
+            return self.pool
 
     async def _in_pool(self, fn: Callable[..., Any], *args: Any) -> Any:
         """Run fn in the pool; a pool broken by a crashed worker is replaced, once."""
         loop = asyncio.get_running_loop()
         for attempt in (1, 2):
-            pool = self._pool()
+            pool = await self._pool()
+            job = loop.run_in_executor(pool, fn, *args)
+            self._pool_pending.add(job)
             try:
-                return await loop.run_in_executor(pool, fn, *args)
+                return await job
             except BrokenProcessPool:
                 log.warning("a worker process died; starting a new pool")
                 if self.pool is pool:
@@ -161,6 +168,8 @@ class Runner:
                     pool.shutdown(wait=False, cancel_futures=True)
                 if attempt == 2:
                     raise
+            finally:
+                self._pool_pending.discard(job)
         raise AssertionError("unreachable")
 
     # -- the single writer

@@ -275,8 +275,14 @@ def test_compressed_pages_are_decoded_in_the_worker_and_bombs_stop_at_max_bytes(
 def test_worker_pools_are_recycled_after_their_share_of_jobs(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     made: list[Any] = []
-    monkeypatch.setattr(run, "make_pool", lambda workers: made.append(workers) or
-                        run.ProcessPoolExecutor(1))
+
+    def make_pool(workers: int) -> Any:
+        # One generation at a time: the previous pool has finished everything it was given.
+        assert all(not pool._pending_work_items for pool in made)
+        made.append(run.ProcessPoolExecutor(1))
+        return made[-1]
+
+    monkeypatch.setattr(run, "make_pool", make_pool)
     with NewsSite() as site:
         add_stories(site, range(5))
         config = load_config(write_config(
