@@ -41,6 +41,11 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("url")
     add.add_argument("--name")
 
+    reindex = sub.add_parser("reindex", help="rebuild the near-duplicate index from the "
+                             "stored signatures (within dedupe.band_window_days)")
+    reindex.add_argument("--from-text", action="store_true",
+                         help="first recompute every signature from the stored texts")
+
     serve = sub.add_parser("serve", help="browse the corpus in Datasette")
     serve.add_argument("--port", type=int, default=8001)
     serve.add_argument("--host", default="127.0.0.1")
@@ -75,7 +80,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _open_store(config: Config, lock: bool = False):  # noqa: ANN202 - Store, lazily imported
     from pipeline.store import Store
 
-    store = Store.open(config.database)
+    store = Store.open(config.database, config.dedupe)
     if lock:
         try:
             store.acquire_lock()
@@ -166,6 +171,19 @@ def cmd_add(config: Config, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_reindex(config: Config, args: argparse.Namespace) -> int:
+    import time
+
+    started = time.monotonic()
+    with _open_store(config, lock=True) as store:
+        report = store.reindex(config.dedupe.band_window_days, from_text=args.from_text)
+    window = f"last {report.window_days} days" if report.window_days else "no window"
+    print(f"reindexed {report.signatures} signatures ({window}) into {report.band_rows} band "
+          f"rows" + (f"; {report.fingerprinted} signatures recomputed from text"
+                     if args.from_text else "") + f" in {time.monotonic() - started:.1f}s")
+    return 0
+
+
 def cmd_serve(config: Config, args: argparse.Namespace) -> int:
     import subprocess
 
@@ -185,5 +203,6 @@ COMMANDS = {
     "daemon": cmd_daemon,
     "status": cmd_status,
     "add": cmd_add,
+    "reindex": cmd_reindex,
     "serve": cmd_serve,
 }

@@ -316,5 +316,9 @@ async def run_once(config: Config, store: Store, include_all: bool = False,
     """Sync the config's feeds into the store and poll the due ones once."""
     store.sync_feeds(config.feeds)
     async with Runner(config, store, resolver) as runner:
-        return await runner.run_due(include_all=include_all, progress=progress)
+        report = await runner.run_due(include_all=include_all, progress=progress)
+    # Cron-driven installs have no daemon maintenance: keep the near-duplicate index within
+    # its window here (an empty index probe when nothing is due).
+    store.prune_bands(config.dedupe.band_window_days)
+    return report
 

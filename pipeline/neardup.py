@@ -1,0 +1,212 @@
+"""Near-duplicate fingerprints: word 5-shingles, MinHash, LSH band keys, containment.
+
+Pure functions, no SQL (the index lives in `pipeline.store`); `fingerprint` runs in the
+extraction workers. Method and parameters follow ../shared/docs/dedupe.md:
+
+- the extracted body (never the title) is NFKC-normalised, case-folded and split into `\\w+`
+  words; its set of word 5-shingles is hashed into a 112-value MinHash (rensa's RMinHash);
+- the 112 values are cut into 28 bands of 4 rows; one 64-bit key per band. Two texts become
+  candidates when any band key matches (probability 0.84 at Jaccard 0.5, 0.98 at 0.6);
+- candidates are verified by estimated *containment* |A∩B| / min(|A|,|B|), which stays high
+  for trimmed copies where Jaccard collapses; >= 0.8 is a duplicate, 0.6-0.8 "related";
+- a numeric guard stops templated stories (market reports, results, weather) that differ only
+  in their numbers from merging.
+
+Signatures persist in the database, so everything that shapes them (rensa's version and
+algorithm, seed, permutations, shingle size, tokenisation) is named by `SCHEME`; a change of
+any of them needs `newswire reindex --from-text`.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+from importlib.metadata import version
+from urllib.parse import urlsplit
+
+import numpy as np
+from rensa import RMinHash
+
+from pipeline.config import DEFAULT_AGENCIES
+
+SHINGLE_WORDS = 5
+NUM_PERM = 112
+BANDS = 28
+ROWS = NUM_PERM // BANDS  # 4
+SEED = 20240611  # fixed forever: it is part of every stored signature
+MIN_WORDS = 25  # shorter bodies (teasers, captions) get no fingerprint: too little evidence
+NUMERIC_MIN_TOKENS = 3
+NUMERIC_MIN_OVERLAP = 0.5
+SIGNATURE_BYTES = NUM_PERM * 4
+
+SCHEME = (f"rensa-{version('rensa')}/rminhash-v{RMinHash.ALGORITHM_VERSION}/seed{SEED}/"
+          f"perm{NUM_PERM}/w{SHINGLE_WORDS}/words-nfkc-casefold")
+
+_WORD = re.compile(r"\w+")
+# A token with a digit, punctuation inside kept ("4,512.3", "3-1", "$2.5bn", "12%").
+_NUMERIC = re.compile(r"[^\s]*\d[^\s]*")
+_EDGE_PUNCT = "\"'()[]{}<>.,;:!?«»“”‘’—–-"
+
+# 64-bit mixing constants (splitmix64 / murmur3 finalisers): band keys must be identical on
+# every machine and in every release, so they are plain integer arithmetic, not hash().
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+_MIX1 = np.uint64(0xBF58476D1CE4E5B9)
+_MIX2 = np.uint64(0x94D049BB133111EB)
+
+
+@dataclass(frozen=True)
+class Fingerprint:
+    """What near-duplicate detection keeps of a body: small, picklable, storable."""
+
+    signature: bytes  # NUM_PERM MinHash values as little-endian uint32
+    shingles: int  # distinct 5-shingles in the body
+    numbers: tuple[str, ...]  # distinct tokens containing a digit, sorted
+
+
+@dataclass(frozen=True)
+class Similarity:
+    """How a stored text compares with a new one."""
+
+    jaccard: float  # MinHash estimate of shingle Jaccard
+    containment: float  # estimated |A∩B| / min(|A|, |B|)
+    numbers_overlap: float | None  # None when the numeric guard does not apply
+
+
+def words(text: str) -> list[str]:
+    return _WORD.findall(unicodedata.normalize("NFKC", text).casefold())
+
+
+def shingles(tokens: list[str], size: int = SHINGLE_WORDS) -> set[str]:
+    """The set of word n-grams; a text shorter than n words is one shingle."""
+    if len(tokens) <= size:
+        return {" ".join(tokens)} if tokens else set()
+    grams = zip(*(tokens[i:] for i in range(size)), strict=False)  # stops at the shortest
+    return {" ".join(gram) for gram in grams}
+
+
+def numeric_tokens(text: str) -> tuple[str, ...]:
+    """Distinct tokens that contain a digit, surrounding punctuation stripped, sorted."""
+    found = {token.strip(_EDGE_PUNCT) for token in
+             _NUMERIC.findall(unicodedata.normalize("NFKC", text).casefold())}
+    return tuple(sorted(token for token in found if any(c.isdigit() for c in token)))
+
+
+def minhash(items: set[str]) -> bytes:
+    sketch = RMinHash(num_perm=NUM_PERM, seed=SEED)
+    sketch.update(list(items))  # a set of minima: the order of items does not matter
+    return np.asarray(sketch.digest(), dtype="<u4").tobytes()
+
+
+def fingerprint(text: str) -> Fingerprint | None:
+    """The body's fingerprint, or None when it is too short to compare reliably."""
+    tokens = words(text)
+    if len(tokens) < MIN_WORDS:
+        return None
+    grams = shingles(tokens)
+    return Fingerprint(signature=minhash(grams), shingles=len(grams),
+                       numbers=numeric_tokens(text))
+
+
+def signature_array(signature: bytes) -> np.ndarray:
+    if len(signature) != SIGNATURE_BYTES:
+        raise ValueError(f"signature has {len(signature)} bytes, expected {SIGNATURE_BYTES}")
+    return np.frombuffer(signature, dtype="<u4")
+
+
+def band_keys_many(signatures: np.ndarray) -> np.ndarray:
+    """(n, NUM_PERM) uint32 signatures → (n, BANDS) int64 band keys.
+
+    Each key mixes the band's index with its ROWS values, so equal keys mean (up to 2^-64)
+    the same values in the same band: one table can hold every band.
+    """
+    values = np.asarray(signatures, dtype=np.uint64).reshape(-1, BANDS, ROWS)
+    with np.errstate(over="ignore"):
+        key = np.broadcast_to(np.arange(1, BANDS + 1, dtype=np.uint64) * _GOLDEN,
+                              values.shape[:2]).copy()
+        for row in range(ROWS):
+            key = (key ^ values[:, :, row]) * _MIX1
+            key ^= key >> np.uint64(31)
+            key *= _MIX2
+            key ^= key >> np.uint64(29)
+    return key.view(np.int64)  # SQLite integers are signed 64-bit
+
+
+def band_keys(signature: bytes) -> list[int]:
+    """The BANDS index keys of one signature."""
+    return [int(k) for k in band_keys_many(signature_array(signature)[None, :])[0]]
+
+
+def jaccard_many(signature: bytes, others: np.ndarray) -> np.ndarray:
+    """Estimated Jaccard of one signature against (n, NUM_PERM) others."""
+    return (np.asarray(others) == signature_array(signature)).mean(axis=1)
+
+
+def containment(jaccard: float, size_a: int, size_b: int) -> float:
+    """|A∩B| / min(|A|,|B|) from the Jaccard estimate: |A∩B| = J/(1+J)·(|A|+|B|)."""
+    if size_a <= 0 or size_b <= 0:
+        return 0.0
+    return min(1.0, jaccard / (1.0 + jaccard) * (size_a + size_b) / min(size_a, size_b))
+
+
+def numbers_overlap(a: tuple[str, ...] | frozenset[str], b: tuple[str, ...] | frozenset[str]
+                    ) -> float | None:
+    """Containment of the smaller numeric-token set in the larger one; None when either text
+    has fewer than NUMERIC_MIN_TOKENS numbers (the guard then does not apply).
+
+    Containment rather than Jaccard (dedupe.md states Jaccard): a trimmed copy keeps only the
+    first part of the numbers, which Jaccard reads as "different numbers"; templated stories
+    differ in most of their numbers under either measure. See BENCHMARKS.md.
+    """
+    set_a, set_b = set(a), set(b)
+    if len(set_a) < NUMERIC_MIN_TOKENS or len(set_b) < NUMERIC_MIN_TOKENS:
+        return None
+    return len(set_a & set_b) / min(len(set_a), len(set_b))
+
+
+def compare(new: Fingerprint, jaccard: float, other_shingles: int,
+            other_numbers: tuple[str, ...]) -> Similarity:
+    return Similarity(jaccard=jaccard,
+                      containment=containment(jaccard, new.shingles, other_shingles),
+                      numbers_overlap=numbers_overlap(new.numbers, other_numbers))
+
+
+def verdict(similarity: Similarity, threshold: float, related_threshold: float
+            ) -> tuple[str, str | None] | None:
+    """('near', None), ('related', why) or None (unrelated) for one verified candidate."""
+    score = similarity.containment
+    if score < related_threshold:
+        return None
+    if score < threshold:
+        return "related", "below duplicate threshold"
+    overlap = similarity.numbers_overlap
+    if overlap is not None and overlap < NUMERIC_MIN_OVERLAP:
+        return "related", "numbers differ"
+    return "near", None
+
+
+# --- provenance: which copy is the agency's own ---------------------------------------------
+
+def _name_key(name: str) -> str:
+    return " ".join(_WORD.findall(unicodedata.normalize("NFKC", name).casefold()))
+
+
+def is_agency_copy(sitename: str | None, url: str | None,
+                   agencies: tuple[str, ...] = DEFAULT_AGENCIES) -> bool:
+    """Whether an article is a news agency's own copy of its story.
+
+    An entry containing a dot is a host: the article's URL host equals it or is a subdomain
+    of it. Any other entry is a site name, compared whole with the page's site name
+    (og:site_name, as trafilatura reports it) after case-folding and dropping punctuation.
+    A byline or "(Reuters)" dateline in the text does not count: every copy carries those.
+    """
+    host = (urlsplit(url).hostname or "").lower().rstrip(".") if url else ""
+    name = _name_key(sitename) if sitename else ""
+    for entry in agencies:
+        if "." in entry:
+            domain = entry.lower().strip(".")
+            if host and (host == domain or host.endswith("." + domain)):
+                return True
+        elif name and name == _name_key(entry):
+            return True
+    return False
