@@ -119,8 +119,8 @@ def test_containment_survives_trimming_where_jaccard_collapses() -> None:
 
 def test_numeric_tokens_leave_out_years_and_timestamps() -> None:
     text = ("Shares rose 2.5% to 7,512.3 (up 45) on 2026-03-04T08:35:34+00:00; Copyright 2025, "
-            "final score 3-1.")
-    assert neardup.numeric_tokens(text) == ("2.5%", "3-1", "45", "7,512.3")
+            "final score 3-1; lows of -2 degrees.")
+    assert neardup.numeric_tokens(text) == ("-2", "2.5%", "3-1", "45", "7,512.3")
 
 
 @pytest.mark.parametrize(("a", "b", "expected"), [
@@ -139,7 +139,8 @@ def test_verdicts() -> None:
         return neardup.Similarity(jaccard=0.5, containment=containment, numbers_overlap=numbers)
 
     assert neardup.verdict(sim(0.95), 0.8, 0.6) == ("near", None)
-    assert neardup.verdict(sim(0.8, 0.5), 0.8, 0.6) == ("near", None)
+    assert neardup.verdict(sim(0.8, 0.6), 0.8, 0.6) == ("near", None)
+    assert neardup.verdict(sim(0.9, 0.5), 0.8, 0.6) == ("related", "numbers differ")
     assert neardup.verdict(sim(0.7), 0.8, 0.6) == ("related", "below duplicate threshold")
     assert neardup.verdict(sim(0.95, 0.2), 0.8, 0.6) == ("related", "numbers differ")
     assert neardup.verdict(sim(0.59), 0.8, 0.6) is None
@@ -184,6 +185,28 @@ def test_agency_list_is_configurable() -> None:
     assert neardup.is_agency_copy("Global Wire Service", None, ("Global Wire Service",))
     assert neardup.is_agency_copy(None, "https://feeds.wire.example/a", ("wire.example",))
     assert not neardup.is_agency_copy("Reuters", None, ("Global Wire Service",))
+
+
+def test_dedupe_config(tmp_path: Path) -> None:
+    from pipeline.config import ConfigError, load_config
+
+    def load(dedupe: str) -> DedupeConfig:
+        path = tmp_path / "c.yaml"
+        path.write_text(f"database: x.db\nfeeds: ['http://a.example/f']\ndedupe: {dedupe}\n")
+        return load_config(path).dedupe
+
+    assert load("{}") == DedupeConfig()
+    assert "Reuters" in DedupeConfig().agencies
+    custom = load("{agencies: [Global Wire Service, wire.example], band_window_days: 0}")
+    assert custom.agencies == ("Global Wire Service", "wire.example")
+    assert custom.band_window_days == 0
+    for bad, key in (("{threshold: 1.5}", "dedupe.threshold"),
+                     ("{threshold: 0.7, related_threshold: 0.75}", "dedupe.related_threshold"),
+                     ("{agencies: Reuters}", "dedupe.agencies"),
+                     ("{agencies: ['']}", "dedupe.agencies"),
+                     ("{band_window_days: -1}", "dedupe.band_window_days")):
+        with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
+            load(bad)
 
 
 # --- the store: clusters, provenance, index ------------------------------------------------------
