@@ -377,7 +377,8 @@ def evaluate(db: Path, copies: Sequence[Copy], outlets: Sequence[Outlet],
     agency_ok = agency_all = earliest_ok = earliest_all = 0
     canonical = dict(conn.execute("SELECT id, canonical_article_id FROM clusters"))
     article_id = {id(c): rows[url_of[id(c)]][2] for c in found}
-    for members in _members(found, cluster).values():
+    by_story = _members(found)
+    for members in by_story.values():
         if len(members) < 2 or len({cluster[id(c)] for c in members}) != 1:
             continue
         chosen = canonical[cluster[id(members[0])]]
@@ -392,8 +393,7 @@ def evaluate(db: Path, copies: Sequence[Copy], outlets: Sequence[Outlet],
     print(f"canonical member (stories kept whole in one cluster): agency copy {agency_ok}/"
           f"{agency_all}, else earliest published {earliest_ok}/{earliest_all}")
 
-    multi = sum(1 for lb, members in _members(found, cluster).items()
-                if len({c.outlet for c in members}) > 1)
+    multi = sum(1 for members in by_story.values() if len({c.outlet for c in members}) > 1)
     view = conn.execute("SELECT count(*), max(outlets_count) FROM stories_by_outlets"
                         ).fetchone()
     edges = dict(conn.execute("SELECT kind || coalesce(' (' || note || ')', ''), count(*) "
@@ -414,7 +414,7 @@ def evaluate(db: Path, copies: Sequence[Copy], outlets: Sequence[Outlet],
     return precision, recall
 
 
-def _members(found: Sequence[Copy], cluster: dict[int, str]) -> dict[str, list[Copy]]:
+def _members(found: Sequence[Copy]) -> dict[str, list[Copy]]:
     members: dict[str, list[Copy]] = defaultdict(list)
     for c in found:
         members[c.story].append(c)

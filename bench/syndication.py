@@ -391,7 +391,7 @@ class Copy:
     base: str | None = None  # a follow-up story: the label of the story it follows
 
 
-def make_copy(story: str, title: str, paragraphs: Paragraphs, outlet: Outlet,
+def make_copy(title: str, paragraphs: Paragraphs, outlet: Outlet,
               rng: random.Random, donor: Paragraphs, source: str,
               transforms: Sequence[str]) -> tuple[str, Paragraphs]:
     """Apply the named transformations (in a sensible order) to an outlet's copy."""
@@ -477,7 +477,7 @@ def build_set(stories: Sequence[Source], donors: Sequence[Source], outlets: Sequ
             else:
                 transforms = pick_transforms(rng)
             donor = donors[rng.randrange(len(donors))].paragraphs if donors else ()
-            title, paragraphs = make_copy(source.label, source.title, source.paragraphs,
+            title, paragraphs = make_copy(source.title, source.paragraphs,
                                           outlets[outlet], rng, donor,
                                           outlets[origin].name, transforms)
             copies.append(Copy(source.label, outlet, f"{slug}-{outlet}", title, paragraphs,

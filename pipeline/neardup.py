@@ -115,21 +115,42 @@ def minhash(items: set[str]) -> bytes:
     return np.asarray(sketch.digest(), dtype="<u4").tobytes()
 
 
-def fingerprint(text: str) -> Fingerprint | None:
-    """The body's fingerprint, or None when it is too short to compare reliably."""
-    normalised = normalise(text)
-    tokens = _WORD.findall(normalised)
+def body(text: str, title: str = "") -> str:
+    """The text without a leading headline: extractors often keep the page's <h1>, and each
+    outlet writes its own headline. The first paragraph goes when its words equal the
+    title's or one starts with the other ("Title | Outlet"), and it is no longer than the
+    title and a site name: a lead sentence that happens to start like the title stays."""
+    first, _, rest = text.partition("\n\n")
+    head, name = words(first), words(title)
+    if rest and head and name and len(head) <= len(name) + 8 and (
+            head[:len(name)] == name or name[:len(head)] == head):
+        return rest
+    return text
+
+
+def fingerprint(text: str, title: str = "") -> Fingerprint | None:
+    """The fingerprint of an article, or None when its body is too short to compare.
+
+    Shingles come from the body alone (a leading headline left out: outlets rewrite
+    headlines); numbers from the title and the text, as the headline of a templated report
+    ("Rovers 4-1 City") carries its key figures and a copy's headline keeps them."""
+    tokens = words(body(text, title))
     if len(tokens) < MIN_WORDS:
         return None
     grams = shingles(tokens)
     return Fingerprint(signature=minhash(grams), shingles=len(grams),
-                       numbers=_numeric_tokens(normalised))
+                       numbers=_numeric_tokens(normalise(f"{title}\n\n{text}")))
 
 
 def signature_array(signature: bytes) -> np.ndarray:
     if len(signature) != SIGNATURE_BYTES:
         raise ValueError(f"signature has {len(signature)} bytes, expected {SIGNATURE_BYTES}")
     return np.frombuffer(signature, dtype="<u4")
+
+
+def signature_matrix(signatures: list[bytes]) -> np.ndarray:
+    """Stored signatures as one (n, NUM_PERM) uint32 array."""
+    return np.frombuffer(b"".join(signatures), dtype="<u4").reshape(len(signatures), NUM_PERM)
 
 
 def band_keys_many(signatures: np.ndarray) -> np.ndarray:

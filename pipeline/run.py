@@ -89,7 +89,7 @@ def process_page(job: ExtractJob) -> tuple[Article, Any]:
             from pipeline.neardup import fingerprint as make_fingerprint
         except ImportError:  # the clustering layer is optional
             return article, None
-        fingerprint = make_fingerprint(article.text)
+        fingerprint = make_fingerprint(article.text, article.title)
     return article, fingerprint
 
 

@@ -214,6 +214,7 @@ def _migration_2(db: sqlite_utils.Database) -> None:
         note TEXT, created_at TEXT,
         PRIMARY KEY (article_id, other_id)) WITHOUT ROWID""")
     db.execute("CREATE INDEX duplicate_edges_other ON duplicate_edges (other_id)")
+    db["clusters"].create_index(["size"])  # the view below reads multi-member clusters only
     db["neardup_meta"].create({"key": str, "value": str}, pk="key")
     db["neardup_meta"].insert({"key": "scheme", "value": neardup.SCHEME})
     # "Stories carried by several outlets": an outlet is the page's site name, else the
@@ -545,8 +546,7 @@ class Store:
         if not rows:
             return None
         rows.reverse()  # oldest first: ties go to the earliest indexed copy
-        others = np.frombuffer(b"".join(r[3] for r in rows), dtype="<u4").reshape(
-            len(rows), neardup.NUM_PERM)
+        others = neardup.signature_matrix([r[3] for r in rows])
         matches = []
         for row, jaccard in zip(rows, neardup.jaccard_many(fingerprint.signature, others),
                                 strict=True):
@@ -650,8 +650,7 @@ class Store:
                 if not rows:
                     return pruned
                 ids = [r[0] for r in rows]
-                keys = neardup.band_keys_many(np.frombuffer(
-                    b"".join(r[1] for r in rows), dtype="<u4").reshape(len(rows), -1))
+                keys = neardup.band_keys_many(neardup.signature_matrix([r[1] for r in rows]))
                 self.db.conn.executemany(
                     "DELETE FROM neardup_bands WHERE bucket = ? AND signature_id = ?",
                     ((int(key), sid) for sid, row_keys in zip(ids, keys, strict=True)
@@ -680,8 +679,7 @@ class Store:
                 "indexed_at >= ? ORDER BY id", [cutoff])
             while chunk := cursor.fetchmany(REINDEX_CHUNK):
                 ids = np.fromiter((r[0] for r in chunk), dtype=np.int64, count=len(chunk))
-                keys = neardup.band_keys_many(np.frombuffer(
-                    b"".join(r[1] for r in chunk), dtype="<u4").reshape(len(chunk), -1))
+                keys = neardup.band_keys_many(neardup.signature_matrix([r[1] for r in chunk]))
                 pairs = np.column_stack([keys.ravel(), np.repeat(ids, neardup.BANDS)])
                 pairs = pairs[np.lexsort((pairs[:, 1], pairs[:, 0]))]  # B-tree order
                 self.db.conn.executemany(
@@ -698,11 +696,11 @@ class Store:
         count = 0
         with self.write():
             cursor = self.db.execute(
-                "SELECT id, cluster_id, text, fetched_at, duplicate_kind FROM articles "
+                "SELECT id, cluster_id, text, title, fetched_at, duplicate_kind FROM articles "
                 "ORDER BY fetched_at, id")
             while chunk := cursor.fetchmany(1000):
-                for article_id, cluster_id, text, fetched_at, kind in chunk:
-                    fp = neardup.fingerprint(text or "")
+                for article_id, cluster_id, text, title, fetched_at, kind in chunk:
+                    fp = neardup.fingerprint(text or "", title or "")
                     if fp is None:
                         continue
                     indexable = int(kind != "exact")

@@ -100,6 +100,33 @@ def test_shingles_and_short_texts() -> None:
     assert neardup.words("Ｆull-width ÉCOLE, Straße") == ["full", "width", "école", "strasse"]
 
 
+@pytest.mark.parametrize(("text", "title", "expected"), [
+    ("Quake hits coast\n\nThe body.", "Quake hits coast", "The body."),
+    ("Quake hits coast | Daily Meridian\n\nThe body.", "Quake hits coast", "The body."),
+    ("QUAKE HITS COAST\n\nThe body.", "Quake hits coast | Daily Meridian", "The body."),
+    ("Quake hits coast, killing two people in the north of the country early on Tuesday, "
+     "officials said.\n\nThe body.", "Quake hits coast",
+     "Quake hits coast, killing two people in the north of the country early on Tuesday, "
+     "officials said.\n\nThe body."),  # a lead that starts like the title stays
+    ("Another start\n\nThe body.", "Quake hits coast", "Another start\n\nThe body."),
+    ("Quake hits coast", "Quake hits coast", "Quake hits coast"),  # nothing else to keep
+])
+def test_body_leaves_out_a_leading_headline(text: str, title: str, expected: str) -> None:
+    assert neardup.body(text, title) == expected
+
+
+def test_headlines_do_not_count() -> None:
+    text = "\n\n".join(WIRE)
+    one = neardup.fingerprint(f"Quake strikes\n\n{text}", "Quake strikes")
+    other = neardup.fingerprint(f"Buildings shake as quake hits the north\n\n{text}",
+                                "Buildings shake as quake hits the north")
+    assert one == other == neardup.fingerprint(text)
+    # ...but their figures do: a templated report's headline carries its result.
+    report = neardup.fingerprint(f"Rovers 4-1 City\n\n{text}", "Rovers 4-1 City")
+    assert report is not None and report.signature == one.signature
+    assert "4-1" in report.numbers and "4-1" not in one.numbers
+
+
 def test_containment_survives_trimming_where_jaccard_collapses() -> None:
     full = neardup.fingerprint("\n".join(WIRE))
     half = neardup.fingerprint("\n".join(WIRE[:4]))
