@@ -41,7 +41,7 @@ NUMERIC_MIN_OVERLAP = 0.6  # dedupe.md: 0.5 (as Jaccard); see numbers_overlap
 SIGNATURE_BYTES = NUM_PERM * 4
 
 SCHEME = (f"rensa-{version('rensa')}/rminhash-v{RMinHash.ALGORITHM_VERSION}/seed{SEED}/"
-          f"perm{NUM_PERM}/w{SHINGLE_WORDS}/words-nfkc-casefold")
+          f"perm{NUM_PERM}/w{SHINGLE_WORDS}/words-nfkc-casefold/body-without-headline-v1")
 
 _WORD = re.compile(r"\w+")
 # Numeric tokens are whitespace-separated tokens with a digit, punctuation inside kept
@@ -121,8 +121,10 @@ def body(text: str, title: str = "") -> str:
     title's or one starts with the other ("Title | Outlet"), and it is no longer than the
     title and a site name: a lead sentence that happens to start like the title stays."""
     first, _, rest = text.partition("\n\n")
+    if not rest or not title or len(first) > 2 * len(title) + 100:
+        return text  # cheap exits: most first paragraphs are not headlines
     head, name = words(first), words(title)
-    if rest and head and name and len(head) <= len(name) + 8 and (
+    if head and name and len(head) <= len(name) + 8 and (
             head[:len(name)] == name or name[:len(head)] == head):
         return rest
     return text
@@ -134,12 +136,14 @@ def fingerprint(text: str, title: str = "") -> Fingerprint | None:
     Shingles come from the body alone (a leading headline left out: outlets rewrite
     headlines); numbers from the title and the text, as the headline of a templated report
     ("Rovers 4-1 City") carries its key figures and a copy's headline keeps them."""
-    tokens = words(body(text, title))
+    normalised = normalise(text)  # once: it is a good part of the cost
+    tokens = _WORD.findall(body(normalised, title))
     if len(tokens) < MIN_WORDS:
         return None
     grams = shingles(tokens)
+    numbers = set(_numeric_tokens(normalised)) | set(_numeric_tokens(normalise(title)))
     return Fingerprint(signature=minhash(grams), shingles=len(grams),
-                       numbers=_numeric_tokens(normalise(f"{title}\n\n{text}")))
+                       numbers=tuple(sorted(numbers)))
 
 
 def signature_array(signature: bytes) -> np.ndarray:
