@@ -457,6 +457,20 @@ def test_prune_and_reindex(corpus: Corpus) -> None:
     assert corpus.store.reindex(30, now=later).band_rows == 0
 
 
+def test_daemon_maintenance_prunes_the_index(corpus: Corpus) -> None:
+    from types import SimpleNamespace
+
+    old = corpus.add("old", WIRE, site="One")
+    corpus.add("new", story("harbour plan", 6), site="Two")
+    corpus.store.db.execute("UPDATE neardup_signatures SET indexed_at = ? WHERE article_id = ?",
+                            ["2000-01-01T00:00:00Z", old])
+    corpus.store.maintenance(SimpleNamespace(dedupe=DedupeConfig(band_window_days=30)))
+    rows = dict(corpus.store.db.execute(
+        "SELECT article_id, in_index FROM neardup_signatures").fetchall())
+    assert rows[old] == 0 and sum(rows.values()) == 1
+    assert len(corpus.bands()) == 28
+
+
 def dummy_article() -> Article:
     return Article(id="0" * 16, url="", canonical_url="", title="", text="", author=None,
                    published_at=None, language=None, sitename=None, text_source="page")
