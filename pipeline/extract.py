@@ -30,6 +30,15 @@ _WALL_PHRASES = re.compile(
     r"page (was )?not found|404 not found|sign in to (continue|read)", re.I)
 
 
+_HTML_LANG = re.compile(r"<html[^>]*?\slang=[\"']?([A-Za-z]{2,3})(?:[-_][A-Za-z0-9]+)?", re.I)
+
+
+def page_language(html: str | None) -> str | None:
+    """The page's declared language (`<html lang="en-GB">` → `en`), lower-cased."""
+    match = _HTML_LANG.search(html[:5000]) if html else None
+    return match.group(1).lower() if match else None
+
+
 class ExtractionTimeout(Exception):
     pass
 
@@ -164,7 +173,7 @@ def extract_article(job: ExtractJob) -> Article:
         author=author or None,
         published_at=job.entry_published_at or _date_from_metadata(
             str(meta.get("date") or "") or None),
-        language=(str(meta.get("language")) or None) if meta.get("language") else None,
+        language=str(meta.get("language") or "") or page_language(job.html),
         sitename=one_line(str(meta.get("sitename") or ""), 300) or None,
         text_source=source,
         quality=",".join(flags) or None,
