@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from pipeline import __version__
-from pipeline.config import Config, ConfigError, load_config
+from pipeline.config import Config, ConfigError, FeedConfig, load_config
 
 EXIT_FAILED = 1
 EXIT_CONFIG = 2
@@ -227,7 +227,7 @@ def _health(row: dict) -> str:
 
 
 def cmd_add(config: Config, args: argparse.Namespace) -> int:
-    from pipeline.config import FeedConfig, check_feed_url
+    from pipeline.config import check_feed_url
     from pipeline.feedlist import DiscoveryError, find_feed
 
     try:
@@ -245,7 +245,7 @@ def cmd_add(config: Config, args: argparse.Namespace) -> int:
     return _add(config, [feed], args.no_config)
 
 
-def _add(config: Config, feeds: list, no_config: bool) -> int:  # noqa: ANN001
+def _add(config: Config, feeds: list[FeedConfig], no_config: bool) -> int:
     from pipeline.feedlist import ConfigEditError, add_feeds
 
     with _open_store(config) as store:
@@ -264,7 +264,6 @@ def _add(config: Config, feeds: list, no_config: bool) -> int:  # noqa: ANN001
 
 
 def cmd_import_opml(config: Config, args: argparse.Namespace) -> int:
-    from pipeline.config import FeedConfig
     from pipeline.opml import parse_opml
 
     try:

@@ -49,10 +49,15 @@ Progress = Callable[[int], None]
 
 @dataclass
 class ExportReport:
-    written: int = 0
+    written: int = 0  # articles written
     already_present: int = 0  # ids that already had a file in the directory
     empty: int = 0  # articles without body text (nothing to write in the seed format)
-    files: list[Path] = field(default_factory=list)
+    first: Path | None = None  # the first and last files written (the same for JSONL)
+    last: Path | None = None
+
+    def wrote(self, path: Path) -> None:
+        self.first = self.first or path
+        self.last = path
 
 
 @dataclass
@@ -166,7 +171,7 @@ def export_text(store: Store, directory: str | os.PathLike[str], since: str | No
         data = format_seed(row["title"] or "", row["text"]).encode("utf-8")
         while not _create(target, f"{sequence:03d}_{article_id}.txt", data):
             sequence += 1  # taken meanwhile (another export into the same directory)
-        report.files.append(target / f"{sequence:03d}_{article_id}.txt")
+        report.wrote(target / f"{sequence:03d}_{article_id}.txt")
         report.written += 1
         present.add(article_id)
         sequence += 1
@@ -197,7 +202,7 @@ def export_jsonl(store: Store, directory: str | os.PathLike[str], since: str | N
                 os.link(temporary, _contained(target, name))
             except FileExistsError:
                 continue
-            report.files.append(target / name)
+            report.wrote(target / name)
             break
     finally:
         os.unlink(temporary)
@@ -217,8 +222,9 @@ def _fingerprint(text: str) -> Any:
 
 def _read_entry(path: Path, article_id: str) -> NewEntry:
     """The file as an entry carrying its article; ValueError with the reason if unusable."""
-    size = path.stat().st_size
-    if size > MAX_IMPORT_BYTES:
+    if path.is_symlink() or not path.is_file():
+        raise ValueError("not a regular file")
+    if path.stat().st_size > MAX_IMPORT_BYTES:
         raise ValueError(f"larger than {MAX_IMPORT_BYTES} bytes")
     try:
         content = path.read_bytes().decode("utf-8")

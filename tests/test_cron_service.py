@@ -73,7 +73,9 @@ def test_unit_passes_systemd_analyze(tmp_path: Path) -> None:
     analyze = shutil.which("systemd-analyze")
     if analyze is None:
         pytest.skip("systemd-analyze is not installed")
-    text = UNIT.read_text().replace(INSTALL_DIR, str(REPO))
+    script = Path(sys.executable).parent / "newswire"  # this environment's console script
+    text = UNIT.read_text().replace(f"{INSTALL_DIR}/.venv/bin/newswire", str(script))
+    text = text.replace(INSTALL_DIR, str(REPO))
     text = re.sub(r"^(User|Group)=newswire$", r"\1=root", text, flags=re.M)
     (tmp_path / "newswire.service").write_text(text)
     result = subprocess.run([analyze, "verify", str(tmp_path / "newswire.service")],

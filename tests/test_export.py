@@ -76,14 +76,14 @@ def test_export_continues_numbering_skips_present_ids_and_never_overwrites(
 
     report = export_text(store, out)
     assert (report.written, report.already_present) == (1, 1)  # B is a copy: not by default
-    assert [p.name for p in report.files] == [f"008_{c}.txt"]
+    assert report.first == report.last == out.resolve() / f"008_{c}.txt"
     assert (out / f"008_{c}.txt").read_text() == f"Elections called\n\n{BODY_C}\n"
     for name, data in before.items():
         assert (out / name).read_bytes() == data
 
     again = export_text(store, out, include_duplicates=True)
     assert again.written == 1 and again.already_present == 2
-    assert again.files[0].name.startswith("009_")
+    assert again.first.name.startswith("009_")
     assert export_text(store, out, include_duplicates=True).written == 0
     assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no temporary files
 
@@ -124,15 +124,14 @@ def test_export_since_keeps_later_articles(store: Store, tmp_path: Path) -> None
     store.db.execute("UPDATE articles SET fetched_at = '2020-01-01T00:00:00Z' WHERE id = ?",
                      [a])
     report = export_text(store, tmp_path / "out", since="2021-06-01T00:00:00Z")
-    assert [p.name.split("_")[1] for p in report.files] == \
-        [f"{ids(store)['Elections called']}.txt"]
+    assert report.written == 1
+    assert report.first.name == f"000_{ids(store)['Elections called']}.txt"
 
 
 def test_jsonl_carries_all_metadata_and_cluster_ids(store: Store, tmp_path: Path) -> None:
     report = export_jsonl(store, tmp_path / "out", include_duplicates=True)
-    assert report.written == 3 and report.files[0].name.startswith("newswire-")
-    records = {r["title"]: r for r in map(json.loads,
-                                          report.files[0].read_text().splitlines())}
+    assert report.written == 3 and report.first.name.startswith("newswire-")
+    records = {r["title"]: r for r in map(json.loads, report.first.read_text().splitlines())}
     original, copy = records["Harbour reopens"], records["Harbour reopens (copy)"]
     assert copy["duplicate_of"] == original["id"] and copy["duplicate_kind"] == "exact"
     assert copy["cluster_id"] == original["cluster_id"] == copy["cluster_canonical_id"] \
@@ -146,8 +145,8 @@ def test_jsonl_carries_all_metadata_and_cluster_ids(store: Store, tmp_path: Path
                    "word_count", "quality", "description"):
         assert column in copy
     second = export_jsonl(store, tmp_path / "out")  # default: canonical articles only
-    assert second.written == 2 and second.files[0] != report.files[0]
-    assert len(report.files[0].read_text().splitlines()) == 3  # the first file is untouched
+    assert second.written == 2 and second.first != report.first
+    assert len(report.first.read_text().splitlines()) == 3  # the first file is untouched
 
 
 def write_seed(directory: Path, name: str, content: str | bytes) -> None:
@@ -165,6 +164,8 @@ def test_import_applies_dedupe_keeps_ids_and_reports_bad_files(tmp_path: Path) -
     write_seed(seed, "004_aaaaaaaaaaaaaaaa.txt", f"Harbour again\n\n{BODY_A}\n")
     write_seed(seed, "1_eeeeeeeeeeeeeeee.txt", "too short a number\n\nbody\n")
     write_seed(seed, "README.md", "ignored: not a text file")
+    (tmp_path / "secret.txt").write_text("Private\n\nnot for the corpus\n")
+    (seed / "005_ffffffffffffffff.txt").symlink_to(tmp_path / "secret.txt")
     with Store.open(tmp_path / "c.db") as store:
         report = import_text(store, seed)
         rows = {r[0]: r[1:] for r in store.db.execute(
@@ -173,11 +174,13 @@ def test_import_applies_dedupe_keeps_ids_and_reports_bad_files(tmp_path: Path) -
         again = import_text(store, seed)
         sources = list(store.db.execute("SELECT url, active, next_poll_at FROM feeds"))
         entries = store.db.execute("SELECT count(*) FROM entries").fetchone()[0]
-    assert (report.files, report.new_articles, report.exact_duplicates) == (5, 2, 1)
+    assert (report.files, report.new_articles, report.exact_duplicates) == (6, 2, 1)
     assert report.already_stored == 1  # 004 carries an id already imported
     assert sorted(name for name, _ in report.errors) == [
-        "002_cccccccccccccccc.txt", "003_dddddddddddddddd.txt", "1_eeeeeeeeeeeeeeee.txt"]
+        "002_cccccccccccccccc.txt", "003_dddddddddddddddd.txt", "005_ffffffffffffffff.txt",
+        "1_eeeeeeeeeeeeeeee.txt"]
     assert "UTF-8" in dict(report.errors)["002_cccccccccccccccc.txt"]
+    assert dict(report.errors)["005_ffffffffffffffff.txt"] == "not a regular file"
     assert rows["aaaaaaaaaaaaaaaa"] == ("Harbour reopens", None, None, "import",
                                         "aaaaaaaaaaaaaaaa")
     assert rows["bbbbbbbbbbbbbbbb"] == ("Same text, new headline", "aaaaaaaaaaaaaaaa", "exact",
