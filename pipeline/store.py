@@ -283,7 +283,7 @@ class Store:
             rows = {r["config_url"] or r["url"]: r for r in self.db["feeds"].rows}
             for url, feed in wanted.items():
                 values = {"name": feed.name, "interval_seconds": feed.interval,
-                          "cron": feed.cron, "active": 1}
+                          "cron": feed.cron, "active": 1, "config_url": url}
                 if url in rows:
                     self.db["feeds"].update(rows[url]["id"], values)
                 else:
@@ -304,6 +304,18 @@ class Store:
             return int(self.db["feeds"].insert({
                 "url": url, "name": name, "added_at": now, "next_poll_at": now,
                 "active": 1}).last_pk)
+
+    def source_feed(self, url: str, name: str) -> int:
+        """The feed row that records where imported articles came from (e.g. a directory).
+
+        It is inactive and has no next poll, so the scheduler never polls it; its entries
+        are the provenance of every imported file. Idempotent."""
+        with self.write():
+            row = self.db.execute("SELECT id FROM feeds WHERE url = ?", [url]).fetchone()
+            if row:
+                return int(row[0])
+            return int(self.db["feeds"].insert({
+                "url": url, "name": name, "added_at": utcnow(), "active": 0}).last_pk)
 
     def feeds(self, due_at: str | None = None, include_all: bool = False) -> list[FeedState]:
         """Active feeds; only those due at `due_at` unless include_all."""
@@ -468,6 +480,31 @@ class Store:
                    (SELECT count(*) FROM articles a WHERE a.feed_id = f.id) AS articles,
                    (SELECT count(*) FROM entries e WHERE e.feed_id = f.id) AS entries
             FROM feeds f ORDER BY f.id"""))
+
+    def feed_list(self) -> list[dict[str, Any]]:
+        """The active feeds (config and `add`), oldest first: url, name, title, site_url."""
+        return list(self.db.query(
+            "SELECT url, name, title, site_url FROM feeds WHERE active = 1 ORDER BY id"))
+
+    def export_articles(self, since: str | None = None, include_duplicates: bool = False
+                        ) -> Iterator[dict[str, Any]]:
+        """Articles in the order they entered the corpus, with their feed, cluster and every
+        entry that carried them (`seen_in`, JSON). By default only each cluster's canonical
+        article; `since` keeps articles fetched at or after that ISO time."""
+        return self.db.query("""
+            SELECT a.*, f.url AS feed_url, coalesce(f.name, f.title) AS feed_name,
+                   c.canonical_article_id AS cluster_canonical_id, c.size AS cluster_size,
+                   (SELECT json_group_array(json_object(
+                        'feed_url', ef.url, 'guid', e.guid, 'link', e.link,
+                        'seen_at', e.seen_at))
+                    FROM entries e JOIN feeds ef ON ef.id = e.feed_id
+                    WHERE e.article_id = a.id) AS seen_in
+            FROM articles a
+            LEFT JOIN feeds f ON f.id = a.feed_id
+            LEFT JOIN clusters c ON c.id = a.cluster_id
+            WHERE (:since IS NULL OR a.fetched_at >= :since)
+              AND (:all OR c.canonical_article_id = a.id OR c.id IS NULL)
+            ORDER BY a.fetched_at, a.rowid""", {"since": since, "all": int(include_duplicates)})
 
     def counts(self) -> dict[str, int]:
         return {t: self.db[t].count for t in
