@@ -24,10 +24,15 @@ FEED_PREFERRED_RATIO = 0.6
 MIN_FEED_WORDS_FOR_FALLBACK = 40
 MAX_HTML_CHARS = 10_000_000
 
-_WALL_PHRASES = re.compile(
-    r"enable javascript|javascript (is )?(required|disabled)|subscribe to (continue|read)|"
-    r"already a subscriber|accept (all )?cookies|cookie (settings|consent)|"
-    r"page (was )?not found|404 not found|sign in to (continue|read)", re.I)
+# What a page shows instead of the story; each kind becomes a quality flag besides 'wall'.
+_WALLS = {
+    "javascript": re.compile(r"enable javascript|javascript (is )?(required|disabled)", re.I),
+    "paywall": re.compile(r"subscribe to (continue|read)|already a subscriber|"
+                          r"sign in to (continue|read)", re.I),
+    "cookies": re.compile(r"accept (all )?cookies|cookie (settings|consent)", re.I),
+    "soft404": re.compile(r"page (was |you were looking for )?(not found|could not be found)|"
+                          r"404 not found", re.I),
+}
 
 
 _HTML_LANG = re.compile(r"<html[^>]*?\slang=[\"']?([A-Za-z]{2,3})(?:[-_][A-Za-z0-9]+)?", re.I)
@@ -143,8 +148,9 @@ def extract_article(job: ExtractJob) -> Article:
 
     flags: list[str] = []
     page_words, feed_words = word_count(page_text), word_count(feed_text)
-    if page_text and _WALL_PHRASES.search(page_text[:2000]) and page_words < 150:
-        flags.append("wall")
+    if page_text and page_words < 150:
+        walls = [kind for kind, phrases in _WALLS.items() if phrases.search(page_text[:2000])]
+        flags += ["wall", *walls] if walls else []
     use_feed = not page_text or (
         feed_words >= MIN_FEED_WORDS_FOR_FALLBACK
         and page_words < FEED_PREFERRED_RATIO * feed_words)

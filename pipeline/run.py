@@ -263,7 +263,8 @@ class Runner:
             except WorkerCrashed as exc:
                 outcome = str(exc)
             if isinstance(outcome, str):
-                error = f"feed parse error: {outcome}"
+                kind = response.content_type or "no Content-Type"
+                error = f"feed parse error ({kind}): {outcome}"
             else:
                 parsed = outcome
                 entries = await self._new_entries(feed, parsed)
