@@ -221,9 +221,25 @@ def _ttl(feed: Any) -> float | None:
     return None
 
 
+def _rfc7303_content_type(headers: dict[str, str]) -> None:
+    """A text/*xml type without charset means 'read the document', not US-ASCII.
+
+    feedparser follows RFC 3023, where such a response is US-ASCII whatever the document
+    says, so a UTF-16 or Latin-1 feed served as plain `text/xml` fails or turns to mojibake.
+    RFC 7303 replaced that rule: the BOM and XML declaration decide, as for application/xml.
+    """
+    value = headers.get("content-type", "")
+    media, _, params = value.partition(";")
+    media = media.strip().lower()
+    if media.startswith("text/") and "xml" in media and "charset" not in params.lower():
+        headers["content-type"] = "application/" + media[len("text/"):] + (
+            ";" + params if params.strip() else "")
+
+
 def _parse_xml(body: bytes, headers: dict[str, str], url: str) -> dict[str, Any]:
     if url:
         headers.setdefault("content-location", url)
+    _rfc7303_content_type(headers)
     check_entities(_utf8_view(body, headers))
     try:
         return feedparser.parse(io.BytesIO(body), response_headers=headers,
