@@ -11,11 +11,11 @@ Rows and where they are tested (this file unless named):
  14   test_row14_* (empty 200, HTML page, binary with a wrong Content-Type)
  15-22 entities, XXE, path-as-body, parser exceptions, charsets, dates, 50k items:
       test_parse.py; 19 fuzz: test_parse.py; 20 over HTTP: test_feed_corpus.py;
-      21 stored dates: test_row21_25_32_*
+      21 stored dates: test_row21_25_32_*; 22 items cut before feedparser: test_row22_*
  23   test_e2e.py (ingest twice, counts stable; one article, two entries)
  24   test_parse.py; in the Datasette page: test_row30_24_*
  25   test_parse.py; stored as strict UTF-8: test_row21_25_32_*
- 26   test_row26_* (30 MB page, deep nesting, PDF, binary, time limit, dead worker)
+ 26   test_row26_* (30 MB page, deep nesting, PDF, binary, HTML cap, time limit, dead worker)
  27   test_row27_* (paywall, cookie wall, JavaScript wall, soft 404)
  28   test_crash.py (kill -9 at random points)
  29   test_row29_* (disk full: rollback, state unchanged, error recorded, daemon runs on)
@@ -51,7 +51,8 @@ from typing import Any
 import pytest
 
 from pipeline.config import Config, load_config
-from pipeline.extract import ExtractJob
+from pipeline.extract import MAX_HTML_CHARS, ExtractJob, trim_html
+from pipeline.parse import CUT_FACTOR, cut_after_items, parse_feed
 from pipeline.run import Runner, run_once
 from pipeline.schedule import run_daemon
 from pipeline.store import PollResult, Store, parse_iso
@@ -402,7 +403,48 @@ def test_row21_25_32_feed_data_never_becomes_sql(site: NewsSite, tmp_path: Path,
     assert store.db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
 
 
+# --------------------------------------------------------------------------- row 22
+
+
+def atom(entries: int) -> bytes:
+    body = "".join(f"<entry><id>urn:e{i}</id><title>Entry {i}</title>"
+                   f"<link href='http://example.org/{i}'/></entry>" for i in range(entries))
+    return (f'<?xml version="1.0"?><feed xmlns="http://www.w3.org/2005/Atom"><title>A</title>'
+            f"{body}</feed>").encode()
+
+
+def test_row22_a_huge_feed_is_cut_before_feedparser_builds_every_entry() -> None:
+    cut, seen = cut_after_items(atom(50_000), 500)
+    assert seen == 50_000 and cut.count(b"<entry>") == 500
+    parsed = parse_feed(atom(50_000), {"content-type": "application/atom+xml"}, max_entries=500)
+    assert [e.title for e in parsed.entries] == [f"Entry {i}" for i in range(500)]
+    assert parsed.total_entries == 50_000 and parsed.version == "atom10"
+    assert parsed.warning == "only the first 500 of 50000 items read"
+
+
+def test_row22_an_ordinary_large_feed_is_read_whole() -> None:
+    body = atom(CUT_FACTOR * 500)  # at the threshold: not cut, so the strict parser reads it
+    assert cut_after_items(body, 500) == (body, CUT_FACTOR * 500)
+    parsed = parse_feed(body, {"content-type": "application/atom+xml"}, max_entries=500)
+    assert len(parsed.entries) == 500 and parsed.warning is None
+    assert parsed.total_entries == CUT_FACTOR * 500
+
+
 # --------------------------------------------------------------------------- row 26
+
+
+def test_row26_oversized_html_loses_scripts_first_then_the_tail() -> None:
+    script = "<script>" + "var x = 1;" * 300_000 + "</script>"
+    story_html = "<p>The story.</p>"
+    html = f"<html><head>{script}<STYLE>p{{}}</style ></head><body>{story_html}</body></html>"
+    trimmed = trim_html(html)
+    assert len(html) > MAX_HTML_CHARS and story_html in trimmed
+    assert "var x" not in trimmed and "p{}" not in trimmed
+    assert trim_html("<p>small</p><script>x</script>") == "<p>small</p><script>x</script>"
+    huge = "<p>word</p>" * 1_000_000
+    assert trim_html(huge) == huge[:MAX_HTML_CHARS]
+    assert trim_html("<p>a</p>" * 200_000 + "<script>never closed" + "x" * 2_000_000) == \
+        "<p>a</p>" * 200_000  # an unclosed script swallows the rest, as in a browser
 
 
 def page_site(site: NewsSite, slug: str, body: bytes | str, content_type: str) -> str:
