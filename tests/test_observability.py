@@ -102,7 +102,7 @@ def test_status_shows_backoff_throttling_and_next_poll(site: NewsSite, tmp_path:
     assert result.code == 0, result.stderr
     lines = {line.split()[0]: line for line in result.stdout.splitlines()[1:] if line.strip()}
     assert re.search(r"\bok\b.*in \d+m \(.*every \d+m \(adaptive\)", lines["1"])
-    assert re.search(r"\bfailing\b.*in \d+(\.\d)?h .*backoff after 1 failure\b", lines["2"])
+    assert re.search(r"\bfailing\b.*in \d+(\.\d)?[mh] .*backoff after 1 failure\b", lines["2"])
     assert re.search(r"\bthrottled\b.*in (59|60)m .*throttled \(429 Retry-After\)", lines["3"])
     assert re.search(r"\bgone\b.*never.*stopped \(410 Gone\)", lines["4"])
 
