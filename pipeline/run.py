@@ -24,7 +24,7 @@ from typing import Any
 
 from pipeline.config import Config
 from pipeline.dedupe import article_id, canonical_url
-from pipeline.extract import Article, ExtractJob, extract_job
+from pipeline.extract import Article, ExtractJob, extract_job, trim_html
 from pipeline.fetch import PAGE_ACCEPT, Fetcher, FetchResult, Resolver, system_resolver
 from pipeline.parse import Entry, FeedParseError, ParsedFeed, parse_feed
 from pipeline.schedule import PollOutcome, next_poll
@@ -359,7 +359,8 @@ class Runner:
             error = f"not an HTML page ({response.content_type})"
         if error is not None:
             return response.final_url, None, error
-        return response.final_url, _decode_html(response.body, response.headers), None
+        # Trimmed here too, so an oversized page is not copied whole into a worker.
+        return response.final_url, trim_html(_decode_html(response.body, response.headers)), None
 
 
 def poll_outcome(result: PollResult) -> str:
