@@ -31,6 +31,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from tests import procs  # noqa: E402
 from tests.conftest import REPO, fill_site, story, write_config  # noqa: E402
 from tests.newssite import NewsSite  # noqa: E402
 from tests.test_parse import BILLION_LAUGHS, PARSER_TRAPS, item, quadratic, rss  # noqa: E402
@@ -153,7 +154,8 @@ def measure(config: Path) -> dict[str, float]:
     def sample() -> None:
         nonlocal tree_peak
         while not done.is_set():
-            tree_peak = max(tree_peak, tree_rss_mb(wrapper.pid) - own_rss_mb(wrapper.pid))
+            tree_peak = max(tree_peak, tree_rss_mb(wrapper.pid)
+                            - procs.rss_kb(wrapper.pid) / 1024)
             time.sleep(0.02)
 
     sampler = threading.Thread(target=sample, daemon=True)
@@ -168,38 +170,9 @@ def measure(config: Path) -> dict[str, float]:
             "seconds": time.perf_counter() - started, "summary": lines[0] if lines else ""}
 
 
-def own_rss_mb(pid: int) -> float:
-    return _rss_kb(pid) / 1024
-
-
-def _rss_kb(pid: int) -> int:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
-
-
 def tree_rss_mb(root: int) -> float:
     """Sum of VmRSS over root and all its descendants."""
-    parents: dict[int, int] = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                stat = Path(f"/proc/{entry}/stat").read_text()
-            except OSError:
-                continue
-            parents[int(entry)] = int(stat.rsplit(")", 1)[1].split()[1])
-    tree, frontier = {root}, [root]
-    while frontier:
-        pid = frontier.pop()
-        for child, parent in parents.items():
-            if parent == pid and child not in tree:
-                tree.add(child)
-                frontier.append(child)
-    return sum(_rss_kb(pid) for pid in tree) / 1024
+    return sum(procs.rss_kb(pid) for pid in procs.descendants(root)) / 1024
 
 
 def main() -> int:

@@ -56,6 +56,7 @@ from pipeline.parse import CUT_FACTOR, cut_after_items, parse_feed
 from pipeline.run import Runner, run_once
 from pipeline.schedule import run_daemon
 from pipeline.store import PollResult, Store, parse_iso
+from tests import procs
 from tests.conftest import REPO, fill_site, run_cli, story, write_config
 from tests.newssite import NewsSite, http_date
 
@@ -809,44 +810,16 @@ def test_row35_killed_once_leaves_no_worker_behind(tmp_path: Path) -> None:
             deadline = time.monotonic() + 30
             children: list[int] = []
             while time.monotonic() < deadline and not any(
-                    b"spawn_main" in _cmdline(p) for p in children):
+                    b"spawn_main" in procs.cmdline(p) for p in children):
                 time.sleep(0.1)
-                children = _children(proc.pid)
+                children = procs.children(proc.pid)
             assert children  # the parse step has started the pool
             time.sleep(0.5)
-            children = _children(proc.pid)
+            children = procs.children(proc.pid)
         finally:
             proc.kill()
             proc.wait()
         deadline = time.monotonic() + 15
-        while time.monotonic() < deadline and [p for p in children if _alive(p)]:
+        while time.monotonic() < deadline and [p for p in children if procs.alive(p)]:
             time.sleep(0.2)
-        assert [p for p in children if _alive(p)] == []
-
-
-def _children(pid: int) -> list[int]:
-    found = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                stat = Path(f"/proc/{entry}/stat").read_text()
-            except OSError:
-                continue
-            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
-                found.append(int(entry))
-    return found
-
-
-def _cmdline(pid: int) -> bytes:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return b""
-
-
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
+        assert [p for p in children if procs.alive(p)] == []
