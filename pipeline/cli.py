@@ -13,10 +13,12 @@ import logging
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 
 from pipeline import __version__
 from pipeline.config import Config, ConfigError, FeedConfig, load_config
+from pipeline.logs import FORMATS, setup_logging
 
 EXIT_FAILED = 1
 EXIT_CONFIG = 2
@@ -30,6 +32,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--config", help="config file (default: $NEWSWIRE_CONFIG, "
                         "else config/newswire.yaml)")
     parser.add_argument("-v", "--verbose", action="store_true", help="log every poll")
+    parser.add_argument("--log-format", choices=FORMATS, default="logfmt",
+                        help="log lines as logfmt key=value pairs (default) or JSON")
     parser.add_argument("--version", action="version", version=f"newswire {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -89,11 +93,8 @@ def _since(value: str) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO if (args.verbose or args.command == "daemon") else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
-    for noisy in ("httpx", "httpcore", "trafilatura", "htmldate", "courlan", "apscheduler"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    setup_logging(logging.INFO if (args.verbose or args.command == "daemon")
+                  else logging.WARNING, args.log_format)
     try:
         config = load_config(args.config)
     except ConfigError as exc:
@@ -186,10 +187,15 @@ def _feed_progress(bar: _Bar):  # noqa: ANN202
 
 
 def cmd_daemon(config: Config, args: argparse.Namespace) -> int:
+    from pipeline.metrics import MetricsError
     from pipeline.schedule import run_daemon
 
     with _open_store(config, lock=True) as store:
-        asyncio.run(run_daemon(config, store))
+        try:
+            asyncio.run(run_daemon(config, store))
+        except MetricsError as exc:
+            print(f"newswire: config error: {exc}", file=sys.stderr)
+            return EXIT_CONFIG
     return 0
 
 
@@ -200,16 +206,17 @@ def cmd_status(config: Config, args: argparse.Namespace) -> int:
     with _open_store(config) as store:
         store.sync_feeds(config.feeds)
         rows = store.status_rows()
+    now = datetime.now(UTC)
     table = Table(box=None, pad_edge=False)
-    for column in ("id", "health", "feed", "last poll", "next poll", "status", "failures",
-                   "articles", "last error"):
+    for column in ("id", "health", "feed", "last poll", "next poll", "schedule", "status",
+                   "failures", "articles", "last error"):
         table.add_column(column)
     for row in rows:
         table.add_row(str(row["id"]), _health(row), row["name"][:50],
-                      row["last_polled_at"] or "never", row["next_poll_at"] or "-",
+                      row["last_polled_at"] or "never", _next_poll(row, now), _schedule(row),
                       str(row["last_status"] or "-"), str(row["consecutive_failures"]),
                       str(row["articles"]), (row["last_error"] or "")[:60])
-    Console(width=200 if not sys.stdout.isatty() else None).print(table)
+    Console(width=220 if not sys.stdout.isatty() else None).print(table)
     return 0
 
 
@@ -222,8 +229,54 @@ def _health(row: dict) -> str:
         return "new"
     failures = row["consecutive_failures"]
     if failures == 0:
-        return "ok"
+        return "throttled" if _throttled(row) else "ok"
     return "failing" if failures < 5 else "dead"
+
+
+def _throttled(row: dict) -> bool:
+    """The server answered 429/503 with Retry-After: waiting as asked, not a failure."""
+    return row["last_status"] in (429, 503) and not row["last_error"]
+
+
+def _duration(seconds: float) -> str:
+    seconds = abs(seconds)
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.0f}{unit}" if seconds >= 10 * size or unit == "m" \
+                else f"{seconds / size:.1f}{unit}"
+    return f"{seconds:.0f}s"
+
+
+def _next_poll(row: dict, now: datetime) -> str:
+    """When the feed is polled next, relative to now, then the time itself."""
+    from pipeline.store import parse_iso
+
+    if row["gone"] or not row["active"]:
+        return "never"
+    when = parse_iso(row["next_poll_at"])
+    if when is None:
+        return "-"
+    delta = (when - now).total_seconds()
+    relative = f"in {_duration(delta)}" if delta > 0 else "due now"
+    return f"{relative} ({row['next_poll_at']})"
+
+
+def _schedule(row: dict) -> str:
+    """Why the next poll is when it is: cron, fixed interval, backoff, Retry-After, adaptive."""
+    if row["gone"]:
+        return "stopped (410 Gone)"
+    failures = row["consecutive_failures"]
+    if failures:
+        return f"backoff after {failures} failure{'s' if failures > 1 else ''}"
+    if _throttled(row):
+        return f"throttled ({row['last_status']} Retry-After)"
+    if row["cron"]:
+        return f"cron {row['cron']}"
+    if row["interval_seconds"]:
+        return f"every {_duration(row['interval_seconds'])} (fixed)"
+    if row["current_interval"]:
+        return f"every {_duration(row['current_interval'])} (adaptive)"
+    return "-"
 
 
 def cmd_add(config: Config, args: argparse.Namespace) -> int:

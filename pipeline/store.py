@@ -50,6 +50,10 @@ class LockedError(Exception):
     """Another newswire process holds the write lock on this database."""
 
 
+class StoreWriteError(Exception):
+    """A write transaction failed and was rolled back (disk full, database locked, ...)."""
+
+
 # --- what the store records -------------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -266,11 +270,11 @@ class Store:
         self.db.execute("BEGIN IMMEDIATE")
         try:
             yield self.db
+            self.db.execute("COMMIT")  # can fail too (disk full): then roll back as well
         except BaseException:
             if self.db.conn.in_transaction:
                 self.db.execute("ROLLBACK")
             raise
-        self.db.execute("COMMIT")
 
     # -- feeds
 
@@ -353,7 +357,32 @@ class Store:
     # -- recording a poll
 
     def record_poll(self, result: PollResult) -> PollSummary:
-        """Write one poll (fetch log, entries, articles, clusters, feed state) atomically."""
+        """Write one poll (fetch log, entries, articles, clusters, feed state) atomically.
+
+        Raises StoreWriteError when the transaction fails; nothing of the poll is kept then.
+        """
+        try:
+            return self._record_poll(result)
+        except sqlite3.Error as exc:
+            raise StoreWriteError(str(exc)) from exc
+
+    def record_write_failure(self, feed_id: int, started_at: str, duration_ms: int,
+                             status: int | None, error: str, retry_at: str) -> None:
+        """After a failed poll write: note the error and the retry time against the feed,
+        leaving its validators and failure count alone. Best effort, in one transaction."""
+        try:
+            with self.write():
+                self.db.execute("UPDATE feeds SET last_error = ?, next_poll_at = ? "
+                                "WHERE id = ?", [error, retry_at, feed_id])
+                self.db.execute(
+                    "INSERT INTO fetches (feed_id, started_at, duration_ms, status, bytes, "
+                    "new_entries, new_articles, conditional, error) "
+                    "VALUES (?, ?, ?, ?, 0, 0, 0, 0, ?)",
+                    [feed_id, started_at, duration_ms, status, error])
+        except sqlite3.Error as exc:
+            raise StoreWriteError(str(exc)) from exc
+
+    def _record_poll(self, result: PollResult) -> PollSummary:
         now = utcnow()
         new_articles = exact = near = 0
         with self.write():
@@ -476,7 +505,7 @@ class Store:
         return list(self.db.query("""
             SELECT f.id, coalesce(f.name, f.title, f.url) AS name, f.url, f.active, f.gone,
                    f.last_polled_at, f.next_poll_at, f.last_status, f.consecutive_failures,
-                   f.last_error, f.current_interval,
+                   f.last_error, f.current_interval, f.interval_seconds, f.cron,
                    (SELECT count(*) FROM articles a WHERE a.feed_id = f.id) AS articles,
                    (SELECT count(*) FROM entries e WHERE e.feed_id = f.id) AS entries
             FROM feeds f ORDER BY f.id"""))

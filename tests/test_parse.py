@@ -25,6 +25,7 @@ from pipeline.parse import (
     parse_json_feed,
     sane_date,
 )
+from tests.conftest import needs_corpus
 from tests.newssite import NewsSite
 
 T0 = datetime(2024, 5, 1, 9, 30, tzinfo=UTC)
@@ -32,7 +33,6 @@ NOW = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
 DECL = '<?xml version="1.0" encoding="utf-8"?>'
 RSS_TYPE = {"content-type": "application/rss+xml; charset=utf-8"}
 CONTROLS = {chr(c) for c in [*range(0, 9), 11, 12, *range(14, 32), 0x7F]}
-CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "feeds" / "feedparser"
 
 
 # --------------------------------------------------------------------------- helpers
@@ -645,17 +645,29 @@ def test_parse_json_feed_detects_versions() -> None:
         parse_json_feed(b'{"version": "https://jsonfeed.org/version/1.1"}')
 
 
+FUZZ_SEED = 20240501
+FUZZ_CASES = 10_000
+FUZZ_BUDGET_S = 45.0  # CI's bound is 60 s; the cases take ~5 s on this machine
+
+
 @pytest.mark.corpus
 def test_seeded_mutation_fuzz_over_the_feedparser_corpus() -> None:
-    if not CORPUS.is_dir():
-        pytest.skip(f"corpus not found at {CORPUS}")
-    files = sorted(p for p in CORPUS.rglob("*") if p.is_file() and p.stat().st_size < 50_000)
+    """Seeded mutations of feedparser's own test feeds through the parse stage: each one is
+    a feed or a FeedParseError, never another exception. Same seed, same cases; the time
+    budget only cuts the run short on a very slow machine."""
+    root = needs_corpus("feeds", "feedparser")
+    files = sorted(p for p in root.rglob("*") if p.is_file() and p.stat().st_size < 50_000)
     assert files
-    rng = random.Random(20240501)
+    rng = random.Random(FUZZ_SEED)
     tokens = [b"&#x110000;", b"&#xD800;", b"\x00", b"<![CDATA[", b"]]>", b"&amp;", b"<",
-              b"&", b'"', b"</", b"<!ENTITY x 'y'>", b"&x;", b"\xff", b"\xc3", b"\\"]
+              b"&", b'"', b"</", b"<!ENTITY x 'y'>", b"&x;", b"\xff", b"\xc3", b"\\",
+              b"<!DOCTYPE x [<!ENTITY a '&#38;#38;'>]>", b"&#99999999999;", b"\xef\xbb\xbf",
+              b"<?xml version='1.0' encoding='utf-16'?>", b"]]]]><![CDATA[>"]
     outcomes = {"parsed": 0, "error": 0}
-    for _ in range(400):
+    deadline = time.monotonic() + FUZZ_BUDGET_S
+    for _ in range(FUZZ_CASES):
+        if time.monotonic() > deadline:
+            break
         data = bytearray(rng.choice(files).read_bytes())
         for _ in range(rng.randint(1, 4)):
             pos = rng.randrange(len(data) + 1)
@@ -668,7 +680,9 @@ def test_seeded_mutation_fuzz_over_the_feedparser_corpus() -> None:
                 data[pos:pos + 1] = bytes([rng.randrange(256)])
         result = parse_or_error(bytes(data), rng.choice([{}, RSS_TYPE]))
         outcomes["parsed" if isinstance(result, ParsedFeed) else "error"] += 1
-    assert outcomes["parsed"] > 100  # the mutations leave most feeds usable
+    done = outcomes["parsed"] + outcomes["error"]
+    assert done >= 1_000, outcomes  # even a slow machine gets through a real sample
+    assert outcomes["parsed"] > done // 4  # the mutations leave most feeds usable
 
 
 # --------------------------------------------------------------------------- size
