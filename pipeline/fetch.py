@@ -89,19 +89,25 @@ class FetchResult:
         return parse_retry_after(self.headers.get("retry-after"), now)
 
 
-def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
+def seconds_until(http_date: str, now: datetime | None = None) -> float | None:
+    """Seconds from now until an HTTP date (0 if past), or None when it is not a date."""
     try:
-        when = email.utils.parsedate_to_datetime(value)
+        when = email.utils.parsedate_to_datetime(http_date)
     except (TypeError, ValueError, IndexError):
         return None
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
     return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
+
+
+def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
+    """Retry-After as seconds: either form the RFC allows (delta-seconds or an HTTP date)."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    return seconds_until(value, now)
 
 
 # --- the address guard --------------------------------------------------------------------

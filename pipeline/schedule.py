@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import email.utils
 import logging
 import random
 import re
@@ -30,6 +29,7 @@ from typing import Any
 from apscheduler.triggers.cron import CronTrigger
 
 from pipeline.config import ScheduleConfig
+from pipeline.fetch import seconds_until
 from pipeline.store import FeedState
 
 log = logging.getLogger("newswire")
@@ -65,15 +65,7 @@ def cache_lifetime(headers: dict[str, str] | None, now: datetime) -> float | Non
     if match:
         return float(match.group(1))
     expires = headers.get("expires")
-    if expires:
-        try:
-            when = email.utils.parsedate_to_datetime(expires)
-        except (TypeError, ValueError, IndexError):
-            return None
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=UTC)
-        return max(0.0, (when - now).total_seconds())
-    return None
+    return seconds_until(expires, now) if expires else None
 
 
 def adapt_interval(previous: float, new: int, total: int, config: ScheduleConfig) -> float:
