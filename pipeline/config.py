@@ -83,6 +83,14 @@ class DedupeConfig:
 
 
 @dataclass(frozen=True)
+class MetricsConfig:
+    """The daemon's Prometheus endpoint; absent from the config means no endpoint."""
+
+    port: int = 9464
+    host: str = "127.0.0.1"
+
+
+@dataclass(frozen=True)
 class FeedConfig:
     url: str
     name: str | None = None
@@ -99,6 +107,7 @@ class Config:
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
     extract: ExtractConfig = field(default_factory=ExtractConfig)
     dedupe: DedupeConfig = field(default_factory=DedupeConfig)
+    metrics: MetricsConfig | None = None
 
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
@@ -289,6 +298,23 @@ def _names(value: Any) -> tuple[str, ...]:
     return tuple(_text(item).strip() for item in value)
 
 
+def _read_metrics(path: Path, data: Any) -> MetricsConfig | None:
+    if data is None or data is False:
+        return None
+    r = _Reader(path, "metrics", {} if data is True else data)
+    r.reject_unknown({"port", "host"})
+    d = MetricsConfig()
+    port = r.get("port", _positive_int, d.port)
+    if port > 65535:
+        raise ConfigError(path, "metrics.port", f"not a TCP port: {port}")
+    host = r.get("host", _text, d.host)
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        raise ConfigError(path, "metrics.host", f"must be an IP address, got {host!r}") from None
+    return MetricsConfig(port=port, host=host)
+
+
 def _read_feeds(path: Path, data: Any) -> tuple[FeedConfig, ...]:
     if data is None:
         return ()
@@ -331,7 +357,8 @@ def load_config(path: str | os.PathLike[str] | None = None) -> Config:
     except yaml.YAMLError as exc:
         raise ConfigError(path, "(file)", f"invalid YAML: {exc}") from None
     top = _Reader(path, "", raw)
-    top.reject_unknown({"database", "fetch", "schedule", "extract", "dedupe", "feeds", "opml"})
+    top.reject_unknown({"database", "fetch", "schedule", "extract", "dedupe", "feeds", "opml",
+                        "metrics"})
     base = path.resolve().parent
     database = top.get("database", _text, None)
     if database is None:
@@ -350,6 +377,7 @@ def load_config(path: str | os.PathLike[str] | None = None) -> Config:
         schedule=_read_schedule(path, raw.get("schedule")),
         extract=_read_extract(path, raw.get("extract")),
         dedupe=_read_dedupe(path, raw.get("dedupe")),
+        metrics=_read_metrics(path, raw.get("metrics")),
     )
 
 

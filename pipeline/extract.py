@@ -22,12 +22,30 @@ from pipeline.text import html_to_text, normalise_paragraphs, one_line, word_cou
 # (paywall teaser, cookie wall, soft 404): keep the feed text instead.
 FEED_PREFERRED_RATIO = 0.6
 MIN_FEED_WORDS_FOR_FALLBACK = 40
-MAX_HTML_CHARS = 10_000_000
+# trafilatura needs ~40 bytes of memory per character of HTML (an 8 MB page: 320 MB and
+# 22 s); real article pages are under 2 MB (the largest of the extraction corpora: 1.8 MB
+# with its scripts), so more than this is cut, scripts first.
+MAX_HTML_CHARS = 2_000_000
+_INERT_START = re.compile(r"<(script|style)\b", re.I)
 
-_WALL_PHRASES = re.compile(
-    r"enable javascript|javascript (is )?(required|disabled)|subscribe to (continue|read)|"
-    r"already a subscriber|accept (all )?cookies|cookie (settings|consent)|"
-    r"page (was )?not found|404 not found|sign in to (continue|read)", re.I)
+# What a page shows instead of the story; each kind becomes a quality flag besides 'wall'.
+_WALLS = {
+    "javascript": re.compile(r"enable javascript|javascript (is )?(required|disabled)", re.I),
+    "paywall": re.compile(r"subscribe to (continue|read)|already a subscriber|"
+                          r"sign in to (continue|read)", re.I),
+    "cookies": re.compile(r"accept (all )?cookies|cookie (settings|consent)", re.I),
+    "soft404": re.compile(r"page (was |you were looking for )?(not found|could not be found)|"
+                          r"404 not found", re.I),
+}
+
+
+_HTML_LANG = re.compile(r"<html[^>]*?\slang=[\"']?([A-Za-z]{2,3})(?:[-_][A-Za-z0-9]+)?", re.I)
+
+
+def page_language(html: str | None) -> str | None:
+    """The page's declared language (`<html lang="en-GB">` → `en`), lower-cased."""
+    match = _HTML_LANG.search(html[:5000]) if html else None
+    return match.group(1).lower() if match else None
 
 
 class ExtractionTimeout(Exception):
@@ -105,6 +123,24 @@ def _date_from_metadata(date: str | None) -> str | None:
     return when.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def trim_html(html: str, limit: int = MAX_HTML_CHARS) -> str:
+    """At most `limit` characters of html; when over, scripts and styles go first (they
+    carry no article text). Linear: an unclosed <script> drops the rest, as browsers do."""
+    if len(html) <= limit:
+        return html
+    lower, parts, pos = html.lower(), [], 0
+    while (match := _INERT_START.search(lower, pos)) is not None:
+        parts.append(html[pos:match.start()])
+        close = lower.find(f"</{match.group(1)}", match.end())
+        if close < 0:
+            pos = len(html)
+            break
+        end = lower.find(">", close)
+        pos = len(html) if end < 0 else end + 1
+    parts.append(html[pos:])
+    return "".join(parts)[:limit]
+
+
 def run_trafilatura(html: str, url: str) -> dict[str, object] | None:
     """trafilatura's bare extraction with metadata, comments off, as a plain dict."""
     document = trafilatura.bare_extraction(
@@ -123,7 +159,7 @@ def extract_article(job: ExtractJob) -> Article:
     if job.html is not None and error is None:
         try:
             with time_limit(job.timeout):
-                meta = run_trafilatura(job.html[:MAX_HTML_CHARS], job.url) or {}
+                meta = run_trafilatura(trim_html(job.html), job.url) or {}
             page_text = trafilatura_text(str(meta.get("text") or ""))
             if not page_text:
                 error = "extractor found no main text"
@@ -134,8 +170,9 @@ def extract_article(job: ExtractJob) -> Article:
 
     flags: list[str] = []
     page_words, feed_words = word_count(page_text), word_count(feed_text)
-    if page_text and _WALL_PHRASES.search(page_text[:2000]) and page_words < 150:
-        flags.append("wall")
+    if page_text and page_words < 150:
+        walls = [kind for kind, phrases in _WALLS.items() if phrases.search(page_text[:2000])]
+        flags += ["wall", *walls] if walls else []
     use_feed = not page_text or (
         feed_words >= MIN_FEED_WORDS_FOR_FALLBACK
         and page_words < FEED_PREFERRED_RATIO * feed_words)
@@ -164,7 +201,7 @@ def extract_article(job: ExtractJob) -> Article:
         author=author or None,
         published_at=job.entry_published_at or _date_from_metadata(
             str(meta.get("date") or "") or None),
-        language=(str(meta.get("language")) or None) if meta.get("language") else None,
+        language=str(meta.get("language") or "") or page_language(job.html),
         sitename=one_line(str(meta.get("sitename") or ""), 300) or None,
         text_source=source,
         quality=",".join(flags) or None,

@@ -11,21 +11,33 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import multiprocessing
 import os
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pipeline.config import Config
 from pipeline.dedupe import article_id, canonical_url
-from pipeline.extract import Article, ExtractJob, extract_job
+from pipeline.extract import Article, ExtractJob, extract_job, trim_html
 from pipeline.fetch import PAGE_ACCEPT, Fetcher, FetchResult, Resolver, system_resolver
 from pipeline.parse import Entry, FeedParseError, ParsedFeed, parse_feed
 from pipeline.schedule import PollOutcome, next_poll
-from pipeline.store import FeedState, NewEntry, PollResult, PollSummary, Store, iso, parse_iso
+from pipeline.store import (
+    FeedState,
+    NewEntry,
+    PollResult,
+    PollSummary,
+    Store,
+    StoreWriteError,
+    iso,
+    parse_iso,
+)
 
 log = logging.getLogger("newswire")
 
@@ -93,20 +105,46 @@ def process_page(job: ExtractJob) -> tuple[Article, Any]:
     return article, fingerprint
 
 
+def _exit_with_parent(parent: int) -> None:
+    """Worker initializer: end this worker when the process that started it is gone.
+
+    A `once` killed with SIGKILL cannot shut its pool down, and an idle worker blocks
+    forever on its task queue (it holds that pipe's write end itself), so without this
+    every kill would leave idle workers behind for good.
+    """
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+
 def make_pool(workers: int, max_tasks: int) -> ProcessPoolExecutor:
-    """Extraction workers, recycled after `max_tasks` jobs to bound trafilatura's memory."""
+    """Extraction workers, recycled after `max_tasks` jobs to bound trafilatura's memory.
+
+    Always spawned, never forked: a forked worker would inherit the writer's open SQLite
+    connection and lock file. Workers receive plain data only (row 35 of hostile-inputs).
+    """
     count = workers or os.cpu_count() or 1
-    return ProcessPoolExecutor(max_workers=count, max_tasks_per_child=max_tasks or None)
+    return ProcessPoolExecutor(max_workers=count, max_tasks_per_child=max_tasks or None,
+                               mp_context=multiprocessing.get_context("spawn"),
+                               initializer=_exit_with_parent, initargs=(os.getpid(),))
+
+
+class WorkerCrashed(Exception):
+    """A pool worker died mid-job (killed, out of memory); the pool has been replaced."""
 
 
 class Runner:
     """Holds the shared fetcher, worker pool and store for a run or a daemon's lifetime."""
 
     def __init__(self, config: Config, store: Store,
-                 resolver: Resolver = system_resolver) -> None:
+                 resolver: Resolver = system_resolver, metrics: Any = None) -> None:
         self.config = config
         self.store = store
         self.resolver = resolver
+        self.metrics = metrics  # pipeline.metrics.Metrics, when the daemon exports them
         self.fetcher: Fetcher | None = None
         self.pool: ProcessPoolExecutor | None = None
         self.stopping = False
@@ -128,8 +166,22 @@ class Runner:
             self.pool.shutdown(wait=True, cancel_futures=True)
 
     async def _in_pool(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """Run fn in the worker pool; a dead worker replaces the pool and raises WorkerCrashed.
+
+        The job is not retried: a page that kills its worker would kill the next one too.
+        """
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self.pool, fn, *args)
+        pool = self.pool
+        try:
+            return await loop.run_in_executor(pool, fn, *args)
+        except BrokenProcessPool as exc:
+            if self.pool is pool:  # the first caller to notice replaces it for everyone
+                log.error("a worker process died; starting a new pool")
+                assert pool is not None
+                pool.shutdown(wait=False, cancel_futures=True)
+                self.pool = make_pool(self.config.extract.workers,
+                                      self.config.extract.max_tasks_per_worker)
+            raise WorkerCrashed(f"worker process died: {exc}") from None
 
     # -- a pass over the feeds
 
@@ -139,6 +191,8 @@ class Runner:
         """Poll every due feed (every active feed with include_all), concurrently."""
         report = RunReport()
         feeds = self.store.feeds(include_all=include_all)
+        if self.metrics:
+            self.metrics.due_feeds.set(len(feeds))
         limit = asyncio.Semaphore(MAX_FEEDS_IN_FLIGHT)
 
         async def one(feed: FeedState) -> None:
@@ -158,12 +212,36 @@ class Runner:
 
     async def poll_and_record(self, feed: FeedState) -> tuple[PollResult, PollSummary]:
         result = await self.poll(feed)
-        summary = self.store.record_poll(result)
-        log.info("poll feed=%s status=%s bytes=%d new_entries=%d new_articles=%d "
-                 "duration_ms=%d%s", feed.url, result.status, result.bytes,
-                 summary.new_entries, summary.new_articles, result.duration_ms,
-                 f" error={result.error!r}" if result.error else "")
+        try:
+            summary = self.store.record_poll(result)
+        except StoreWriteError as exc:
+            result, summary = self._write_failed(feed, result, exc)
+        fields = {"feed": feed.url, "feed_id": feed.id, "outcome": poll_outcome(result),
+                  "status": result.status, "bytes": result.bytes,
+                  "new_entries": summary.new_entries, "new_articles": summary.new_articles,
+                  "duration_ms": result.duration_ms, "next_poll_at": result.next_poll_at,
+                  "error": result.error}
+        log.info("poll", extra={"fields": fields})
+        if self.metrics:
+            self.metrics.observe_poll(result, summary)
         return result, summary
+
+    def _write_failed(self, feed: FeedState, result: PollResult,
+                      exc: StoreWriteError) -> tuple[PollResult, PollSummary]:
+        """The poll's transaction rolled back (disk full, database locked): keep the feed's
+        validators and entries as they were, so the next poll fetches everything again;
+        record the error against the feed if the database still takes that much."""
+        error = f"storage error: {exc}"
+        retry = iso(datetime.now(UTC) + timedelta(seconds=self.config.schedule.min_interval))
+        failed = replace(result, error=error, entries=(), next_poll_at=retry,
+                         extra={**result.extra, "storage_error": True})
+        log.error("could not record the poll of %s: %s", feed.url, exc)
+        try:
+            self.store.record_write_failure(feed.id, result.started_at, result.duration_ms,
+                                            result.status, error, retry)
+        except StoreWriteError as again:
+            log.error("could not record the error against %s either: %s", feed.url, again)
+        return failed, PollSummary(0, 0, 0, 0)
 
     # -- one feed
 
@@ -178,11 +256,15 @@ class Runner:
         error = _response_error(response)
         entries: tuple[NewEntry, ...] = ()
         if error is None and response.status == 200:
-            outcome = await self._in_pool(_parse_in_worker, response.body, response.headers,
-                                          response.final_url,
-                                          self.config.extract.max_entries_per_poll)
+            try:
+                outcome = await self._in_pool(_parse_in_worker, response.body,
+                                              response.headers, response.final_url,
+                                              self.config.extract.max_entries_per_poll)
+            except WorkerCrashed as exc:
+                outcome = str(exc)
             if isinstance(outcome, str):
-                error = f"feed parse error: {outcome}"
+                kind = response.content_type or "no Content-Type"
+                error = f"feed parse error ({kind}): {outcome}"
             else:
                 parsed = outcome
                 entries = await self._new_entries(feed, parsed)
@@ -253,11 +335,15 @@ class Runner:
         if entry.link:
             async with self._pages:
                 page_url, html, page_error = await self._fetch_page(entry.link)
-        article, fingerprint = await self._in_pool(process_page, ExtractJob(
+        job = ExtractJob(
             url=page_url, html=html, entry_title=entry.title,
             entry_content=entry.content or entry.summary,
             entry_published_at=entry.published_at, entry_authors=entry.authors,
-            page_error=page_error, timeout=self.config.extract.timeout))
+            page_error=page_error, timeout=self.config.extract.timeout)
+        try:
+            article, fingerprint = await self._in_pool(process_page, job)
+        except WorkerCrashed as exc:  # keep the entry: the feed's own content, no page
+            article, fingerprint = process_page(replace(job, html=None, page_error=str(exc)))
         return page_url, article, fingerprint
 
     async def _fetch_page(self, url: str) -> tuple[str, str | None, str | None]:
@@ -273,7 +359,23 @@ class Runner:
             error = f"not an HTML page ({response.content_type})"
         if error is not None:
             return response.final_url, None, error
-        return response.final_url, _decode_html(response.body, response.headers), None
+        # Trimmed here too, so an oversized page is not copied whole into a worker.
+        return response.final_url, trim_html(_decode_html(response.body, response.headers)), None
+
+
+def poll_outcome(result: PollResult) -> str:
+    """One word for what a poll came to, shared by the log line and the metrics."""
+    if result.extra.get("storage_error"):
+        return "storage_error"
+    if result.gone:
+        return "gone"
+    if result.error:
+        return "failed"
+    if result.status in (429, 503):
+        return "throttled"
+    if result.status == 304:
+        return "not_modified"
+    return "ok"
 
 
 def _response_error(response: FetchResult) -> str | None:
@@ -303,8 +405,6 @@ def _decode_html(body: bytes, headers: dict[str, str]) -> str:
 
 
 def _without_url(article: Article, feed_url: str, key: str) -> Article:
-    from dataclasses import replace
-
     return replace(article, id=article_id(f"{feed_url}#entry={key}"), url="",
                    canonical_url="")
 
@@ -318,7 +418,11 @@ async def run_once(config: Config, store: Store, include_all: bool = False,
     async with Runner(config, store, resolver) as runner:
         report = await runner.run_due(include_all=include_all, progress=progress)
     # Cron-driven installs have no daemon maintenance: keep the near-duplicate index within
-    # its window here (an empty index probe when nothing is due).
-    store.prune_bands(config.dedupe.band_window_days)
+    # its window here (an empty index probe when nothing is due). The polls are recorded
+    # already, so a failure here is only worth a warning; the next run tries again.
+    try:
+        store.prune_bands(config.dedupe.band_window_days)
+    except StoreWriteError as exc:
+        log.warning("%s", exc)
     return report
 

@@ -59,6 +59,10 @@ class LockedError(Exception):
     """Another newswire process holds the write lock on this database."""
 
 
+class StoreWriteError(Exception):
+    """A write transaction failed and was rolled back (disk full, database locked, ...)."""
+
+
 @dataclass(frozen=True)
 class ReindexReport:
     signatures: int  # signatures now in the band index
@@ -218,7 +222,7 @@ def _migration_2(db: sqlite_utils.Database) -> None:
     db["neardup_meta"].create({"key": str, "value": str}, pk="key")
     db["neardup_meta"].insert({"key": "scheme", "value": neardup.SCHEME})
     # "Stories carried by several outlets": an outlet is the page's site name, else the
-    # feed's name or title.
+    # feed's name, title or URL.
     db.execute("""CREATE VIEW stories_by_outlets AS
         SELECT c.id AS cluster_id, canon.title AS canonical_title,
                c.canonical_article_id, canon.url AS canonical_url,
@@ -227,10 +231,10 @@ def _migration_2(db: sqlite_utils.Database) -> None:
         FROM clusters c
         JOIN articles canon ON canon.id = c.canonical_article_id
         JOIN (SELECT a.cluster_id, count(*) AS articles,
-                     count(DISTINCT coalesce(nullif(a.sitename, ''), f.name, f.title))
+                     count(DISTINCT coalesce(nullif(a.sitename, ''), f.name, f.title, f.url))
                          AS outlets_count,
-                     group_concat(DISTINCT coalesce(nullif(a.sitename, ''), f.name, f.title))
-                         AS outlets,
+                     group_concat(DISTINCT coalesce(nullif(a.sitename, ''), f.name, f.title,
+                                                    f.url)) AS outlets,
                      min(a.fetched_at) AS first_seen_at, max(a.fetched_at) AS last_seen_at,
                      min(a.published_at) AS first_published_at
               FROM articles a LEFT JOIN feeds f ON f.id = a.feed_id
@@ -341,11 +345,11 @@ class Store:
         self.db.execute("BEGIN IMMEDIATE")
         try:
             yield self.db
+            self.db.execute("COMMIT")  # can fail too (disk full): then roll back as well
         except BaseException:
             if self.db.conn.in_transaction:
                 self.db.execute("ROLLBACK")
             raise
-        self.db.execute("COMMIT")
 
     # -- feeds
 
@@ -358,7 +362,7 @@ class Store:
             rows = {r["config_url"] or r["url"]: r for r in self.db["feeds"].rows}
             for url, feed in wanted.items():
                 values = {"name": feed.name, "interval_seconds": feed.interval,
-                          "cron": feed.cron, "active": 1}
+                          "cron": feed.cron, "active": 1, "config_url": url}
                 if url in rows:
                     self.db["feeds"].update(rows[url]["id"], values)
                 else:
@@ -379,6 +383,18 @@ class Store:
             return int(self.db["feeds"].insert({
                 "url": url, "name": name, "added_at": now, "next_poll_at": now,
                 "active": 1}).last_pk)
+
+    def source_feed(self, url: str, name: str) -> int:
+        """The feed row that records where imported articles came from (e.g. a directory).
+
+        It is inactive and has no next poll, so the scheduler never polls it; its entries
+        are the provenance of every imported file. Idempotent."""
+        with self.write():
+            row = self.db.execute("SELECT id FROM feeds WHERE url = ?", [url]).fetchone()
+            if row:
+                return int(row[0])
+            return int(self.db["feeds"].insert({
+                "url": url, "name": name, "added_at": utcnow(), "active": 0}).last_pk)
 
     def feeds(self, due_at: str | None = None, include_all: bool = False) -> list[FeedState]:
         """Active feeds; only those due at `due_at` unless include_all."""
@@ -416,7 +432,32 @@ class Store:
     # -- recording a poll
 
     def record_poll(self, result: PollResult) -> PollSummary:
-        """Write one poll (fetch log, entries, articles, clusters, feed state) atomically."""
+        """Write one poll (fetch log, entries, articles, clusters, feed state) atomically.
+
+        Raises StoreWriteError when the transaction fails; nothing of the poll is kept then.
+        """
+        try:
+            return self._record_poll(result)
+        except sqlite3.Error as exc:
+            raise StoreWriteError(str(exc)) from exc
+
+    def record_write_failure(self, feed_id: int, started_at: str, duration_ms: int,
+                             status: int | None, error: str, retry_at: str) -> None:
+        """After a failed poll write: note the error and the retry time against the feed,
+        leaving its validators and failure count alone. Best effort, in one transaction."""
+        try:
+            with self.write():
+                self.db.execute("UPDATE feeds SET last_error = ?, next_poll_at = ? "
+                                "WHERE id = ?", [error, retry_at, feed_id])
+                self.db.execute(
+                    "INSERT INTO fetches (feed_id, started_at, duration_ms, status, bytes, "
+                    "new_entries, new_articles, conditional, error) "
+                    "VALUES (?, ?, ?, ?, 0, 0, 0, 0, ?)",
+                    [feed_id, started_at, duration_ms, status, error])
+        except sqlite3.Error as exc:
+            raise StoreWriteError(str(exc)) from exc
+
+    def _record_poll(self, result: PollResult) -> PollSummary:
         now = utcnow()
         new_articles = exact = near = 0
         with self.write():
@@ -636,9 +677,15 @@ class Store:
     def prune_bands(self, window_days: int, now: datetime | None = None) -> int:
         """Drop the band rows of signatures indexed more than `window_days` ago (0: never);
         the signatures stay. Short transactions; returns how many signatures left the index.
-        Costs one empty index probe when nothing is due."""
+        Costs one empty index probe when nothing is due. Raises StoreWriteError."""
         if not window_days:
             return 0
+        try:
+            return self._prune_bands(window_days, now)
+        except sqlite3.Error as exc:
+            raise StoreWriteError(f"pruning the near-duplicate index: {exc}") from exc
+
+    def _prune_bands(self, window_days: int, now: datetime | None) -> int:
         cutoff = iso((now or datetime.now(UTC)) - timedelta(days=window_days))
         pruned = 0
         while True:
@@ -730,10 +777,35 @@ class Store:
         return list(self.db.query("""
             SELECT f.id, coalesce(f.name, f.title, f.url) AS name, f.url, f.active, f.gone,
                    f.last_polled_at, f.next_poll_at, f.last_status, f.consecutive_failures,
-                   f.last_error, f.current_interval,
+                   f.last_error, f.current_interval, f.interval_seconds, f.cron,
                    (SELECT count(*) FROM articles a WHERE a.feed_id = f.id) AS articles,
                    (SELECT count(*) FROM entries e WHERE e.feed_id = f.id) AS entries
             FROM feeds f ORDER BY f.id"""))
+
+    def feed_list(self) -> list[dict[str, Any]]:
+        """The active feeds (config and `add`), oldest first: url, name, title, site_url."""
+        return list(self.db.query(
+            "SELECT url, name, title, site_url FROM feeds WHERE active = 1 ORDER BY id"))
+
+    def export_articles(self, since: str | None = None, include_duplicates: bool = False
+                        ) -> Iterator[dict[str, Any]]:
+        """Articles in the order they entered the corpus, with their feed, cluster and every
+        entry that carried them (`seen_in`, JSON). By default only each cluster's canonical
+        article; `since` keeps articles fetched at or after that ISO time."""
+        return self.db.query("""
+            SELECT a.*, f.url AS feed_url, coalesce(f.name, f.title) AS feed_name,
+                   c.canonical_article_id AS cluster_canonical_id, c.size AS cluster_size,
+                   (SELECT json_group_array(json_object(
+                        'feed_url', ef.url, 'guid', e.guid, 'link', e.link,
+                        'seen_at', e.seen_at))
+                    FROM entries e JOIN feeds ef ON ef.id = e.feed_id
+                    WHERE e.article_id = a.id) AS seen_in
+            FROM articles a
+            LEFT JOIN feeds f ON f.id = a.feed_id
+            LEFT JOIN clusters c ON c.id = a.cluster_id
+            WHERE (:since IS NULL OR a.fetched_at >= :since)
+              AND (:all OR c.canonical_article_id = a.id OR c.id IS NULL)
+            ORDER BY a.fetched_at, a.rowid""", {"since": since, "all": int(include_duplicates)})
 
     def counts(self) -> dict[str, int]:
         return {t: self.db[t].count for t in

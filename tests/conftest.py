@@ -49,18 +49,21 @@ _CLAIMS = ("the decision would be reviewed next spring", "households would feel 
 def story(topic: str, n: int = 4) -> list[str]:
     """Paragraphs for an article on `topic`: every topic gives a different story (different
     text, by construction not even a near-duplicate of another topic's), the same topic the
-    same story. Every story mentions inflation."""
+    same story. Paragraph i starts "<Topic> report, part i."; every story has the words
+    "unanimous", "raised" and "inflation" (tests search for them)."""
     import random
 
     rng = random.Random(topic)
     paragraphs = []
     for i in range(n):
-        sentences = [f"{rng.choice(_SUBJECTS)} {rng.choice(_ACTIONS)} {rng.choice(_WHEN)}, "
+        sentences = [f"{topic.capitalize()} report, part {i + 1}.",
+                     f"{rng.choice(_SUBJECTS)} {rng.choice(_ACTIONS)} {rng.choice(_WHEN)}, "
                      f"{rng.choice(_REASONS)}.",
                      f"{rng.choice(_VOICES)} {rng.choice(_CLAIMS)}, and "
                      f"{rng.choice(_CLAIMS)}."]
         if i == 0:
-            sentences.insert(0, f"{topic.capitalize()}: inflation is the backdrop.")
+            sentences.insert(1, f"The decision on {topic} was unanimous: prices were raised "
+                                f"again as inflation persisted.")
         paragraphs.append(" ".join(sentences))
     return paragraphs
 

@@ -39,6 +39,7 @@ def test_page_text_and_metadata() -> None:
     assert article.text.count("\n\n") >= len(PARAS) - 1
     assert article.author == "Ana Writer"
     assert article.sitename == "Example News"
+    assert article.language == "en"  # from <html lang>, trafilatura's detector is optional
     assert article.published_at == "2025-03-04T00:00:00Z"
     assert article.canonical_url == "https://news.example/a/story"
     assert article.id == article_id("https://news.example/a/story")

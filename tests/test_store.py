@@ -17,6 +17,7 @@ from pipeline.store import (
     PollResult,
     Store,
     StoreError,
+    StoreWriteError,
     utcnow,
 )
 
@@ -102,8 +103,9 @@ def test_a_failed_write_leaves_nothing_behind(store: Store) -> None:
     feed = store.feeds(include_all=True)[0]
     good = entry("g1", "http://a.example/1", make_article("http://a.example/1"))
     broken = poll(9999, good)  # no such feed: the foreign key fails after the entry insert
-    with pytest.raises(sqlite3.IntegrityError):
+    with pytest.raises(StoreWriteError) as failure:
         store.record_poll(broken)
+    assert isinstance(failure.value.__cause__, sqlite3.IntegrityError)
     assert store.db["entries"].count == 0
     assert store.db["articles"].count == 0
     assert store.db["fetches"].count == 0
