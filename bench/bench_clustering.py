@@ -10,8 +10,10 @@ Usage: python bench/bench_clustering.py [--stories N] [--outlets N] [--signature
    lead); hard negatives are the most similar pairs of distinct corpus texts (same topic),
    follow-up stories reusing a background paragraph, and templated market/sports/weather
    reports differing only in their numbers. Serves one feed per outlet on 127.0.0.1, ingests
-   with the real CLI (`newswire once`), and scores "same cluster" pairwise against the truth.
-   Targets: precision >= 0.99, recall >= 0.90.
+   with the real CLI twice: in waves (the timeline revealed step by step, `newswire once
+   --all` after each, as cron or the daemon see it) and cold (one `newswire once` over the
+   whole backlog), and scores "same cluster" pairwise against the truth, for several seeds.
+   Targets, checked on every seed's waves run: precision >= 0.99, recall >= 0.90.
 2. Speed. Fingerprints per second on the corpus texts (one core), against the exact-text hash
    in the same run; near-duplicate lookup latency with N (default 1M) synthetic signatures in
    the band index, against a primary-key probe of the same database. Target: p99 < 2 ms.
