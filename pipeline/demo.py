@@ -8,7 +8,6 @@ Run it twice to see the second pass answered with 304 Not Modified.
 from __future__ import annotations
 
 import hashlib
-import sqlite3
 import threading
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
@@ -17,6 +16,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 from pipeline.cli import main as newswire
+from pipeline.store import Store
 
 DEMO_PORT = 8765
 STORIES = {
@@ -129,12 +129,12 @@ def run(directory: Path = Path("demo-data")) -> int:
         newswire(["--config", str(config), "once", "--all"])
         print("\n`newswire status`:")
         newswire(["--config", str(config), "status"])
-        with sqlite3.connect(directory / "demo.db") as db:
-            rows = db.execute("SELECT id, title, text_source, substr(text, 1, 90) FROM "
-                              "articles ORDER BY published_at DESC").fetchall()
+        with Store.open(directory / "demo.db") as store:
+            rows = store.latest_articles()
         print("\nStored articles:")
-        for aid, title, source, text in rows:
-            print(f"  {aid}  {title}  [{source}]\n      {text!r}…")
+        for row in rows:
+            print(f"  {row['id']}  {row['title']}  [{row['text_source']}]\n"
+                  f"      {row['text'][:90]!r}…")
         print(f"\nBrowse them with: newswire --config {config} serve")
     finally:
         server.shutdown()

@@ -773,6 +773,12 @@ class Store:
 
     # -- reading for the CLI
 
+    def latest_articles(self, limit: int = 20) -> list[dict[str, Any]]:
+        """The newest articles (by publication, then fetch time), newest first."""
+        return list(self.db.query(
+            "SELECT id, title, text_source, text FROM articles "
+            "ORDER BY coalesce(published_at, fetched_at) DESC, id LIMIT ?", [limit]))
+
     def status_rows(self) -> list[dict[str, Any]]:
         return list(self.db.query("""
             SELECT f.id, coalesce(f.name, f.title, f.url) AS name, f.url, f.active, f.gone,
