@@ -22,8 +22,8 @@ once: $(STAMP)  ## one pass over the due feeds, for cron
 test: $(STAMP)  ## the whole test suite
 	$(BIN)/python -m pytest
 
-bench: $(STAMP)  ## benchmarks; figures go in BENCHMARKS.md (BENCH_ARGS=--quick for a short run)
-	$(BIN)/python bench/run_all.py $(BENCH_ARGS)
+bench: $(STAMP)  ## benchmarks; figures go in BENCHMARKS.md
+	$(BIN)/python bench/run_all.py
 
 browse: $(STAMP)  ## Datasette over the corpus
 	$(BIN)/newswire --config $(CONFIG) serve

@@ -103,6 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repoll-feeds", type=int, default=None)
     parser.add_argument("--workdir", default=None, help="keep run directories here")
     args = parser.parse_args(argv)
+    args.quick = args.quick or os.environ.get("BENCH_QUICK") == "1"  # make bench BENCH_QUICK=1
     if not scoring.corpus_available():
         print(f"skipped: ../shared/corpus not found (looked in {scoring.CORPUS_DIR})")
         return 0

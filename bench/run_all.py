@@ -1,4 +1,4 @@
-"""`make bench`: run every bench/bench_*.py in turn (arguments such as --quick are passed on)."""
+"""Run every bench/bench_*.py in turn (what `make bench` does); figures go in BENCHMARKS.md."""
 
 from __future__ import annotations
 
@@ -10,11 +10,11 @@ from pathlib import Path
 def main() -> int:
     failed = []
     for script in sorted(Path(__file__).resolve().parent.glob("bench_*.py")):
-        print(f"\n##### {script.name}", flush=True)
-        if subprocess.call([sys.executable, str(script), *sys.argv[1:]]) != 0:
+        print(f"== {script.name}", flush=True)
+        if subprocess.call([sys.executable, str(script)]) != 0:
             failed.append(script.name)
     if failed:
-        print(f"\nfailed: {', '.join(failed)}", file=sys.stderr)
+        print(f"failed: {', '.join(failed)}")
     return 1 if failed else 0
 
 

@@ -60,11 +60,34 @@ class ExtractConfig:
     max_entries_per_poll: int = 500
 
 
+# News agencies whose own copy of a story is its cluster's canonical member (see
+# pipeline.neardup.is_agency_copy). An entry with a dot is a host (and its subdomains);
+# any other entry is a site name, matched whole, ignoring case and punctuation.
+DEFAULT_AGENCIES: tuple[str, ...] = (
+    "Reuters", "Thomson Reuters", "Associated Press", "AP", "AP News", "AFP",
+    "Agence France-Presse", "Agence France Presse", "dpa", "dpa international",
+    "Deutsche Presse-Agentur", "ANSA", "EFE", "Agencia EFE", "Kyodo News", "PA Media",
+    "Press Association", "Canadian Press", "AAP", "Australian Associated Press",
+    "reuters.com", "apnews.com", "ap.org", "afp.com", "dpa.com", "dpa-international.com",
+    "ansa.it", "efe.com", "kyodonews.net", "pamediagroup.com", "thecanadianpress.com",
+    "aap.com.au",
+)
+
+
 @dataclass(frozen=True)
 class DedupeConfig:
-    band_window_days: int = 30
-    threshold: float = 0.8
-    related_threshold: float = 0.6
+    band_window_days: int = 30  # 0 = never prune the near-duplicate index
+    threshold: float = 0.8  # estimated containment for a near duplicate
+    related_threshold: float = 0.6  # ... and for a "related" edge
+    agencies: tuple[str, ...] = DEFAULT_AGENCIES
+
+
+@dataclass(frozen=True)
+class MetricsConfig:
+    """The daemon's Prometheus endpoint; absent from the config means no endpoint."""
+
+    port: int = 9464
+    host: str = "127.0.0.1"
 
 
 @dataclass(frozen=True)
@@ -84,6 +107,7 @@ class Config:
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
     extract: ExtractConfig = field(default_factory=ExtractConfig)
     dedupe: DedupeConfig = field(default_factory=DedupeConfig)
+    metrics: MetricsConfig | None = None
 
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
@@ -246,13 +270,49 @@ def _read_extract(path: Path, data: Any) -> ExtractConfig:
 
 def _read_dedupe(path: Path, data: Any) -> DedupeConfig:
     r = _Reader(path, "dedupe", data)
-    r.reject_unknown({"band_window_days", "threshold", "related_threshold"})
+    r.reject_unknown({"band_window_days", "threshold", "related_threshold", "agencies"})
     d = DedupeConfig()
+    threshold = r.get("threshold", _fraction, d.threshold)
+    related = r.get("related_threshold", _fraction, d.related_threshold)
+    if related > threshold:
+        raise ConfigError(path, "dedupe.related_threshold",
+                          f"must not exceed dedupe.threshold ({threshold})")
     return DedupeConfig(
         band_window_days=r.get("band_window_days", _positive_int, d.band_window_days),
-        threshold=r.get("threshold", _positive_number, d.threshold),
-        related_threshold=r.get("related_threshold", _positive_number, d.related_threshold),
+        threshold=threshold,
+        related_threshold=related,
+        agencies=r.get("agencies", _names, d.agencies),
     )
+
+
+def _fraction(value: Any) -> float:
+    number = _positive_number(value)
+    if number > 1:
+        raise ValueError(f"must be between 0 and 1, got {value!r}")
+    return number
+
+
+def _names(value: Any) -> tuple[str, ...]:
+    if not isinstance(value, list):
+        raise ValueError("must be a list of site names or hosts")
+    return tuple(_text(item).strip() for item in value)
+
+
+def _read_metrics(path: Path, data: Any) -> MetricsConfig | None:
+    if data is None or data is False:
+        return None
+    r = _Reader(path, "metrics", {} if data is True else data)
+    r.reject_unknown({"port", "host"})
+    d = MetricsConfig()
+    port = r.get("port", _positive_int, d.port)
+    if port > 65535:
+        raise ConfigError(path, "metrics.port", f"not a TCP port: {port}")
+    host = r.get("host", _text, d.host)
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        raise ConfigError(path, "metrics.host", f"must be an IP address, got {host!r}") from None
+    return MetricsConfig(port=port, host=host)
 
 
 def _read_feeds(path: Path, data: Any) -> tuple[FeedConfig, ...]:
@@ -297,7 +357,8 @@ def load_config(path: str | os.PathLike[str] | None = None) -> Config:
     except yaml.YAMLError as exc:
         raise ConfigError(path, "(file)", f"invalid YAML: {exc}") from None
     top = _Reader(path, "", raw)
-    top.reject_unknown({"database", "fetch", "schedule", "extract", "dedupe", "feeds", "opml"})
+    top.reject_unknown({"database", "fetch", "schedule", "extract", "dedupe", "feeds", "opml",
+                        "metrics"})
     base = path.resolve().parent
     database = top.get("database", _text, None)
     if database is None:
@@ -316,6 +377,7 @@ def load_config(path: str | os.PathLike[str] | None = None) -> Config:
         schedule=_read_schedule(path, raw.get("schedule")),
         extract=_read_extract(path, raw.get("extract")),
         dedupe=_read_dedupe(path, raw.get("dedupe")),
+        metrics=_read_metrics(path, raw.get("metrics")),
     )
 
 

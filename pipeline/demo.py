@@ -8,7 +8,6 @@ Run it twice to see the second pass answered with 304 Not Modified.
 from __future__ import annotations
 
 import hashlib
-import sqlite3
 import threading
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
@@ -17,6 +16,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 from pipeline.cli import main as newswire
+from pipeline.store import Store
 
 DEMO_PORT = 8765
 STORIES = {
@@ -72,7 +72,7 @@ def _feed(base: str, published: dict[str, datetime]) -> bytes:
             f"</description><ttl>5</ttl>{items}</channel></rss>").encode()
 
 
-def serve() -> tuple[ThreadingHTTPServer, str]:
+def serve(port: int = DEMO_PORT) -> tuple[ThreadingHTTPServer, str]:
     """Start the demo site on 127.0.0.1; returns the server and its base URL."""
     now = datetime.now(UTC).replace(hour=6, minute=0, second=0, microsecond=0)  # stable ETag
     published = {slug: now - timedelta(hours=i + 1) for i, slug in enumerate(STORIES)}
@@ -108,16 +108,16 @@ def serve() -> tuple[ThreadingHTTPServer, str]:
             pass
 
     try:  # a fixed port, so a second `make demo` polls the same feed (and gets 304s)
-        server = ThreadingHTTPServer(("127.0.0.1", DEMO_PORT), Handler)
+        server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
     except OSError:
         server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server, f"http://127.0.0.1:{server.server_address[1]}"
 
 
-def run(directory: Path = Path("demo-data")) -> int:
+def run(directory: Path = Path("demo-data"), port: int = DEMO_PORT) -> int:
     directory.mkdir(exist_ok=True)
-    server, base = serve()
+    server, base = serve(port)
     config = directory / "demo.yaml"
     config.write_text(
         "# Written by `make demo`: a local news site on a port chosen at random.\n"
@@ -129,12 +129,12 @@ def run(directory: Path = Path("demo-data")) -> int:
         newswire(["--config", str(config), "once", "--all"])
         print("\n`newswire status`:")
         newswire(["--config", str(config), "status"])
-        with sqlite3.connect(directory / "demo.db") as db:
-            rows = db.execute("SELECT id, title, text_source, substr(text, 1, 90) FROM "
-                              "articles ORDER BY published_at DESC").fetchall()
+        with Store.open(directory / "demo.db") as store:
+            rows = store.latest_articles()
         print("\nStored articles:")
-        for aid, title, source, text in rows:
-            print(f"  {aid}  {title}  [{source}]\n      {text!r}…")
+        for row in rows:
+            print(f"  {row['id']}  {row['title']}  [{row['text_source']}]\n"
+                  f"      {row['text'][:90]!r}…")
         print(f"\nBrowse them with: newswire --config {config} serve")
     finally:
         server.shutdown()

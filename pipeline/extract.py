@@ -35,24 +35,46 @@ from pipeline.text import clean, html_to_text, one_line, word_count
 # (paywall teaser, cookie wall, soft 404): keep the feed text instead.
 FEED_PREFERRED_RATIO = 0.6
 MIN_FEED_WORDS_FOR_FALLBACK = 40
-MAX_HTML_CHARS = 10_000_000
+# trafilatura needs ~40 bytes of memory per character of HTML (an 8 MB page: 320 MB and
+# 22 s); real article pages are under 2 MB (the largest of the extraction corpora: 1.8 MB
+# with its scripts), so more than this is cut, scripts first.
+MAX_HTML_CHARS = 2_000_000
+_INERT_START = re.compile(r"<(script|style)\b", re.I)
+
+# What a page shows instead of the story; each kind becomes a quality flag besides 'wall'.
+_WALLS = {
+    "javascript": re.compile(r"enable javascript|javascript (is )?(required|disabled)", re.I),
+    "paywall": re.compile(r"subscribe to (continue|read)|already a subscriber|"
+                          r"sign in to (continue|read)", re.I),
+    "cookies": re.compile(r"accept (all )?cookies|cookie (settings|consent)", re.I),
+    "soft404": re.compile(r"page (was |you were looking for )?(not found|could not be found)|"
+                          r"404 not found", re.I),
+}
+
+
 # A recall-mode text with fewer words than this share of the page's visible words missed
 # the article (a listing-like layout): try the default mode too. 0.15 sends about 3% of the
 # corpus pages to the fallback.
 MIN_PAGE_SHARE = 0.15
 LONG_ENOUGH = 2000  # words: a text this long is the article whatever the page holds besides
 
-_WALL_PHRASES = re.compile(
-    r"enable javascript|javascript (is )?(required|disabled)|subscribe to (continue|read)|"
-    r"already a subscriber|accept (all )?cookies|cookie (settings|consent)|"
-    r"page (was )?not found|404 not found|sign in to (continue|read)", re.I)
+_HTML_LANG = re.compile(r"<html[^>]*?\slang=[\"']?([A-Za-z]{2,3})(?:[-_][A-Za-z0-9]+)?", re.I)
 _CHARSET = re.compile(r"charset=[\"']?([\w.:-]+)", re.I)
 _META_CHARSET = re.compile(rb"<meta[^>]+charset\s*=\s*[\"']?\s*([\w.:-]+)", re.I)
 _INVISIBLE = ("script", "style", "noscript", "template")
 
 
-class ExtractionTimeout(Exception):
-    pass
+def page_language(html: str | None) -> str | None:
+    """The page's declared language (`<html lang="en-GB">` → `en`), lower-cased."""
+    match = _HTML_LANG.search(html[:5000]) if html else None
+    return match.group(1).lower() if match else None
+
+
+ALARM_REPEAT = 0.05
+
+
+class ExtractionTimeout(BaseException):
+    """Not an Exception: libraries' `except Exception` blocks must not swallow it."""
 
 
 @dataclass(frozen=True)
@@ -94,13 +116,17 @@ class Article:
 
 @contextmanager
 def time_limit(seconds: float) -> Iterator[None]:
-    """Raise ExtractionTimeout after `seconds` (main thread of a process only; else a no-op)."""
+    """Raise ExtractionTimeout after `seconds` (main thread of a process only; else a no-op).
+
+    The alarm repeats every ALARM_REPEAT seconds until the block ends: one that lands in a
+    `__del__` (during garbage collection) is printed and ignored by Python.
+    """
     try:
         previous = signal.signal(signal.SIGALRM, _on_alarm)
     except ValueError:  # not the main thread: rely on the caller's own deadline
         yield
         return
-    signal.setitimer(signal.ITIMER_REAL, seconds)
+    signal.setitimer(signal.ITIMER_REAL, seconds, ALARM_REPEAT)
     try:
         yield
     finally:
@@ -128,6 +154,24 @@ def _date_from_metadata(date: str | None) -> str | None:
     if when.year < 1990 or when > datetime.now(UTC):
         return None
     return when.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def trim_html(html: str, limit: int = MAX_HTML_CHARS) -> str:
+    """At most `limit` characters of html; when over, scripts and styles go first (they
+    carry no article text). Linear: an unclosed <script> drops the rest, as browsers do."""
+    if len(html) <= limit:
+        return html
+    lower, parts, pos = html.lower(), [], 0
+    while (match := _INERT_START.search(lower, pos)) is not None:
+        parts.append(html[pos:match.start()])
+        close = lower.find(f"</{match.group(1)}", match.end())
+        if close < 0:
+            pos = len(html)
+            break
+        end = lower.find(">", close)
+        pos = len(html) if end < 0 else end + 1
+    parts.append(html[pos:])
+    return "".join(parts)[:limit]
 
 
 def decode_html(body: bytes, content_type: str = "") -> str:
@@ -215,11 +259,19 @@ def page_metadata(tree: Any, url: str, *, title: bool = True, author: bool = Tru
     if document.sitename:
         document.sitename = document.sitename.lstrip("@")
     document.clean_and_trim()
-    data = {key: getattr(document, key, None) for key in
+    return {key: getattr(document, key, None) for key in
             ("title", "author", "url", "date", "sitename", "description", "tags")}
-    language = str(tree.get("lang") or "").strip().replace("_", "-").split("-")[0].lower()
-    data["language"] = language if re.fullmatch(r"[a-z]{2,3}", language) else None
-    return data
+
+
+def read_page(body: bytes, content_type: str = "", content_encoding: str = "",
+              max_bytes: int = 15_000_000) -> str:
+    """A page's bytes as fetched to text: its Content-Encoding undone (never past max_bytes:
+    a gzip bomb stops there), then its charset decoded."""
+    if content_encoding:
+        from pipeline.fetch import decode_body
+
+        body = decode_body(body, content_encoding, max_bytes)
+    return decode_html(body, content_type)
 
 
 def extract_page(job: ExtractJob) -> tuple[dict[str, Any], list[str], tuple[int, ...]]:
@@ -227,17 +279,15 @@ def extract_page(job: ExtractJob) -> tuple[dict[str, Any], list[str], tuple[int,
     import trafilatura
 
     html = job.html
-    if isinstance(html, bytes) and job.content_encoding:
-        from pipeline.fetch import decode_body
-
-        html = decode_body(html, job.content_encoding, job.max_bytes)
     if isinstance(html, bytes):
-        html = decode_html(html[:MAX_HTML_CHARS], job.content_type)
-    tree = trafilatura.load_html(html[:MAX_HTML_CHARS]) if html else None
+        html = read_page(html, job.content_type, job.content_encoding, job.max_bytes)
+    html = trim_html(html or "")
+    tree = trafilatura.load_html(html) if html else None
     if tree is None:
         return {}, [], ()
     meta = page_metadata(tree, job.url, title=not job.entry_title,
                          author=not job.entry_authors, date=not job.entry_published_at)
+    meta["language"] = page_language(html)
     lines = extract_body(tree, job.url).split("\n")
     titles = [t for t in (job.entry_title, meta.get("title")) if t]
     return meta, clean_lines(lines, titles, job.site_lines), line_keys(lines)
@@ -264,8 +314,9 @@ def extract_article(job: ExtractJob) -> Article:
 
     flags: list[str] = []
     page_words, feed_words = word_count(page_text), word_count(feed_text)
-    if page_text and _WALL_PHRASES.search(page_text[:2000]) and page_words < 150:
-        flags.append("wall")
+    if page_text and page_words < 150:
+        walls = [kind for kind, phrases in _WALLS.items() if phrases.search(page_text[:2000])]
+        flags += ["wall", *walls] if walls else []
     use_feed = not page_text or (
         feed_words >= MIN_FEED_WORDS_FOR_FALLBACK
         and page_words < FEED_PREFERRED_RATIO * feed_words)

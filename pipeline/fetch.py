@@ -89,19 +89,25 @@ class FetchResult:
         return parse_retry_after(self.headers.get("retry-after"), now)
 
 
-def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
+def seconds_until(http_date: str, now: datetime | None = None) -> float | None:
+    """Seconds from now until an HTTP date (0 if past), or None when it is not a date."""
     try:
-        when = email.utils.parsedate_to_datetime(value)
+        when = email.utils.parsedate_to_datetime(http_date)
     except (TypeError, ValueError, IndexError):
         return None
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
     return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
+
+
+def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
+    """Retry-After as seconds: either form the RFC allows (delta-seconds or an HTTP date)."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    return seconds_until(value, now)
 
 
 # --- the address guard --------------------------------------------------------------------
@@ -115,6 +121,12 @@ def _embedded_ipv4(ip: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
     if ip in ipaddress.ip_network("64:ff9b::/96"):
         return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
     return None
+
+
+# Not globally reachable, yet `is_global` in Python 3.11 says they are: local-use NAT64
+# (RFC 8215), deprecated site-local, deprecated IPv4-compatible and SIIT IPv4-translated forms.
+_NOT_GLOBAL_V6 = tuple(ipaddress.ip_network(n) for n in (
+    "64:ff9b:1::/48", "fec0::/10", "::/96", "::ffff:0:0:0/96"))
 
 
 class AddressGuard:
@@ -131,7 +143,8 @@ class AddressGuard:
             inner = _embedded_ipv4(ip)
             if inner is not None:
                 return self.permits(str(inner))
-        return ip.is_global and not ip.is_multicast
+        return (ip.is_global and not ip.is_multicast
+                and not any(ip in net for net in _NOT_GLOBAL_V6))
 
 
 async def system_resolver(host: str, port: int) -> list[str]:
@@ -223,6 +236,8 @@ class _Decoder:
     def finish(self) -> bytes:
         if self._z is not None:
             self._add(self._z.flush(self.limit - self.size + 1))
+            if not self._z.eof:  # a cut-off stream is an error, not a shorter document
+                raise ValueError(f"truncated {self.coding} body")
         return b"".join(self.parts)
 
 
@@ -256,11 +271,15 @@ class HostLimiter:
         sem, lock = self._get(host)
         await sem.acquire()
         if self.delay > 0:
-            async with lock:
-                wait = self._last_start.get(host, -1e9) + self.delay - time.monotonic()
-                if wait > 0:
-                    await asyncio.sleep(wait)
-                self._last_start[host] = time.monotonic()
+            try:
+                async with lock:
+                    wait = self._last_start.get(host, -1e9) + self.delay - time.monotonic()
+                    if wait > 0:
+                        await asyncio.sleep(wait)
+                    self._last_start[host] = time.monotonic()
+            except BaseException:  # cancelled (the request deadline): free the slot
+                sem.release()
+                raise
         return sem
 
 
@@ -314,8 +333,9 @@ class Fetcher:
         started = time.monotonic()
         conditional = bool(etag or last_modified)
         try:
-            async with asyncio.timeout(self.config.timeout):
-                result = await self._follow(url, etag, last_modified, accept, decode)
+            async with asyncio.timeout(self.config.timeout) as deadline:
+                result = await self._follow(url, etag, last_modified, accept, deadline,
+                                            decode)
         except TimeoutError:
             result = FetchResult(url, url, error=f"deadline of {self.config.timeout:g}s exceeded",
                                  error_kind="timeout")
@@ -323,12 +343,18 @@ class Fetcher:
         return _replace(result, elapsed_ms=elapsed, conditional=conditional)
 
     async def _follow(self, url: str, etag: str | None, last_modified: str | None,
-                      accept: str, decode: bool = True) -> FetchResult:
+                      accept: str, deadline: asyncio.Timeout,
+                      decode: bool = True) -> FetchResult:
         current = url
         permanent = True
         visited: set[str] = set()
         for _hop in range(self.config.max_redirects + 1):
-            scheme = urlsplit(current).scheme.lower()
+            try:
+                parts = urlsplit(current)
+                scheme, _port = parts.scheme.lower(), parts.port  # .port checks the range
+            except ValueError as exc:
+                return FetchResult(url, current, error=f"invalid URL: {exc}",
+                                   error_kind="blocked")
             if scheme not in ("http", "https"):
                 return FetchResult(url, current, error=f"refused scheme {scheme!r}",
                                    error_kind="blocked")
@@ -338,7 +364,7 @@ class Fetcher:
                 headers["If-None-Match"] = etag
             if last_modified:
                 headers["If-Modified-Since"] = last_modified
-            result = await self._get_once(url, current, headers, decode)
+            result = await self._get_once(url, current, headers, deadline, decode)
             if result.error or result.status not in REDIRECT_CODES:
                 moved = current if (current != url and permanent) else None
                 return _replace(result, permanent_redirect=moved)
@@ -355,9 +381,15 @@ class Fetcher:
                            error_kind="redirect")
 
     async def _get_once(self, url: str, current: str, headers: dict[str, str],
-                        decode: bool = True) -> FetchResult:
+                        deadline: asyncio.Timeout, decode: bool = True) -> FetchResult:
         host = (urlsplit(current).hostname or "").lower()
+        # Waiting for the host's turn is politeness, not the server's slowness: the deadline
+        # stops while queued, so a busy host's backlog never times out unsent.
+        loop = asyncio.get_running_loop()
+        remaining = (deadline.when() or loop.time()) - loop.time()
+        deadline.reschedule(None)
         sem = await self.limiter.acquire(host)
+        deadline.reschedule(loop.time() + max(remaining, 0.0))
         try:
             async with self.client.stream("GET", current, headers=headers) as response:
                 resp_headers = {k.lower(): v for k, v in response.headers.items()}
@@ -403,7 +435,7 @@ class Fetcher:
         origin = f"{parts.scheme}://{parts.netloc}"
         if origin not in self._robots:  # one fetch per host, shared by concurrent callers
             self._robots[origin] = asyncio.ensure_future(self._load_robots(origin))
-        parser = await self._robots[origin]
+        parser = await asyncio.shield(self._robots[origin])  # others may share the task
         return parser is None or parser.can_fetch(self.config.user_agent, url)
 
     async def _load_robots(self, origin: str) -> RobotFileParser | None:

@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 
 import feedparser
 from feedparser.datetimes import _parse_date as feedparser_date
+from feedparser.encodings import convert_to_utf8
 
 from pipeline.dedupe import canonical_url
 from pipeline.text import clean, one_line, plain_title
@@ -63,7 +64,7 @@ class ParsedFeed:
 
 # --- hostile-DTD pre-scan -----------------------------------------------------------------
 
-_DOCTYPE = re.compile(rb"<!DOCTYPE[^\[>]*\[(.*?)\]\s*>", re.S | re.I)
+_PROLOG_END = re.compile(rb"<\w")  # the first element, where feedparser stops reading the DTD
 _ENTITY = re.compile(rb"<!ENTITY\s+(%\s+)?([^\s]+)\s+(SYSTEM|PUBLIC|\"[^\"]*\"|'[^']*')", re.S)
 _REF = re.compile(rb"&([A-Za-z_][\w.-]*);")
 
@@ -73,13 +74,13 @@ def check_entities(body: bytes) -> None:
 
     feedparser's loose fallback parser expands internal entities without any limit (a 160 KB
     feed became a 2 GB title), so this runs before it. Small, ordinary DTDs pass.
+    feedparser takes entity declarations from everything before the first element, however
+    long, so all of that is scanned: padding must not push a DTD out of view.
     """
-    head = body[:200_000]
-    match = _DOCTYPE.search(head)
-    if not match:
-        return
+    first = _PROLOG_END.search(body)
+    head = body[:first.start()] if first else body
     values: dict[bytes, bytes] = {}
-    for m in _ENTITY.finditer(match.group(1)):
+    for m in _ENTITY.finditer(head):
         if m.group(3) in (b"SYSTEM", b"PUBLIC"):
             raise FeedParseError(f"external entity {m.group(2).decode(errors='replace')!r} "
                                  "refused")
@@ -98,7 +99,7 @@ def check_entities(body: bytes) -> None:
         sizes[name] = min(total, MAX_ENTITY_EXPANSION + 1)
         return sizes[name]
 
-    rest = body[match.end():]
+    rest = body[len(head):]
     expansion = 0
     for ref in _REF.findall(rest):
         if ref in values:
@@ -177,11 +178,15 @@ def _content(entry: Any) -> str:
 def _entry(raw: Any, now: datetime) -> Entry:
     guid = one_line(raw.get("id") or "", 2000) or None
     link = _first_link(raw)
-    title = plain_title(raw.get("title"), MAX_TITLE)
+    detail = raw.get("title_detail") or {}
+    title = plain_title(raw.get("title"), MAX_TITLE, "html" in str(detail.get("type", "")))
     content = _content(raw)
-    published_raw = raw.get("published") or raw.get("updated") or raw.get("created")
-    published = sane_date(raw.get("published_parsed") or raw.get("updated_parsed")
-                          or raw.get("created_parsed"), now)
+    # dict.get: feedparser's own .get maps a missing `published` to `updated` with a warning
+    published_raw = next((dict.get(raw, k) for k in ("published", "updated", "created")
+                          if dict.get(raw, k)), None)
+    published = sane_date(next((dict.get(raw, k) for k in ("published_parsed", "updated_parsed",
+                                                           "created_parsed")
+                                if dict.get(raw, k)), None), now)
     authors = tuple(dict.fromkeys(
         one_line(a.get("name"), 200) for a in raw.get("authors") or [] if a.get("name")))
     if not authors and raw.get("author"):
@@ -216,15 +221,58 @@ def _ttl(feed: Any) -> float | None:
     return None
 
 
+_ITEM_START = re.compile(rb"<(?:[A-Za-z_][\w.-]*:)?(?:item|entry)[\s>/]")
+CUT_FACTOR = 4  # cut only feeds with this many times max_entries items: rare and pathological
+
+
+def cut_after_items(body: bytes, keep: int) -> tuple[bytes, int]:
+    """(body, items) with the body cut before item `keep + 1` when it has more than
+    CUT_FACTOR x keep items, so a 50,000-item feed costs what `keep` items cost.
+
+    feedparser builds every entry of a document before we can cap them (50,000 items:
+    8 s and 115 MB); a cut document ends early, which its loose parser reads fine.
+    Only ASCII-compatible bodies are counted; a UTF-16 body passes through whole.
+    """
+    starts = [m.start() for m in _ITEM_START.finditer(body)]
+    if len(starts) <= CUT_FACTOR * keep or keep <= 0:
+        return body, len(starts)
+    return body[:starts[keep]], len(starts)
+
+
+def _rfc7303_content_type(headers: dict[str, str]) -> None:
+    """A text/*xml type without charset means 'read the document', not US-ASCII.
+
+    feedparser follows RFC 3023, where such a response is US-ASCII whatever the document
+    says, so a UTF-16 or Latin-1 feed served as plain `text/xml` fails or turns to mojibake.
+    RFC 7303 replaced that rule: the BOM and XML declaration decide, as for application/xml.
+    """
+    value = headers.get("content-type", "")
+    media, _, params = value.partition(";")
+    media = media.strip().lower()
+    if media.startswith("text/") and "xml" in media and "charset" not in params.lower():
+        headers["content-type"] = "application/" + media[len("text/"):] + (
+            ";" + params if params.strip() else "")
+
+
 def _parse_xml(body: bytes, headers: dict[str, str], url: str) -> dict[str, Any]:
-    check_entities(body)
     if url:
         headers.setdefault("content-location", url)
+    _rfc7303_content_type(headers)
+    check_entities(_utf8_view(body, headers))
     try:
         return feedparser.parse(io.BytesIO(body), response_headers=headers,
                                 sanitize_html=True, resolve_relative_uris=True)
     except Exception as exc:  # noqa: BLE001 - feedparser raises odd things on odd input
         raise FeedParseError(f"parser crashed: {type(exc).__name__}: {exc}") from None
+
+
+def _utf8_view(body: bytes, headers: dict[str, str]) -> bytes:
+    """The body as feedparser will scan it for a DTD: converted to UTF-8 first (a DTD in a
+    UTF-16 or UTF-32 body is invisible to a byte scan of the original)."""
+    try:
+        return convert_to_utf8(dict(headers), body, {})
+    except Exception:  # noqa: BLE001 - the parse itself reports what is wrong
+        return body
 
 
 def _looks_like_html(body: bytes) -> bool:
@@ -241,7 +289,13 @@ def _looks_like_json(body: bytes, headers: dict[str, str]) -> bool:
 
 def _json_authors(item: dict[str, Any]) -> list[dict[str, str]]:
     people = item.get("authors") or ([item["author"]] if item.get("author") else [])
+    if not isinstance(people, list):
+        return []
     return [{"name": str(p.get("name"))} for p in people if isinstance(p, dict) and p.get("name")]
+
+
+def _json_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
 
 
 def _json_item(item: dict[str, Any]) -> dict[str, Any]:
@@ -256,13 +310,13 @@ def _json_item(item: dict[str, Any]) -> dict[str, Any]:
     return {
         "id": str(item["id"]) if item.get("id") is not None else None,
         "link": item.get("url") or item.get("external_url"),
-        "title": html.escape(title) if isinstance(title, str) else "",
+        "title": title if isinstance(title, str) else "",  # plain_title strips any tags
         "summary": item.get("summary") if isinstance(item.get("summary"), str) else "",
         "content": [{"value": content}],
         "published": published,
         "published_parsed": feedparser_date(published) if published else None,
         "authors": _json_authors(item),
-        "tags": [{"term": str(t)} for t in item.get("tags") or [] if isinstance(t, str)],
+        "tags": [{"term": t} for t in _json_list(item.get("tags")) if isinstance(t, str)],
     }
 
 
@@ -270,7 +324,7 @@ def parse_json_feed(body: bytes) -> tuple[dict[str, Any], list[dict[str, Any]], 
     """(feed, items, version) of a JSON Feed, or None when the body is not one."""
     try:
         data = json.loads(body.decode("utf-8-sig"))
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+    except (ValueError, RecursionError):  # also ints over the 4300-digit limit
         return None
     if not isinstance(data, dict) or "jsonfeed.org" not in str(data.get("version", "")):
         return None
@@ -278,7 +332,7 @@ def parse_json_feed(body: bytes) -> tuple[dict[str, Any], list[dict[str, Any]], 
     if not isinstance(items, list):
         raise FeedParseError("JSON Feed without an items list")
     version = "json1" + ("1" if str(data["version"]).rstrip("/").endswith("1.1") else "")
-    feed = {"title": html.escape(str(data.get("title") or "")),
+    feed = {"title": str(data.get("title") or ""),
             "link": data.get("home_page_url")}
     return feed, [_json_item(i) for i in items if isinstance(i, dict)], version
 
@@ -290,11 +344,13 @@ def parse_feed(body: bytes, headers: dict[str, str] | None = None, url: str = ""
         raise FeedParseError("empty body")
     response_headers = {k.lower(): v for k, v in (headers or {}).items()}
     json_feed = parse_json_feed(body) if _looks_like_json(body, response_headers) else None
+    items_seen = 0
     if json_feed is not None:
         feed, items, version = json_feed
         parsed: dict[str, Any] = {"feed": feed, "entries": items, "version": version}
     else:
-        parsed = _parse_xml(body, response_headers, url)
+        cut, items_seen = cut_after_items(body, max_entries)
+        parsed = _parse_xml(cut, response_headers, url)
     now = now or datetime.now(UTC)
     raw_entries = parsed.get("entries") or []
     if not raw_entries and not parsed.get("version"):
@@ -315,7 +371,9 @@ def parse_feed(body: bytes, headers: dict[str, str] | None = None, url: str = ""
         entries.append(entry)
     feed = parsed.get("feed") or {}
     warning = None
-    if parsed.get("bozo") and parsed.get("bozo_exception") is not None:
+    if items_seen > CUT_FACTOR * max_entries:
+        warning = f"only the first {max_entries} of {items_seen} items read"
+    elif parsed.get("bozo") and parsed.get("bozo_exception") is not None:
         warning = one_line(f"{type(parsed['bozo_exception']).__name__}: "
                            f"{parsed['bozo_exception']}", 500)
     return ParsedFeed(
@@ -325,5 +383,5 @@ def parse_feed(body: bytes, headers: dict[str, str] | None = None, url: str = ""
         entries=tuple(entries),
         ttl_seconds=_ttl(feed),
         warning=warning,
-        total_entries=len(raw_entries),
+        total_entries=max(len(raw_entries), items_seen),
     )

@@ -21,6 +21,7 @@ import sys
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
+from pipeline import neardup
 from pipeline.extract import Article, ExtractJob, extract_job
 from pipeline.parse import FeedParseError, ParsedFeed, parse_feed
 
@@ -35,10 +36,6 @@ _WARM_UP_PAGE = """<!doctype html><html lang="en"><head><title>Warm-up story - S
     f"search and their lazily compiled expressions all run once before real work.</p>"
     for i in range(8)) + "</article><footer>All rights reserved.</footer></body></html>"
 
-try:  # the optional clustering layer (another stage) may not be installed
-    from pipeline.neardup import fingerprint as _make_fingerprint
-except ImportError:
-    _make_fingerprint = None
 
 
 def die_with_parent() -> None:
@@ -91,8 +88,8 @@ def parse_in_worker(body: bytes, headers: dict[str, str], url: str,
 def process_page(job: ExtractJob) -> tuple[Article, Any]:
     """Worker entry point for a page: the article, and its near-duplicate fingerprint."""
     article = extract_job(job)
-    if article.text and _make_fingerprint is not None:
-        return article, _make_fingerprint(article.text)
+    if article.text:
+        return article, neardup.fingerprint(article.text, article.title)
     return article, None
 
 

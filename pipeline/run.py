@@ -16,18 +16,26 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import zlib
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pipeline.boilerplate import site_of
 from pipeline.config import Config
 from pipeline.dedupe import article_id, canonical_url
-from pipeline.extract import Article, ExtractJob, extract_job
-from pipeline.fetch import PAGE_ACCEPT, Fetcher, FetchResult, Resolver, system_resolver
+from pipeline.extract import MAX_HTML_CHARS, Article, ExtractJob, read_page, trim_html
+from pipeline.fetch import (
+    PAGE_ACCEPT,
+    BodyTooLarge,
+    Fetcher,
+    FetchResult,
+    Resolver,
+    system_resolver,
+)
 from pipeline.parse import Entry, ParsedFeed
 from pipeline.pool import make_pool, parse_in_worker, pool_size, process_page
 from pipeline.schedule import PollOutcome, next_poll
@@ -38,6 +46,7 @@ from pipeline.store import (
     PollResult,
     PollSummary,
     Store,
+    StoreWriteError,
     iso,
     parse_iso,
 )
@@ -97,16 +106,22 @@ _NOTHING = PollSummary(0, 0, 0, 0)
 _Write = tuple[PollResult | EntryBatch, "asyncio.Future[PollSummary]"]
 
 
+class WorkerCrashed(Exception):
+    """A pool worker died mid-job (killed, out of memory); the pool has been replaced."""
+
+
 class Runner:
     """Holds the shared fetcher, worker pool, writer and store for a run or a daemon."""
 
     def __init__(self, config: Config, store: Store,
-                 resolver: Resolver = system_resolver) -> None:
+                 resolver: Resolver = system_resolver, metrics: Any = None) -> None:
         self.config = config
         self.store = store
         self.resolver = resolver
+        self.metrics = metrics  # pipeline.metrics.Metrics, when the daemon exports them
         self.fetcher: Fetcher | None = None
-        self.pool: ProcessPoolExecutor | None = None  # started on first use
+        # Its processes start with the first job: a run of 304s never starts any.
+        self.pool: ProcessPoolExecutor | None = None
         self._pool_jobs = 0  # jobs given to the current pool
         self._pool_pending: set[asyncio.Future[Any]] = set()  # jobs not yet returned
         self._pool_lock = asyncio.Lock()
@@ -121,6 +136,7 @@ class Runner:
 
     async def __aenter__(self) -> Runner:
         self.fetcher = Fetcher(self.config.fetch, self.resolver)
+        self.pool = make_pool(self.config.extract.workers)
         self._writer = asyncio.ensure_future(self._write_loop())
         return self
 
@@ -153,24 +169,25 @@ class Runner:
             return self.pool
 
     async def _in_pool(self, fn: Callable[..., Any], *args: Any) -> Any:
-        """Run fn in the pool; a pool broken by a crashed worker is replaced, once."""
+        """Run fn in the worker pool; a dead worker replaces the pool and raises WorkerCrashed.
+
+        The job is not retried: a page that kills its worker would kill the next one too.
+        """
         loop = asyncio.get_running_loop()
-        for attempt in (1, 2):
-            pool = await self._pool()
-            job = loop.run_in_executor(pool, fn, *args)
-            self._pool_pending.add(job)
-            try:
-                return await job
-            except BrokenProcessPool:
-                log.warning("a worker process died; starting a new pool")
-                if self.pool is pool:
-                    self.pool = None
-                    pool.shutdown(wait=False, cancel_futures=True)
-                if attempt == 2:
-                    raise
-            finally:
-                self._pool_pending.discard(job)
-        raise AssertionError("unreachable")
+        pool = await self._pool()
+        job = loop.run_in_executor(pool, fn, *args)
+        self._pool_pending.add(job)
+        try:
+            return await job
+        except BrokenProcessPool as exc:
+            if self.pool is pool:  # the first caller to notice replaces it for everyone
+                log.error("a worker process died; starting a new pool")
+                pool.shutdown(wait=False, cancel_futures=True)
+                self.pool = make_pool(self.config.extract.workers)
+                self._pool_jobs = 0
+            raise WorkerCrashed(f"worker process died: {exc}") from None
+        finally:
+            self._pool_pending.discard(job)
 
     # -- the single writer
 
@@ -215,7 +232,10 @@ class Runner:
                       ) -> RunReport:
         """Poll every due feed (every active feed with include_all), concurrently."""
         report = RunReport()
-        feeds: Iterator[FeedState] = iter(self.store.feeds(include_all=include_all))
+        due = self.store.feeds(include_all=include_all)
+        if self.metrics:
+            self.metrics.due_feeds.set(len(due))
+        feeds: Iterator[FeedState] = iter(due)
 
         async def poller() -> None:
             for feed in feeds:  # the pollers share one iterator: each feed is polled once
@@ -244,11 +264,15 @@ class Runner:
         error = _response_error(response)
         fresh: list[Entry] = []
         if error is None and response.status == 200:
-            outcome = await self._in_pool(parse_in_worker, response.body, response.headers,
-                                          response.final_url,
-                                          self.config.extract.max_entries_per_poll)
+            try:
+                outcome = await self._in_pool(parse_in_worker, response.body,
+                                              response.headers, response.final_url,
+                                              self.config.extract.max_entries_per_poll)
+            except WorkerCrashed as exc:
+                outcome = str(exc)
             if isinstance(outcome, str):
-                error = f"feed parse error: {outcome}"
+                kind = response.content_type or "no Content-Type"
+                error = f"feed parse error ({kind}): {outcome}"
             else:
                 parsed = outcome
                 known = self.store.known_entry_keys(feed.id, [e.key for e in parsed.entries])
@@ -256,14 +280,19 @@ class Runner:
 
         written = _NOTHING
         last: tuple[NewEntry, ...] = ()
+        write_error: StoreWriteError | None = None
         for start in range(0, len(fresh), ENTRY_BATCH):
             batch = fresh[start:start + ENTRY_BATCH]
             entries = await self._new_entries(feed, batch)
             if start + ENTRY_BATCH >= len(fresh):
                 last = entries  # written with the poll, validators and all
-            else:
+                break
+            try:
                 written = _add(written, await self._write(EntryBatch(feed.id, entries)))
-                self._forget_pages(batch)
+            except StoreWriteError as exc:
+                write_error = exc  # the poll is not recorded: its feed stays due
+                break
+            self._forget_pages(batch)
 
         schedule = next_poll(feed, PollOutcome(
             status=response.status, failed=error is not None,
@@ -288,13 +317,40 @@ class Runner:
             warning=parsed.warning if parsed else None, entries=last,
             batched_entries=written.new_entries, batched_articles=written.new_articles,
         )
-        summary = _add(written, await self._write(result))
+        try:
+            if write_error is not None:
+                raise write_error
+            summary = _add(written, await self._write(result))
+        except StoreWriteError as exc:
+            result, summary = self._write_failed(feed, result, exc)
         self._forget_pages(fresh[-ENTRY_BATCH:])
-        log.info("poll feed=%s status=%s bytes=%d new_entries=%d new_articles=%d "
-                 "duration_ms=%d%s", feed.url, result.status, result.bytes,
-                 summary.new_entries, summary.new_articles, result.duration_ms,
-                 f" error={result.error!r}" if result.error else "")
+        fields = {"feed": feed.url, "feed_id": feed.id, "outcome": poll_outcome(result),
+                  "status": result.status, "bytes": result.bytes,
+                  "new_entries": summary.new_entries, "new_articles": summary.new_articles,
+                  "duration_ms": result.duration_ms, "next_poll_at": result.next_poll_at,
+                  "error": result.error}
+        log.info("poll", extra={"fields": fields})
+        if self.metrics:
+            self.metrics.observe_poll(result, summary)
         return result, summary
+
+    def _write_failed(self, feed: FeedState, result: PollResult,
+                      exc: StoreWriteError) -> tuple[PollResult, PollSummary]:
+        """The poll's transaction rolled back (disk full, database locked): keep the feed's
+        validators as they were, so the next poll fetches everything again (entry batches
+        already written are skipped then); record the error against the feed if the
+        database still takes that much."""
+        error = f"storage error: {exc}"
+        retry = iso(datetime.now(UTC) + timedelta(seconds=self.config.schedule.min_interval))
+        failed = replace(result, error=error, entries=(), next_poll_at=retry,
+                         extra={**result.extra, "storage_error": True})
+        log.error("could not record the poll of %s: %s", feed.url, exc)
+        try:
+            self.store.record_write_failure(feed.id, result.started_at, result.duration_ms,
+                                            result.status, error, retry)
+        except StoreWriteError as again:
+            log.error("could not record the error against %s either: %s", feed.url, again)
+        return failed, _NOTHING
 
     def _validators(self, feed: FeedState, now: datetime) -> tuple[str | None, str | None]:
         """The stored validators, unless an unconditional fetch is due (stale ETags exist)."""
@@ -359,10 +415,9 @@ class Runner:
                 site_lines=self._lines_of_site(page_url) if body is not None else frozenset())
             try:
                 article, fingerprint = await self._in_pool(process_page, job)
-            except BrokenProcessPool:  # this page may be what kills workers: keep the feed's
-                article = extract_job(replace(job, html=None,
-                                              page_error="extraction worker crashed"))
-                fingerprint = None
+            except WorkerCrashed as exc:  # keep the entry: the feed's own content, no page
+                article, fingerprint = process_page(replace(job, html=None,
+                                                            page_error=str(exc)))
         return page_url, article, fingerprint
 
     def _lines_of_site(self, url: str) -> frozenset[int]:
@@ -386,7 +441,34 @@ class Runner:
             error = f"not an HTML page ({response.content_type})"
         if error is not None:
             return response.final_url, None, {}, error
+        if len(response.body) > MAX_HTML_CHARS:
+            # Rare: an oversized page is decoded and trimmed here, so it is not copied whole
+            # into a worker; everything else is decoded there.
+            try:
+                html = trim_html(read_page(response.body,
+                                           response.headers.get("content-type", ""),
+                                           response.headers.get("content-encoding", ""),
+                                           self.config.fetch.max_bytes))
+            except (BodyTooLarge, ValueError, zlib.error) as exc:
+                return response.final_url, None, {}, f"bad page body: {exc}"
+            return response.final_url, html.encode(), {"content-type": "text/html; "
+                                                       "charset=utf-8"}, None
         return response.final_url, response.body, response.headers, None
+
+
+def poll_outcome(result: PollResult) -> str:
+    """One word for what a poll came to, shared by the log line and the metrics."""
+    if result.extra.get("storage_error"):
+        return "storage_error"
+    if result.gone:
+        return "gone"
+    if result.error:
+        return "failed"
+    if result.status in (429, 503):
+        return "throttled"
+    if result.status == 304:
+        return "not_modified"
+    return "ok"
 
 
 def _response_error(response: FetchResult) -> str | None:
@@ -409,4 +491,12 @@ async def run_once(config: Config, store: Store, include_all: bool = False,
     """Sync the config's feeds into the store and poll the due ones once."""
     store.sync_feeds(config.feeds)
     async with Runner(config, store, resolver) as runner:
-        return await runner.run_due(include_all=include_all, progress=progress)
+        report = await runner.run_due(include_all=include_all, progress=progress)
+    # Cron-driven installs have no daemon maintenance: keep the near-duplicate index within
+    # its window here (an empty index probe when nothing is due). The polls are recorded
+    # already, so a failure here is only worth a warning; the next run tries again.
+    try:
+        store.prune_bands(config.dedupe.band_window_days)
+    except StoreWriteError as exc:
+        log.warning("%s", exc)
+    return report

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import email.utils
 import logging
 import random
 import re
@@ -30,6 +29,7 @@ from typing import Any
 from apscheduler.triggers.cron import CronTrigger
 
 from pipeline.config import ScheduleConfig
+from pipeline.fetch import seconds_until
 from pipeline.store import FeedState
 
 log = logging.getLogger("newswire")
@@ -65,15 +65,7 @@ def cache_lifetime(headers: dict[str, str] | None, now: datetime) -> float | Non
     if match:
         return float(match.group(1))
     expires = headers.get("expires")
-    if expires:
-        try:
-            when = email.utils.parsedate_to_datetime(expires)
-        except (TypeError, ValueError, IndexError):
-            return None
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=UTC)
-        return max(0.0, (when - now).total_seconds())
-    return None
+    return seconds_until(expires, now) if expires else None
 
 
 def adapt_interval(previous: float, new: int, total: int, config: ScheduleConfig) -> float:
@@ -131,11 +123,7 @@ async def run_daemon(config: Any, store: Any, resolver: Any = None,
     database each time. On a signal no new poll starts, in-flight polls finish and are
     written, and the function returns.
     """
-    from apscheduler.schedulers.asyncio import AsyncIOScheduler
-    from apscheduler.triggers.interval import IntervalTrigger
-
     from pipeline.fetch import system_resolver
-    from pipeline.run import Runner
 
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -143,9 +131,33 @@ async def run_daemon(config: Any, store: Any, resolver: Any = None,
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
     store.sync_feeds(config.feeds)
-    inflight: set[asyncio.Task[Any]] = set()
+    metrics = None
+    if getattr(config, "metrics", None) is not None:
+        from pipeline.metrics import Metrics
 
-    async with Runner(config, store, resolver or system_resolver) as runner:
+        metrics = Metrics()
+        port = metrics.serve(config.metrics.host, config.metrics.port)
+        log.info("metrics endpoint", extra={"fields": {
+            "url": f"http://{config.metrics.host}:{port}/metrics"}})
+
+    try:
+        await _serve(config, store, resolver or system_resolver, stop, metrics)
+    finally:
+        if metrics is not None:
+            metrics.close()
+    log.info("daemon stopped")
+
+
+async def _serve(config: Any, store: Any, resolver: Any, stop: asyncio.Event,
+                 metrics: Any) -> None:
+    from apscheduler.schedulers.asyncio import AsyncIOScheduler
+    from apscheduler.triggers.interval import IntervalTrigger
+
+    from pipeline.run import Runner
+
+    loop = asyncio.get_running_loop()
+    inflight: set[asyncio.Task[Any]] = set()
+    async with Runner(config, store, resolver, metrics=metrics) as runner:
         async def tick() -> None:
             task = asyncio.current_task()
             assert task is not None
@@ -179,4 +191,3 @@ async def run_daemon(config: Any, store: Any, resolver: Any = None,
         scheduler.shutdown(wait=False)
         if inflight:
             await asyncio.wait(set(inflight))
-    log.info("daemon stopped")

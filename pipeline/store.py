@@ -19,14 +19,23 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import sqlite_utils
 
+from pipeline import neardup
 from pipeline.boilerplate import site_of
+from pipeline.config import DedupeConfig
 from pipeline.extract import Article
 
 SCHEMA_VERSION = 5
 BUSY_TIMEOUT_MS = 30_000
 MIN_WORDS_FOR_TEXT_DEDUPE = 25
+# Near-duplicate lookups: a cap on the candidates read (an index bucket shared by thousands of
+# boilerplate texts must not make one insert slow) and on the evidence kept per article.
+MAX_CANDIDATES = 1000
+MAX_EDGES = 20
+REINDEX_CHUNK = 100_000  # signatures per batch when rebuilding the band index
+PRUNE_CHUNK = 2000  # signatures per transaction when pruning it
 # A line seen on this many pages of one site is that site's boilerplate (pipeline.boilerplate).
 SITE_LINE_MIN_PAGES = 3
 SITE_LINE_SINGLETON_DAYS = 7  # lines seen once are forgotten after this long
@@ -52,6 +61,18 @@ class StoreError(Exception):
 
 class LockedError(Exception):
     """Another newswire process holds the write lock on this database."""
+
+
+class StoreWriteError(Exception):
+    """A write transaction failed and was rolled back (disk full, database locked, ...)."""
+
+
+@dataclass(frozen=True)
+class ReindexReport:
+    signatures: int  # signatures now in the band index
+    band_rows: int
+    fingerprinted: int  # signatures recomputed from stored text (--from-text)
+    window_days: int
 
 
 # --- what the store records -------------------------------------------------------------------
@@ -196,6 +217,58 @@ def _migration_1(db: sqlite_utils.Database) -> None:
     db["fetches"].create_index(["feed_id", "started_at"])
 
 
+def _migration_2(db: sqlite_utils.Database) -> None:
+    """Near-duplicate index and cluster provenance.
+
+    `neardup_signatures` keeps every article's MinHash signature forever (so the index can be
+    rebuilt); `neardup_bands` is the LSH index over the recent ones (pruned to a window);
+    `duplicate_edges` keeps the evidence for every exact, near and related match.
+    """
+    db["neardup_signatures"].create({
+        "id": int, "article_id": str, "cluster_id": str, "signature": bytes, "shingles": int,
+        "numbers": str, "indexed_at": str, "in_index": int, "indexable": int,
+    }, pk="id", not_null={"article_id", "signature", "shingles", "indexed_at"},
+        foreign_keys=[("article_id", "articles", "id")])
+    db["neardup_signatures"].create_index(["article_id"], unique=True)
+    # Partial index: finding what to prune costs nothing when nothing is old enough.
+    db.execute("CREATE INDEX neardup_signatures_in_index ON neardup_signatures (indexed_at) "
+               "WHERE in_index = 1")
+    db.execute("CREATE TABLE neardup_bands (bucket INTEGER NOT NULL, signature_id INTEGER "
+               "NOT NULL, PRIMARY KEY (bucket, signature_id)) WITHOUT ROWID")
+    db.execute("""CREATE TABLE duplicate_edges (
+        article_id TEXT NOT NULL REFERENCES articles(id),
+        other_id TEXT NOT NULL REFERENCES articles(id),
+        kind TEXT NOT NULL,              -- exact | near | related
+        containment REAL, jaccard REAL, numbers_overlap REAL,
+        note TEXT, created_at TEXT,
+        PRIMARY KEY (article_id, other_id)) WITHOUT ROWID""")
+    db.execute("CREATE INDEX duplicate_edges_other ON duplicate_edges (other_id)")
+    db["clusters"].create_index(["size"])  # the view below reads multi-member clusters only
+    db["neardup_meta"].create({"key": str, "value": str}, pk="key")
+    db["neardup_meta"].insert({"key": "scheme", "value": neardup.SCHEME})
+    # "Stories carried by several outlets": an outlet is the page's site name, else the
+    # feed's name, title or URL.
+    db.execute("""CREATE VIEW stories_by_outlets AS
+        SELECT c.id AS cluster_id, canon.title AS canonical_title,
+               c.canonical_article_id, canon.url AS canonical_url,
+               m.outlets_count, m.outlets, m.articles,
+               m.first_seen_at, m.last_seen_at, m.first_published_at
+        FROM clusters c
+        JOIN articles canon ON canon.id = c.canonical_article_id
+        JOIN (SELECT a.cluster_id, count(*) AS articles,
+                     count(DISTINCT coalesce(nullif(a.sitename, ''), f.name, f.title, f.url))
+                         AS outlets_count,
+                     group_concat(DISTINCT coalesce(nullif(a.sitename, ''), f.name, f.title,
+                                                    f.url)) AS outlets,
+                     min(a.fetched_at) AS first_seen_at, max(a.fetched_at) AS last_seen_at,
+                     min(a.published_at) AS first_published_at
+              FROM articles a LEFT JOIN feeds f ON f.id = a.feed_id
+              WHERE a.cluster_id IN (SELECT id FROM clusters WHERE size > 1)
+              GROUP BY a.cluster_id) m ON m.cluster_id = c.id
+        WHERE m.outlets_count > 1
+        ORDER BY m.last_seen_at DESC, c.id""")
+
+
 def _migration_5(db: sqlite_utils.Database) -> None:
     """Per-site line statistics for the repeated-line (boilerplate) filter."""
     db.execute("""CREATE TABLE site_lines (
@@ -205,7 +278,7 @@ def _migration_5(db: sqlite_utils.Database) -> None:
                f"WHERE pages >= {SITE_LINE_MIN_PAGES}")
 
 
-MIGRATIONS = {1: _migration_1, 5: _migration_5}
+MIGRATIONS = {1: _migration_1, 2: _migration_2, 5: _migration_5}
 
 
 # --- the store ------------------------------------------------------------------------------
@@ -213,13 +286,19 @@ MIGRATIONS = {1: _migration_1, 5: _migration_5}
 class Store:
     """The database. Open with `Store.open(path)`; use as a context manager to close it."""
 
-    def __init__(self, db: sqlite_utils.Database, path: Path | None) -> None:
+    def __init__(self, db: sqlite_utils.Database, path: Path | None,
+                 dedupe: DedupeConfig | None = None) -> None:
         self.db = db
         self.path = path
+        self.dedupe = dedupe or DedupeConfig()
         self._lock_file: Any = None
+        self._scheme_checked = False
+        # Evidence found by find_near_duplicate, written by index_fingerprint once the
+        # article row exists: (article id, edge rows).
+        self._pending_edges: tuple[str, list[tuple[Any, ...]]] | None = None
 
     @classmethod
-    def open(cls, path: str | os.PathLike[str]) -> Store:
+    def open(cls, path: str | os.PathLike[str], dedupe: DedupeConfig | None = None) -> Store:
         """Open (creating and migrating if needed) the database at path."""
         path = Path(path)
         if str(path) != ":memory:" and not path.parent.exists():
@@ -236,7 +315,7 @@ class Store:
                 db.execute("PRAGMA journal_mode = WAL")
             db.execute("PRAGMA synchronous = NORMAL")
             db.execute("PRAGMA foreign_keys = ON")
-            store = cls(db, None if str(path) == ":memory:" else path)
+            store = cls(db, None if str(path) == ":memory:" else path, dedupe)
             store.migrate()
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"cannot use database {path}: {exc}") from None
@@ -301,11 +380,11 @@ class Store:
         self.db.execute("BEGIN IMMEDIATE")
         try:
             yield self.db
+            self.db.execute("COMMIT")  # can fail too (disk full): then roll back as well
         except BaseException:
             if self.db.conn.in_transaction:
                 self.db.execute("ROLLBACK")
             raise
-        self.db.execute("COMMIT")
 
     # -- feeds
 
@@ -318,7 +397,7 @@ class Store:
             rows = {r["config_url"] or r["url"]: r for r in self.db["feeds"].rows}
             for url, feed in wanted.items():
                 values = {"name": feed.name, "interval_seconds": feed.interval,
-                          "cron": feed.cron, "active": 1}
+                          "cron": feed.cron, "active": 1, "config_url": url}
                 if url in rows:
                     self.db["feeds"].update(rows[url]["id"], values)
                 else:
@@ -339,6 +418,18 @@ class Store:
             return int(self.db["feeds"].insert({
                 "url": url, "name": name, "added_at": now, "next_poll_at": now,
                 "active": 1}).last_pk)
+
+    def source_feed(self, url: str, name: str) -> int:
+        """The feed row that records where imported articles came from (e.g. a directory).
+
+        It is inactive and has no next poll, so the scheduler never polls it; its entries
+        are the provenance of every imported file. Idempotent."""
+        with self.write():
+            row = self.db.execute("SELECT id FROM feeds WHERE url = ?", [url]).fetchone()
+            if row:
+                return int(row[0])
+            return int(self.db["feeds"].insert({
+                "url": url, "name": name, "added_at": utcnow(), "active": 0}).last_pk)
 
     def feeds(self, due_at: str | None = None, include_all: bool = False) -> list[FeedState]:
         """Active feeds; only those due at `due_at` unless include_all."""
@@ -376,18 +467,41 @@ class Store:
     # -- recording a poll
 
     def record_poll(self, result: PollResult) -> PollSummary:
-        """Write one poll (fetch log, entries, articles, clusters, feed state) atomically."""
+        """Write one poll (fetch log, entries, articles, clusters, feed state) atomically.
+
+        Raises StoreWriteError when the transaction fails; nothing of the poll is kept then.
+        """
         return self.record_batch([result])[0]
 
     def record_batch(self, items: Sequence[PollResult | EntryBatch]) -> list[PollSummary]:
         """Write several polls (and entry batches) in one short transaction, in order.
 
         Each poll stays atomic (it is written whole or not at all, with its validators);
-        grouping them saves a commit per poll when many feeds answer at once.
+        grouping them saves a commit per poll when many feeds answer at once. Raises
+        StoreWriteError when the transaction fails; nothing of the group is kept then.
         """
         now = utcnow()
-        with self.write():
-            return [self._record(item, now) for item in items]
+        try:
+            with self.write():
+                return [self._record(item, now) for item in items]
+        except sqlite3.Error as exc:
+            raise StoreWriteError(str(exc)) from exc
+
+    def record_write_failure(self, feed_id: int, started_at: str, duration_ms: int,
+                             status: int | None, error: str, retry_at: str) -> None:
+        """After a failed poll write: note the error and the retry time against the feed,
+        leaving its validators and failure count alone. Best effort, in one transaction."""
+        try:
+            with self.write():
+                self.db.execute("UPDATE feeds SET last_error = ?, next_poll_at = ? "
+                                "WHERE id = ?", [error, retry_at, feed_id])
+                self.db.execute(
+                    "INSERT INTO fetches (feed_id, started_at, duration_ms, status, bytes, "
+                    "new_entries, new_articles, conditional, error) "
+                    "VALUES (?, ?, ?, ?, 0, 0, 0, 0, ?)",
+                    [feed_id, started_at, duration_ms, status, error])
+        except sqlite3.Error as exc:
+            raise StoreWriteError(str(exc)) from exc
 
     def _record(self, item: PollResult | EntryBatch, now: str) -> PollSummary:
         new_articles = exact = near = 0
@@ -466,9 +580,12 @@ class Store:
         digest = text_hash(article.text) if article.text else None
         duplicate_of, kind, score = None, None, None
         if digest and words >= MIN_WORDS_FOR_TEXT_DEDUPE:
+            # duplicate_of names a stored copy with this very text (a near duplicate's own
+            # duplicate_of has another text).
             row = self.db.execute(
-                "SELECT id, coalesce(duplicate_of, id), cluster_id FROM articles "
-                "WHERE text_hash = ? ORDER BY fetched_at, id LIMIT 1", [digest]).fetchone()
+                "SELECT id, CASE WHEN duplicate_kind = 'exact' THEN duplicate_of ELSE id END, "
+                "cluster_id FROM articles WHERE text_hash = ? ORDER BY fetched_at, id LIMIT 1",
+                [digest]).fetchone()
             if row:
                 duplicate_of, kind, score, cluster_id = row[1], "exact", 1.0, row[2]
         if kind is None and entry.fingerprint is not None:
@@ -493,6 +610,10 @@ class Store:
         self.db.execute(
             "UPDATE clusters SET size = size + 1, last_seen_at = ? WHERE id = ?",
             [now, cluster_id])
+        if kind is not None:
+            self._update_canonical(cluster_id, article.id)
+        if kind == "exact":
+            self._write_edges([(article.id, duplicate_of, "exact", 1.0, 1.0, None, None, now)])
         if entry.fingerprint is not None:
             self.index_fingerprint(article.id, entry.fingerprint, now)
         if article.canonical_url:
@@ -516,17 +637,207 @@ class Store:
             f"SELECT line_key FROM site_lines WHERE site = ? "
             f"AND pages >= {SITE_LINE_MIN_PAGES}", [site]))
 
-    # near-duplicate hooks: filled in by the clustering layer
-    def find_near_duplicate(self, fingerprint: Any, article: Article
-                            ) -> tuple[str, str, float, str] | None:
-        return None
+    # -- near duplicates and clusters (see pipeline.neardup)
 
-    def index_fingerprint(self, article_id: str, fingerprint: Any, now: str) -> None:
-        return None
+    def find_near_duplicate(self, fingerprint: neardup.Fingerprint, article: Article
+                            ) -> tuple[str, str, float, str] | None:
+        """(duplicate_of, 'near', containment, cluster id) of the best verified match in the
+        band index, or None. Every candidate at or above the related threshold becomes an
+        edge (written by `index_fingerprint`, once the article row exists)."""
+        self._check_scheme()
+        self._pending_edges = None
+        keys = neardup.band_keys(fingerprint.signature)
+        rows = self.db.execute(
+            "SELECT id, article_id, cluster_id, signature, shingles, numbers "
+            "FROM neardup_signatures WHERE id IN (SELECT signature_id FROM neardup_bands "
+            f"WHERE bucket IN ({','.join('?' * len(keys))})) ORDER BY id DESC LIMIT ?",
+            [*keys, MAX_CANDIDATES]).fetchall()
+        if not rows:
+            return None
+        rows.reverse()  # oldest first: ties go to the earliest indexed copy
+        others = neardup.signature_matrix([r[3] for r in rows])
+        matches = []
+        for row, jaccard in zip(rows, neardup.jaccard_many(fingerprint.signature, others),
+                                strict=True):
+            similarity = neardup.compare(fingerprint, float(jaccard), row[4],
+                                         tuple((row[5] or "").split()))
+            verdict = neardup.verdict(similarity, self.dedupe.threshold,
+                                      self.dedupe.related_threshold)
+            if verdict is not None:
+                matches.append((row, similarity, *verdict))
+        if not matches:
+            return None
+        matches.sort(key=lambda m: (-m[1].containment, m[0][0]))
+        near = [m for m in matches if m[2] == "near"]
+        best = near[0] if near else None
+        now = utcnow()
+        edges = []
+        for row, sim, kind, note in matches[:MAX_EDGES]:
+            if kind == "near" and best is not None and row[2] != best[0][2]:
+                note = "in another cluster"
+            edges.append((article.id, row[1], kind, round(sim.containment, 4),
+                          round(sim.jaccard, 4), None if sim.numbers_overlap is None
+                          else round(sim.numbers_overlap, 4), note, now))
+        self._pending_edges = (article.id, edges)
+        if best is None:
+            return None
+        return best[0][1], "near", round(best[1].containment, 4), best[0][2]
+
+    def index_fingerprint(self, article_id: str, fingerprint: neardup.Fingerprint,
+                          now: str) -> None:
+        """Keep the stored article's signature; add it to the band index unless the article
+        is an exact copy (its twin is already there); write the evidence found for it."""
+        self._check_scheme()
+        row = self.db.execute("SELECT cluster_id, duplicate_kind FROM articles WHERE id = ?",
+                              [article_id]).fetchone()
+        if row is None:
+            raise ValueError(f"article {article_id} is not stored")
+        indexable = row[1] != "exact"
+        cursor = self.db.execute(
+            "INSERT INTO neardup_signatures (article_id, cluster_id, signature, shingles, "
+            "numbers, indexed_at, in_index, indexable) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT (article_id) DO NOTHING",
+            [article_id, row[0], fingerprint.signature, fingerprint.shingles,
+             " ".join(fingerprint.numbers), now, int(indexable), int(indexable)])
+        if cursor.rowcount and indexable:
+            self.db.conn.executemany(
+                "INSERT OR IGNORE INTO neardup_bands (bucket, signature_id) VALUES (?, ?)",
+                [(key, cursor.lastrowid) for key in neardup.band_keys(fingerprint.signature)])
+        if self._pending_edges and self._pending_edges[0] == article_id:
+            self._write_edges(self._pending_edges[1])
+        self._pending_edges = None
+
+    def _write_edges(self, edges: list[tuple[Any, ...]]) -> None:
+        self.db.conn.executemany(
+            "INSERT OR IGNORE INTO duplicate_edges (article_id, other_id, kind, containment, "
+            "jaccard, numbers_overlap, note, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            edges)
+
+    def _update_canonical(self, cluster_id: str, article_id: str) -> None:
+        """Make the new member canonical if it ranks first: the agency's own copy, else the
+        earliest published (first seen when undated), ties to the longest text, then id."""
+        rows = self.db.execute(
+            "SELECT id, sitename, coalesce(nullif(canonical_url, ''), url), "
+            "coalesce(published_at, fetched_at), length(text) FROM articles "
+            "WHERE id IN (?, (SELECT canonical_article_id FROM clusters WHERE id = ?))",
+            [article_id, cluster_id]).fetchall()
+        agencies = self.dedupe.agencies
+        best = min(rows, key=lambda r: (not neardup.is_agency_copy(r[1], r[2], agencies),
+                                        r[3] or "", -(r[4] or 0), r[0]))
+        self.db.execute("UPDATE clusters SET canonical_article_id = ? WHERE id = ?",
+                        [best[0], cluster_id])
+
+    def _check_scheme(self) -> None:
+        """Refuse to mix signatures made by another MinHash scheme (say, a new rensa)."""
+        if self._scheme_checked:
+            return
+        row = self.db.execute("SELECT value FROM neardup_meta WHERE key = 'scheme'").fetchone()
+        if row is None or row[0] != neardup.SCHEME:
+            if self.db.execute("SELECT 1 FROM neardup_signatures LIMIT 1").fetchone():
+                raise StoreError(
+                    f"near-duplicate signatures in {self.path} were made by "
+                    f"{row[0] if row else 'an unknown scheme'}, this newswire uses "
+                    f"{neardup.SCHEME}: run `newswire reindex --from-text`")
+            self.db.execute("INSERT OR REPLACE INTO neardup_meta (key, value) "
+                            "VALUES ('scheme', ?)", [neardup.SCHEME])
+        self._scheme_checked = True
+
+    def prune_bands(self, window_days: int, now: datetime | None = None) -> int:
+        """Drop the band rows of signatures indexed more than `window_days` ago (0: never);
+        the signatures stay. Short transactions; returns how many signatures left the index.
+        Costs one empty index probe when nothing is due. Raises StoreWriteError."""
+        if not window_days:
+            return 0
+        try:
+            return self._prune_bands(window_days, now)
+        except sqlite3.Error as exc:
+            raise StoreWriteError(f"pruning the near-duplicate index: {exc}") from exc
+
+    def _prune_bands(self, window_days: int, now: datetime | None) -> int:
+        cutoff = iso((now or datetime.now(UTC)) - timedelta(days=window_days))
+        pruned = 0
+        while True:
+            with self.write():
+                rows = self.db.execute(
+                    "SELECT id, signature FROM neardup_signatures WHERE in_index = 1 AND "
+                    "indexed_at < ? ORDER BY indexed_at, id LIMIT ?",
+                    [cutoff, PRUNE_CHUNK]).fetchall()
+                if not rows:
+                    return pruned
+                ids = [r[0] for r in rows]
+                keys = neardup.band_keys_many(neardup.signature_matrix([r[1] for r in rows]))
+                self.db.conn.executemany(
+                    "DELETE FROM neardup_bands WHERE bucket = ? AND signature_id = ?",
+                    ((int(key), sid) for sid, row_keys in zip(ids, keys, strict=True)
+                     for key in row_keys))
+                self.db.conn.executemany(
+                    "UPDATE neardup_signatures SET in_index = 0 WHERE id = ?",
+                    [(sid,) for sid in ids])
+                pruned += len(rows)
+
+    def reindex(self, window_days: int, from_text: bool = False,
+                now: datetime | None = None) -> ReindexReport:
+        """Rebuild the band index from the stored signatures indexed within the window
+        (0: all), in one transaction. With from_text, first recompute every signature from
+        the stored article text (after a change of MinHash scheme, or for articles stored
+        before near-duplicate detection existed). Cluster assignments never change."""
+        fingerprinted = self._fingerprint_stored_texts() if from_text else 0
+        self._check_scheme()
+        cutoff = iso((now or datetime.now(UTC)) - timedelta(days=window_days)) \
+            if window_days else ""
+        band_rows = signatures = 0
+        with self.write():
+            self.db.execute("DELETE FROM neardup_bands")
+            self.db.execute("UPDATE neardup_signatures SET in_index = 0 WHERE in_index = 1")
+            cursor = self.db.execute(
+                "SELECT id, signature FROM neardup_signatures WHERE indexable = 1 AND "
+                "indexed_at >= ? ORDER BY id", [cutoff])
+            while chunk := cursor.fetchmany(REINDEX_CHUNK):
+                ids = np.fromiter((r[0] for r in chunk), dtype=np.int64, count=len(chunk))
+                keys = neardup.band_keys_many(neardup.signature_matrix([r[1] for r in chunk]))
+                pairs = np.column_stack([keys.ravel(), np.repeat(ids, neardup.BANDS)])
+                pairs = pairs[np.lexsort((pairs[:, 1], pairs[:, 0]))]  # B-tree order
+                self.db.conn.executemany(
+                    "INSERT OR IGNORE INTO neardup_bands (bucket, signature_id) VALUES (?, ?)",
+                    pairs.tolist())
+                band_rows += len(pairs)
+                signatures += len(chunk)
+            self.db.execute("UPDATE neardup_signatures SET in_index = 1 WHERE indexable = 1 "
+                            "AND indexed_at >= ?", [cutoff])
+        return ReindexReport(signatures, band_rows, fingerprinted, window_days)
+
+    def _fingerprint_stored_texts(self) -> int:
+        """Recompute the signature of every stored article from its text."""
+        count = 0
+        with self.write():
+            cursor = self.db.execute(
+                "SELECT id, cluster_id, text, title, fetched_at, duplicate_kind FROM articles "
+                "ORDER BY fetched_at, id")
+            while chunk := cursor.fetchmany(1000):
+                for article_id, cluster_id, text, title, fetched_at, kind in chunk:
+                    fp = neardup.fingerprint(text or "", title or "")
+                    if fp is None:
+                        continue
+                    indexable = int(kind != "exact")
+                    self.db.execute(
+                        "INSERT INTO neardup_signatures (article_id, cluster_id, signature, "
+                        "shingles, numbers, indexed_at, in_index, indexable) "
+                        "VALUES (?, ?, ?, ?, ?, ?, 0, ?) ON CONFLICT (article_id) DO UPDATE "
+                        "SET signature = excluded.signature, shingles = excluded.shingles, "
+                        "numbers = excluded.numbers",
+                        [article_id, cluster_id, fp.signature, fp.shingles,
+                         " ".join(fp.numbers), fetched_at or utcnow(), indexable])
+                    count += 1
+            self.db.execute("INSERT OR REPLACE INTO neardup_meta (key, value) "
+                            "VALUES ('scheme', ?)", [neardup.SCHEME])
+        self._scheme_checked = True
+        return count
 
     def maintenance(self, config: Any) -> None:
-        """Periodic upkeep for the daemon: forget lines a site showed only once long ago,
-        and checkpoint the WAL so it does not grow unbounded."""
+        """Periodic upkeep for the daemon: prune the near-duplicate index to its window,
+        forget lines a site showed only once long ago, and checkpoint the WAL so it does not
+        grow unbounded."""
+        self.prune_bands(config.dedupe.band_window_days)
         cutoff = iso(datetime.now(UTC) - timedelta(days=SITE_LINE_SINGLETON_DAYS))
         with self.write():
             self.db.execute("DELETE FROM site_lines WHERE pages = 1 AND last_seen < ?",
@@ -535,14 +846,45 @@ class Store:
 
     # -- reading for the CLI
 
+    def latest_articles(self, limit: int = 20) -> list[dict[str, Any]]:
+        """The newest articles (by publication, then fetch time), newest first."""
+        return list(self.db.query(
+            "SELECT id, title, text_source, text FROM articles "
+            "ORDER BY coalesce(published_at, fetched_at) DESC, id LIMIT ?", [limit]))
+
     def status_rows(self) -> list[dict[str, Any]]:
         return list(self.db.query("""
             SELECT f.id, coalesce(f.name, f.title, f.url) AS name, f.url, f.active, f.gone,
                    f.last_polled_at, f.next_poll_at, f.last_status, f.consecutive_failures,
-                   f.last_error, f.current_interval,
+                   f.last_error, f.current_interval, f.interval_seconds, f.cron,
                    (SELECT count(*) FROM articles a WHERE a.feed_id = f.id) AS articles,
                    (SELECT count(*) FROM entries e WHERE e.feed_id = f.id) AS entries
             FROM feeds f ORDER BY f.id"""))
+
+    def feed_list(self) -> list[dict[str, Any]]:
+        """The active feeds (config and `add`), oldest first: url, name, title, site_url."""
+        return list(self.db.query(
+            "SELECT url, name, title, site_url FROM feeds WHERE active = 1 ORDER BY id"))
+
+    def export_articles(self, since: str | None = None, include_duplicates: bool = False
+                        ) -> Iterator[dict[str, Any]]:
+        """Articles in the order they entered the corpus, with their feed, cluster and every
+        entry that carried them (`seen_in`, JSON). By default only each cluster's canonical
+        article; `since` keeps articles fetched at or after that ISO time."""
+        return self.db.query("""
+            SELECT a.*, f.url AS feed_url, coalesce(f.name, f.title) AS feed_name,
+                   c.canonical_article_id AS cluster_canonical_id, c.size AS cluster_size,
+                   (SELECT json_group_array(json_object(
+                        'feed_url', ef.url, 'guid', e.guid, 'link', e.link,
+                        'seen_at', e.seen_at))
+                    FROM entries e JOIN feeds ef ON ef.id = e.feed_id
+                    WHERE e.article_id = a.id) AS seen_in
+            FROM articles a
+            LEFT JOIN feeds f ON f.id = a.feed_id
+            LEFT JOIN clusters c ON c.id = a.cluster_id
+            WHERE (:since IS NULL OR a.fetched_at >= :since)
+              AND (:all OR c.canonical_article_id = a.id OR c.id IS NULL)
+            ORDER BY a.fetched_at, a.rowid""", {"since": since, "all": int(include_duplicates)})
 
     def counts(self) -> dict[str, int]:
         return {t: self.db[t].count for t in

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import re
 import unicodedata
 
@@ -31,10 +32,12 @@ def one_line(text: str | None, max_chars: int = 1000) -> str:
     return " ".join(clean(text).split())[:max_chars]
 
 
-def plain_title(text: str | None, max_chars: int = 1000) -> str:
-    """A title as plain text: tags stripped and entities decoded once."""
+def plain_title(text: str | None, max_chars: int = 1000, is_html: bool = False) -> str:
+    """A title as plain text: tags stripped and, for an HTML title, entities decoded once."""
     text = clean(text)
-    if _MARKUP.search(text):
+    if is_html and "&" in text and not _MARKUP.search(text):
+        text = html.unescape(text)
+    elif _MARKUP.search(text):
         text = html_to_text(text)
     return one_line(text, max_chars)
 

@@ -18,22 +18,54 @@ REPO = Path(__file__).resolve().parent.parent
 SHARED = Path(os.environ.get("NEWSWIRE_SHARED", REPO.parent / "shared"))
 CORPUS = SHARED / "corpus"
 
-PARAGRAPHS = [
-    "The central bank raised its main interest rate by a quarter of a percentage point on "
-    "Thursday, the third increase this year, citing persistent inflation in services.",
-    "Officials said the decision was unanimous and that further moves would depend on how "
-    "quickly wage growth slowed over the coming months across the wider economy.",
-    "Economists had widely expected the increase, although several had argued that the "
-    "bank should pause to assess the effect of earlier rises on household borrowing.",
-    "The currency strengthened slightly after the announcement, while government bond "
-    "yields edged higher in afternoon trading in the capital's financial district.",
-]
+# Phrase pools for `story`: each topic draws its own phrases, so stories on the same subject
+# share vocabulary but hardly any five-word run (distinct stories, not near-duplicates).
+_SUBJECTS = ("The central bank", "The finance ministry", "The national statistics office",
+             "The regional government", "The port authority", "The energy regulator",
+             "The transport ministry", "The city council", "The competition watchdog",
+             "The housing agency", "The farmers' union", "The largest retailer")
+_ACTIONS = ("raised its main interest rate", "cut the annual budget", "unveiled a housing plan",
+            "froze fuel subsidies", "lifted the minimum wage", "doubled import tariffs",
+            "scrapped rail fare rises", "capped water charges", "delayed a pension reform",
+            "approved a new harbour", "blocked a bank merger", "extended a tax break")
+_WHEN = ("on Thursday", "late on Monday", "after a long meeting on Friday",
+         "earlier this week", "in a surprise move", "for the second time this year",
+         "after weeks of talks", "ahead of the holiday weekend", "following a court ruling")
+_REASONS = ("citing persistent price pressure in services", "pointing to weaker exports",
+            "after protests in the capital", "blaming higher borrowing costs",
+            "as tourism numbers recovered", "despite objections from opposition parties",
+            "to ease pressure on households", "warning of a difficult winter",
+            "after an audit found gaps in spending")
+_VOICES = ("Officials said", "Economists noted", "Critics argued", "Business groups warned",
+           "Union leaders said", "Analysts in the capital said", "A spokeswoman said",
+           "Several lawmakers said")
+_CLAIMS = ("the decision would be reviewed next spring", "households would feel it within months",
+           "small firms had been hit hardest", "the move had been widely expected",
+           "the timing surprised most observers", "further steps depended on wage growth",
+           "the plan lacked detail on funding", "exporters stood to gain most",
+           "prices had risen faster than wages for two years")
 
 
 def story(topic: str, n: int = 4) -> list[str]:
-    """Paragraphs for an article that differ per topic (so texts never collide)."""
-    return [f"{topic.capitalize()} report, part {i + 1}. {PARAGRAPHS[i % len(PARAGRAPHS)]}"
-            for i in range(n)]
+    """Paragraphs for an article on `topic`: every topic gives a different story (different
+    text, by construction not even a near-duplicate of another topic's), the same topic the
+    same story. Paragraph i starts "<Topic> report, part i."; every story has the words
+    "unanimous", "raised" and "inflation" (tests search for them)."""
+    import random
+
+    rng = random.Random(topic)
+    paragraphs = []
+    for i in range(n):
+        sentences = [f"{topic.capitalize()} report, part {i + 1}.",
+                     f"{rng.choice(_SUBJECTS)} {rng.choice(_ACTIONS)} {rng.choice(_WHEN)}, "
+                     f"{rng.choice(_REASONS)}.",
+                     f"{rng.choice(_VOICES)} {rng.choice(_CLAIMS)}, and "
+                     f"{rng.choice(_CLAIMS)}."]
+        if i == 0:
+            sentences.insert(1, f"The decision on {topic} was unanimous: prices were raised "
+                                f"again as inflation persisted.")
+        paragraphs.append(" ".join(sentences))
+    return paragraphs
 
 
 def fill_site(site: NewsSite, count: int = 5) -> None:

@@ -15,7 +15,7 @@ from pipeline import run
 from pipeline.config import Config, load_config
 from pipeline.dedupe import article_id
 from pipeline.pool import parse_in_worker, process_page
-from pipeline.run import Runner, run_once
+from pipeline.run import Runner, WorkerCrashed, run_once
 from pipeline.store import PollResult, Store, utcnow
 from tests.conftest import story, write_config
 from tests.newssite import NewsSite
@@ -145,26 +145,24 @@ def test_a_failed_write_does_not_take_the_rest_of_its_group_down(tmp_path: Path)
         store.close()
 
 
-def _die_once(marker: str) -> str:
-    """Kill the worker process the first time (a segfaulting parser, say)."""
-    if not os.path.exists(marker):
-        Path(marker).touch()
-        os._exit(3)
-    return "survived"
+def _die(marker: str) -> str:
+    """Kill the worker process (a segfaulting parser, say)."""
+    os._exit(3)
 
 
 def test_a_crashed_worker_gets_a_new_pool(tmp_path: Path) -> None:
     with NewsSite() as site:
         config, store = setup(site, tmp_path)
 
-        async def go() -> tuple[str, Any]:
+        async def go() -> Any:
             async with Runner(config, store) as runner:
-                first = await runner._in_pool(_die_once, str(tmp_path / "died"))
-                parsed = await runner._in_pool(parse_in_worker, RSS, {}, "", 10)
-            return first, parsed
+                first = runner.pool
+                with pytest.raises(WorkerCrashed):
+                    await runner._in_pool(_die, str(tmp_path / "died"))
+                assert runner.pool is not first
+                return await runner._in_pool(parse_in_worker, RSS, {}, "", 10)
 
-        first, parsed = asyncio.run(go())
-        assert first == "survived"
+        parsed = asyncio.run(go())
         assert parsed.entries[0].link == "http://a.example/1"
         store.close()
 
@@ -175,13 +173,14 @@ def test_a_run_of_only_not_modified_feeds_never_starts_the_pool(tmp_path: Path) 
         config, store = setup(site, tmp_path)
         asyncio.run(run_once(config, store))
 
-        async def again() -> Runner:
+        async def again() -> dict[int, Any]:
             async with Runner(config, store) as runner:
                 report = await runner.run_due(include_all=True)
                 assert report.not_modified == 1
-            return runner
+                assert runner.pool is not None
+                return dict(runner.pool._processes)
 
-        assert asyncio.run(again()).pool is None
+        assert asyncio.run(again()) == {}  # no worker (and no fork server) was started
         store.close()
 
 

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import sqlite3
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
 from pipeline.boilerplate import line_key
-from pipeline.config import FeedConfig
+from pipeline.config import DedupeConfig, FeedConfig
 from pipeline.dedupe import article_id
 from pipeline.extract import Article
 from pipeline.store import (
@@ -19,6 +20,7 @@ from pipeline.store import (
     PollResult,
     Store,
     StoreError,
+    StoreWriteError,
     utcnow,
 )
 
@@ -104,8 +106,9 @@ def test_a_failed_write_leaves_nothing_behind(store: Store) -> None:
     feed = store.feeds(include_all=True)[0]
     good = entry("g1", "http://a.example/1", make_article("http://a.example/1"))
     broken = poll(9999, good)  # no such feed: the foreign key fails after the entry insert
-    with pytest.raises(sqlite3.IntegrityError):
+    with pytest.raises(StoreWriteError) as failure:
         store.record_poll(broken)
+    assert isinstance(failure.value.__cause__, sqlite3.IntegrityError)
     assert store.db["entries"].count == 0
     assert store.db["articles"].count == 0
     assert store.db["fetches"].count == 0
@@ -215,7 +218,7 @@ def test_several_polls_in_one_transaction_each_whole(store: Store) -> None:
 
 def test_a_failing_poll_fails_its_whole_group(store: Store) -> None:
     feed = store.feeds(include_all=True)[0]
-    with pytest.raises(sqlite3.IntegrityError):
+    with pytest.raises(StoreWriteError):
         store.record_batch([poll(feed.id), poll(9999)])
     assert store.db["fetches"].count == 0 and store.feed(feed.id).etag is None
 
@@ -265,7 +268,7 @@ def test_maintenance_forgets_lines_seen_once_long_ago(store: Store) -> None:
     store.db.execute("INSERT INTO site_lines VALUES ('a.example', 1, 1, '2000-01-01T00:00:00Z'),"
                      " ('a.example', 2, 5, '2000-01-01T00:00:00Z'),"
                      " ('a.example', 3, 1, ?)", [utcnow()])
-    store.maintenance(None)
+    store.maintenance(SimpleNamespace(dedupe=DedupeConfig()))
     keys = [r[0] for r in store.db.execute("SELECT line_key FROM site_lines ORDER BY 1")]
     assert keys == [2, 3]
 

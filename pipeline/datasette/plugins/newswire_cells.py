@@ -1,0 +1,32 @@
+"""Datasette plugin (loaded by `newswire serve` with --plugins-dir): cells of the canned
+queries that read better as markup. Everything from the database is escaped first.
+
+- `snippet`: the search query marks matches with the control characters STX/ETX (stored text
+  never contains control characters), shown here as <mark>…</mark>;
+- `article` / `cluster`: a 16-hex id becomes a link to that article's or cluster's page.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from datasette import hookimpl
+from markupsafe import Markup, escape
+
+_ID = re.compile(r"^[0-9a-f]{16}$")
+_LINKED = {"article": "articles", "cluster": "clusters"}
+
+
+@hookimpl
+def render_cell(value: Any, column: str, table: str | None, database: str,
+                datasette: Any) -> Markup | None:
+    if table is not None or not isinstance(value, str):
+        return None  # only the results of queries, never table or row pages
+    if column == "snippet":
+        marked = str(escape(value)).replace("\x02", "<mark>").replace("\x03", "</mark>")
+        return Markup(marked)
+    if column in _LINKED and _ID.match(value):
+        url = datasette.urls.row(database, _LINKED[column], value)
+        return Markup(f'<a href="{escape(url)}">{value}</a>')
+    return None

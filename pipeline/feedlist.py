@@ -1,0 +1,245 @@
+"""Feed management: find a web page's feed, and keep the feed list in the config file.
+
+The config file is the readable, version-controlled feed list. `add` and `import-opml` append
+the new feeds to its `feeds:` list as text, so comments, order and layout stay as a person
+wrote them; the edited file is validated (same YAML plus the new items, and a full config
+load) before it atomically replaces the original. The database then follows the config as on
+every run. Feeds can also be added to the database only (`--no-config`).
+
+Discovery fetches through `pipeline.fetch.Fetcher`, so the address guard, deadlines and size
+caps apply: a page cannot steer newswire to a private address.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urljoin, urlsplit
+
+import lxml.etree
+import lxml.html
+import yaml
+
+from pipeline.config import Config, ConfigError, FeedConfig, FetchConfig, load_config
+from pipeline.fetch import FEED_ACCEPT, Fetcher, FetchResult, Resolver, system_resolver
+from pipeline.parse import FeedParseError, ParsedFeed, parse_feed
+from pipeline.store import Store
+
+# Where sites usually keep their feed (WordPress, Hugo, Jekyll, Ghost, Blogger, Pelican...).
+COMMON_FEED_PATHS = ("/feed", "/rss", "/feed.xml", "/rss.xml", "/atom.xml", "/index.xml",
+                     "/feed/", "/rss/", "/index.rss", "/atom", "/feeds/posts/default",
+                     "/feeds/all.atom.xml")
+FEED_LINK_TYPES = frozenset({"application/rss+xml", "application/atom+xml",
+                             "application/rdf+xml", "application/feed+json",
+                             "application/json", "application/xml", "text/xml"})
+MAX_CANDIDATES = 20
+
+
+class DiscoveryError(Exception):
+    """No feed could be found for a URL; the message says what was tried."""
+
+
+class ConfigEditError(Exception):
+    """The config file could not be updated; it is left unchanged."""
+
+
+@dataclass(frozen=True)
+class FoundFeed:
+    url: str
+    title: str | None
+    via: str  # how it was found: "the URL itself", "<link rel=alternate>", "a common path"
+
+
+# --- discovery --------------------------------------------------------------------------------
+
+def feed_links(html: bytes, page_url: str) -> list[str]:
+    """Feed URLs a page announces with `<link rel="alternate" type="...">`, in page order,
+    resolved against `<base href>` and the page URL; http(s) only."""
+    try:
+        root = lxml.html.document_fromstring(html)
+    except (lxml.etree.ParserError, ValueError):
+        return []
+    base = page_url
+    for href in root.xpath("//base/@href"):
+        base = urljoin(page_url, href.strip())
+        break
+    links: list[str] = []
+    for link in root.xpath("//link[@href]"):
+        rel = (link.get("rel") or "").lower().split()
+        kind = (link.get("type") or "").split(";")[0].strip().lower()
+        if "alternate" not in rel or kind not in FEED_LINK_TYPES:
+            continue
+        url = urljoin(base, link.get("href").strip())
+        if urlsplit(url).scheme in ("http", "https") and url not in links:
+            links.append(url)
+    return links
+
+
+def common_feed_urls(page_url: str) -> list[str]:
+    """The usual feed locations at the site root and, for a page in a section, under it."""
+    parts = urlsplit(page_url)
+    origin = f"{parts.scheme}://{parts.netloc}"
+    section = parts.path.rsplit("/", 1)[0] if not parts.path.endswith("/") else \
+        parts.path.rstrip("/")
+    urls = [origin + path for path in COMMON_FEED_PATHS]
+    if section:
+        urls += [origin + section + path for path in COMMON_FEED_PATHS[:6]]
+    return urls
+
+
+def _as_feed(result: FetchResult) -> ParsedFeed | None:
+    if not result.ok:
+        return None
+    try:
+        return parse_feed(result.body, result.headers, result.final_url, max_entries=1)
+    except FeedParseError:
+        return None
+
+
+async def discover_feed(url: str, fetcher: Fetcher) -> FoundFeed:
+    """The feed at url, or the feed of the web page at url; raise DiscoveryError if none."""
+    response = await fetcher.fetch(url, accept=FEED_ACCEPT)
+    if response.error:
+        raise DiscoveryError(f"cannot fetch {url}: {response.error}")
+    if response.status != 200:
+        raise DiscoveryError(f"cannot fetch {url}: HTTP {response.status}")
+    parsed = _as_feed(response)
+    if parsed is not None:
+        return FoundFeed(url, parsed.title or None, "the URL itself")
+
+    announced = feed_links(response.body, response.final_url)
+    tried: list[str] = []
+    candidates = [(u, "<link rel=alternate>") for u in announced] + \
+        [(u, "a common path") for u in common_feed_urls(response.final_url)]
+    for candidate, via in candidates:
+        if candidate in tried or candidate in (url, response.final_url):
+            continue
+        if len(tried) >= MAX_CANDIDATES:
+            break
+        tried.append(candidate)
+        parsed = _as_feed(await fetcher.fetch(candidate, accept=FEED_ACCEPT))
+        if parsed is not None:
+            return FoundFeed(candidate, parsed.title or None, via)
+    where = f"{len(announced)} announced in the page" if announced else "none announced"
+    raise DiscoveryError(f"no feed found for {url} ({where}; tried {len(tried)} URLs)")
+
+
+async def find_feed(fetch_config: FetchConfig, url: str,
+                    resolver: Resolver = system_resolver) -> FoundFeed:
+    async with Fetcher(fetch_config, resolver) as fetcher:
+        return await discover_feed(url, fetcher)
+
+
+# --- the config file --------------------------------------------------------------------------
+
+_FEEDS_KEY = re.compile(r"^feeds\s*:\s*(#.*)?$")
+_FEEDS_INLINE = re.compile(r"^feeds\s*:")
+_TOP_LEVEL = re.compile(r"^([^\s#-]|---|\.\.\.)")
+_ITEM = re.compile(r"^(\s*)-\s")
+
+
+def _scalar(value: str) -> str:
+    """value as a YAML scalar: plain when that reads back unchanged, else double-quoted."""
+    try:
+        plain_ok = yaml.safe_load(f"k: {value}\n") == {"k": value}
+    except yaml.YAMLError:
+        plain_ok = False
+    return value if plain_ok else json.dumps(value, ensure_ascii=False)
+
+
+def _item(feed: FeedConfig) -> dict[str, str]:
+    return {"url": feed.url, **({"name": feed.name} if feed.name else {})}
+
+
+def append_feed_items(text: str, feeds: Sequence[FeedConfig]) -> str:
+    """The config text with the feeds appended to its top-level `feeds:` block list (a new
+    block at the end when there is none). Raises ConfigEditError for a flow-style list."""
+    lines = text.splitlines(keepends=True)
+    if lines and not lines[-1].endswith("\n"):
+        lines[-1] += "\n"
+    start = next((i for i, line in enumerate(lines) if _FEEDS_INLINE.match(line)), None)
+    if start is None:
+        block = ["\n" if lines and lines[-1].strip() else "", "feeds:\n"]
+        return "".join(lines + block + _render(feeds, "  "))
+    if not _FEEDS_KEY.match(lines[start].rstrip("\n")):
+        raise ConfigEditError("`feeds:` is not a block list (one `- url: ...` per line)")
+    end = next((i for i in range(start + 1, len(lines)) if _TOP_LEVEL.match(lines[i])),
+               len(lines))
+    insert = start + 1
+    for i in range(end - 1, start, -1):  # after the block's last item line (not a comment)
+        if lines[i].strip() and not lines[i].startswith("#"):
+            insert = i + 1
+            break
+    indent = next((m.group(1) for line in lines[start + 1:end] if (m := _ITEM.match(line))),
+                  "  ")
+    return "".join(lines[:insert] + _render(feeds, indent) + lines[insert:])
+
+
+def _render(feeds: Sequence[FeedConfig], indent: str) -> list[str]:
+    out = []
+    for feed in feeds:
+        out.append(f"{indent}- url: {_scalar(feed.url)}\n")
+        if feed.name:
+            out.append(f"{indent}  name: {_scalar(feed.name)}\n")
+    return out
+
+
+def append_to_config(path: Path, feeds: Sequence[FeedConfig]) -> Config:
+    """Append feeds to the config file at path, verified, atomically; the new Config."""
+    try:
+        original = path.read_text(encoding="utf-8")
+        before = yaml.safe_load(original) or {}
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise ConfigEditError(f"cannot read {path}: {exc}") from None
+    updated = append_feed_items(original, feeds)
+    after = yaml.safe_load(updated) or {}
+    expected = {**before, "feeds": list(before.get("feeds") or []) +
+                [_item(f) for f in feeds]}
+    if after != expected:
+        raise ConfigEditError(f"{path}: appending to `feeds:` would change other settings; "
+                              "add the feed by hand")
+    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(updated)
+        os.chmod(temporary, os.stat(path).st_mode & 0o7777)
+        try:
+            load_config(temporary)  # the edited file must be a valid config as a whole
+        except ConfigError as exc:
+            raise ConfigEditError(f"the edited config would not load: {exc.problem}") from None
+        os.replace(temporary, path)
+    except OSError as exc:
+        raise ConfigEditError(f"cannot write {path}: {exc}") from None
+    finally:
+        if os.path.exists(temporary):
+            os.unlink(temporary)
+    return load_config(path)
+
+
+@dataclass(frozen=True)
+class AddReport:
+    added: tuple[FeedConfig, ...]
+    already: tuple[FeedConfig, ...]  # already in the config (or the database, --no-config)
+
+
+def add_feeds(config: Config, store: Store, feeds: Sequence[FeedConfig],
+              write_config: bool = True) -> AddReport:
+    """Add feeds to the config file (and so the database), or to the database only."""
+    configured = {f.url for f in config.feeds}
+    if write_config:
+        new = [f for f in feeds if f.url not in configured]
+        already = [f for f in feeds if f.url in configured]
+        if new:
+            config = append_to_config(config.path, new)
+        store.sync_feeds(config.feeds)
+        return AddReport(tuple(new), tuple(already))
+    listed = {row["url"] for row in store.feed_list()} | configured
+    new = [f for f in feeds if f.url not in listed]
+    for feed in new:
+        store.add_feed(feed.url, feed.name)
+    return AddReport(tuple(new), tuple(f for f in feeds if f.url in listed))

@@ -1,0 +1,260 @@
+"""Near-duplicate fingerprints: word 5-shingles, MinHash, LSH band keys, containment.
+
+Pure functions, no SQL (the index lives in `pipeline.store`); `fingerprint` runs in the
+extraction workers. Method and parameters follow ../shared/docs/dedupe.md:
+
+- the extracted body (never the title) is NFKC-normalised, case-folded and split into `\\w+`
+  words; its set of word 5-shingles is hashed into a 112-value MinHash (rensa's RMinHash);
+- the 112 values are cut into 28 bands of 4 rows; one 64-bit key per band. Two texts become
+  candidates when any band key matches (probability 0.84 at Jaccard 0.5, 0.98 at 0.6);
+- candidates are verified by estimated *containment* |A∩B| / min(|A|,|B|), which stays high
+  for trimmed copies where Jaccard collapses; >= 0.8 is a duplicate, 0.6-0.8 "related";
+- a numeric guard stops templated stories (market reports, results, weather) that differ only
+  in their numbers from merging.
+
+Signatures persist in the database, so everything that shapes them (rensa's version and
+algorithm, seed, permutations, shingle size, tokenisation) is named by `SCHEME`; a change of
+any of them needs `newswire reindex --from-text`.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+from importlib.metadata import version
+from urllib.parse import urlsplit
+
+import numpy as np
+from rensa import RMinHash
+
+from pipeline.config import DEFAULT_AGENCIES
+
+SHINGLE_WORDS = 5
+NUM_PERM = 112
+BANDS = 28
+ROWS = NUM_PERM // BANDS  # 4
+SEED = 20240611  # fixed forever: it is part of every stored signature
+MIN_WORDS = 25  # shorter bodies (teasers, captions) get no fingerprint: too little evidence
+NUMERIC_MIN_TOKENS = 3
+NUMERIC_MIN_OVERLAP = 0.6  # dedupe.md: 0.5 (as Jaccard); see numbers_overlap
+SIGNATURE_BYTES = NUM_PERM * 4
+
+SCHEME = (f"rensa-{version('rensa')}/rminhash-v{RMinHash.ALGORITHM_VERSION}/seed{SEED}/"
+          f"perm{NUM_PERM}/w{SHINGLE_WORDS}/words-nfkc-casefold/body-without-headline-v1")
+
+_WORD = re.compile(r"\w+")
+# Numeric tokens are whitespace-separated tokens with a digit, punctuation inside kept
+# ("4,512.3", "3-1", "$2.5bn", "12%").
+_DIGIT = re.compile(r"\d")
+_NOT_A_FIGURE = re.compile(r"^(1[89]\d\d|20\d\d|\d{4}-\d\d-\d\d(t[\d:.+z-]*)?)$")
+_EDGE_PUNCT = "\"'()[]{}<>.,;:!?«»“”‘’—–-"
+_LEFT_PUNCT = _EDGE_PUNCT.replace("-", "")
+
+# 64-bit mixing constants (splitmix64 / murmur3 finalisers): band keys must be identical on
+# every machine and in every release, so they are plain integer arithmetic, not hash().
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+_MIX1 = np.uint64(0xBF58476D1CE4E5B9)
+_MIX2 = np.uint64(0x94D049BB133111EB)
+
+
+@dataclass(frozen=True)
+class Fingerprint:
+    """What near-duplicate detection keeps of a body: small, picklable, storable."""
+
+    signature: bytes  # NUM_PERM MinHash values as little-endian uint32
+    shingles: int  # distinct 5-shingles in the body
+    numbers: tuple[str, ...]  # distinct tokens containing a digit, sorted
+
+
+@dataclass(frozen=True)
+class Similarity:
+    """How a stored text compares with a new one."""
+
+    jaccard: float  # MinHash estimate of shingle Jaccard
+    containment: float  # estimated |A∩B| / min(|A|, |B|)
+    numbers_overlap: float | None  # None when the numeric guard does not apply
+
+
+def normalise(text: str) -> str:
+    return unicodedata.normalize("NFKC", text).casefold()
+
+
+def words(text: str) -> list[str]:
+    return _WORD.findall(normalise(text))
+
+
+def shingles(tokens: list[str], size: int = SHINGLE_WORDS) -> set[str]:
+    """The set of word n-grams; a text shorter than n words is one shingle."""
+    if len(tokens) <= size:
+        return {" ".join(tokens)} if tokens else set()
+    grams = zip(*(tokens[i:] for i in range(size)), strict=False)  # stops at the shortest
+    return {" ".join(gram) for gram in grams}
+
+
+def numeric_tokens(text: str) -> tuple[str, ...]:
+    """Distinct tokens that contain a digit, surrounding punctuation stripped, sorted.
+
+    Years and ISO timestamps are left out: they are what site boilerplate adds ("Copyright
+    2025", a dated byline), and one of them would otherwise trip the numeric guard between
+    two copies of one story."""
+    return _numeric_tokens(normalise(text))
+
+
+def _numeric_tokens(normalised: str) -> tuple[str, ...]:
+    # A leading minus stays: -2 degrees is not 2 degrees.
+    found = {token.lstrip(_LEFT_PUNCT).rstrip(_EDGE_PUNCT) for token in normalised.split()
+             if _DIGIT.search(token)}
+    return tuple(sorted(token for token in found
+                        if _DIGIT.search(token) and not _NOT_A_FIGURE.match(token)))
+
+
+def minhash(items: set[str]) -> bytes:
+    sketch = RMinHash(num_perm=NUM_PERM, seed=SEED)
+    sketch.update(list(items))  # a set of minima: the order of items does not matter
+    return np.asarray(sketch.digest(), dtype="<u4").tobytes()
+
+
+def body(text: str, title: str = "") -> str:
+    """The text without a leading headline: extractors often keep the page's <h1>, and each
+    outlet writes its own headline. The first paragraph goes when its words equal the
+    title's or one starts with the other ("Title | Outlet"), and it is no longer than the
+    title and a site name: a lead sentence that happens to start like the title stays."""
+    first, _, rest = text.partition("\n\n")
+    if not rest or not title or len(first) > 2 * len(title) + 100:
+        return text  # cheap exits: most first paragraphs are not headlines
+    head, name = words(first), words(title)
+    if head and name and len(head) <= len(name) + 8 and (
+            head[:len(name)] == name or name[:len(head)] == head):
+        return rest
+    return text
+
+
+def fingerprint(text: str, title: str = "") -> Fingerprint | None:
+    """The fingerprint of an article, or None when its body is too short to compare.
+
+    Shingles come from the body alone (a leading headline left out: outlets rewrite
+    headlines); numbers from the title and the text, as the headline of a templated report
+    ("Rovers 4-1 City") carries its key figures and a copy's headline keeps them."""
+    normalised = normalise(text)  # once: it is a good part of the cost
+    tokens = _WORD.findall(body(normalised, title))
+    if len(tokens) < MIN_WORDS:
+        return None
+    grams = shingles(tokens)
+    numbers = set(_numeric_tokens(normalised)) | set(_numeric_tokens(normalise(title)))
+    return Fingerprint(signature=minhash(grams), shingles=len(grams),
+                       numbers=tuple(sorted(numbers)))
+
+
+def signature_array(signature: bytes) -> np.ndarray:
+    if len(signature) != SIGNATURE_BYTES:
+        raise ValueError(f"signature has {len(signature)} bytes, expected {SIGNATURE_BYTES}")
+    return np.frombuffer(signature, dtype="<u4")
+
+
+def signature_matrix(signatures: list[bytes]) -> np.ndarray:
+    """Stored signatures as one (n, NUM_PERM) uint32 array."""
+    return np.frombuffer(b"".join(signatures), dtype="<u4").reshape(len(signatures), NUM_PERM)
+
+
+def band_keys_many(signatures: np.ndarray) -> np.ndarray:
+    """(n, NUM_PERM) uint32 signatures → (n, BANDS) int64 band keys.
+
+    Each key mixes the band's index with its ROWS values, so equal keys mean (up to 2^-64)
+    the same values in the same band: one table can hold every band.
+    """
+    values = np.asarray(signatures, dtype=np.uint64).reshape(-1, BANDS, ROWS)
+    with np.errstate(over="ignore"):
+        key = np.broadcast_to(np.arange(1, BANDS + 1, dtype=np.uint64) * _GOLDEN,
+                              values.shape[:2]).copy()
+        for row in range(ROWS):
+            key = (key ^ values[:, :, row]) * _MIX1
+            key ^= key >> np.uint64(31)
+            key *= _MIX2
+            key ^= key >> np.uint64(29)
+    return key.view(np.int64)  # SQLite integers are signed 64-bit
+
+
+def band_keys(signature: bytes) -> list[int]:
+    """The BANDS index keys of one signature."""
+    return [int(k) for k in band_keys_many(signature_array(signature)[None, :])[0]]
+
+
+def jaccard_many(signature: bytes, others: np.ndarray) -> np.ndarray:
+    """Estimated Jaccard of one signature against (n, NUM_PERM) others."""
+    return (np.asarray(others) == signature_array(signature)).mean(axis=1)
+
+
+def containment(jaccard: float, size_a: int, size_b: int) -> float:
+    """|A∩B| / min(|A|,|B|) from the Jaccard estimate: |A∩B| = J/(1+J)·(|A|+|B|)."""
+    if size_a <= 0 or size_b <= 0:
+        return 0.0
+    return min(1.0, jaccard / (1.0 + jaccard) * (size_a + size_b) / min(size_a, size_b))
+
+
+def numbers_overlap(a: tuple[str, ...] | frozenset[str], b: tuple[str, ...] | frozenset[str]
+                    ) -> float | None:
+    """Containment of the smaller numeric-token set in the larger one, or None when the
+    numeric guard does not apply: a text without numbers, or fewer than NUMERIC_MIN_TOKENS
+    numbers in the two texts together. A near duplicate needs NUMERIC_MIN_OVERLAP.
+
+    Departures from dedupe.md's rule (Jaccard < 0.5 rejects, when both texts have >= 3
+    numbers), measured by bench/bench_clustering.py on extracted texts: containment, because
+    a trimmed copy keeps only the first part of the numbers, which Jaccard reads as
+    "different numbers"; "both have one, three together", because a short templated report
+    (a weather line with a high and a low, a score and an attendance) has only two numbers;
+    and 0.6 rather than 0.5, because with small sets one coincidence (a 2 in both) reaches
+    0.5.
+    """
+    set_a, set_b = set(a), set(b)
+    if not set_a or not set_b or len(set_a | set_b) < NUMERIC_MIN_TOKENS:
+        return None
+    return len(set_a & set_b) / min(len(set_a), len(set_b))
+
+
+def compare(new: Fingerprint, jaccard: float, other_shingles: int,
+            other_numbers: tuple[str, ...]) -> Similarity:
+    return Similarity(jaccard=jaccard,
+                      containment=containment(jaccard, new.shingles, other_shingles),
+                      numbers_overlap=numbers_overlap(new.numbers, other_numbers))
+
+
+def verdict(similarity: Similarity, threshold: float, related_threshold: float
+            ) -> tuple[str, str | None] | None:
+    """('near', None), ('related', why) or None (unrelated) for one verified candidate."""
+    score = similarity.containment
+    if score < related_threshold:
+        return None
+    if score < threshold:
+        return "related", "below duplicate threshold"
+    overlap = similarity.numbers_overlap
+    if overlap is not None and overlap < NUMERIC_MIN_OVERLAP:
+        return "related", "numbers differ"
+    return "near", None
+
+
+# --- provenance: which copy is the agency's own ---------------------------------------------
+
+def _name_key(name: str) -> str:
+    return " ".join(_WORD.findall(unicodedata.normalize("NFKC", name).casefold()))
+
+
+def is_agency_copy(sitename: str | None, url: str | None,
+                   agencies: tuple[str, ...] = DEFAULT_AGENCIES) -> bool:
+    """Whether an article is a news agency's own copy of its story.
+
+    An entry containing a dot is a host: the article's URL host equals it or is a subdomain
+    of it. Any other entry is a site name, compared whole with the page's site name
+    (og:site_name, as trafilatura reports it) after case-folding and dropping punctuation.
+    A byline or "(Reuters)" dateline in the text does not count: every copy carries those.
+    """
+    host = (urlsplit(url).hostname or "").lower().rstrip(".") if url else ""
+    name = _name_key(sitename) if sitename else ""
+    for entry in agencies:
+        if "." in entry:
+            domain = entry.lower().strip(".")
+            if host and (host == domain or host.endswith("." + domain)):
+                return True
+        elif name and name == _name_key(entry):
+            return True
+    return False

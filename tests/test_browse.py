@@ -1,0 +1,303 @@
+"""Browsing: `newswire serve` runs Datasette over a live corpus, read-only, with the shipped
+metadata; a headless Chromium searches, reads an article and checks feed health."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from pipeline.browse import metadata_for, serve_command
+from tests.conftest import REPO, fill_site, run_cli, story, write_config
+from tests.newssite import NewsSite
+
+ARTIFACTS = REPO / "test-artifacts" / "browser"
+HOSTILE_TITLE = '<script>alert("x")</script> Rates & "wire" copy'
+HOSTILE_ID = "0123456789abcdef"
+# A direct opener: a proxy from the environment must not sit between the test and 127.0.0.1.
+_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class Served:
+    base: str  # http://127.0.0.1:PORT/DBNAME
+    root: str  # http://127.0.0.1:PORT
+    config: Path
+    db: Path
+    gazette: NewsSite
+    refused_feed: str
+
+    def get(self, path: str, status: int = 200) -> str:
+        try:
+            with _OPENER.open(self.root + path, timeout=30) as response:
+                code, body = response.status, response.read()
+        except urllib.error.HTTPError as error:
+            code, body = error.code, error.read()
+        assert code == status, body[:500]
+        return body.decode("utf-8")
+
+    def json(self, path: str, **params: str) -> dict:
+        query = urllib.parse.urlencode({**params, "_shape": "objects"})
+        return json.loads(self.get(f"{path}.json?{query}"))
+
+    def rows(self, path: str, **params: str) -> list[dict]:
+        return self.json(path, **params)["rows"]
+
+
+def _seed_dir(path: Path, files: dict[str, tuple[str, list[str]]]) -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    for name, (title, paragraphs) in files.items():
+        (path / name).write_text(title + "\n\n" + "\n\n".join(paragraphs) + "\n", "utf-8")
+    return path
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    """A corpus from two outlets (one story carried by both) and a dead feed, plus an
+    imported article with a hostile title, served by `newswire serve` from another cwd."""
+    tmp = tmp_path_factory.mktemp("browse")
+    with NewsSite() as gazette, NewsSite(site_name="The Other Herald") as herald:
+        fill_site(gazette)
+        wire = gazette.article("story-0")
+        herald.add_article("wire-copy", wire.title, wire.paragraphs, datetime.now(UTC),
+                           author=wire.author)
+        herald.add_article("local", "Herald local news", story("harbour dredging"),
+                           datetime.now(UTC) - timedelta(hours=9))
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            refused = f"http://127.0.0.1:{sock.getsockname()[1]}/feed.xml"
+        config = write_config(tmp / "corpus.yaml", [gazette.feed_url("rss"),
+                                                    herald.feed_url("atom"), refused])
+        # Not the default name: the shipped metadata must follow the database's own name.
+        config.write_text(config.read_text().replace("newswire.db", "corpus.db"))
+        result = run_cli("once", config=config)
+        assert result.code == 0, result.stderr
+        imported = _seed_dir(tmp / "seed", {f"000_{HOSTILE_ID}.txt": (
+            HOSTILE_TITLE, ["First paragraph of the imported story about lighthouses.",
+                            "Second paragraph, with <b>markup</b> that stays text."])})
+        assert run_cli("import", str(imported), config=config).code == 0
+
+        port = free_port()
+        server = subprocess.Popen(
+            [sys.executable, "-m", "pipeline", "--config", str(config), "serve", "--port",
+             str(port)], cwd=tmp, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        root = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    _OPENER.open(root + "/-/versions.json", timeout=2).close()
+                    break
+                except (urllib.error.URLError, OSError):
+                    if server.poll() is not None or time.monotonic() > deadline:
+                        output = server.stdout.read() if server.stdout else ""
+                        pytest.fail(f"newswire serve did not start: {output}")
+                    time.sleep(0.2)
+            yield Served(f"{root}/corpus", root, config, tmp / "corpus.db", gazette, refused)
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
+
+
+def query(db: Path, sql: str, params: tuple = ()) -> list[tuple]:
+    with sqlite3.connect(db) as conn:
+        return conn.execute(sql, params).fetchall()
+
+
+def test_metadata_is_filed_under_the_database_name() -> None:
+    metadata = metadata_for(Path("/srv/data/my-corpus.db"))
+    assert list(metadata["databases"]) == ["my-corpus"]
+    tables = metadata["databases"]["my-corpus"]["tables"]
+    assert tables["articles"]["fts_table"] == "articles_fts"
+    assert all(not q.get("write") for q in metadata["databases"]["my-corpus"]["queries"].values())
+
+
+def test_serve_command_is_live_and_read_only() -> None:
+    command = serve_command(Path("/srv/x.db"), "127.0.0.1", 8001, Path("/tmp/m.json"))
+    assert "-i" not in command and "--immutable" not in command and "--create" not in command
+    assert command[command.index("serve") + 1] == "/srv/x.db"
+    for option in ("--metadata", "--template-dir", "--plugins-dir"):
+        assert Path(command[command.index(option) + 1]).parent.exists()
+
+
+def test_served_database_is_mutable_file_opened_read_only(served: Served) -> None:
+    databases = json.loads(served.get("/-/databases.json"))
+    assert [(d["name"], d["is_mutable"]) for d in databases] == [("corpus", True)]
+    refused = served.get("/corpus?" + urllib.parse.urlencode(
+        {"sql": "insert into feeds (url) values ('http://x.example/')"}), status=400)
+    assert "Statement must be a SELECT" in refused
+    assert query(served.db, "SELECT count(*) FROM feeds WHERE url = 'http://x.example/'"
+                 ) == [(0,)]
+
+
+def test_articles_table_metadata_sort_facets_and_search(served: Served) -> None:
+    data = served.json("/corpus/articles", _search="raises")  # porter: matches "raised"
+    assert data["human_description_en"] == \
+        'where search matches "raises" sorted by published_at descending'
+    assert set(data["facet_results"]) == {"feed_id", "sitename", "language", "duplicate_kind"}
+    sitenames = {r["value"] for r in data["facet_results"]["sitename"]["results"]}
+    assert sitenames == {"The Example Gazette", "The Other Herald"}
+    assert len(data["rows"]) == 7  # every fetched article mentions the raised rate
+    published = [r["published_at"] for r in data["rows"]]
+    assert published == sorted(published, reverse=True)
+    page = served.get("/corpus/articles")
+    assert "<h1" in page and "Articles</h1>" in page
+    assert 'data-column-description="Body text; paragraphs are separated by blank lines."' \
+        in page
+
+
+def test_article_page_shows_paragraphs_escaped(served: Served) -> None:
+    page = served.get(f"/corpus/articles/{HOSTILE_ID}")
+    assert '<script>alert("x")' not in page and "<b>markup</b>" not in page
+    assert "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt; Rates &amp;" in page
+    assert "<p>First paragraph of the imported story about lighthouses.</p>" in page
+    assert "<p>Second paragraph, with &lt;b&gt;markup&lt;/b&gt; that stays text.</p>" in page
+
+
+def test_canned_latest_and_search_queries(served: Served) -> None:
+    latest = [r["article"] for r in served.rows("/corpus/latest_articles")]
+    stored = query(served.db, "SELECT id FROM articles ORDER BY fetched_at DESC, rowid DESC")
+    assert latest == [row[0] for row in stored] and HOSTILE_ID in latest
+    found = served.rows("/corpus/search", q="harbour dredging")
+    assert [r["title"] for r in found] == ["Herald local news"]
+    assert "\x02Harbour\x03 \x02dredging\x03 report" in found[0]["snippet"]
+    html = served.get("/corpus/search?q=lighthouses")
+    assert "<mark>lighthouses</mark>" in html
+    assert f'<a href="/corpus/articles/{HOSTILE_ID}">{HOSTILE_ID}</a>' in html
+    assert served.rows("/corpus/search", q="") == []  # an empty query is no error
+    assert served.rows("/corpus/search", q='"unbalanced') == []
+
+
+def test_canned_query_stories_carried_by_several_outlets(served: Served) -> None:
+    rows = served.rows("/corpus/several_outlets")
+    wire = served.gazette.article("story-0")
+    assert len(rows) == 1
+    assert rows[0]["title"] == wire.title
+    assert rows[0]["outlets"] == 2 and rows[0]["copies"] == 2
+    assert rows[0]["outlet_names"] == "The Example Gazette · The Other Herald"
+    assert rows[0]["first_seen_at"] <= rows[0]["last_seen_at"]
+
+
+def test_canned_query_feed_health(served: Served) -> None:
+    rows = {r["url"]: r for r in served.rows("/corpus/feed_health")}
+    assert len(rows) == 3  # the import source is not a polled feed
+    dead = rows[served.refused_feed]
+    assert (dead["health"], dead["failures"], dead["failed_polls_7d"]) == ("failing", 1, 1)
+    assert "Connect" in dead["last_error"] and dead["next_poll_at"]
+    gazette = rows[served.gazette.feed_url("rss")]
+    assert (gazette["health"], gazette["last_status"], gazette["articles"]) == ("ok", 200, 5)
+    assert gazette["articles_per_day"] == 5.0 and gazette["polls_7d"] == 1
+    assert list(rows)[0] == served.refused_feed  # failing feeds first
+
+
+def test_served_view_is_live_while_another_process_writes(served: Served, tmp_path: Path
+                                                          ) -> None:
+    assert served.rows("/corpus/search", q="zeppelin") == []
+    more = _seed_dir(tmp_path / "more", {"000_fedcba9876543210.txt": (
+        "Zeppelin returns", ["An airship flew over the harbour on Sunday, a zeppelin."])})
+    assert run_cli("import", str(more), config=served.config).code == 0
+    assert [r["article"] for r in served.rows("/corpus/search", q="zeppelin")] == \
+        ["fedcba9876543210"]
+
+
+# --- the browser ------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    driver_path = shutil.which("chromedriver")
+    if not chromium or not driver_path:
+        pytest.skip("chromium and chromedriver are not installed (.ci/run installs them)")
+    os.environ.setdefault("SE_OFFLINE", "true")  # Selenium Manager must not download drivers
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = chromium
+    with tempfile.TemporaryDirectory(prefix="newswire-chromium-") as profile:
+        for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                     "--no-first-run", "--disable-background-networking",
+                     "--disable-component-update", "--disable-sync", "--no-proxy-server",
+                     f"--user-data-dir={profile}", "--window-size=1280,1400"):
+            options.add_argument(flag)
+        driver = webdriver.Chrome(options=options, service=Service(driver_path))
+        driver.set_page_load_timeout(60)
+        try:
+            yield driver
+        finally:
+            driver.quit()
+
+
+def screenshot(driver: object, name: str) -> None:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    assert driver.save_screenshot(str(ARTIFACTS / f"{name}.png"))
+
+
+def test_browser_search_read_article_and_feed_health(served: Served, browser: object) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support import expected_conditions
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    driver = browser
+    wait = WebDriverWait(driver, 30)
+    driver.get(served.base + "/articles")
+    box = driver.find_element(By.ID, "_search")
+    box.send_keys("unanimous", Keys.ENTER)
+    wait.until(expected_conditions.url_contains("_search=unanimous"))
+    results = driver.find_element(By.CSS_SELECTOR, "table.rows-and-columns")
+    driver.execute_script("arguments[0].scrollIntoView()", results)
+    screenshot(driver, "1-search")
+    body = driver.find_element(By.TAG_NAME, "body").text
+    assert '7 rows where search matches "unanimous"' in body
+
+    wire = served.gazette.article("story-0")
+    link = driver.find_element(By.XPATH, f"//tr[td[normalize-space()='{wire.title}']]"
+                                         "//td[contains(@class, 'type-pk')]/a")
+    link.click()
+    wait.until(expected_conditions.presence_of_element_located(
+        (By.CSS_SELECTOR, ".newswire-article .body p")))
+    screenshot(driver, "2-article")
+    assert driver.find_element(By.CSS_SELECTOR, ".newswire-article .headline").text == \
+        wire.title
+    shown = [p.text for p in driver.find_elements(By.CSS_SELECTOR, ".newswire-article .body p")]
+    article_id = driver.current_url.rsplit("/", 1)[1]
+    stored = query(served.db, "SELECT text FROM articles WHERE id = ?", (article_id,))[0][0]
+    assert shown == stored.split("\n\n")
+    assert shown == list(wire.paragraphs)  # the headline is shown once, above the body
+
+    driver.get(served.base + "/feed_health")
+    wait.until(expected_conditions.presence_of_element_located(
+        (By.CSS_SELECTOR, "table.rows-and-columns")))
+    screenshot(driver, "3-feed-health")
+    cells = {}
+    for row in driver.find_elements(By.CSS_SELECTOR, "table.rows-and-columns tbody tr"):
+        values = {td.get_attribute("class").split()[0].removeprefix("col-"): td.text
+                  for td in row.find_elements(By.TAG_NAME, "td")}
+        cells[values["url"]] = values
+    assert cells[served.refused_feed]["health"] == "failing"
+    assert "Connect" in cells[served.refused_feed]["last_error"]
+    gazette = cells[served.gazette.feed_url("rss")]
+    assert (gazette["health"], gazette["last_status"], gazette["feed"]) == \
+        ("ok", "200", "The Example Gazette")

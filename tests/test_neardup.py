@@ -1,0 +1,607 @@
+"""Wire-story clustering: fingerprints, the band index, clusters with provenance, the CLI."""
+
+from __future__ import annotations
+
+import random
+import re
+import sqlite3
+import subprocess
+import sys
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from bench.syndication import (
+    Outlet,
+    add_local,
+    edit,
+    new_lead,
+    templated_story,
+    trim,
+    wrap,
+)
+from pipeline import neardup
+from pipeline.config import DedupeConfig, FeedConfig
+from pipeline.dedupe import article_id
+from pipeline.extract import Article
+from pipeline.store import NewEntry, PollResult, Store, StoreError, utcnow
+from tests.conftest import REPO, run_cli, story, write_config
+
+WIRE = (
+    "A powerful earthquake struck off the northern coast early on Tuesday, shaking buildings "
+    "in the regional capital and sending residents into the streets, the national seismology "
+    "institute said.",
+    "The quake, which the institute put at magnitude 6.4, hit at a depth of about 10 "
+    "kilometres some 40 kilometres north-west of the port city, shortly before dawn when "
+    "most people were still asleep.",
+    "Emergency services said at least 12 people had been injured, mostly by falling glass "
+    "and masonry, and that teams were checking older apartment blocks in the city centre "
+    "for structural damage.",
+    "Rail services along the coast were suspended while engineers inspected bridges and "
+    "tunnels, and the main motorway was closed in both directions near the epicentre after "
+    "a section of embankment slipped.",
+    "The region sits on a fault line where two tectonic plates meet and has been hit by "
+    "several damaging earthquakes over the past century, the most serious of which "
+    "destroyed much of the old town.",
+    "The prime minister said on social media that the government was in constant contact "
+    "with local authorities and that the army had been put on standby to help with the "
+    "clean-up if needed.",
+    "Schools in the worst affected districts will stay closed for the rest of the week, "
+    "the regional education office said, while inspectors assess whether the buildings "
+    "are safe to reopen.",
+    "Seismologists warned that aftershocks were likely in the coming days and urged "
+    "residents to stay away from damaged buildings and to keep emergency supplies of "
+    "water and food at home.",
+)
+WIRE_TITLE = "Strong earthquake hits northern coast, injuring 12"
+T0 = datetime(2025, 3, 4, 6, 0, tzinfo=UTC)
+
+
+def copies_of_the_wire() -> dict[str, tuple[str, ...]]:
+    """The wire story as outlets carry it (seeded, so every run sees the same texts)."""
+    rng = random.Random(3)
+    return {
+        "verbatim": WIRE,
+        "trimmed": trim(WIRE, rng, 0.6, 0.6),
+        "wrapped": wrap(WIRE, rng, "Valley Herald", "Global Wire Service"),
+        "edited": edit(WIRE, rng, edits=6),
+        "local": add_local(WIRE, rng, "Coastal Times"),
+        "new lead": new_lead(WIRE, rng, (
+            "Rescue teams pulled two people alive from a collapsed warehouse on Tuesday "
+            "afternoon, hours after the earthquake struck the coast.",)),
+    }
+
+
+# --- fingerprints (pure) ----------------------------------------------------------------------
+
+def test_fingerprint_is_pinned_across_processes() -> None:
+    """Signatures persist: a new rensa, numpy or seed that changes them must fail here."""
+    text = " ".join(f"word{i}" for i in range(40))
+    fp = neardup.fingerprint(text)
+    assert fp is not None and fp.shingles == 36 and len(fp.signature) == 448
+    assert neardup.signature_array(fp.signature)[:4].tolist() == [
+        2324621330, 3238543295, 3260291575, 3264957188]
+    assert neardup.band_keys(fp.signature)[:2] == [2581077949731810729, 2737465056674909717]
+    code = ("from pipeline import neardup; fp = neardup.fingerprint(' '.join(f'word{i}' for i "
+            "in range(40))); print(fp.signature.hex(), neardup.band_keys(fp.signature))")
+    other = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                           cwd=REPO, check=True, env={"PYTHONHASHSEED": "12345"})
+    assert other.stdout.split(" ", 1) == [fp.signature.hex(),
+                                          f"{neardup.band_keys(fp.signature)}\n"]
+    assert "rensa-0.5.0" in neardup.SCHEME and "perm112" in neardup.SCHEME
+
+
+def test_shingles_and_short_texts() -> None:
+    assert neardup.shingles(["a", "b", "c", "d", "e", "f"]) == {"a b c d e", "b c d e f"}
+    assert neardup.shingles(["a", "b"]) == {"a b"}
+    assert neardup.fingerprint("Too short to compare: " * 3) is None  # 12 words < 25
+    assert neardup.words("Ｆull-width ÉCOLE, Straße") == ["full", "width", "école", "strasse"]
+
+
+@pytest.mark.parametrize(("text", "title", "expected"), [
+    ("Quake hits coast\n\nThe body.", "Quake hits coast", "The body."),
+    ("Quake hits coast | Daily Meridian\n\nThe body.", "Quake hits coast", "The body."),
+    ("QUAKE HITS COAST\n\nThe body.", "Quake hits coast | Daily Meridian", "The body."),
+    ("Quake hits coast, killing two people in the north of the country early on Tuesday, "
+     "officials said.\n\nThe body.", "Quake hits coast",
+     "Quake hits coast, killing two people in the north of the country early on Tuesday, "
+     "officials said.\n\nThe body."),  # a lead that starts like the title stays
+    ("Another start\n\nThe body.", "Quake hits coast", "Another start\n\nThe body."),
+    ("Quake hits coast", "Quake hits coast", "Quake hits coast"),  # nothing else to keep
+])
+def test_body_leaves_out_a_leading_headline(text: str, title: str, expected: str) -> None:
+    assert neardup.body(text, title) == expected
+
+
+def test_headlines_do_not_count() -> None:
+    text = "\n\n".join(WIRE)
+    one = neardup.fingerprint(f"Quake strikes\n\n{text}", "Quake strikes")
+    other = neardup.fingerprint(f"Buildings shake as quake hits the north\n\n{text}",
+                                "Buildings shake as quake hits the north")
+    assert one == other == neardup.fingerprint(text)
+    # ...but their figures do: a templated report's headline carries its result.
+    report = neardup.fingerprint(f"Rovers 4-1 City\n\n{text}", "Rovers 4-1 City")
+    assert report is not None and report.signature == one.signature
+    assert "4-1" in report.numbers and "4-1" not in one.numbers
+
+
+def test_containment_survives_trimming_where_jaccard_collapses() -> None:
+    full = neardup.fingerprint("\n".join(WIRE))
+    half = neardup.fingerprint("\n".join(WIRE[:4]))
+    assert full and half
+    jaccard = float(neardup.jaccard_many(full.signature,
+                                         neardup.signature_array(half.signature)[None, :])[0])
+    exact_full = neardup.shingles(neardup.words("\n".join(WIRE)))
+    exact_half = neardup.shingles(neardup.words("\n".join(WIRE[:4])))
+    true_jaccard = len(exact_full & exact_half) / len(exact_full | exact_half)
+    assert abs(jaccard - true_jaccard) < 0.15
+    assert jaccard < 0.6  # Jaccard alone would call these different...
+    assert neardup.containment(jaccard, full.shingles, half.shingles) >= 0.85  # ...not this
+    assert neardup.containment(0.0, 100, 50) == 0.0
+    assert neardup.containment(1.0, 100, 100) == 1.0
+    assert neardup.containment(0.5, 0, 10) == 0.0
+
+
+def test_numeric_tokens_leave_out_years_and_timestamps() -> None:
+    text = ("Shares rose 2.5% to 7,512.3 (up 45) on 2026-03-04T08:35:34+00:00; Copyright 2025, "
+            "final score 3-1; lows of -2 degrees.")
+    assert neardup.numeric_tokens(text) == ("-2", "2.5%", "3-1", "45", "7,512.3")
+
+
+@pytest.mark.parametrize(("a", "b", "expected"), [
+    (("1", "2", "3"), ("1", "2", "3", "4", "5", "6"), 1.0),  # a trimmed copy's subset
+    (("12", "33"), ("20", "5"), 0.0),  # a short templated report: high and low differ
+    (("1", "2", "3", "4"), ("1", "2", "7", "8"), 0.5),
+    (("12",), ("20",), None),  # too few numbers to judge
+    ((), ("1", "2", "3"), None),  # one text has none
+])
+def test_numbers_overlap(a: tuple[str, ...], b: tuple[str, ...], expected: float | None) -> None:
+    assert neardup.numbers_overlap(a, b) == expected
+
+
+def test_verdicts() -> None:
+    def sim(containment: float, numbers: float | None = None) -> neardup.Similarity:
+        return neardup.Similarity(jaccard=0.5, containment=containment, numbers_overlap=numbers)
+
+    assert neardup.verdict(sim(0.95), 0.8, 0.6) == ("near", None)
+    assert neardup.verdict(sim(0.8, 0.6), 0.8, 0.6) == ("near", None)
+    assert neardup.verdict(sim(0.9, 0.5), 0.8, 0.6) == ("related", "numbers differ")
+    assert neardup.verdict(sim(0.7), 0.8, 0.6) == ("related", "below duplicate threshold")
+    assert neardup.verdict(sim(0.95, 0.2), 0.8, 0.6) == ("related", "numbers differ")
+    assert neardup.verdict(sim(0.59), 0.8, 0.6) is None
+
+
+def test_band_keys() -> None:
+    fp = neardup.fingerprint("\n".join(WIRE))
+    assert fp is not None
+    keys = neardup.band_keys(fp.signature)
+    assert len(keys) == neardup.BANDS == 28 and len(set(keys)) == 28
+    assert all(-2**63 <= k < 2**63 for k in keys)
+    many = neardup.band_keys_many(neardup.signature_array(fp.signature)[None, :].repeat(3, 0))
+    assert many.shape == (3, 28) and many[2].tolist() == keys
+    # Equal values in different bands give different keys: one table holds every band.
+    flat = neardup.band_keys(bytes(448))
+    assert len(set(flat)) == 28
+    # One changed value changes exactly the key of its band.
+    changed = bytearray(fp.signature)
+    changed[4 * 9] ^= 0xFF  # value 9 is in band 2 (rows 8-11)
+    moved = neardup.band_keys(bytes(changed))
+    assert [i for i in range(28) if moved[i] != keys[i]] == [2]
+    with pytest.raises(ValueError):
+        neardup.band_keys(b"short")
+
+
+@pytest.mark.parametrize(("sitename", "url", "expected"), [
+    ("Reuters", None, True),
+    ("REUTERS.", "https://news.example/x", True),
+    ("Agence France-Presse", None, True),
+    (None, "https://www.reuters.com/world/x", True),
+    (None, "https://apnews.com/article/x", True),
+    ("The Reuters Gazette", "https://gazette.example/x", False),  # names match whole
+    (None, "https://notreuters.com/x", False),  # hosts match whole labels
+    ("Daily Meridian", "https://meridian.example/a", False),
+    (None, None, False),
+])
+def test_agency_copy(sitename: str | None, url: str | None, expected: bool) -> None:
+    assert neardup.is_agency_copy(sitename, url) is expected
+
+
+def test_agency_list_is_configurable() -> None:
+    assert neardup.is_agency_copy("Global Wire Service", None, ("Global Wire Service",))
+    assert neardup.is_agency_copy(None, "https://feeds.wire.example/a", ("wire.example",))
+    assert not neardup.is_agency_copy("Reuters", None, ("Global Wire Service",))
+
+
+def test_dedupe_config(tmp_path: Path) -> None:
+    from pipeline.config import ConfigError, load_config
+
+    def load(dedupe: str) -> DedupeConfig:
+        path = tmp_path / "c.yaml"
+        path.write_text(f"database: x.db\nfeeds: ['http://a.example/f']\ndedupe: {dedupe}\n")
+        return load_config(path).dedupe
+
+    assert load("{}") == DedupeConfig()
+    assert "Reuters" in DedupeConfig().agencies
+    custom = load("{agencies: [Global Wire Service, wire.example], band_window_days: 0}")
+    assert custom.agencies == ("Global Wire Service", "wire.example")
+    assert custom.band_window_days == 0
+    for bad, key in (("{threshold: 1.5}", "dedupe.threshold"),
+                     ("{threshold: 0.7, related_threshold: 0.75}", "dedupe.related_threshold"),
+                     ("{agencies: Reuters}", "dedupe.agencies"),
+                     ("{agencies: ['']}", "dedupe.agencies"),
+                     ("{band_window_days: -1}", "dedupe.band_window_days")):
+        with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
+            load(bad)
+
+
+# --- the store: clusters, provenance, index ------------------------------------------------------
+
+class Corpus:
+    """A store with a few feeds; `add` records one poll with one article."""
+
+    def __init__(self, path: Path, dedupe: DedupeConfig | None = None) -> None:
+        self.path = path
+        self.dedupe = dedupe
+        self.store = Store.open(path, dedupe)
+        self.store.sync_feeds([FeedConfig(url=f"http://feeds.example/{i}") for i in range(4)])
+
+    def reopen(self) -> None:
+        self.store.close()
+        self.store = Store.open(self.path, self.dedupe)
+
+    def add(self, slug: str, paragraphs: tuple[str, ...] | list[str], *, site: str = "Site",
+            published: datetime | None = None, title: str = "t", feed_id: int = 1) -> str:
+        url = f"https://{site.lower().replace(' ', '-')}.example/{slug}"
+        text = "\n\n".join(paragraphs)
+        article = Article(id=article_id(url), url=url, canonical_url=url, title=title,
+                          text=text, author=None,
+                          published_at=published.strftime("%Y-%m-%dT%H:%M:%SZ")
+                          if published else None,
+                          language="en", sitename=site, text_source="page")
+        entry = NewEntry(key=url, guid=url, link=url, title=title,
+                         published_at=article.published_at, article=article,
+                         url_aliases=(url,), fingerprint=neardup.fingerprint(text))
+        self.store.record_poll(PollResult(
+            feed_id=feed_id, started_at=utcnow(), duration_ms=1, status=200, bytes=1,
+            error=None, next_poll_at="2099-01-01T00:00:00Z", consecutive_failures=0,
+            current_interval=900.0, entries=(entry,)))
+        return article.id
+
+    def article(self, aid: str) -> dict:
+        return self.store.db["articles"].get(aid)
+
+    def assignments(self) -> list[tuple]:
+        return self.store.db.execute(
+            "SELECT id, cluster_id, duplicate_of, duplicate_kind, duplicate_score "
+            "FROM articles ORDER BY id").fetchall()
+
+    def bands(self) -> list[tuple]:
+        return self.store.db.execute(
+            "SELECT bucket, signature_id FROM neardup_bands ORDER BY 1, 2").fetchall()
+
+
+@pytest.fixture
+def corpus(tmp_path: Path) -> Corpus:
+    c = Corpus(tmp_path / "nw.db")
+    yield c
+    c.store.close()
+
+
+def test_copies_land_in_the_originals_cluster(corpus: Corpus) -> None:
+    original = corpus.add("quake", WIRE, site="Global Wire Service", published=T0)
+    ids = {name: corpus.add(f"quake-{i}", text, site=f"Outlet {i}",
+                            published=T0 + timedelta(hours=i + 1))
+           for i, (name, text) in enumerate(copies_of_the_wire().items())}
+    members = {original, *ids.values()}
+    for name, aid in ids.items():
+        row = corpus.article(aid)
+        assert row["cluster_id"] == original, name
+        assert row["duplicate_of"] in members - {aid}, name  # the closest stored copy
+        expected = "exact" if name == "verbatim" else "near"
+        assert row["duplicate_kind"] == expected, name
+        assert row["duplicate_score"] >= 0.8, name
+    cluster = corpus.store.db["clusters"].get(original)
+    assert cluster["size"] == 7 and cluster["canonical_article_id"] == original
+    assert corpus.article(original)["duplicate_kind"] is None
+    edges = corpus.store.db.execute(
+        "SELECT article_id, other_id, kind, containment FROM duplicate_edges").fetchall()
+    evidence = {(a, kind) for a, other, kind, score in edges if other == original}
+    assert (ids["verbatim"], "exact") in evidence
+    assert all((ids[n], "near") in evidence for n in ids if n != "verbatim")
+    assert all(score >= 0.6 for *_, score in edges)
+
+
+def test_templated_reports_and_distinct_stories_on_one_topic_stay_apart(
+        corpus: Corpus) -> None:
+    rng = random.Random(5)
+    aids = [corpus.add(f"{kind}-{i}", templated_story(kind, rng)[1], site="Wire")
+            for kind in ("market", "sports", "weather") for i in range(6)]
+    aids += [corpus.add(f"policy-{i}", story(f"economy policy {i}", 8), site="Wire")
+             for i in range(8)]
+    clusters = {corpus.article(a)["cluster_id"] for a in aids}
+    assert len(clusters) == len(aids)
+    assert all(corpus.article(a)["duplicate_kind"] is None for a in aids)
+    # The guard did the work: some templated pairs share enough text to pass containment.
+    stopped = corpus.store.db.execute(
+        "SELECT count(*) FROM duplicate_edges WHERE kind = 'related' AND note = "
+        "'numbers differ' AND containment >= 0.8").fetchone()[0]
+    assert stopped > 0
+    # ...while a copy of a templated report is still its duplicate.
+    copy = corpus.add("market-0-copy", corpus.article(aids[0])["text"].split("\n\n")[:-1],
+                      site="Other")
+    assert corpus.article(copy)["cluster_id"] == aids[0]
+
+
+def test_canonical_member_is_the_agency_copy_else_the_earliest_else_the_longest(
+        corpus: Corpus) -> None:
+    first = corpus.add("a", WIRE[:6], site="Daily Meridian", published=T0 + timedelta(hours=2))
+    earlier = corpus.add("b", WIRE[:6], site="Valley Herald", published=T0 + timedelta(hours=1))
+    cluster = corpus.article(first)["cluster_id"]
+
+    def canonical() -> str:
+        return corpus.store.db["clusters"].get(cluster)["canonical_article_id"]
+
+    assert corpus.article(earlier)["cluster_id"] == cluster
+    assert canonical() == earlier  # earliest published
+    longer = corpus.add("c", WIRE, site="Coastal Times", published=T0 + timedelta(hours=1))
+    assert canonical() == longer  # same time: the longest text
+    agency = corpus.add("d", WIRE[:5], site="Reuters", published=T0 + timedelta(hours=5))
+    assert canonical() == agency  # the agency's own copy, though later and shorter
+    corpus.add("e", WIRE, site="Metro Dispatch", published=T0)
+    assert canonical() == agency
+    assert corpus.store.db["clusters"].get(cluster)["size"] == 5
+
+
+def test_agencies_come_from_the_config(tmp_path: Path) -> None:
+    corpus = Corpus(tmp_path / "nw.db", DedupeConfig(agencies=("Global Wire Service",)))
+    corpus.add("a", WIRE, site="Reuters", published=T0)
+    agency = corpus.add("b", WIRE[:6], site="Global Wire Service", published=T0)
+    cluster = corpus.article(agency)["cluster_id"]
+    assert corpus.store.db["clusters"].get(cluster)["canonical_article_id"] == agency
+    corpus.store.close()
+
+
+def ingest_story_set(corpus: Corpus) -> None:
+    corpus.add("quake", WIRE, site="Global Wire Service", published=T0)
+    for i, text in enumerate(copies_of_the_wire().values()):
+        corpus.add(f"quake-{i}", text, site=f"Outlet {i}", published=T0 + timedelta(hours=1))
+    rng = random.Random(8)
+    for i in range(4):
+        corpus.add(f"weather-{i}", templated_story("weather", rng)[1], site="Wire")
+        corpus.add(f"topic-{i}", story(f"harbour plan {i}", 6), site="Wire")
+
+
+def test_restart_and_rerun_leave_assignments_unchanged(tmp_path: Path) -> None:
+    corpus = Corpus(tmp_path / "a.db")
+    ingest_story_set(corpus)
+    before = corpus.assignments()
+    clusters = corpus.store.db.execute("SELECT * FROM clusters ORDER BY id").fetchall()
+    bands = corpus.bands()
+    corpus.reopen()
+    ingest_story_set(corpus)  # the same items again: already stored, nothing moves
+    assert corpus.assignments() == before
+    assert corpus.store.db.execute("SELECT * FROM clusters ORDER BY id").fetchall() == clusters
+    assert corpus.bands() == bands
+    # A new copy joins without moving anyone else.
+    corpus.add("quake-late", WIRE[:5], site="Late Outlet")
+    after = corpus.assignments()
+    assert len(after) == len(before) + 1 and set(before) <= set(after)
+    corpus.store.close()
+
+    # Same input, same order, fresh database: the same clusters (ids are article ids).
+    again = Corpus(tmp_path / "b.db")
+    ingest_story_set(again)
+    assert again.assignments() == before
+    again.store.close()
+
+
+def test_a_bridging_copy_records_the_link_but_moves_no_one(corpus: Corpus) -> None:
+    """Two parts of a story arrive first and share nothing; the full story then matches
+    both. It joins the better match; the other part keeps its cluster (assignments never
+    change) and the link is kept as evidence."""
+    head = corpus.add("head", WIRE[:4], site="One")
+    tail = corpus.add("tail", WIRE[4:], site="Two")
+    assert corpus.article(tail)["cluster_id"] == tail
+    full = corpus.add("full", WIRE, site="Three")
+    joined = corpus.article(full)["cluster_id"]
+    assert joined in (head, tail)
+    other = tail if joined == head else head
+    assert corpus.article(other)["cluster_id"] == other
+    edges = corpus.store.db.execute(
+        "SELECT other_id, kind, note FROM duplicate_edges WHERE article_id = ?",
+        [full]).fetchall()
+    assert sorted(edges) == sorted([(joined, "near", None),
+                                    (other, "near", "in another cluster")])
+
+
+def test_exact_copies_keep_a_signature_but_stay_out_of_the_index(corpus: Corpus) -> None:
+    original = corpus.add("a", WIRE, site="One")
+    copy = corpus.add("b", WIRE, site="Two")
+    rows = dict(corpus.store.db.execute(
+        "SELECT article_id, in_index FROM neardup_signatures").fetchall())
+    assert rows == {original: 1, copy: 0}
+    assert len(corpus.bands()) == 28
+    assert corpus.article(copy)["duplicate_of"] == original
+    # An exact copy of a near copy points at the text it equals, not at the original.
+    near = corpus.add("c", WIRE[:6], site="Three")
+    twin = corpus.add("d", WIRE[:6], site="Four")
+    assert corpus.article(near)["duplicate_of"] == original
+    assert corpus.article(twin)["duplicate_of"] == near
+    assert corpus.article(twin)["duplicate_kind"] == "exact"
+
+
+def test_prune_and_reindex(corpus: Corpus) -> None:
+    ingest_story_set(corpus)
+    bands = corpus.bands()
+    signatures = corpus.store.db["neardup_signatures"].count
+    assert bands and signatures >= 8
+
+    report = corpus.store.reindex(30)
+    assert corpus.bands() == bands  # rebuilt from the signatures: identical
+    assert report.band_rows == len(bands) and report.signatures == len(bands) // 28
+
+    assert corpus.store.prune_bands(30) == 0  # nothing is old yet
+    later = datetime.now(UTC) + timedelta(days=31)
+    assert corpus.store.prune_bands(30, now=later) == len(bands) // 28
+    assert corpus.bands() == []
+    assert corpus.store.db["neardup_signatures"].count == signatures  # signatures stay
+    assert corpus.store.prune_bands(0, now=later) == 0  # 0 = keep everything
+    # Out of the window, an old story no longer attracts copies...
+    fp = neardup.fingerprint("\n".join(WIRE))
+    assert corpus.store.find_near_duplicate(fp, replace(dummy_article(), id="x" * 16)) is None
+    # ...until the window is widened and the index rebuilt.
+    assert corpus.store.reindex(0).band_rows == len(bands)
+    assert corpus.bands() == bands
+    assert corpus.store.reindex(30, now=later).band_rows == 0
+
+
+def test_daemon_maintenance_prunes_the_index(corpus: Corpus) -> None:
+    from types import SimpleNamespace
+
+    old = corpus.add("old", WIRE, site="One")
+    corpus.add("new", story("harbour plan", 6), site="Two")
+    corpus.store.db.execute("UPDATE neardup_signatures SET indexed_at = ? WHERE article_id = ?",
+                            ["2000-01-01T00:00:00Z", old])
+    corpus.store.maintenance(SimpleNamespace(dedupe=DedupeConfig(band_window_days=30)))
+    rows = dict(corpus.store.db.execute(
+        "SELECT article_id, in_index FROM neardup_signatures").fetchall())
+    assert rows[old] == 0 and sum(rows.values()) == 1
+    assert len(corpus.bands()) == 28
+
+
+def dummy_article() -> Article:
+    return Article(id="0" * 16, url="", canonical_url="", title="", text="", author=None,
+                   published_at=None, language=None, sitename=None, text_source="page")
+
+
+def test_a_changed_minhash_scheme_is_refused_until_reindexed_from_text(corpus: Corpus) -> None:
+    original = corpus.add("a", WIRE, site="One")
+    corpus.store.db.execute("UPDATE neardup_meta SET value = 'rensa-0.4/old' "
+                            "WHERE key = 'scheme'")
+    corpus.reopen()
+    with pytest.raises(StoreError, match="reindex --from-text"):
+        corpus.add("b", WIRE[:6], site="Two")
+    assert corpus.store.db["articles"].count == 1  # the poll rolled back whole
+    report = corpus.store.reindex(30, from_text=True)
+    assert report.fingerprinted == 1 and report.band_rows == 28
+    copy = corpus.add("b", WIRE[:6], site="Two")
+    assert corpus.article(copy)["cluster_id"] == original
+
+
+def test_a_version_1_database_is_migrated_and_backfilled(tmp_path: Path) -> None:
+    from pipeline.store import MIGRATIONS, SCHEMA_VERSION
+
+    path = tmp_path / "old.db"
+    conn = sqlite3.connect(path, isolation_level=None)
+    import sqlite_utils
+
+    MIGRATIONS[1](sqlite_utils.Database(conn))
+    conn.execute("PRAGMA user_version = 1")
+    conn.execute("INSERT INTO feeds (id, url, active) VALUES (1, 'http://f.example/', 1)")
+    conn.execute("INSERT INTO clusters (id, canonical_article_id, size) VALUES ('a', 'a', 1)")
+    conn.execute("INSERT INTO articles (id, url, title, text, fetched_at, feed_id, cluster_id, "
+                 "sitename) VALUES ('a', 'https://old.example/a', 'Old', ?, ?, 1, 'a', 'Old')",
+                 ["\n\n".join(WIRE), utcnow()])
+    conn.close()
+    corpus = Corpus(path)
+    assert corpus.store.schema_version == SCHEMA_VERSION
+    assert corpus.store.reindex(30, from_text=True).fingerprinted == 1
+    copy = corpus.add("copy", WIRE[:5], site="New")
+    assert corpus.article(copy)["cluster_id"] == "a"
+    corpus.store.close()
+
+
+def test_stories_by_outlets_view(corpus: Corpus) -> None:
+    original = corpus.add("quake", WIRE, site="Global Wire Service", published=T0,
+                          title=WIRE_TITLE)
+    corpus.add("q1", WIRE[:6], site="Daily Meridian", title="Quake")
+    corpus.add("q2", WIRE, site="Valley Herald", title="Quake!")  # exact copy
+    corpus.add("solo", story("harbour plan", 6), site="Daily Meridian")
+    corpus.add("s1", story("rail strike", 6), site="Daily Meridian", feed_id=1)
+    corpus.add("s2", story("rail strike", 6)[:4], site="Daily Meridian", feed_id=2)
+    rows = list(corpus.store.db.query("SELECT * FROM stories_by_outlets"))
+    assert len(rows) == 1  # one outlet twice is not "several outlets"
+    row = rows[0]
+    assert row["cluster_id"] == original and row["canonical_title"] == WIRE_TITLE
+    assert row["outlets_count"] == 3 and row["articles"] == 3
+    assert set(row["outlets"].split(",")) == {"Global Wire Service", "Daily Meridian",
+                                               "Valley Herald"}
+    assert row["first_seen_at"] <= row["last_seen_at"]
+    assert row["first_published_at"] == "2025-03-04T06:00:00Z"
+
+
+# --- end to end: the CLI against several outlets ---------------------------------------------
+
+def test_cli_clusters_copies_across_outlets(tmp_path: Path) -> None:
+    agency = Outlet("Reuters", 0, "rss")
+    papers = [Outlet(name, template, fmt) for name, template, fmt in (
+        ("Daily Meridian", 1, "atom"), ("Valley Herald", 2, "json"),
+        ("Harbour Town Post", 3, "rdf"), ("Metro Dispatch", 4, "rss"))]
+    outlets = [agency, *papers]
+    rng = random.Random(11)
+    agency.site.add_article("quake", WIRE_TITLE, WIRE, T0)
+    for i in range(3):
+        agency.site.add_article(f"weather-{i}", f"Weather {i}",
+                                templated_story("weather", rng)[1], T0 + timedelta(hours=i))
+        agency.site.add_article(f"policy-{i}", f"Policy {i}", story(f"budget row {i}", 6),
+                                T0 + timedelta(hours=i))
+    for outlet in outlets:
+        outlet.site.start()
+    try:
+        config = write_config(tmp_path / "newswire.yaml", [o.feed_url for o in outlets],
+                              dedupe={"band_window_days": 30})
+        # The agency publishes first; the papers' copies follow (arriving in any order).
+        assert run_cli("once", config=config).code == 0
+        copies = copies_of_the_wire()
+        for paper, name in zip(papers, ("trimmed", "wrapped", "edited", "verbatim"),
+                               strict=True):
+            paper.site.add_article("earthquake", f"{WIRE_TITLE} | {paper.name}", copies[name],
+                                   T0 + timedelta(hours=2))
+        result = run_cli("once", "--all", config=config)
+        assert result.code == 0, result.stderr
+        counts = re.search(r"4 new articles \((\d+) exact and (\d+) near", result.stdout)
+        assert counts and int(counts[1]) + int(counts[2]) == 4, result.stdout
+        db = tmp_path / "newswire.db"
+
+        def query(sql: str) -> list[tuple]:
+            with sqlite3.connect(db) as conn:
+                return conn.execute(sql).fetchall()
+
+        quake = query("SELECT cluster_id, sitename, duplicate_kind FROM articles "
+                      "WHERE title LIKE 'Strong earthquake%'")
+        assert len(quake) == 5 and len({c for c, *_ in quake}) == 1
+        cluster = quake[0][0]
+        canonical = query(f"SELECT a.sitename, c.size FROM clusters c JOIN articles a "
+                          f"ON a.id = c.canonical_article_id WHERE c.id = '{cluster}'")
+        assert canonical == [("Reuters", 5)]
+        others = query("SELECT cluster_id FROM articles WHERE title NOT LIKE 'Strong%'")
+        assert len(others) == 6 and len({c for (c,) in others}) == 6
+        view = query("SELECT cluster_id, canonical_title, outlets_count FROM "
+                     "stories_by_outlets")
+        assert view == [(cluster, WIRE_TITLE, 5)]
+
+        before = query("SELECT id, cluster_id, duplicate_of, duplicate_kind, duplicate_score "
+                       "FROM articles ORDER BY id")
+        bands = query("SELECT * FROM neardup_bands ORDER BY 1, 2")
+        assert run_cli("once", "--all", config=config).code == 0
+        assert query("SELECT id, cluster_id, duplicate_of, duplicate_kind, duplicate_score "
+                     "FROM articles ORDER BY id") == before
+
+        result = run_cli("reindex", config=config)
+        assert result.code == 0, result.stderr
+        assert f"into {len(bands)} band rows" in result.stdout
+        assert query("SELECT * FROM neardup_bands ORDER BY 1, 2") == bands
+
+        # `once` keeps the index within its window: age one signature past it.
+        with sqlite3.connect(db) as conn:
+            conn.execute("UPDATE neardup_signatures SET indexed_at = '2000-01-01T00:00:00Z' "
+                         "WHERE id = 1")
+        assert run_cli("once", "--all", config=config).code == 0
+        assert query("SELECT count(*) FROM neardup_bands WHERE signature_id = 1") == [(0,)]
+        assert query("SELECT in_index FROM neardup_signatures WHERE id = 1") == [(0,)]
+        assert len(query("SELECT * FROM neardup_bands")) == len(bands) - 28
+    finally:
+        for outlet in outlets:
+            outlet.site.stop()
