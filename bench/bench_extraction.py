@@ -95,10 +95,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--limit", type=int, default=None, help="first N pages of each set")
     parser.add_argument("--quick", action="store_true", help="first 200 pages of each set")
     parser.add_argument("--workdir", default=None, help="keep run directories here")
-    args = parser.parse_args(argv)
-    args.quick = args.quick or os.environ.get("BENCH_QUICK") == "1"  # make bench BENCH_QUICK=1
-    if not scoring.corpus_available():
-        print(f"skipped: ../shared/corpus not found (looked in {scoring.CORPUS_DIR})")
+    args = corpus_site.parse_args(parser, argv)
+    if args is None:
         return 0
     limit = args.limit or (200 if args.quick else None)
     print(f"== extraction quality: {corpus_site.machine()}")

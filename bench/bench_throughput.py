@@ -102,10 +102,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=None, help="runs per size (median)")
     parser.add_argument("--repoll-feeds", type=int, default=None)
     parser.add_argument("--workdir", default=None, help="keep run directories here")
-    args = parser.parse_args(argv)
-    args.quick = args.quick or os.environ.get("BENCH_QUICK") == "1"  # make bench BENCH_QUICK=1
-    if not scoring.corpus_available():
-        print(f"skipped: ../shared/corpus not found (looked in {scoring.CORPUS_DIR})")
+    args = corpus_site.parse_args(parser, argv)
+    if args is None:
         return 0
     sizes = [int(s) for s in (args.sizes or ("300" if args.quick else "300,3000")).split(",")]
     repeat = args.repeat or (1 if args.quick else 3)

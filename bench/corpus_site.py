@@ -17,6 +17,7 @@ pipeline under test is never slowed by it; its CPU time is reported.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import gzip
 import hashlib
@@ -385,6 +386,18 @@ def stored_articles(database: Path) -> dict[str, dict[str, object]]:
                           "a.text_source, a.duplicate_kind FROM entries e "
                           "JOIN articles a ON a.id = e.article_id").fetchall()
     return {row["link"]: dict(row) for row in rows}
+
+
+def parse_args(parser: argparse.ArgumentParser, argv: list[str] | None
+               ) -> argparse.Namespace | None:
+    """A benchmark's arguments (`--quick` also from BENCH_QUICK=1, e.g. `make bench
+    BENCH_QUICK=1`), or None after saying so when ../shared/corpus is absent."""
+    args = parser.parse_args(argv)
+    args.quick = args.quick or os.environ.get("BENCH_QUICK") == "1"
+    if not scoring.corpus_available():
+        print(f"skipped: ../shared/corpus not found (looked in {scoring.CORPUS_DIR})")
+        return None
+    return args
 
 
 def load_sets(names: tuple[str, ...] = scoring.SETS) -> list[Page]:

@@ -200,51 +200,6 @@ def test_lines_a_site_repeats_are_dropped_from_its_later_pages(tmp_path: Path) -
         store.close()
 
 
-def _descendants(pid: int) -> set[int]:
-    found: set[int] = set()
-    stack = [pid]
-    while stack:
-        current = stack.pop()
-        for task in Path(f"/proc/{current}/task").glob("*"):
-            try:
-                children = [int(c) for c in (task / "children").read_text().split()]
-            except OSError:
-                continue
-            found.update(children)
-            stack.extend(children)
-    return found
-
-
-@pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="needs Linux /proc")
-def test_a_killed_run_leaves_no_worker_processes_behind(tmp_path: Path) -> None:
-    import signal
-    import subprocess
-    import sys
-    import time
-
-    from tests.conftest import REPO
-
-    with NewsSite() as site:
-        add_stories(site, range(6))
-        for i in range(6):  # pages answer slowly, so workers are up when the kill comes
-            site.set_fault(f"/news/s{i}.html", "delay", seconds=2)
-        config = write_config(tmp_path / "newswire.yaml", [site.feed_url("rss")])
-        proc = subprocess.Popen([sys.executable, "-m", "pipeline", "--config", str(config),
-                                 "once"], cwd=REPO, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL)
-        try:
-            site.wait_for_requests("/news/", 1, timeout=60)
-            workers = _descendants(proc.pid)
-        finally:
-            proc.send_signal(signal.SIGKILL)
-            proc.wait()
-        assert len(workers) >= 3  # fork server, its workers, the resource tracker
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and any(Path(f"/proc/{p}").exists() for p in workers):
-            time.sleep(0.1)
-        assert not [p for p in workers if Path(f"/proc/{p}").exists()]
-
-
 def test_compressed_pages_are_decoded_in_the_worker_and_bombs_stop_at_max_bytes(
         tmp_path: Path) -> None:
     import gzip
