@@ -399,7 +399,8 @@ class Store:
                 values = {"name": feed.name, "interval_seconds": feed.interval,
                           "cron": feed.cron, "active": 1, "config_url": url}
                 if url in rows:
-                    self.db["feeds"].update(rows[url]["id"], values)
+                    if any(rows[url][key] != value for key, value in values.items()):
+                        self.db["feeds"].update(rows[url]["id"], values)  # only if changed
                 else:
                     self.db["feeds"].insert({"url": url, "config_url": url, "added_at": now,
                                              "next_poll_at": now, **values})
