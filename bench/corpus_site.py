@@ -46,6 +46,7 @@ from bench.scoring import Page  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 _META = re.compile(rb"<meta\b[^>]*>", re.I)
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 _ATTR = re.compile(rb"""([\w:-]+)\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s>]+))""")
 
 
@@ -85,6 +86,9 @@ class Site:
     host_ports: dict[str, int] = field(default_factory=dict)
     feed_port: int = 0
     sockets: list[socket.socket] = field(default_factory=list)  # listening, one per port
+    # Items carry a pubDate (the manifest's date, else a fixed one) and the manifest's author
+    # as dc:creator, as most news feeds do; without, the pipeline finds both on the page.
+    dated: bool = False
 
     def feed_urls(self) -> list[str]:
         return [f"http://127.0.0.1:{self.feed_port}/feed/{i}.xml" for i in range(len(self.feeds))]
@@ -106,7 +110,8 @@ def _listening_sockets(count: int) -> list[socket.socket]:
     return sockets
 
 
-def build_site(pages: list[Page], total: int, feeds: int, sites: int | None = None) -> Site:
+def build_site(pages: list[Page], total: int, feeds: int, sites: int | None = None,
+               dated: bool = False) -> Site:
     """`total` served pages cycling through `pages` (copies get distinct URLs), in `feeds`
     feeds of round-robin items. Every original host gets its own port, or with `sites` the
     original hosts share that many ports (a few big sites rather than hundreds of small)."""
@@ -135,18 +140,26 @@ def build_site(pages: list[Page], total: int, feeds: int, sites: int | None = No
     items: list[list[int]] = [[] for _ in range(max(1, feeds))]
     for i in range(total):
         items[i % len(items)].append(i)
-    return Site(served, items, host_ports, ports[-1], sockets)
+    return Site(served, items, host_ports, ports[-1], sockets, dated)
 
 
 def feed_xml(site: Site, index: int) -> bytes:
     entries = []
     for i in site.feeds[index]:
         served = site.pages[i]
+        extra = ""
+        if site.dated:
+            day = (served.page.publish_date or "2019-11-19")[:10]
+            extra = f"<pubDate>{day[8:10] or '01'} {_MONTHS[int(day[5:7] or 1) - 1]} " \
+                    f"{day[:4]} 12:00:00 GMT</pubDate>"
+            if served.page.author:
+                extra += f"<dc:creator>{escape(served.page.author)}</dc:creator>"
         entries.append(
             f"<item><title>{escape(served.page.title)}</title><link>{escape(served.url)}</link>"
-            f"<guid isPermaLink=\"false\">page-{i}</guid>"
+            f"<guid isPermaLink=\"false\">page-{i}</guid>{extra}"
             f"<description>{escape(served.summary)}</description></item>")
-    return (f'<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel>'
+    return (f'<?xml version="1.0" encoding="utf-8"?><rss version="2.0" '
+            f'xmlns:dc="http://purl.org/dc/elements/1.1/"><channel>'
             f"<title>Corpus feed {index}</title><link>http://127.0.0.1:{site.feed_port}/</link>"
             f"<description>bench</description>{''.join(entries)}</channel></rss>").encode()
 
