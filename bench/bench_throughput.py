@@ -43,19 +43,27 @@ SITES = 16  # the corpus's ~870 hosts are served as this many sites (ports)
 CORES = os.cpu_count() or 1
 
 
-def single_process_times(pages: list[scoring.Page]) -> tuple[list[float], list[float]]:
-    """Seconds per page of plain `bare_extraction` with metadata, and of `extract`."""
+def single_process_times(pages: list[scoring.Page]
+                         ) -> tuple[list[float], list[float], list[float]]:
+    """Seconds per page of plain `bare_extraction` with metadata and of `extract`, and the CPU
+    seconds per page of `bare_extraction` (which other jobs on the machine inflate far less
+    than the elapsed time)."""
     for page in pages[:20]:  # warm-up: imports, lazily built patterns and caches
         scoring.plain_trafilatura_metadata(page.html, page.url)
         scoring.plain_trafilatura(page.html, page.url)
-    timings: tuple[list[float], list[float]] = ([], [])
-    for fn, times in ((scoring.plain_trafilatura_metadata, timings[0]),
-                      (scoring.plain_trafilatura, timings[1])):
-        for page in pages:
-            started = time.perf_counter()
-            fn(page.html, page.url)
-            times.append(time.perf_counter() - started)
-    return timings
+    meta: list[float] = []
+    meta_cpu: list[float] = []
+    plain: list[float] = []
+    for page in pages:
+        started, started_cpu = time.perf_counter(), time.process_time()
+        scoring.plain_trafilatura_metadata(page.html, page.url)
+        meta.append(time.perf_counter() - started)
+        meta_cpu.append(time.process_time() - started_cpu)
+    for page in pages:
+        started = time.perf_counter()
+        scoring.plain_trafilatura(page.html, page.url)
+        plain.append(time.perf_counter() - started)
+    return meta, plain, meta_cpu
 
 
 def run_size(pages: list[scoring.Page], total: int, workdir: Path,
@@ -115,21 +123,23 @@ def main(argv: list[str] | None = None) -> int:
 
     pages = corpus_site.load_sets()
     print(f"== throughput: {corpus_site.machine()}; load average {_load()} at start")
-    meta, plain = single_process_times(pages)
+    meta, plain, meta_cpu = single_process_times(pages)
     print(f"single process, warm, {len(pages)} unique pages: plain `bare_extraction` with "
-          f"metadata {sum(meta):.1f} s (median {statistics.median(meta) * 1000:.1f} ms/page), "
+          f"metadata {sum(meta):.1f} s (median {statistics.median(meta) * 1000:.1f} ms/page; "
+          f"{sum(meta_cpu):.1f} s of CPU), "
           f"plain `extract` {sum(plain):.1f} s (median "
           f"{statistics.median(plain) * 1000:.1f} ms/page)")
 
     with tempfile.TemporaryDirectory(prefix="nw-bench-") as tmp:
         workdir = Path(args.workdir or tmp)
         print(f"\nmedians of {repeat} cold run(s) per size; bound = single-process time / "
-              f"{CORES} cores")
+              f"{CORES} cores; CPU efficiency = plain `bare_extraction` CPU per page / the "
+              f"pipeline's CPU per page (all processes), which is about ratio / utilisation")
         print("| pages | feeds | articles | wall s | pages/s | bound: `bare_extraction` + "
               "metadata, pages/s | **ratio** | bound: `extract` text only, pages/s | ratio | "
-              "CPU utilisation | main-process share of CPU | peak RSS, process tree MB | "
-              "largest process MB |")
-        print("|" + "---|" * 13)
+              "CPU utilisation | CPU efficiency | main-process share of CPU | peak RSS, "
+              "process tree MB | largest process MB |")
+        print("|" + "---|" * 14)
         rows = [(total, False, repeat) for total in sizes]
         if not args.quick:  # typical news feeds: dates and authors in the items
             rows.append((max(sizes), True, 1))
@@ -138,6 +148,7 @@ def main(argv: list[str] | None = None) -> int:
             wall = statistics.median(r["wall_s"] for r in runs)
             bound_meta = sum(meta[i % len(pages)] for i in range(total)) / CORES
             bound_text = sum(plain[i % len(pages)] for i in range(total)) / CORES
+            bound_cpu = sum(meta_cpu[i % len(pages)] for i in range(total))
 
             def median(key: str, runs: list[dict[str, float]] = runs) -> float:
                 return statistics.median(r[key] for r in runs)
@@ -147,6 +158,7 @@ def main(argv: list[str] | None = None) -> int:
                   f"{total / wall:.1f} | {total / bound_meta:.1f} | "
                   f"**{bound_meta / wall:.2f}** | {total / bound_text:.1f} | "
                   f"{bound_text / wall:.2f} | {median('util'):.0%} | "
+                  f"{bound_cpu / median('cpu_s'):.2f} | "
                   f"{median('main_cpu_s') / median('cpu_s'):.0%} | "
                   f"{max(r['tree_mb'] for r in runs):.0f} | "
                   f"{max(r['process_mb'] for r in runs):.0f} |", flush=True)
