@@ -11,7 +11,12 @@ same run. A page with no stored article scores as an empty prediction.
 
 Metadata (wcxb-dev has publish_date and author in its manifest): the share of pages whose
 stored date matches to the day and whose author is found, next to plain trafilatura's
-`bare_extraction` metadata. Exits 0 with a "skipped" message when ../shared/corpus is absent.
+`bare_extraction` metadata.
+
+Ablation (in process, same pages): what each step of pipeline/extract.py buys, from
+trafilatura's default mode to the recall mode with its coverage fallback and the line
+clean-up of pipeline/boilerplate.py (the manifest title standing in for the feed's).
+Exits 0 with a "skipped" message when ../shared/corpus is absent.
 """
 
 from __future__ import annotations
@@ -29,11 +34,42 @@ from bench import corpus_site, scoring  # noqa: E402
 from bench.baseline_extraction import author_matches, date_matches  # noqa: E402
 from bench.scoring import Page  # noqa: E402
 
+ABLATION = ("default mode (`bare_extraction`)", "recall mode",
+            "+ default mode when recall keeps < 15% of the page's words",
+            "+ a repeated headline dropped", "+ call-to-action lines dropped (the pipeline)")
 
-def _plain(page: Page) -> tuple[str, dict[str, str | None]]:
+
+def _ablation(page: Page) -> list[str]:
+    """The text after each step of ABLATION."""
+    import trafilatura
+
+    from pipeline.boilerplate import TITLE_LINES, clean_lines, is_headline
+    from pipeline.extract import LONG_ENOUGH, MIN_PAGE_SHARE, visible_words
+
+    tree = trafilatura.load_html(page.html)
+    if tree is None:
+        return [""] * len(ABLATION)
+    options = dict(url=page.url, include_comments=False, include_tables=True)
+    texts = [(doc.text if doc is not None else "") or "" for doc in (
+        trafilatura.bare_extraction(tree, **options),
+        trafilatura.bare_extraction(tree, favor_recall=True, **options))]
+    default, recall = texts
+    words = len(recall.split())
+    chosen = recall
+    if words < LONG_ENOUGH and words < MIN_PAGE_SHARE * visible_words(tree) and \
+            len(default) > len(recall):
+        chosen = default
+    lines = [line for line in chosen.split("\n") if line.strip()]
+    headline = [line for i, line in enumerate(lines)
+                if i >= TITLE_LINES or not is_headline(line, [page.title])]
+    return [default, recall, chosen, "\n".join(headline),
+            "\n".join(clean_lines(lines, [page.title]))]
+
+
+def _plain(page: Page) -> tuple[str, dict[str, str | None], list[str]]:
     metadata = (scoring.plain_trafilatura_metadata(page.html, page.url)
                 if page.publish_date or page.author else {})
-    return scoring.plain_trafilatura(page.html, page.url), metadata
+    return scoring.plain_trafilatura(page.html, page.url), metadata, _ablation(page)
 
 
 def _fmt(metrics: dict[str, float]) -> str:
@@ -58,6 +94,7 @@ def run_set(set_name: str, limit: int | None, workdir: Path) -> None:
     stored = corpus_site.stored_articles(config.parent / "newswire.db")
     rows = [stored.get(served.url) for served in site.pages]
     ours = [str(row["text"]) if row else "" for row in rows]
+    plain_texts = [text for text, _, _ in plain]
 
     truths = [page.truth for page in pages]
     articles = len({row["id"] for row in rows if row})
@@ -68,15 +105,23 @@ def run_set(set_name: str, limit: int | None, workdir: Path) -> None:
           f"pages ({from_feed} with the feed's text); `once` took {stats.wall_s:.0f} s")
     print("| extractor | shingle F1 | word F1 |")
     print("|---|---|---|")
-    for name, preds in (("plain trafilatura 2.3.1 (`extract`)", [p for p, _ in plain]),
+    for name, preds in (("plain trafilatura 2.3.1 (`extract`)", plain_texts),
                         ("newswire pipeline (stored texts)", ours)):
         pairs = list(zip(preds, truths, strict=True))
         print(f"| {name} | {_fmt(scoring.corpus_shingle_f1(pairs))} | "
               f"{_fmt(scoring.corpus_word_f1(pairs))} |")
 
-    dated = [(page, row, meta) for page, row, (_, meta) in zip(pages, rows, plain, strict=True)
+    print("\nablation, in process:\n| step | shingle F1 | word F1 |\n|---|---|---|")
+    for step, name in enumerate(ABLATION):
+        pairs = [(steps[step], truth) for (_, _, steps), truth in zip(plain, truths,
+                                                                      strict=True)]
+        print(f"| {name} | {scoring.corpus_shingle_f1(pairs)['f1']:.4f} | "
+              f"{scoring.corpus_word_f1(pairs)['f1']:.4f} |")
+
+    dated = [(page, row, meta) for page, row, (_, meta, _) in zip(pages, rows, plain,
+                                                                  strict=True)
              if page.publish_date]
-    authored = [(page, row, meta) for page, row, (_, meta)
+    authored = [(page, row, meta) for page, row, (_, meta, _)
                 in zip(pages, rows, plain, strict=True) if page.author]
     if dated or authored:
         print("\n| metadata | date matches to the day | author found |")
