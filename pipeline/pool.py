@@ -4,7 +4,7 @@ Workers are started by a fork server that has already imported and warmed up the
 extraction code, so starting one costs a fork rather than a fresh interpreter importing
 trafilatura and compiling dateparser's patterns (over a second of CPU) — which matters because
 workers are recycled to bound the memory trafilatura and lxml accumulate. The main process never
-imports trafilatura itself: a run that only sees 304 Not Modified never starts the pool.
+imports trafilatura itself, and a run that only sees 304 Not Modified starts no process.
 
 Everything crossing the process boundary is plain data: page bytes go out undecoded (decoding
 is worker work) and come back as frozen dataclasses.
@@ -35,7 +35,6 @@ _WARM_UP_PAGE = """<!doctype html><html lang="en"><head><title>Warm-up story - S
     f"<p>Paragraph {i} of a story written on 4 March 2025 so that the extractors, the date "
     f"search and their lazily compiled expressions all run once before real work.</p>"
     for i in range(8)) + "</article><footer>All rights reserved.</footer></body></html>"
-
 
 
 def die_with_parent() -> None:
