@@ -84,8 +84,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _since(value: str) -> str:
     """--since: a date or an ISO 8601 time (UTC unless it says otherwise), as stored times."""
-    from datetime import UTC, datetime
-
     try:
         when = datetime.fromisoformat(value.strip())
     except ValueError:

@@ -23,7 +23,7 @@ import socket
 import time
 import zlib
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urljoin, urlsplit
@@ -453,6 +453,4 @@ class Fetcher:
 
 
 def _replace(result: FetchResult, **changes: Any) -> FetchResult:
-    from dataclasses import replace
-
     return replace(result, **changes)
