@@ -7,9 +7,10 @@ any working directory and in any install.
 
 Read-only, and live: the database is served as a normal (mutable) file, which Datasette opens
 with `mode=ro` connections and re-reads as the daemon writes (WAL lets readers and the one
-writer work at the same time). It is never served with `-i`/immutable, which would assume the
-file never changes. No writable canned query is shipped, and Datasette 0.65 has no other way
-to write; arbitrary SQL from the browser runs on the read-only connections.
+writer work at the same time). It is served with `-i`/immutable, which assumes the file
+never changes, only when it cannot change (see `serve_command`). No writable canned query is
+shipped, and Datasette 0.65 has no other way to write; arbitrary SQL from the browser runs on
+the read-only connections.
 """
 
 from __future__ import annotations
@@ -48,9 +49,15 @@ def metadata_for(database: Path) -> dict[str, Any]:
     return metadata
 
 
-def serve_command(database: Path, host: str, port: int, metadata_file: Path) -> list[str]:
-    """The `datasette serve` command line (metadata_file: where metadata_for() was written)."""
-    command = [sys.executable, "-m", "datasette", "serve", str(database),
+def serve_command(database: Path, host: str, port: int, metadata_file: Path,
+                  immutable: bool = False) -> list[str]:
+    """The `datasette serve` command line (metadata_file: where metadata_for() was written).
+
+    `immutable` only for a file that cannot change: one in a directory the user may only
+    read, with no WAL file (no writer can exist, and a WAL reader would need to create
+    its shared-memory file there)."""
+    command = [sys.executable, "-m", "datasette", "serve",
+               *(["-i", str(database)] if immutable else [str(database)]),
                "--host", host, "--port", str(port), "--metadata", str(metadata_file),
                "--template-dir", str(ASSETS / "templates"),
                "--plugins-dir", str(ASSETS / "plugins")]
@@ -59,12 +66,13 @@ def serve_command(database: Path, host: str, port: int, metadata_file: Path) -> 
     return command
 
 
-def serve(database: Path, host: str, port: int) -> int:
+def serve(database: Path, host: str, port: int, immutable: bool = False) -> int:
     """Run Datasette until it stops; SIGTERM and Ctrl-C stop it cleanly. Its exit code."""
     with tempfile.TemporaryDirectory(prefix="newswire-serve-") as workdir:
         metadata_file = Path(workdir) / "metadata.json"
         metadata_file.write_text(json.dumps(metadata_for(database)), encoding="utf-8")
-        process = subprocess.Popen(serve_command(database, host, port, metadata_file))
+        process = subprocess.Popen(serve_command(database, host, port, metadata_file,
+                                                 immutable))
         previous = signal.signal(signal.SIGTERM, lambda *_: process.terminate())
         try:
             return process.wait()

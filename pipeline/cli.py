@@ -76,6 +76,9 @@ def build_parser() -> argparse.ArgumentParser:
     imp.add_argument("dir")
     imp.add_argument("-q", "--quiet", action="store_true", help="no summary line")
 
+    sub.add_parser("repair", help="check the database; when damaged, copy everything "
+                   "readable into a fresh file with rebuilt indexes (the old one is kept)")
+
     serve = sub.add_parser("serve", help="browse the corpus in Datasette (read-only)")
     serve.add_argument("--port", type=int, default=8001)
     serve.add_argument("--host", default="127.0.0.1")
@@ -104,22 +107,33 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"newswire: config error: {exc}", file=sys.stderr)
         return EXIT_CONFIG
     handler = COMMANDS[args.command]
-    from pipeline.store import LockedError, StoreError
+    import sqlite3
+
+    from pipeline.store import DatabaseDamaged, LockedError, StoreError, is_damage
 
     try:
         return handler(config, args)
     except StoreError as exc:
         print(f"newswire: database error: {exc}", file=sys.stderr)
         return EXIT_DATABASE
+    except sqlite3.DatabaseError as exc:
+        if not is_damage(exc):
+            raise
+        print(f"newswire: database error: {DatabaseDamaged(config.database, str(exc))}",
+              file=sys.stderr)
+        return EXIT_DATABASE
     except LockedError as exc:
         print(f"newswire: {exc}; exiting", file=sys.stderr)
         return EXIT_LOCKED
 
 
-def _open_store(config: Config, lock: bool = False):  # noqa: ANN202 - Store, lazily imported
+def _open_store(config: Config, lock: bool = False,  # noqa: ANN202 - Store, lazily imported
+                readonly: bool = False):
+    """The database: locked for the writing commands, read-only for the reading ones (which
+    then never wait for a writer and work on a file the user can only read)."""
     from pipeline.store import Store
 
-    store = Store.open(config.database, config.dedupe)
+    store = Store.open(config.database, config.dedupe, readonly=readonly)
     if lock:
         try:
             store.acquire_lock()
@@ -131,10 +145,11 @@ def _open_store(config: Config, lock: bool = False):  # noqa: ANN202 - Store, la
 
 def cmd_once(config: Config, args: argparse.Namespace) -> int:
     from pipeline.run import run_once
+    from pipeline.schedule import due_feeds
 
     with _open_store(config, lock=True) as store:
         store.sync_feeds(config.feeds)
-        due = len(store.feeds(include_all=args.all))
+        due = len(due_feeds(store, config.schedule, include_all=args.all))
         with _progress("polling feeds", due, quiet=args.quiet) as bar:
             report = asyncio.run(run_once(config, store, include_all=args.all,
                                           progress=_feed_progress(bar) if bar else None))
@@ -206,16 +221,17 @@ def cmd_status(config: Config, args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    with _open_store(config) as store:
-        store.sync_feeds(config.feeds)
-        rows = store.status_rows()
+    from pipeline.feedlist import as_configured
+
+    with _open_store(config, readonly=True) as store:
+        rows = as_configured(store.status_rows(), config.feeds)
     now = datetime.now(UTC)
     table = Table(box=None, pad_edge=False)
     for column in ("id", "health", "feed", "last poll", "next poll", "schedule", "status",
                    "failures", "articles", "last error"):
         table.add_column(column)
     for row in rows:
-        table.add_row(str(row["id"]), _health(row), row["name"][:50],
+        table.add_row(str(row["id"] or "-"), _health(row), row["name"][:50],
                       row["last_polled_at"] or "never", _next_poll(row, now), _schedule(row),
                       str(row["last_status"] or "-"), str(row["consecutive_failures"]),
                       str(row["articles"]), (row["last_error"] or "")[:60])
@@ -334,11 +350,11 @@ def cmd_import_opml(config: Config, args: argparse.Namespace) -> int:
 
 
 def cmd_export_opml(config: Config, args: argparse.Namespace) -> int:
+    from pipeline.feedlist import as_configured
     from pipeline.opml import Outline, write_opml
 
-    with _open_store(config) as store:
-        store.sync_feeds(config.feeds)
-        rows = store.feed_list()
+    with _open_store(config, readonly=True) as store:
+        rows = [r for r in as_configured(store.feed_list(), config.feeds) if r["active"]]
     data = write_opml(Outline(url=r["url"], title=r["name"] or r["title"],
                               html_url=r["site_url"]) for r in rows)
     if args.file == "-":
@@ -353,7 +369,8 @@ def cmd_export(config: Config, args: argparse.Namespace) -> int:
     from pipeline.export import export_jsonl, export_text
 
     write = export_text if args.format == "text" else export_jsonl
-    with _open_store(config) as store, _progress("exporting", None, args.quiet) as bar:
+    with _open_store(config, readonly=True) as store, \
+            _progress("exporting", None, args.quiet) as bar:
         try:
             report = write(store, args.dir, since=args.since,
                            include_duplicates=args.include_duplicates,
@@ -402,9 +419,17 @@ def cmd_reindex(config: Config, args: argparse.Namespace) -> int:
 def cmd_serve(config: Config, args: argparse.Namespace) -> int:
     from pipeline.browse import serve
 
-    with _open_store(config):
-        pass  # create and migrate the database so Datasette has tables to show
-    return serve(config.database, args.host, args.port)
+    with _open_store(config, readonly=True) as store:
+        immutable = store.immutable  # exists, has this newswire's tables, can be read
+    return serve(config.database, args.host, args.port, immutable=immutable)
+
+
+def cmd_repair(config: Config, args: argparse.Namespace) -> int:
+    from pipeline.store import repair
+
+    report = repair(config.database, config.dedupe)
+    print(report.line())
+    return 0 if report.ok else EXIT_DATABASE
 
 
 COMMANDS = {
@@ -418,4 +443,5 @@ COMMANDS = {
     "import": cmd_import,
     "reindex": cmd_reindex,
     "serve": cmd_serve,
+    "repair": cmd_repair,
 }

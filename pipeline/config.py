@@ -50,6 +50,7 @@ class ScheduleConfig:
     max_backoff: float = 86_400.0
     unconditional_every: float = 86_400.0
     tick: float = 5.0
+    stop_grace: float = 60.0  # the daemon's time to finish in-flight polls on SIGTERM
 
 
 @dataclass(frozen=True)
@@ -242,7 +243,7 @@ def _read_fetch(path: Path, data: Any) -> FetchConfig:
 def _read_schedule(path: Path, data: Any) -> ScheduleConfig:
     r = _Reader(path, "schedule", data)
     r.reject_unknown({"interval", "min_interval", "max_interval", "max_backoff",
-                      "unconditional_every", "tick"})
+                      "unconditional_every", "tick", "stop_grace"})
     d = ScheduleConfig()
     return ScheduleConfig(
         interval=r.get("interval", parse_duration, d.interval),
@@ -251,6 +252,7 @@ def _read_schedule(path: Path, data: Any) -> ScheduleConfig:
         max_backoff=r.get("max_backoff", parse_duration, d.max_backoff),
         unconditional_every=r.get("unconditional_every", parse_duration, d.unconditional_every),
         tick=r.get("tick", parse_duration, d.tick),
+        stop_grace=r.get("stop_grace", parse_duration, d.stop_grace),
     )
 
 

@@ -10,10 +10,16 @@ from __future__ import annotations
 
 import hashlib
 import re
+from dataclasses import replace
 from functools import lru_cache
+from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsplit
 
 from pipeline.text import normalise_for_hash
+
+if TYPE_CHECKING:
+    from pipeline.extract import Article
+    from pipeline.neardup import Similarity
 
 # Query parameters that identify a campaign or a click, never the document.
 TRACKING_PARAMS = frozenset({
@@ -84,3 +90,22 @@ def same_site(a: str, b: str) -> bool:
         h = (urlsplit(u).hostname or "").lower()
         return h[4:] if h.startswith("www.") else h
     return bool(host(a)) and host(a) == host(b)
+
+
+def canonical_claim_holds(page_url: str, stored_page_url: str | None, same_text: bool,
+                          similarity: Similarity | None, threshold: float) -> bool:
+    """Whether a page may join the article already stored under the same id (its canonical
+    URL). A site can point many distinct pages at one canonical (its home or a section
+    page), so only the same page, the same text or a near duplicate of it joins; any other
+    page keeps its own URL, and nothing is lost."""
+    if page_url and stored_page_url and canonical_url(page_url) == canonical_url(
+            stored_page_url):
+        return True  # the same page again (its text may have changed since)
+    return same_text or (similarity is not None and similarity.containment >= threshold)
+
+
+def keyed_by_page(article: Article) -> Article:
+    """The article under its own page URL, the refused canonical claim kept as evidence."""
+    page = canonical_url(article.url)
+    return replace(article, id=article_id(page), canonical_url=page,
+                   claimed_canonical_url=article.canonical_url)

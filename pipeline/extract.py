@@ -112,6 +112,7 @@ class Article:
     description: str | None = None
     tags: tuple[str, ...] = ()
     line_keys: tuple[int, ...] = ()  # the extracted lines before site filtering, for the store
+    claimed_canonical_url: str | None = None  # a canonical claim refused (dedupe.keyed_by_page)
 
 
 @contextmanager

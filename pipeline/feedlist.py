@@ -19,6 +19,7 @@ import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 import lxml.etree
@@ -238,8 +239,33 @@ def add_feeds(config: Config, store: Store, feeds: Sequence[FeedConfig],
             config = append_to_config(config.path, new)
         store.sync_feeds(config.feeds)
         return AddReport(tuple(new), tuple(already))
-    listed = {row["url"] for row in store.feed_list()} | configured
+    listed = {row["url"] for row in store.feed_list() if row["active"]} | configured
     new = [f for f in feeds if f.url not in listed]
     for feed in new:
         store.add_feed(feed.url, feed.name)
     return AddReport(tuple(new), tuple(f for f in feeds if f.url in listed))
+
+
+def as_configured(rows: Sequence[dict[str, Any]], feeds: Sequence[FeedConfig]
+                  ) -> list[dict[str, Any]]:
+    """Feed rows from the database as the next run will have them, without writing: feeds
+    from the config are active and those no longer in it inactive (what `sync_feeds` does),
+    and config feeds not in the database yet are added as rows without an id."""
+    wanted = {feed.url: feed for feed in feeds}
+    found: set[str] = set()
+    result = []
+    for row in rows:
+        if row.get("config_url"):
+            found.add(row["config_url"])
+            row = {**row, "active": int(row["config_url"] in wanted)}
+        result.append(row)
+    known = {row["url"] for row in rows}
+    for url, feed in wanted.items():
+        if url not in found and url not in known:
+            result.append({"id": None, "url": url, "config_url": url, "name": feed.name or url,
+                           "title": None, "site_url": None, "active": 1, "gone": 0,
+                           "last_polled_at": None, "next_poll_at": None, "last_status": None,
+                           "consecutive_failures": 0, "last_error": None,
+                           "current_interval": None, "interval_seconds": feed.interval,
+                           "cron": feed.cron, "articles": 0, "entries": 0})
+    return result

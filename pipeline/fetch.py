@@ -17,14 +17,14 @@ records them against the feed and carries on.
 from __future__ import annotations
 
 import asyncio
-import email.utils
+import http.cookiejar
 import ipaddress
 import socket
 import time
 import zlib
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 from urllib.robotparser import RobotFileParser
@@ -33,6 +33,7 @@ import httpcore
 import httpx
 
 from pipeline.config import FetchConfig
+from pipeline.values import content_length, parse_int, parse_retry_after, validator
 
 FEED_ACCEPT = (
     "application/rss+xml, application/atom+xml, application/rdf+xml, application/feed+json, "
@@ -74,11 +75,11 @@ class FetchResult:
 
     @property
     def etag(self) -> str | None:
-        return self.headers.get("etag")
+        return validator(self.headers.get("etag"))
 
     @property
     def last_modified(self) -> str | None:
-        return self.headers.get("last-modified")
+        return validator(self.headers.get("last-modified"))
 
     @property
     def content_type(self) -> str:
@@ -87,27 +88,6 @@ class FetchResult:
     def retry_after(self, now: datetime | None = None) -> float | None:
         """Seconds the server asked us to wait (Retry-After as seconds or an HTTP date)."""
         return parse_retry_after(self.headers.get("retry-after"), now)
-
-
-def seconds_until(http_date: str, now: datetime | None = None) -> float | None:
-    """Seconds from now until an HTTP date (0 if past), or None when it is not a date."""
-    try:
-        when = email.utils.parsedate_to_datetime(http_date)
-    except (TypeError, ValueError, IndexError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
-
-
-def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
-    """Retry-After as seconds: either form the RFC allows (delta-seconds or an HTTP date)."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    return seconds_until(value, now)
 
 
 # --- the address guard --------------------------------------------------------------------
@@ -210,6 +190,7 @@ class _Decoder:
         self.size = 0
         self.parts: list[bytes] = []
         self._z: Any = None
+        self._head = b""  # deflate bytes held until the stream's kind is known
         if self.coding in ("gzip", "x-gzip"):
             self._z = zlib.decompressobj(16 + zlib.MAX_WBITS)
 
@@ -224,8 +205,13 @@ class _Decoder:
             self._add(chunk)
             return
         if self._z is None:  # deflate: zlib-wrapped per the RFC, raw in practice
-            raw = not (len(chunk) >= 2 and chunk[0] & 0x0F == 8 and
-                       ((chunk[0] << 8) | chunk[1]) % 31 == 0)
+            # The two-byte zlib header decides, so wait for two bytes: a network chunk
+            # can be a single byte.
+            self._head += chunk
+            if len(self._head) < 2:
+                return
+            chunk, self._head = self._head, b""
+            raw = not (chunk[0] & 0x0F == 8 and ((chunk[0] << 8) | chunk[1]) % 31 == 0)
             self._z = zlib.decompressobj(-zlib.MAX_WBITS if raw else zlib.MAX_WBITS)
         data = chunk
         while data:
@@ -234,6 +220,8 @@ class _Decoder:
             data = self._z.unconsumed_tail
 
     def finish(self) -> bytes:
+        if self._head:  # a deflate body of one byte: not a stream either way
+            raise ValueError(f"truncated {self.coding} body")
         if self._z is not None:
             self._add(self._z.flush(self.limit - self.size + 1))
             if not self._z.eof:  # a cut-off stream is an error, not a shorter document
@@ -307,6 +295,10 @@ class Fetcher:
             transport=transport,
             follow_redirects=False,
             trust_env=False,  # a proxy from the environment would bypass the address guard
+            # No cookie jar: cookies a page sets would be replayed to every later request to
+            # its host, other feeds' included, and can grow until the server answers 400.
+            cookies=http.cookiejar.CookieJar(http.cookiejar.DefaultCookiePolicy(
+                allowed_domains=[])),
             timeout=httpx.Timeout(config.timeout),
             headers={"User-Agent": config.user_agent, "Accept-Encoding": "gzip, deflate"},
         )
@@ -323,19 +315,20 @@ class Fetcher:
 
     async def fetch(self, url: str, *, etag: str | None = None,
                     last_modified: str | None = None, accept: str = FEED_ACCEPT,
-                    decode: bool = True) -> FetchResult:
+                    decode: bool = True, slot: Slot | None = None) -> FetchResult:
         """GET url (conditionally when validators are given) within the whole deadline.
 
         With decode=False the body stays as sent (Content-Encoding applied, max_bytes
         capping its raw size): decompressing is then the caller's job, with decode_body, in
-        a worker process rather than on the event loop.
+        a worker process rather than on the event loop. A `slot` is taken once the host's
+        limit lets the request go, and left for the caller to release.
         """
         started = time.monotonic()
         conditional = bool(etag or last_modified)
         try:
             async with asyncio.timeout(self.config.timeout) as deadline:
                 result = await self._follow(url, etag, last_modified, accept, deadline,
-                                            decode)
+                                            decode, slot)
         except TimeoutError:
             result = FetchResult(url, url, error=f"deadline of {self.config.timeout:g}s exceeded",
                                  error_kind="timeout")
@@ -344,7 +337,7 @@ class Fetcher:
 
     async def _follow(self, url: str, etag: str | None, last_modified: str | None,
                       accept: str, deadline: asyncio.Timeout,
-                      decode: bool = True) -> FetchResult:
+                      decode: bool, slot: Slot | None) -> FetchResult:
         current = url
         permanent = True
         visited: set[str] = set()
@@ -364,7 +357,7 @@ class Fetcher:
                 headers["If-None-Match"] = etag
             if last_modified:
                 headers["If-Modified-Since"] = last_modified
-            result = await self._get_once(url, current, headers, deadline, decode)
+            result = await self._get_once(url, current, headers, deadline, decode, slot)
             if result.error or result.status not in REDIRECT_CODES:
                 moved = current if (current != url and permanent) else None
                 return _replace(result, permanent_redirect=moved)
@@ -373,7 +366,11 @@ class Fetcher:
                 return _replace(result, error=f"redirect {result.status} without Location",
                                 error_kind="redirect")
             permanent = permanent and result.status in PERMANENT_CODES
-            current = urljoin(current, location.strip())
+            try:
+                current = urljoin(current, location.strip())
+            except ValueError as exc:
+                return _replace(result, error=f"bad redirect Location: {exc}",
+                                error_kind="redirect")
             if current in visited:
                 return FetchResult(url, current, status=result.status,
                                    error="redirect loop", error_kind="redirect")
@@ -381,14 +378,22 @@ class Fetcher:
                            error_kind="redirect")
 
     async def _get_once(self, url: str, current: str, headers: dict[str, str],
-                        deadline: asyncio.Timeout, decode: bool = True) -> FetchResult:
+                        deadline: asyncio.Timeout, decode: bool,
+                        slot: Slot | None) -> FetchResult:
         host = (urlsplit(current).hostname or "").lower()
-        # Waiting for the host's turn is politeness, not the server's slowness: the deadline
-        # stops while queued, so a busy host's backlog never times out unsent.
+        # Waiting for the host's turn (and then for a slot) is politeness and our own
+        # congestion, not the server's slowness: the deadline stops while queued, so a busy
+        # host's backlog never times out unsent.
         loop = asyncio.get_running_loop()
         remaining = (deadline.when() or loop.time()) - loop.time()
         deadline.reschedule(None)
         sem = await self.limiter.acquire(host)
+        try:
+            if slot is not None:
+                await slot.take()
+        except BaseException:
+            sem.release()
+            raise
         deadline.reschedule(loop.time() + max(remaining, 0.0))
         try:
             async with self.client.stream("GET", current, headers=headers) as response:
@@ -418,9 +423,9 @@ class Fetcher:
 
     async def _read_body(self, response: httpx.Response, decode: bool = True) -> bytes:
         limit = self.config.max_bytes
-        length = response.headers.get("content-length", "")
+        length = content_length(response.headers.get("content-length"))
         encoding = response.headers.get("content-encoding", "") if decode else ""
-        if length.isdigit() and not encoding and int(length) > limit:
+        if length is not None and not encoding and length > limit:
             raise BodyTooLarge(f"Content-Length {length} exceeds max_bytes ({limit})")
         decoder = _Decoder(encoding, limit)
         async for chunk in response.aiter_raw():
@@ -436,20 +441,69 @@ class Fetcher:
         if origin not in self._robots:  # one fetch per host, shared by concurrent callers
             self._robots[origin] = asyncio.ensure_future(self._load_robots(origin))
         parser = await asyncio.shield(self._robots[origin])  # others may share the task
-        return parser is None or parser.can_fetch(self.config.user_agent, url)
+        if parser is None:
+            return True
+        try:
+            return parser.can_fetch(self.config.user_agent, url)
+        except ValueError:  # a URL the robots parser cannot split: the fetch will say why
+            return True
 
     async def _load_robots(self, origin: str) -> RobotFileParser | None:
         """The host's rules; None (everything allowed) when it has no usable robots.txt."""
         result = await self.fetch(origin + "/robots.txt", accept="text/plain, */*")
         if result.ok:
-            parser = RobotFileParser()
-            parser.parse(result.body.decode("utf-8", "replace").splitlines())
-            return parser
+            return parse_robots(result.body)
         if result.status in (401, 403):
             parser = RobotFileParser()
             parser.disallow_all = True
             return parser
         return None
+
+
+def _robots_line_ok(line: str) -> bool:
+    """Whether the standard library's parser can take this line: its Crawl-delay and
+    Request-rate values go through int() after a str.isdigit() check that lets "²" by."""
+    field, _, value = line.partition(":")
+    field = field.strip().lower()
+    value = value.split("#", 1)[0].strip()
+    if field == "crawl-delay":
+        return parse_int(value) is not None
+    if field == "request-rate":
+        requests, _, seconds = value.partition("/")
+        return parse_int(requests) is not None and parse_int(seconds) is not None
+    return True
+
+
+def parse_robots(body: bytes) -> RobotFileParser | None:
+    """A robots.txt body as rules; None (everything allowed) when it cannot be read."""
+    lines = [line for line in body.decode("utf-8", "replace").splitlines()
+             if _robots_line_ok(line)]
+    parser = RobotFileParser()
+    try:
+        parser.parse(lines)
+    except Exception:  # noqa: BLE001 - a server's file must never stop a poll
+        return None
+    return parser
+
+
+class Slot:
+    """One of a bounded number of places for pages being worked on, taken by the fetcher
+    only when a page's host lets its request go (waiting for a slow host's turn holds no
+    place) and released by its owner when the work is done. Taking it twice is a no-op."""
+
+    def __init__(self, places: asyncio.Semaphore) -> None:
+        self.places = places
+        self.held = False
+
+    async def take(self) -> None:
+        if not self.held:
+            await self.places.acquire()
+            self.held = True
+
+    def release(self) -> None:
+        if self.held:
+            self.places.release()
+            self.held = False
 
 
 def _replace(result: FetchResult, **changes: Any) -> FetchResult:

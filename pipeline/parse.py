@@ -24,6 +24,7 @@ from feedparser.encodings import convert_to_utf8
 
 from pipeline.dedupe import canonical_url
 from pipeline.text import clean, one_line, plain_title
+from pipeline.values import MAX_SECONDS, parse_int
 
 MAX_ENTITY_EXPANSION = 1_000_000  # characters an internal DTD may add to a document
 MAX_TITLE = 1_000
@@ -207,17 +208,21 @@ def _entry(raw: Any, now: datetime) -> Entry:
     )
 
 
+_PERIODS = {"hourly": 3600, "daily": 86400, "weekly": 604800, "monthly": 2592000,
+            "yearly": 31536000}
+
+
 def _ttl(feed: Any) -> float | None:
-    """The feed's own refresh hint: RSS `<ttl>` minutes, or `sy:updatePeriod`/`Frequency`."""
-    ttl = str(feed.get("ttl") or "").strip()
-    if ttl.isdigit() and int(ttl) > 0:
-        return int(ttl) * 60.0
-    period = str(feed.get("sy_updateperiod") or "").strip().lower()
-    seconds = {"hourly": 3600, "daily": 86400, "weekly": 604800, "monthly": 2592000,
-               "yearly": 31536000}.get(period)
+    """The feed's own refresh hint: RSS `<ttl>` minutes, or `sy:updatePeriod`/`Frequency`.
+    Values that are not plain numbers are ignored (pipeline.values)."""
+    minutes = parse_int(feed.get("ttl"), MAX_SECONDS // 60)
+    if minutes:
+        return minutes * 60.0
+    period = feed.get("sy_updateperiod")
+    seconds = _PERIODS.get(period.strip().lower()) if isinstance(period, str) else None
     if seconds:
-        freq = str(feed.get("sy_updatefrequency") or "1").strip()
-        return seconds / max(1, int(freq) if freq.isdigit() else 1)
+        frequency = parse_int(feed.get("sy_updatefrequency"), seconds) or 1
+        return seconds / frequency
     return None
 
 

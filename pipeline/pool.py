@@ -92,6 +92,12 @@ def process_page(job: ExtractJob) -> tuple[Article, Any]:
     return article, None
 
 
+def start_workers(pool: ProcessPoolExecutor) -> None:
+    """Start a pool's first worker and wait until it answers (blocking: call it in a
+    thread). The first worker of a run also starts the fork server."""
+    pool.submit(os.getpid).result()
+
+
 def pool_size(workers: int) -> int:
     """Worker processes for the `extract.workers` setting (0: one per CPU)."""
     return workers or os.cpu_count() or 1

@@ -17,7 +17,7 @@ import asyncio
 import logging
 import time
 import zlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field, replace
@@ -34,11 +34,12 @@ from pipeline.fetch import (
     Fetcher,
     FetchResult,
     Resolver,
+    Slot,
     system_resolver,
 )
 from pipeline.parse import Entry, ParsedFeed
-from pipeline.pool import make_pool, parse_in_worker, pool_size, process_page
-from pipeline.schedule import PollOutcome, next_poll
+from pipeline.pool import make_pool, parse_in_worker, pool_size, process_page, start_workers
+from pipeline.schedule import PollOutcome, due_feeds, next_poll
 from pipeline.store import (
     EntryBatch,
     FeedState,
@@ -46,6 +47,7 @@ from pipeline.store import (
     PollResult,
     PollSummary,
     Store,
+    StoreError,
     StoreWriteError,
     iso,
     parse_iso,
@@ -123,6 +125,7 @@ class Runner:
         # Its processes start with the first job: a run of 304s never starts any.
         self.pool: ProcessPoolExecutor | None = None
         self._pool_jobs = 0  # jobs given to the current pool
+        self._pool_started = False  # the fork server is up (the first pool's first job)
         self._pool_pending: set[asyncio.Future[Any]] = set()  # jobs not yet returned
         self._pool_lock = asyncio.Lock()
         self.stopping = False
@@ -165,6 +168,12 @@ class Runner:
             if self.pool is None:
                 self.pool = make_pool(extract.workers)
                 self._pool_jobs = 0
+            if not self._pool_started:
+                # The first worker starts the fork server, which imports and warms the
+                # extractor (a second or two): in a thread, so fetches in flight keep their
+                # deadlines meanwhile.
+                await asyncio.to_thread(start_workers, self.pool)
+                self._pool_started = True
             self._pool_jobs += 1
             return self.pool
 
@@ -232,7 +241,7 @@ class Runner:
                       ) -> RunReport:
         """Poll every due feed (every active feed with include_all), concurrently."""
         report = RunReport()
-        due = self.store.feeds(include_all=include_all)
+        due = due_feeds(self.store, self.config.schedule, include_all)
         if self.metrics:
             self.metrics.due_feeds.set(len(due))
         feeds: Iterator[FeedState] = iter(due)
@@ -248,16 +257,69 @@ class Runner:
 
         try:
             await asyncio.gather(*(poller() for _ in range(MAX_FEEDS_IN_FLIGHT)))
+        except (StoreError, asyncio.CancelledError):  # a damaged database, or shutdown
+            self.stopping = True  # the other pollers start no more polls
+            raise
         finally:
             self._page_tasks.clear()
             self._site_lines.clear()
         return report
 
     async def poll_and_record(self, feed: FeedState) -> tuple[PollResult, PollSummary]:
-        """Poll one feed and write it: entry batches first, then the poll itself."""
-        assert self.fetcher is not None
+        """Poll one feed and write it: entry batches first, then the poll itself.
+
+        The failure boundary of a poll: whatever the poll raises is recorded against its
+        feed (error, backoff, a fetch-log row) and the run goes on; only a database that
+        can no longer be used stops the run.
+        """
         started = datetime.now(UTC)
         clock = time.monotonic()
+        try:
+            result, written, write_error = await self._poll(feed, started, clock)
+        except StoreError:  # the database itself is unusable: no feed can be recorded
+            raise
+        except Exception as exc:  # noqa: BLE001 - one feed must never stop the others
+            fatal = self.store.damaged(exc)
+            if fatal is not None:
+                raise fatal from exc
+            log.error("poll of %s failed unexpectedly", feed.url, exc_info=True)
+            result, written, write_error = self._crashed(feed, started, clock, exc), \
+                _NOTHING, None
+        try:
+            if write_error is not None:
+                raise write_error
+            summary = _add(written, await self._write(result))
+        except StoreWriteError as exc:
+            result, summary = self._write_failed(feed, result, exc)
+        self._forget_pages(e.link for e in result.entries)
+        fields = {"feed": feed.url, "feed_id": feed.id, "outcome": poll_outcome(result),
+                  "status": result.status, "bytes": result.bytes,
+                  "new_entries": summary.new_entries, "new_articles": summary.new_articles,
+                  "duration_ms": result.duration_ms, "next_poll_at": result.next_poll_at,
+                  "error": result.error}
+        log.info("poll", extra={"fields": fields})
+        if self.metrics:
+            self.metrics.observe_poll(result, summary)
+        return result, summary
+
+    def _crashed(self, feed: FeedState, started: datetime, clock: float,
+                 exc: Exception) -> PollResult:
+        """The record of a poll that raised: a failure, backed off like any other."""
+        schedule = next_poll(feed, PollOutcome(status=None, failed=True),
+                             self.config.schedule, now=started)
+        return PollResult(
+            feed_id=feed.id, started_at=iso(started),
+            duration_ms=int((time.monotonic() - clock) * 1000), status=None, bytes=0,
+            error=f"internal error: {type(exc).__name__}: {exc}"[:1000],
+            next_poll_at=iso(schedule.at) if schedule.at else None,
+            consecutive_failures=schedule.consecutive_failures,
+            current_interval=schedule.interval)
+
+    async def _poll(self, feed: FeedState, started: datetime, clock: float
+                    ) -> tuple[PollResult, PollSummary, StoreWriteError | None]:
+        """Fetch, parse and extract one feed, writing its entry batches as they are ready:
+        (the poll's result, what the batches wrote, the write error that stopped them)."""
+        assert self.fetcher is not None
         etag, modified = self._validators(feed, started)
         response = await self.fetcher.fetch(feed.url, etag=etag, last_modified=modified)
         parsed: ParsedFeed | None = None
@@ -292,16 +354,17 @@ class Runner:
             except StoreWriteError as exc:
                 write_error = exc  # the poll is not recorded: its feed stays due
                 break
-            self._forget_pages(batch)
+            self._forget_pages(e.link for e in batch)
 
+        retry_after = response.retry_after(started)
         schedule = next_poll(feed, PollOutcome(
             status=response.status, failed=error is not None,
-            retry_after=response.retry_after(started), headers=response.headers,
+            retry_after=retry_after, headers=response.headers,
             ttl_seconds=parsed.ttl_seconds if parsed else None,
             new_entries=len(fresh),
             total_entries=len(parsed.entries) if parsed else 0,
         ), self.config.schedule, now=started)
-        if response.status in (429, 503) and response.retry_after(started) is not None:
+        if response.status in (429, 503) and retry_after is not None:
             error = None  # throttled, not failed: the next poll honours Retry-After
         result = PollResult(
             feed_id=feed.id, started_at=iso(started),
@@ -317,22 +380,7 @@ class Runner:
             warning=parsed.warning if parsed else None, entries=last,
             batched_entries=written.new_entries, batched_articles=written.new_articles,
         )
-        try:
-            if write_error is not None:
-                raise write_error
-            summary = _add(written, await self._write(result))
-        except StoreWriteError as exc:
-            result, summary = self._write_failed(feed, result, exc)
-        self._forget_pages(fresh[-ENTRY_BATCH:])
-        fields = {"feed": feed.url, "feed_id": feed.id, "outcome": poll_outcome(result),
-                  "status": result.status, "bytes": result.bytes,
-                  "new_entries": summary.new_entries, "new_articles": summary.new_articles,
-                  "duration_ms": result.duration_ms, "next_poll_at": result.next_poll_at,
-                  "error": result.error}
-        log.info("poll", extra={"fields": fields})
-        if self.metrics:
-            self.metrics.observe_poll(result, summary)
-        return result, summary
+        return result, written, write_error
 
     def _write_failed(self, feed: FeedState, result: PollResult,
                       exc: StoreWriteError) -> tuple[PollResult, PollSummary]:
@@ -360,13 +408,13 @@ class Runner:
             return None, None
         return feed.etag, feed.last_modified
 
-    def _forget_pages(self, entries: Sequence[Entry]) -> None:
+    def _forget_pages(self, links: Iterable[str | None]) -> None:
         """Written articles are found in the store from now on; drop their finished tasks."""
-        for entry in entries:
-            if entry.link:
-                task = self._page_tasks.get(canonical_url(entry.link))
+        for link in links:
+            if link:
+                task = self._page_tasks.get(canonical_url(link))
                 if task is not None and task.done():
-                    del self._page_tasks[canonical_url(entry.link)]
+                    del self._page_tasks[canonical_url(link)]
 
     # -- entries and their pages
 
@@ -400,11 +448,18 @@ class Runner:
                         fingerprint=fingerprint)
 
     async def _article(self, entry: Entry) -> tuple[str, Article, Any]:
-        """Fetch the entry's page and extract it in the pool: (final url, article, print)."""
-        async with self._pages:  # held until extracted: fetched HTML never piles up
+        """Fetch the entry's page and extract it in the pool: (final url, article, print).
+
+        A page holds one of MAX_PAGES_IN_FLIGHT slots from the moment its host lets the
+        request go until its extraction returns, so fetched HTML never piles up; waiting
+        for its host's turn holds none, so a slow host cannot starve the others."""
+        slot = Slot(self._pages)
+        try:
             page_url, body, headers, page_error = entry.link or "", None, {}, None
             if entry.link:
-                page_url, body, headers, page_error = await self._fetch_page(entry.link)
+                page_url, body, headers, page_error = await self._fetch_page(entry.link,
+                                                                             slot)
+            await slot.take()  # extraction is work too, page or not
             job = ExtractJob(
                 url=page_url, html=body, content_type=headers.get("content-type", ""),
                 content_encoding=headers.get("content-encoding", ""),
@@ -418,6 +473,8 @@ class Runner:
             except WorkerCrashed as exc:  # keep the entry: the feed's own content, no page
                 article, fingerprint = process_page(replace(job, html=None,
                                                             page_error=str(exc)))
+        finally:
+            slot.release()
         return page_url, article, fingerprint
 
     def _lines_of_site(self, url: str) -> frozenset[int]:
@@ -426,14 +483,15 @@ class Runner:
             self._site_lines[site] = self.store.site_lines(site)
         return self._site_lines[site]
 
-    async def _fetch_page(self, url: str) -> tuple[str, bytes | None, dict[str, str],
-                                                  str | None]:
+    async def _fetch_page(self, url: str, slot: Slot
+                          ) -> tuple[str, bytes | None, dict[str, str], str | None]:
         """(final url, raw body or None, response headers, error or None) for one page."""
         assert self.fetcher is not None
         if not await self.fetcher.allowed_by_robots(url):
             return url, None, {}, "disallowed by robots.txt"
         # Decompressing is left to the worker: it is CPU the event loop should not spend.
-        response: FetchResult = await self.fetcher.fetch(url, accept=PAGE_ACCEPT, decode=False)
+        response: FetchResult = await self.fetcher.fetch(url, accept=PAGE_ACCEPT, decode=False,
+                                                         slot=slot)
         error = _response_error(response)
         if error is None and response.status != 200:
             error = f"HTTP {response.status}"

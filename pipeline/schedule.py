@@ -20,20 +20,19 @@ import asyncio
 import contextlib
 import logging
 import random
-import re
 import signal
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.cron import CronTrigger
 
 from pipeline.config import ScheduleConfig
-from pipeline.fetch import seconds_until
-from pipeline.store import FeedState
+from pipeline.store import FeedState, StoreError, iso, parse_iso
+from pipeline.values import cache_lifetime
 
 log = logging.getLogger("newswire")
-_MAX_AGE = re.compile(r"(?:^|[,\s])max-age\s*=\s*\"?(\d+)")
 
 
 @dataclass(frozen=True)
@@ -55,17 +54,6 @@ class NextPoll:
     consecutive_failures: int
     interval: float | None
     gone: bool = False
-
-
-def cache_lifetime(headers: dict[str, str] | None, now: datetime) -> float | None:
-    """Seconds the response says it stays fresh (Cache-Control max-age, else Expires)."""
-    if not headers:
-        return None
-    match = _MAX_AGE.search(headers.get("cache-control", "").lower())
-    if match:
-        return float(match.group(1))
-    expires = headers.get("expires")
-    return seconds_until(expires, now) if expires else None
 
 
 def adapt_interval(previous: float, new: int, total: int, config: ScheduleConfig) -> float:
@@ -113,6 +101,48 @@ def next_poll(feed: FeedState, outcome: PollOutcome, config: ScheduleConfig,
     return NextPoll(now + timedelta(seconds=wait), 0, interval)
 
 
+# --- which feeds are due ---------------------------------------------------------------------
+
+# Every next-poll time the schedule sets is capped (max_interval, max_backoff), so one
+# further ahead than the caps, with this margin, was set while the wall clock was wrong.
+CLOCK_SLACK = 3600.0
+
+
+def clock_error_after(config: ScheduleConfig, now: datetime) -> datetime:
+    """A next-poll time later than this cannot have come from the schedule."""
+    return now + timedelta(seconds=max(config.max_interval, config.max_backoff) + CLOCK_SLACK)
+
+
+def stranded(feed: FeedState, config: ScheduleConfig, now: datetime) -> bool:
+    """Whether the feed's next poll lies beyond anything its schedule could have set (the
+    clock jumped forward, then back): then it is polled now and rescheduled."""
+    when = parse_iso(feed.next_poll_at)
+    if when is None or when <= clock_error_after(config, now):
+        return False
+    if feed.cron:  # a cron schedule may legitimately fire far ahead (say, yearly)
+        fire = CronTrigger.from_crontab(feed.cron, timezone=UTC).get_next_fire_time(None, now)
+        return fire is None or when > fire + timedelta(seconds=CLOCK_SLACK)
+    return True
+
+
+def due_feeds(store: Any, config: ScheduleConfig, include_all: bool = False,
+              now: datetime | None = None) -> list[FeedState]:
+    """The feeds to poll now: those due, and those a wall-clock jump left stranded."""
+    now = now or datetime.now(UTC)
+    feeds = store.feeds(due_at=iso(now), include_all=include_all,
+                        beyond=iso(clock_error_after(config, now)))
+    due = []
+    for feed in feeds:
+        when = parse_iso(feed.next_poll_at)
+        if include_all or when is None or when <= now:
+            due.append(feed)
+        elif stranded(feed, config, now):
+            log.warning("next poll of %s was set for %s, beyond any schedule: the clock was "
+                        "wrong; polling it now", feed.url, feed.next_poll_at)
+            due.append(feed)
+    return due
+
+
 # --- the daemon -------------------------------------------------------------------------------
 
 async def run_daemon(config: Any, store: Any, resolver: Any = None,
@@ -148,27 +178,86 @@ async def run_daemon(config: Any, store: Any, resolver: Any = None,
     log.info("daemon stopped")
 
 
+class _SkippedTicks(logging.Filter):
+    """A pass outlasting the tick is expected (the next tick is skipped, by design):
+    APScheduler's warning about it on every tick would bury the log."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "maximum number of running instances reached" not in record.getMessage()
+
+
+logging.getLogger("apscheduler.scheduler").addFilter(_SkippedTicks())
+
+
+class FromNow(BaseTrigger):
+    """Fires `seconds` after the wall-clock time it is asked at.
+
+    APScheduler's IntervalTrigger counts from the previous fire time, so after the clock
+    jumps forward it lists every missed run first (ten years of 5-second ticks: 63 million
+    datetimes). Counting from now, a jump costs one run."""
+
+    def __init__(self, seconds: float) -> None:
+        self.interval = timedelta(seconds=seconds)
+
+    def get_next_fire_time(self, previous_fire_time: datetime | None,
+                           now: datetime) -> datetime:
+        return now + self.interval
+
+
+async def _watch_clock(scheduler: Any, stop: asyncio.Event, every: float) -> None:
+    """Bring forward a job whose next run the wall clock put out of reach.
+
+    APScheduler waits for wall-clock times; after the clock goes back, a job would wait as
+    long as the clock went back. This loop runs on the event loop's monotonic clock."""
+    while not stop.is_set():
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), every)
+        now = datetime.now(UTC)
+        for job in scheduler.get_jobs():
+            interval = getattr(job.trigger, "interval", timedelta(0))
+            if job.next_run_time and job.next_run_time > now + interval + timedelta(
+                    seconds=every):
+                log.warning("the wall clock went back: job %s was due at %s; running it now",
+                            job.id, job.next_run_time.isoformat())
+                job.modify(next_run_time=now)
+
+
 async def _serve(config: Any, store: Any, resolver: Any, stop: asyncio.Event,
                  metrics: Any) -> None:
+    """Run the poll and maintenance jobs until `stop`, then wind down within
+    `schedule.stop_grace`: no new poll starts, in-flight polls finish and are written; a
+    pass still running at the end of the grace period is cancelled (each poll is written
+    whole or not at all, so its feeds simply stay due)."""
     from apscheduler.schedulers.asyncio import AsyncIOScheduler
-    from apscheduler.triggers.interval import IntervalTrigger
 
     from pipeline.run import Runner
 
     loop = asyncio.get_running_loop()
-    inflight: set[asyncio.Task[Any]] = set()
+    ticks: set[asyncio.Task[Any]] = set()  # the scheduler's tick jobs in flight
+    passes: set[asyncio.Task[Any]] = set()  # the poll passes they run
+    fatal: list[BaseException] = []
     async with Runner(config, store, resolver, metrics=metrics) as runner:
         async def tick() -> None:
-            task = asyncio.current_task()
-            assert task is not None
-            inflight.add(task)
+            me = asyncio.current_task()
+            assert me is not None
+            ticks.add(me)
             try:
-                if not runner.stopping:
-                    await runner.run_due()
-            except Exception:  # noqa: BLE001 - a bad tick must not kill the daemon
-                log.exception("poll pass failed")
+                if runner.stopping:
+                    return
+                one_pass = asyncio.ensure_future(runner.run_due())
+                passes.add(one_pass)
+                await asyncio.wait({one_pass})  # never raises: shutdown decides its fate
+                passes.discard(one_pass)
+                if one_pass.cancelled():
+                    return
+                error = one_pass.exception()
+                if isinstance(error, StoreError):  # the database is unusable: stop
+                    fatal.append(error)
+                    stop.set()
+                elif error is not None:
+                    log.error("poll pass failed", exc_info=error)
             finally:
-                inflight.discard(task)
+                ticks.discard(me)
 
         async def maintain() -> None:
             try:
@@ -176,18 +265,34 @@ async def _serve(config: Any, store: Any, resolver: Any, stop: asyncio.Event,
             except Exception:  # noqa: BLE001
                 log.exception("maintenance failed")
 
+        every = max(config.schedule.tick, 0.5)
         scheduler = AsyncIOScheduler(timezone=UTC, event_loop=loop)
-        scheduler.add_job(tick, IntervalTrigger(seconds=max(config.schedule.tick, 0.5)),
-                          id="poll-due", coalesce=True, max_instances=1,
-                          next_run_time=datetime.now(UTC), misfire_grace_time=None)
-        scheduler.add_job(maintain, IntervalTrigger(hours=6), id="maintenance",
-                          coalesce=True, max_instances=1, next_run_time=datetime.now(UTC))
+        scheduler.add_job(tick, FromNow(every), id="poll-due", coalesce=True,
+                          max_instances=1, next_run_time=datetime.now(UTC),
+                          misfire_grace_time=None)
+        scheduler.add_job(maintain, FromNow(6 * 3600), id="maintenance", coalesce=True,
+                          max_instances=1, next_run_time=datetime.now(UTC),
+                          misfire_grace_time=None)
         scheduler.start()
+        watch = asyncio.ensure_future(_watch_clock(scheduler, stop, every))
         log.info("daemon started: %d feeds, tick %.1fs", len(config.feeds),
                  config.schedule.tick)
         await stop.wait()
-        log.info("stopping: finishing in-flight polls")
         runner.stopping = True
+        scheduler.pause()
+        await watch
+        grace = config.schedule.stop_grace
+        if passes:
+            log.info("stopping: finishing in-flight polls (at most %gs)", grace)
+            _done, late = await asyncio.wait(set(passes), timeout=grace)
+            if late:
+                log.warning("stop grace of %gs over: in-flight polls cancelled; their feeds "
+                            "stay due and are polled at the next start", grace)
+                for one_pass in late:
+                    one_pass.cancel()
+                await asyncio.wait(late)
+        if ticks:
+            await asyncio.wait(set(ticks))
         scheduler.shutdown(wait=False)
-        if inflight:
-            await asyncio.wait(set(inflight))
+    if fatal:
+        raise fatal[0]

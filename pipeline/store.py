@@ -25,9 +25,10 @@ import sqlite_utils
 from pipeline import neardup
 from pipeline.boilerplate import site_of
 from pipeline.config import DedupeConfig
+from pipeline.dedupe import canonical_claim_holds, keyed_by_page, text_hash
 from pipeline.extract import Article
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 BUSY_TIMEOUT_MS = 30_000
 MIN_WORDS_FOR_TEXT_DEDUPE = 25
 # Near-duplicate lookups: a cap on the candidates read (an index bucket shared by thousands of
@@ -57,6 +58,31 @@ def parse_iso(value: str | None) -> datetime | None:
 
 class StoreError(Exception):
     """The database cannot be used (missing directory, corrupt file, newer schema)."""
+
+
+class DatabaseDamaged(StoreError):
+    """SQLite found the file damaged (a page of a table or index overwritten, not a
+    database at all): nothing more can be written safely until it is repaired."""
+
+    def __init__(self, path: Path | None, detail: str) -> None:
+        where = str(path) if path else "the database"
+        super().__init__(
+            f"{where} is damaged ({detail}); nothing more was written. "
+            f"`newswire repair` copies everything readable into a fresh file and rebuilds "
+            f"the indexes and the search index; if a table itself is damaged, recover what "
+            f"SQLite can read with `sqlite3 {where} .recover | sqlite3 recovered.db` and "
+            f"point `database:` at recovered.db. Keep a copy of the damaged file.")
+
+
+_SQLITE_CORRUPT = 11
+_SQLITE_NOTADB = 26
+
+
+def is_damage(exc: BaseException) -> bool:
+    """Whether an SQLite error says the file itself is damaged (retrying cannot help)."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    return isinstance(exc, sqlite3.DatabaseError) and code is not None and \
+        code & 0xFF in (_SQLITE_CORRUPT, _SQLITE_NOTADB)
 
 
 class LockedError(Exception):
@@ -278,7 +304,13 @@ def _migration_5(db: sqlite_utils.Database) -> None:
                f"WHERE pages >= {SITE_LINE_MIN_PAGES}")
 
 
-MIGRATIONS = {1: _migration_1, 2: _migration_2, 5: _migration_5}
+def _migration_6(db: sqlite_utils.Database) -> None:
+    """The canonical URL a page claimed when the claim was refused (its text differs from
+    the article already stored under that URL): kept as evidence of the site's markup."""
+    db.execute("ALTER TABLE articles ADD COLUMN claimed_canonical_url TEXT")
+
+
+MIGRATIONS = {1: _migration_1, 2: _migration_2, 5: _migration_5, 6: _migration_6}
 
 
 # --- the store ------------------------------------------------------------------------------
@@ -292,15 +324,24 @@ class Store:
         self.path = path
         self.dedupe = dedupe or DedupeConfig()
         self._lock_file: Any = None
+        self.readonly = False
+        self.immutable = False  # read as a file nobody writes (see _open_readonly)
         self._scheme_checked = False
         # Evidence found by find_near_duplicate, written by index_fingerprint once the
         # article row exists: (article id, edge rows).
         self._pending_edges: tuple[str, list[tuple[Any, ...]]] | None = None
 
     @classmethod
-    def open(cls, path: str | os.PathLike[str], dedupe: DedupeConfig | None = None) -> Store:
-        """Open (creating and migrating if needed) the database at path."""
+    def open(cls, path: str | os.PathLike[str], dedupe: DedupeConfig | None = None,
+             readonly: bool = False) -> Store:
+        """Open (creating and migrating if needed) the database at path.
+
+        With readonly, open an existing database for reading only: nothing is created,
+        migrated or locked, so it works while another process writes (WAL) and on a file
+        the user can only read."""
         path = Path(path)
+        if readonly:
+            return cls._open_readonly(path, dedupe)
         if str(path) != ":memory:" and not path.parent.exists():
             try:
                 path.parent.mkdir(parents=True, exist_ok=True)
@@ -320,6 +361,54 @@ class Store:
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"cannot use database {path}: {exc}") from None
         return store
+
+    @classmethod
+    def _open_readonly(cls, path: Path, dedupe: DedupeConfig | None) -> Store:
+        if not path.is_file():
+            raise StoreError(f"no database at {path} yet: `newswire once` creates it")
+        try:
+            store = cls._connect_readonly(path, dedupe, "mode=ro")
+        except sqlite3.OperationalError as exc:
+            # A WAL database needs its -shm file, which a reader cannot create in a
+            # directory it may only read. With no -wal file there is no writer and nothing
+            # unmerged: the file can be read as it is.
+            if Path(f"{path}-wal").exists():
+                raise StoreError(f"cannot read database {path}: {exc}") from None
+            try:
+                store = cls._connect_readonly(path, dedupe, "immutable=1")
+            except sqlite3.DatabaseError as again:
+                raise StoreError(f"cannot read database {path}: {again}") from None
+            store.immutable = True
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"cannot read database {path}: {exc}") from None
+        version = store.schema_version
+        if version > SCHEMA_VERSION:
+            store.close()
+            raise StoreError(f"database schema {version} is newer than this newswire "
+                             f"({SCHEMA_VERSION}); upgrade newswire")
+        if version < SCHEMA_VERSION:
+            store.close()
+            raise StoreError(f"database schema {version} is older than this newswire "
+                             f"({SCHEMA_VERSION}): run `newswire once` to upgrade it")
+        store.readonly = True
+        return store
+
+    @classmethod
+    def _connect_readonly(cls, path: Path, dedupe: DedupeConfig | None, mode: str) -> Store:
+        conn = sqlite3.connect(f"{path.resolve().as_uri()}?{mode}", uri=True,
+                               timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,
+                               check_same_thread=False)
+        try:
+            conn.execute("PRAGMA query_only = 1")
+            conn.execute("SELECT count(*) FROM sqlite_master").fetchone()  # opens the file
+        except sqlite3.DatabaseError:
+            conn.close()
+            raise
+        return cls(sqlite_utils.Database(conn), path, dedupe)
+
+    def damaged(self, exc: BaseException) -> DatabaseDamaged | None:
+        """The error to stop on when exc says the file is damaged, else None."""
+        return DatabaseDamaged(self.path, str(exc)) if is_damage(exc) else None
 
     def __enter__(self) -> Store:
         return self
@@ -352,21 +441,7 @@ class Store:
         """Take the exclusive writer lock (a sidecar file), or raise LockedError."""
         if self.path is None or self._lock_file is not None:
             return
-        lock_path = self.path.with_name(self.path.name + ".lock")
-        handle = open(lock_path, "a+")  # noqa: SIM115 - held for the process lifetime
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            handle.seek(0)
-            holder = handle.read().strip() or "unknown"
-            handle.close()
-            raise LockedError(f"another newswire process (pid {holder}) is writing to "
-                              f"{self.path}") from None
-        handle.seek(0)
-        handle.truncate()
-        handle.write(str(os.getpid()))
-        handle.flush()
-        self._lock_file = handle
+        self._lock_file = _writer_lock(self.path)
 
     def release_lock(self) -> None:
         if self._lock_file is not None:
@@ -377,6 +452,8 @@ class Store:
     @contextmanager
     def write(self) -> Iterator[sqlite_utils.Database]:
         """One short write transaction; sqlite-utils calls inside nest as savepoints."""
+        if self.readonly:
+            raise StoreError(f"{self.path} was opened read-only")
         self.db.execute("BEGIN IMMEDIATE")
         try:
             yield self.db
@@ -432,13 +509,19 @@ class Store:
             return int(self.db["feeds"].insert({
                 "url": url, "name": name, "added_at": utcnow(), "active": 0}).last_pk)
 
-    def feeds(self, due_at: str | None = None, include_all: bool = False) -> list[FeedState]:
-        """Active feeds; only those due at `due_at` unless include_all."""
+    def feeds(self, due_at: str | None = None, include_all: bool = False,
+              beyond: str | None = None) -> list[FeedState]:
+        """Active feeds; only those due at `due_at` unless include_all. With `beyond`, also
+        the feeds scheduled later than that time (pipeline.schedule: a clock error)."""
         sql = "SELECT * FROM feeds WHERE active = 1"
         params: list[Any] = []
         if not include_all:
-            sql += " AND gone = 0 AND next_poll_at IS NOT NULL AND next_poll_at <= ?"
+            sql += " AND gone = 0 AND next_poll_at IS NOT NULL AND (next_poll_at <= ?"
             params.append(due_at or utcnow())
+            if beyond is not None:
+                sql += " OR next_poll_at > ?"
+                params.append(beyond)
+            sql += ")"
         sql += " ORDER BY next_poll_at, id"
         return [_feed_state(row) for row in self.db.query(sql, params)]
 
@@ -486,7 +569,7 @@ class Store:
             with self.write():
                 return [self._record(item, now) for item in items]
         except sqlite3.Error as exc:
-            raise StoreWriteError(str(exc)) from exc
+            raise self.damaged(exc) or StoreWriteError(str(exc)) from exc
 
     def record_write_failure(self, feed_id: int, started_at: str, duration_ms: int,
                              status: int | None, error: str, retry_at: str) -> None:
@@ -502,7 +585,7 @@ class Store:
                     "VALUES (?, ?, ?, ?, 0, 0, 0, 0, ?)",
                     [feed_id, started_at, duration_ms, status, error])
         except sqlite3.Error as exc:
-            raise StoreWriteError(str(exc)) from exc
+            raise self.damaged(exc) or StoreWriteError(str(exc)) from exc
 
     def _record(self, item: PollResult | EntryBatch, now: str) -> PollSummary:
         new_articles = exact = near = 0
@@ -573,12 +656,23 @@ class Store:
         """
         article = entry.article
         assert article is not None
-        if self.db.execute("SELECT 1 FROM articles WHERE id = ?", [article.id]).fetchone():
-            return None, article.id
-        from pipeline.dedupe import text_hash
+        digest = text_hash(article.text) if article.text else None
+        stored = self.db.execute("SELECT url, text_hash FROM articles WHERE id = ?",
+                                 [article.id]).fetchone()
+        if stored is not None:
+            similarity = self._similarity(article.id, entry.fingerprint)
+            if canonical_claim_holds(article.url, stored[0],
+                                     digest == stored[1] and digest is not None,
+                                     similarity, self.dedupe.threshold):
+                return None, article.id
+            # Another page with another text claims the same canonical URL (a site pointing
+            # every article at its home or section page): key this one by its own URL.
+            article = keyed_by_page(article)
+            if self.db.execute("SELECT 1 FROM articles WHERE id = ?",
+                               [article.id]).fetchone():
+                return None, article.id
 
         words = len(article.text.split())
-        digest = text_hash(article.text) if article.text else None
         duplicate_of, kind, score = None, None, None
         if digest and words >= MIN_WORDS_FOR_TEXT_DEDUPE:
             # duplicate_of names a stored copy with this very text (a near duplicate's own
@@ -607,6 +701,7 @@ class Store:
             "duplicate_score": score, "text_hash": digest, "text_source": article.text_source,
             "quality": article.quality, "extract_error": article.extract_error,
             "description": article.description, "word_count": words,
+            "claimed_canonical_url": article.claimed_canonical_url,
         })
         self.db.execute(
             "UPDATE clusters SET size = size + 1, last_seen_at = ? WHERE id = ?",
@@ -623,6 +718,19 @@ class Store:
         if kind is None and article.line_keys:  # only originals count: copies add nothing
             self._count_site_lines(site_of(article.url), article.line_keys, now)
         return kind or "", article.id
+
+    def _similarity(self, article_id: str, fingerprint: neardup.Fingerprint | None
+                    ) -> neardup.Similarity | None:
+        """How a new fingerprint compares with the stored article's, if both exist."""
+        if fingerprint is None:
+            return None
+        row = self.db.execute("SELECT signature, shingles, numbers FROM neardup_signatures "
+                              "WHERE article_id = ?", [article_id]).fetchone()
+        if row is None:
+            return None
+        jaccard = float(neardup.jaccard_many(fingerprint.signature,
+                                             neardup.signature_matrix([row[0]]))[0])
+        return neardup.compare(fingerprint, jaccard, row[1], tuple((row[2] or "").split()))
 
     # -- per-site repeated lines (pipeline.boilerplate)
 
@@ -855,7 +963,8 @@ class Store:
 
     def status_rows(self) -> list[dict[str, Any]]:
         return list(self.db.query("""
-            SELECT f.id, coalesce(f.name, f.title, f.url) AS name, f.url, f.active, f.gone,
+            SELECT f.id, coalesce(f.name, f.title, f.url) AS name, f.url, f.config_url,
+                   f.active, f.gone,
                    f.last_polled_at, f.next_poll_at, f.last_status, f.consecutive_failures,
                    f.last_error, f.current_interval, f.interval_seconds, f.cron,
                    (SELECT count(*) FROM articles a WHERE a.feed_id = f.id) AS articles,
@@ -863,9 +972,11 @@ class Store:
             FROM feeds f ORDER BY f.id"""))
 
     def feed_list(self) -> list[dict[str, Any]]:
-        """The active feeds (config and `add`), oldest first: url, name, title, site_url."""
+        """The polled feeds (config and `add`; not import sources), oldest first: url,
+        config_url, name, title, site_url, active."""
         return list(self.db.query(
-            "SELECT url, name, title, site_url FROM feeds WHERE active = 1 ORDER BY id"))
+            "SELECT url, config_url, name, title, site_url, active FROM feeds "
+            "WHERE active = 1 OR config_url IS NOT NULL ORDER BY id"))
 
     def export_articles(self, since: str | None = None, include_duplicates: bool = False
                         ) -> Iterator[dict[str, Any]]:
@@ -890,6 +1001,134 @@ class Store:
     def counts(self) -> dict[str, int]:
         return {t: self.db[t].count for t in
                 ("feeds", "entries", "articles", "clusters", "fetches")}
+
+
+def _writer_lock(path: Path) -> Any:
+    """The exclusive writer lock on a database (a sidecar file holding the pid): the open
+    file, held until closed; LockedError when another process holds it."""
+    lock_path = path.with_name(path.name + ".lock")
+    handle = open(lock_path, "a+")  # noqa: SIM115 - held for the process lifetime
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        holder = handle.read().strip() or "unknown"
+        handle.close()
+        raise LockedError(f"another newswire process (pid {holder}) is writing to "
+                          f"{path}") from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(str(os.getpid()))
+    handle.flush()
+    return handle
+
+
+# --- repair -----------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class RepairReport:
+    ok: bool  # the database at the path is sound now
+    problems: tuple[str, ...] = ()  # what the check found
+    kept: Path | None = None  # where the damaged file was moved
+    rows: int = 0  # rows copied into the fresh file
+    error: str | None = None  # why it could not be repaired
+
+    def line(self) -> str:
+        if self.error:
+            return (f"could not repair: {self.error}. Recover what SQLite can read with "
+                    f"`sqlite3 DATABASE .recover | sqlite3 recovered.db` and point "
+                    f"`database:` at recovered.db")
+        if not self.problems:
+            return "no problems found"
+        return (f"repaired: {len(self.problems)} problem(s) found "
+                f"({'; '.join(self.problems[:3])}); {self.rows} rows copied into a fresh "
+                f"file with rebuilt indexes; the damaged file is kept as {self.kept}")
+
+
+def check(path: Path) -> tuple[str, ...]:
+    """What SQLite's own checks find wrong with the file (nothing: an empty tuple)."""
+    try:
+        conn = sqlite3.connect(str(path), isolation_level=None)
+    except sqlite3.DatabaseError as exc:
+        return (str(exc),)
+    try:
+        problems = [r[0] for r in conn.execute("PRAGMA integrity_check") if r[0] != "ok"]
+        if not problems and conn.execute("SELECT 1 FROM sqlite_master WHERE name = "
+                                         "'articles_fts'").fetchone():
+            conn.execute("INSERT INTO articles_fts (articles_fts, rank) "
+                         "VALUES ('integrity-check', 1)")
+        return tuple(problems)
+    except sqlite3.DatabaseError as exc:
+        return (str(exc),)
+    finally:
+        conn.close()
+
+
+def repair(path: Path, dedupe: DedupeConfig | None = None) -> RepairReport:
+    """Check the database; when damaged, copy every table row SQLite can read into a fresh
+    file made by this newswire's migrations (indexes and the search index are rebuilt as
+    the rows go in, never read from the damaged file), then swap the files, keeping the
+    damaged one beside it. Runs under the writer lock."""
+    path = Path(path)
+    if not path.is_file():
+        raise StoreError(f"no database at {path}")
+    lock = _writer_lock(path)
+    try:
+        problems = check(path)
+        if not problems:
+            return RepairReport(ok=True)
+        fresh = path.with_name(path.name + ".repairing")
+        _remove_database(fresh)
+        try:
+            rows = _copy_readable(path, fresh, dedupe)
+        except sqlite3.DatabaseError as exc:
+            _remove_database(fresh)
+            return RepairReport(ok=False, problems=problems, error=str(exc))
+        if check(fresh):
+            _remove_database(fresh)
+            return RepairReport(ok=False, problems=problems,
+                                error="the copy did not pass the check either")
+        kept = path.with_name(f"{path.name}.damaged-{datetime.now(UTC):%Y%m%dT%H%M%SZ}")
+        for suffix in ("", "-wal"):
+            if Path(f"{path}{suffix}").exists():
+                os.replace(f"{path}{suffix}", f"{kept}{suffix}")
+        Path(f"{path}-shm").unlink(missing_ok=True)
+        os.replace(fresh, path)
+        return RepairReport(ok=True, problems=problems, kept=kept, rows=rows)
+    finally:
+        fcntl.flock(lock, fcntl.LOCK_UN)
+        lock.close()
+
+
+def _copy_readable(damaged: Path, fresh: Path, dedupe: DedupeConfig | None) -> int:
+    """Rows of every table of `damaged` into a new database at `fresh`; table scans only
+    (NOT INDEXED), so damaged indexes are never read. Columns the damaged file lacks (an
+    older schema) stay empty."""
+    rows = 0
+    with Store.open(fresh, dedupe) as store:
+        db = store.db
+        db.execute("PRAGMA foreign_keys = OFF")  # rows arrive table by table
+        db.execute("ATTACH DATABASE ? AS damaged", [f"{damaged.resolve().as_uri()}?mode=ro"])
+        tables = [r[0] for r in db.execute(
+            "SELECT name FROM main.sqlite_master WHERE type = 'table' AND name NOT LIKE "
+            "'sqlite_%' AND name NOT LIKE 'articles_fts%' ORDER BY name")]
+        with store.write():
+            for table in tables:
+                old = {r[1] for r in db.execute(f"PRAGMA damaged.table_info([{table}])")}
+                columns = ", ".join(f"[{c.name}]" for c in db[table].columns if c.name in old)
+                if not columns:
+                    continue
+                cursor = db.execute(f"INSERT OR REPLACE INTO main.[{table}] ({columns}) "
+                                    f"SELECT {columns} FROM damaged.[{table}] NOT INDEXED")
+                rows += max(cursor.rowcount, 0)
+        db.execute("DETACH DATABASE damaged")
+        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    return rows
+
+
+def _remove_database(path: Path) -> None:
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
 
 
 def _feed_state(row: dict[str, Any]) -> FeedState:

@@ -139,6 +139,7 @@ class Article:
     author: str | None = None
     summary: str | None = None
     updated: datetime | None = None
+    canonical: str | None = None  # what the page declares as its canonical URL (default: url)
 
     @property
     def text(self) -> str:
@@ -518,6 +519,7 @@ class NewsSite:
         *,
         updated: datetime | None = None,
         guid: str | None = None,
+        canonical: str | None = None,
     ) -> Article:
         """Add (or replace) the article at ``/news/{slug}.html``; naive datetimes are UTC."""
         url = f"{self.base_url}/news/{slug}.html"
@@ -531,6 +533,7 @@ class NewsSite:
             author=author,
             summary=summary,
             updated=_aware(updated) if updated is not None else None,
+            canonical=canonical,
         )
         with self._lock:
             self._articles[slug] = article
@@ -920,13 +923,14 @@ Reproduction without permission is prohibited.</p>
     def _render_page(self, a: Article) -> str:
         e = html.escape
         iso = a.published.isoformat()
+        canonical = a.canonical or a.url
         head = [
-            f'<link rel="canonical" href="{e(a.url)}">',
+            f'<link rel="canonical" href="{e(canonical)}">',
             f'<meta name="description" content="{e(a.description)}">',
             '<meta property="og:type" content="article">',
             f'<meta property="og:title" content="{e(a.title)}">',
             f'<meta property="og:site_name" content="{e(self.site_name)}">',
-            f'<meta property="og:url" content="{e(a.url)}">',
+            f'<meta property="og:url" content="{e(canonical)}">',
             f'<meta property="og:description" content="{e(a.description)}">',
             f'<meta property="article:published_time" content="{e(iso)}">',
         ]

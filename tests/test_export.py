@@ -263,6 +263,10 @@ def test_export_usage_errors(tmp_path: Path, args: list[str], message: str) -> N
 
 def test_export_into_a_file_and_import_from_nowhere_fail_clearly(tmp_path: Path) -> None:
     config = write_config(tmp_path / "newswire.yaml", ["http://feeds.example/rss"])
+    result = run_cli("export", str(tmp_path / "out"), config=config)
+    assert result.code == 3 and "no database" in result.stderr  # export never creates one
+    assert not (tmp_path / "newswire.db").exists()
+    Store.open(tmp_path / "newswire.db").close()
     (tmp_path / "file").write_text("x")
     result = run_cli("export", str(tmp_path / "file"), config=config)
     assert result.code == 1 and "not a directory" in result.stderr

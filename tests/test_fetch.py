@@ -30,7 +30,6 @@ from pipeline.fetch import (
     FetchResult,
     HostLimiter,
     Resolver,
-    parse_retry_after,
 )
 from tests.newssite import NewsSite, http_date
 
@@ -617,17 +616,6 @@ def test_malformed_redirect_location_never_raises(site: NewsSite) -> None:
 
 
 # --------------------------------------------------------------------------- Retry-After
-
-
-def test_parse_retry_after_forms() -> None:
-    now = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
-    assert parse_retry_after("120", now) == 120.0
-    assert parse_retry_after(" 7 ", now) == 7.0
-    assert parse_retry_after("0", now) == 0.0
-    assert parse_retry_after("Wed, 01 May 2024 12:01:30 GMT", now) == 90.0
-    assert parse_retry_after("Wed, 01 May 2024 11:00:00 GMT", now) == 0.0  # past: no wait
-    for bad in (None, "", "soon", "-5", "1.5e3", "Wed, 99 Foo 2024"):
-        assert parse_retry_after(bad, now) is None
 
 
 @pytest.mark.parametrize("code", [429, 503])

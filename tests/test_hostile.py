@@ -514,7 +514,9 @@ def test_row26_a_worker_killed_mid_extraction_loses_nothing(
         async with Runner(config, store) as runner:
             assert runner.pool is not None
             doomed = asyncio.ensure_future(runner._in_pool(_busy_extraction, None))
-            await asyncio.sleep(0.1)
+            while not runner._pool_pending:  # submitted once the pool's first worker is up
+                await asyncio.sleep(0.05)
+            await asyncio.sleep(0.2)
             for pid in list(runner.pool._processes):  # what the OOM killer would do
                 os.kill(pid, signal.SIGKILL)
             with pytest.raises(Exception, match="worker process died"):

@@ -7,8 +7,9 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from pipeline.config import ScheduleConfig
-from pipeline.schedule import PollOutcome, adapt_interval, cache_lifetime, next_poll
+from pipeline.schedule import PollOutcome, adapt_interval, next_poll
 from pipeline.store import FeedState
+from pipeline.values import cache_lifetime
 
 NOW = datetime(2026, 1, 10, 12, 0, tzinfo=UTC)
 CONFIG = ScheduleConfig(interval=900, min_interval=300, max_interval=86400, max_backoff=86400)
