@@ -25,6 +25,8 @@ from typing import Any
 
 import yaml
 
+from pipeline.store.queries import health_sql
+
 ASSETS = Path(__file__).resolve().parent / "datasette"
 METADATA = ASSETS / "metadata.yaml"
 SHIPPED_NAME = "newswire"  # the database's name in metadata.yaml
@@ -41,11 +43,18 @@ def database_name(database: Path) -> str:
     return database.stem
 
 
-def metadata_for(database: Path) -> dict[str, Any]:
-    """The shipped metadata with its database section filed under this database's name."""
+HEALTH_PLACEHOLDER = "HEALTH_EXPRESSION"  # in canned queries: the store's health rule
+
+
+def metadata_for(database: Path, dead_after: int) -> dict[str, Any]:
+    """The shipped metadata with its database section filed under this database's name, and
+    the feed-health rule (pipeline.store.queries.health_sql, `schedule.dead_after`) in the
+    canned queries that show it."""
     metadata = yaml.safe_load(METADATA.read_text(encoding="utf-8"))
     databases = metadata.get("databases", {})
-    databases[database_name(database)] = databases.pop(SHIPPED_NAME)
+    section = databases[database_name(database)] = databases.pop(SHIPPED_NAME)
+    for query in section.get("queries", {}).values():
+        query["sql"] = query["sql"].replace(HEALTH_PLACEHOLDER, health_sql(dead_after))
     return metadata
 
 
@@ -66,11 +75,13 @@ def serve_command(database: Path, host: str, port: int, metadata_file: Path,
     return command
 
 
-def serve(database: Path, host: str, port: int, immutable: bool = False) -> int:
+def serve(database: Path, host: str, port: int, dead_after: int,
+          immutable: bool = False) -> int:
     """Run Datasette until it stops; SIGTERM and Ctrl-C stop it cleanly. Its exit code."""
     with tempfile.TemporaryDirectory(prefix="newswire-serve-") as workdir:
         metadata_file = Path(workdir) / "metadata.json"
-        metadata_file.write_text(json.dumps(metadata_for(database)), encoding="utf-8")
+        metadata_file.write_text(json.dumps(metadata_for(database, dead_after)),
+                                 encoding="utf-8")
         process = subprocess.Popen(serve_command(database, host, port, metadata_file,
                                                  immutable))
         previous = signal.signal(signal.SIGTERM, lambda *_: process.terminate())

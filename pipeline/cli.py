@@ -17,7 +17,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from pipeline import __version__
-from pipeline.config import Config, ConfigError, FeedConfig, load_config
+from pipeline.config import Config, FeedConfig, load_config
+from pipeline.errors import (
+    ConfigEditError,
+    ConfigError,
+    DatabaseDamaged,
+    DiscoveryError,
+    LockedError,
+    MetricsError,
+    StoreError,
+)
 from pipeline.logs import FORMATS, setup_logging
 
 EXIT_FAILED = 1
@@ -109,7 +118,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     handler = COMMANDS[args.command]
     import sqlite3
 
-    from pipeline.store import DatabaseDamaged, LockedError, StoreError, is_damage
+    from pipeline.store import is_damage
 
     try:
         return handler(config, args)
@@ -145,11 +154,10 @@ def _open_store(config: Config, lock: bool = False,  # noqa: ANN202 - Store, laz
 
 def cmd_once(config: Config, args: argparse.Namespace) -> int:
     from pipeline.run import run_once
-    from pipeline.schedule import due_feeds
 
     with _open_store(config, lock=True) as store:
         store.sync_feeds(config.feeds)
-        due = len(due_feeds(store, config.schedule, include_all=args.all))
+        due = len(store.due_feeds(config.schedule, include_all=args.all))
         with _progress("polling feeds", due, quiet=args.quiet) as bar:
             report = asyncio.run(run_once(config, store, include_all=args.all,
                                           progress=_feed_progress(bar) if bar else None))
@@ -205,8 +213,7 @@ def _feed_progress(bar: _Bar):  # noqa: ANN202
 
 
 def cmd_daemon(config: Config, args: argparse.Namespace) -> int:
-    from pipeline.metrics import MetricsError
-    from pipeline.schedule import run_daemon
+    from pipeline.daemon import run_daemon
 
     with _open_store(config, lock=True) as store:
         try:
@@ -224,37 +231,19 @@ def cmd_status(config: Config, args: argparse.Namespace) -> int:
     from pipeline.feedlist import as_configured
 
     with _open_store(config, readonly=True) as store:
-        rows = as_configured(store.status_rows(), config.feeds)
+        rows = as_configured(store.status_rows(config.schedule.dead_after), config.feeds)
     now = datetime.now(UTC)
     table = Table(box=None, pad_edge=False)
     for column in ("id", "health", "feed", "last poll", "next poll", "schedule", "status",
                    "failures", "articles", "last error"):
         table.add_column(column)
     for row in rows:
-        table.add_row(str(row["id"] or "-"), _health(row), row["name"][:50],
+        table.add_row(str(row["id"] or "-"), row["health"], row["name"][:50],
                       row["last_polled_at"] or "never", _next_poll(row, now), _schedule(row),
                       str(row["last_status"] or "-"), str(row["consecutive_failures"]),
                       str(row["articles"]), (row["last_error"] or "")[:60])
     Console(width=220 if not sys.stdout.isatty() else None).print(table)
     return 0
-
-
-def _health(row: dict) -> str:
-    if not row["active"]:
-        return "inactive"
-    if row["gone"]:
-        return "gone"
-    if row["last_polled_at"] is None:
-        return "new"
-    failures = row["consecutive_failures"]
-    if failures == 0:
-        return "throttled" if _throttled(row) else "ok"
-    return "failing" if failures < 5 else "dead"
-
-
-def _throttled(row: dict) -> bool:
-    """The server answered 429/503 with Retry-After: waiting as asked, not a failure."""
-    return row["last_status"] in (429, 503) and not row["last_error"]
 
 
 def _duration(seconds: float) -> str:
@@ -268,7 +257,7 @@ def _duration(seconds: float) -> str:
 
 def _next_poll(row: dict, now: datetime) -> str:
     """When the feed is polled next, relative to now, then the time itself."""
-    from pipeline.store import parse_iso
+    from pipeline.times import parse_iso
 
     if row["gone"] or not row["active"]:
         return "never"
@@ -287,7 +276,7 @@ def _schedule(row: dict) -> str:
     failures = row["consecutive_failures"]
     if failures:
         return f"backoff after {failures} failure{'s' if failures > 1 else ''}"
-    if _throttled(row):
+    if row["health"] == "throttled":
         return f"throttled ({row['last_status']} Retry-After)"
     if row["cron"]:
         return f"cron {row['cron']}"
@@ -299,8 +288,8 @@ def _schedule(row: dict) -> str:
 
 
 def cmd_add(config: Config, args: argparse.Namespace) -> int:
-    from pipeline.config import check_feed_url
-    from pipeline.feedlist import DiscoveryError, find_feed
+    from pipeline.feedlist import find_feed
+    from pipeline.values import check_feed_url
 
     try:
         url = check_feed_url(args.url)
@@ -318,7 +307,7 @@ def cmd_add(config: Config, args: argparse.Namespace) -> int:
 
 
 def _add(config: Config, feeds: list[FeedConfig], no_config: bool) -> int:
-    from pipeline.feedlist import ConfigEditError, add_feeds
+    from pipeline.feedlist import add_feeds
 
     with _open_store(config) as store:
         try:
@@ -387,9 +376,11 @@ def cmd_export(config: Config, args: argparse.Namespace) -> int:
 def cmd_import(config: Config, args: argparse.Namespace) -> int:
     from pipeline.export import import_text
 
-    with _open_store(config) as store, _progress("importing", None, args.quiet) as bar:
+    with _open_store(config, lock=True) as store, \
+            _progress("importing", None, args.quiet) as bar:
         try:
-            report = import_text(store, args.dir, progress=bar.advance if bar else None)
+            report = asyncio.run(import_text(store, args.dir,
+                                             progress=bar.advance if bar else None))
         except (OSError, ValueError) as exc:
             print(f"newswire: cannot import {args.dir}: {exc}", file=sys.stderr)
             return EXIT_FAILED
@@ -421,7 +412,8 @@ def cmd_serve(config: Config, args: argparse.Namespace) -> int:
 
     with _open_store(config, readonly=True) as store:
         immutable = store.immutable  # exists, has this newswire's tables, can be read
-    return serve(config.database, args.host, args.port, immutable=immutable)
+    return serve(config.database, args.host, args.port, config.schedule.dead_after,
+                 immutable=immutable)
 
 
 def cmd_repair(config: Config, args: argparse.Namespace) -> int:

@@ -12,22 +12,15 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import yaml
 
+from pipeline.errors import ConfigError
+from pipeline.opml import read_opml
+from pipeline.values import check_feed_url
+
 DEFAULT_CONFIG = Path("config/newswire.yaml")
 DEFAULT_USER_AGENT = "newswire/0.1 (+https://example.org/newswire)"
-
-
-class ConfigError(Exception):
-    """A configuration problem, with the file and key it concerns."""
-
-    def __init__(self, path: Path | str, key: str, problem: str) -> None:
-        self.path = str(path)
-        self.key = key
-        self.problem = problem
-        super().__init__(f"{self.path}: {key}: {problem}")
 
 
 @dataclass(frozen=True)
@@ -51,6 +44,7 @@ class ScheduleConfig:
     unconditional_every: float = 86_400.0
     tick: float = 5.0
     stop_grace: float = 60.0  # the daemon's time to finish in-flight polls on SIGTERM
+    dead_after: int = 5  # failures in a row after which a feed counts as dead (still probed)
 
 
 @dataclass(frozen=True)
@@ -127,19 +121,6 @@ def parse_duration(value: Any) -> float:
     if not match:
         raise ValueError(f"not a duration: {value!r} (use e.g. 90s, 15m, 2h)")
     return float(match.group(1)) * _UNITS[match.group(2)]
-
-
-def check_feed_url(url: Any) -> str:
-    """Return the URL if it is an absolute http(s) URL with a host, else raise ValueError."""
-    if not isinstance(url, str) or not url.strip():
-        raise ValueError("must be a non-empty URL")
-    url = url.strip()
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https"):
-        raise ValueError(f"not an http(s) URL: {url!r}")
-    if not parts.hostname:
-        raise ValueError(f"URL has no host: {url!r}")
-    return url
 
 
 def resolve_config_path(cli_path: str | os.PathLike[str] | None) -> Path:
@@ -243,9 +224,9 @@ def _read_fetch(path: Path, data: Any) -> FetchConfig:
 def _read_schedule(path: Path, data: Any) -> ScheduleConfig:
     r = _Reader(path, "schedule", data)
     r.reject_unknown({"interval", "min_interval", "max_interval", "max_backoff",
-                      "unconditional_every", "tick", "stop_grace"})
+                      "unconditional_every", "tick", "stop_grace", "dead_after"})
     d = ScheduleConfig()
-    return ScheduleConfig(
+    config = ScheduleConfig(
         interval=r.get("interval", parse_duration, d.interval),
         min_interval=r.get("min_interval", parse_duration, d.min_interval),
         max_interval=r.get("max_interval", parse_duration, d.max_interval),
@@ -253,7 +234,17 @@ def _read_schedule(path: Path, data: Any) -> ScheduleConfig:
         unconditional_every=r.get("unconditional_every", parse_duration, d.unconditional_every),
         tick=r.get("tick", parse_duration, d.tick),
         stop_grace=r.get("stop_grace", parse_duration, d.stop_grace),
+        dead_after=r.get("dead_after", _positive_int, d.dead_after),
     )
+    # An interval the bounds would silently override is refused, naming both keys.
+    if not config.min_interval <= config.interval <= config.max_interval:
+        raise ConfigError(path, "schedule.interval",
+                          f"{config.interval:g}s is outside schedule.min_interval "
+                          f"({config.min_interval:g}s) .. schedule.max_interval "
+                          f"({config.max_interval:g}s): change one of them")
+    if config.dead_after < 1:
+        raise ConfigError(path, "schedule.dead_after", "must be at least 1")
+    return config
 
 
 def _read_extract(path: Path, data: Any) -> ExtractConfig:
@@ -384,8 +375,6 @@ def load_config(path: str | os.PathLike[str] | None = None) -> Config:
 
 
 def _feeds_from_opml(path: Path, opml_path: Path, known: set[str]) -> list[FeedConfig]:
-    from pipeline.opml import read_opml
-
     try:
         outlines = read_opml(opml_path.read_bytes())
     except (OSError, ValueError) as exc:

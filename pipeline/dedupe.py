@@ -1,25 +1,31 @@
-"""Deduplication keys: canonical URLs, article ids and exact-text fingerprints.
+"""Deduplication: the keys, and every decision about what duplicates what.
 
 Layers, cheapest first (see ../shared/docs/dedupe.md): entry keys live in `parse`; here are the
 canonical URL (one article per canonical URL across all feeds), the article id derived from it,
 and the hash of the normalised body (the same text under another URL). Near-duplicate
-detection lives in `pipeline.neardup`.
+fingerprints and their comparison live in `pipeline.neardup`.
+
+The decisions are pure functions over what the store read for them (pipeline.store.polls):
+whether a canonical claim merges two pages, whether a new article is an original, an exact
+copy or a near copy (exact first) with the evidence edges to record, and which member of a
+cluster is its canonical one.
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
-from dataclasses import replace
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from functools import lru_cache
-from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsplit
 
+from pipeline import neardup
+from pipeline.messages import Article, Fingerprint
+from pipeline.neardup import Similarity
 from pipeline.text import normalise_for_hash
 
-if TYPE_CHECKING:
-    from pipeline.extract import Article
-    from pipeline.neardup import Similarity
+MAX_EDGES = 20  # evidence edges kept per new article (the best matches)
 
 # Query parameters that identify a campaign or a click, never the document.
 TRACKING_PARAMS = frozenset({
@@ -73,12 +79,6 @@ def article_id(url: str) -> str:
     return hashlib.sha256(canonical_url(url).encode("utf-8")).hexdigest()[:16]
 
 
-def text_id(title: str, text: str) -> str:
-    """An id for an article that has no URL (imported text files): from its content."""
-    digest = hashlib.sha256(f"{title}\n\n{text}".encode()).hexdigest()
-    return digest[:16]
-
-
 def text_hash(text: str) -> str:
     """Fingerprint of the normalised body (NFKC, case-folded, whitespace collapsed)."""
     return hashlib.sha256(normalise_for_hash(text).encode("utf-8")).hexdigest()
@@ -109,3 +109,121 @@ def keyed_by_page(article: Article) -> Article:
     page = canonical_url(article.url)
     return replace(article, id=article_id(page), canonical_url=page,
                    claimed_canonical_url=article.canonical_url)
+
+
+# --- what a new article is --------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class ExactMatch:
+    """The first stored article with the same normalised text."""
+
+    article_id: str
+    original_id: str  # the copy it names as duplicate_of (an exact copy's own original)
+    cluster_id: str
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A stored article the band index offers as a possible near copy."""
+
+    article_id: str
+    cluster_id: str
+    signature: bytes
+    shingles: int
+    numbers: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Edge:
+    """Evidence for one match: recorded in `duplicate_edges`."""
+
+    article_id: str
+    other_id: str
+    kind: str  # exact | near | related
+    containment: float
+    jaccard: float
+    numbers_overlap: float | None = None
+    note: str | None = None
+
+
+@dataclass(frozen=True)
+class Decision:
+    kind: str | None  # None: an original, starting its own cluster; 'exact' or 'near'
+    duplicate_of: str | None
+    score: float | None
+    cluster_id: str
+    edges: tuple[Edge, ...] = ()
+
+
+def is_text_dedupe_candidate(text: str) -> bool:
+    """Whether a text is long enough for an exact-text match to mean anything."""
+    return len(text.split()) >= neardup.MIN_WORDS
+
+
+def decide(article_id: str, exact: ExactMatch | None, fingerprint: Fingerprint | None,
+           candidates: Sequence[Candidate], threshold: float,
+           related_threshold: float) -> Decision:
+    """What a new article is: an exact copy (first: same text), else a near copy of the best
+    verified candidate, else an original in a cluster of its own. Every verified candidate
+    at or above the related threshold becomes an evidence edge (the best MAX_EDGES).
+
+    `candidates` are in the order the index returned them, oldest first: ties go to the
+    earliest indexed copy."""
+    if exact is not None:
+        edge = Edge(article_id, exact.original_id, "exact", 1.0, 1.0)
+        return Decision("exact", exact.original_id, 1.0, exact.cluster_id, (edge,))
+    if fingerprint is None or not candidates:
+        return Decision(None, None, None, article_id)
+    matches = verify(fingerprint, candidates, threshold, related_threshold)
+    near = [m for m in matches if m[2] == "near"]
+    best = near[0] if near else None
+    edges = []
+    for candidate, similarity, kind, note in matches[:MAX_EDGES]:
+        if kind == "near" and best is not None and candidate.cluster_id != best[0].cluster_id:
+            note = "in another cluster"
+        edges.append(Edge(article_id, candidate.article_id, kind,
+                          round(similarity.containment, 4), round(similarity.jaccard, 4),
+                          None if similarity.numbers_overlap is None
+                          else round(similarity.numbers_overlap, 4), note))
+    if best is None:
+        return Decision(None, None, None, article_id, tuple(edges))
+    return Decision("near", best[0].article_id, round(best[1].containment, 4),
+                    best[0].cluster_id, tuple(edges))
+
+
+def verify(fingerprint: Fingerprint, candidates: Sequence[Candidate], threshold: float,
+           related_threshold: float
+           ) -> list[tuple[Candidate, Similarity, str, str | None]]:
+    """The candidates that match at all, best first: (candidate, similarity, kind, note)."""
+    others = neardup.signature_matrix([c.signature for c in candidates])
+    matches = []
+    for position, (candidate, jaccard) in enumerate(zip(
+            candidates, neardup.jaccard_many(fingerprint.signature, others), strict=True)):
+        similarity = neardup.compare(fingerprint, float(jaccard), candidate.shingles,
+                                     candidate.numbers)
+        verdict = neardup.verdict(similarity, threshold, related_threshold)
+        if verdict is not None:
+            matches.append((position, candidate, similarity, *verdict))
+    matches.sort(key=lambda m: (-m[2].containment, m[0]))
+    return [(candidate, similarity, kind, note)
+            for _, candidate, similarity, kind, note in matches]
+
+
+@dataclass(frozen=True)
+class Member:
+    """What ranks a cluster member for canonical: see `canonical_member`."""
+
+    article_id: str
+    sitename: str | None
+    url: str | None
+    published_or_fetched: str | None
+    text_length: int
+
+
+def canonical_member(members: Sequence[Member], agencies: tuple[str, ...]) -> str:
+    """The cluster's canonical member: the agency's own copy, else the earliest published
+    (first seen when undated), ties to the longest text, then the smallest id."""
+    best = min(members, key=lambda m: (not neardup.is_agency_copy(m.sitename, m.url, agencies),
+                                       m.published_or_fetched or "", -m.text_length,
+                                       m.article_id))
+    return best.article_id

@@ -35,9 +35,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from pipeline.extract import Article
-from pipeline.store import NewEntry, PollResult, Store, iso
+from pipeline.messages import Article, NewEntry, PollResult
+from pipeline.neardup import fingerprint_article
+from pipeline.store import Store, Writer
 from pipeline.text import normalise_paragraphs, one_line
+from pipeline.times import iso
 
 SEED_NAME = re.compile(r"^(\d{3,})_([0-9a-f]{16})\.txt$")
 ARTICLE_ID = re.compile(r"^[0-9a-f]{16}$")
@@ -211,15 +213,6 @@ def export_jsonl(store: Store, directory: str | os.PathLike[str], since: str | N
 
 # --- import -----------------------------------------------------------------------------------
 
-def _fingerprint(text: str) -> Any:
-    """The near-duplicate signature, when the clustering layer is installed (as in run.py)."""
-    try:
-        from pipeline.neardup import fingerprint
-    except ImportError:
-        return None
-    return fingerprint(text)
-
-
 def _read_entry(path: Path, article_id: str) -> NewEntry:
     """The file as an entry carrying its article; ValueError with the reason if unusable."""
     if path.is_symlink() or not path.is_file():
@@ -235,7 +228,7 @@ def _read_entry(path: Path, article_id: str) -> NewEntry:
                       author=None, published_at=None, language=None, sitename=None,
                       text_source="import")
     return NewEntry(key=path.name, guid=path.name, link=None, title=title, published_at=None,
-                    article=article, fingerprint=_fingerprint(text))
+                    article=article, fingerprint=fingerprint_article(article))
 
 
 def _batches(items: list[Any], size: int) -> Iterable[list[Any]]:
@@ -243,9 +236,10 @@ def _batches(items: list[Any], size: int) -> Iterable[list[Any]]:
         yield items[start:start + size]
 
 
-def import_text(store: Store, directory: str | os.PathLike[str],
-                progress: Progress | None = None) -> ImportReport:
-    """Import the seed-format files of directory, in sequence order, with dedupe."""
+async def import_text(store: Store, directory: str | os.PathLike[str],
+                      progress: Progress | None = None) -> ImportReport:
+    """Import the seed-format files of directory, in sequence order, with dedupe, through
+    the store's writer (the caller holds the writer lock)."""
     path = Path(directory)
     if not path.is_dir():
         raise ValueError(f"{path} is not a directory")
@@ -255,26 +249,27 @@ def import_text(store: Store, directory: str | os.PathLike[str],
     report.errors.extend((name, "file name is not NNN_<16 hex id>.txt") for name in other)
     feed_id = store.source_feed(path.as_uri(), f"import: {path.name}")
     known = store.known_entry_keys(feed_id, [name for _, _, name in files])
-    for batch in _batches([f for f in files if f[2] not in known], IMPORT_BATCH):
-        started, clock = datetime.now(UTC), time.monotonic()
-        entries, size = [], 0
-        for _, article_id, name in batch:
-            try:
-                entries.append(_read_entry(path / name, article_id))
-                size += (path / name).stat().st_size
-            except (OSError, ValueError) as exc:
-                report.errors.append((name, str(exc)))
-            if progress:
-                progress(1)
-        summary = store.record_poll(PollResult(
-            feed_id=feed_id, started_at=iso(started),
-            duration_ms=int((time.monotonic() - clock) * 1000), status=None, bytes=size,
-            error=None, next_poll_at=None, consecutive_failures=0, current_interval=None,
-            feed_title=f"import: {path.name}", entries=tuple(entries)))
-        report.new_articles += summary.new_articles
-        report.exact_duplicates += summary.exact_duplicates
-        report.near_duplicates += summary.near_duplicates
-        report.already_stored += summary.new_entries - summary.new_articles
+    async with Writer(store) as writer:
+        for batch in _batches([f for f in files if f[2] not in known], IMPORT_BATCH):
+            started, clock = datetime.now(UTC), time.monotonic()
+            entries, size = [], 0
+            for _, article_id, name in batch:
+                try:
+                    entries.append(_read_entry(path / name, article_id))
+                    size += (path / name).stat().st_size
+                except (OSError, ValueError) as exc:
+                    report.errors.append((name, str(exc)))
+                if progress:
+                    progress(1)
+            summary = await writer.write(PollResult(
+                feed_id=feed_id, started_at=iso(started),
+                duration_ms=int((time.monotonic() - clock) * 1000), status=None, bytes=size,
+                error=None, next_poll_at=None, consecutive_failures=0, current_interval=None,
+                feed_title=f"import: {path.name}", entries=tuple(entries)))
+            report.new_articles += summary.new_articles
+            report.exact_duplicates += summary.exact_duplicates
+            report.near_duplicates += summary.near_duplicates
+            report.already_stored += summary.new_entries - summary.new_articles
     report.already_stored += len(known)
     if progress and known:
         progress(len(known))

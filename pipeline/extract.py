@@ -21,15 +21,21 @@ import codecs
 import contextlib
 import re
 import signal
+import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
 from pipeline.boilerplate import clean_lines, line_keys
 from pipeline.dedupe import article_id, canonical_url, same_site
+from pipeline.errors import BodyTooLarge
+from pipeline.messages import Article, Entry, ExtractJob, ExtractResult, Page
+from pipeline.neardup import fingerprint_article
 from pipeline.text import clean, html_to_text, one_line, word_count
+from pipeline.times import iso, sane_published
+from pipeline.values import http_url
 
 # Page text shorter than this share of the feed's own text means the page lost the story
 # (paywall teaser, cookie wall, soft 404): keep the feed text instead.
@@ -77,44 +83,6 @@ class ExtractionTimeout(BaseException):
     """Not an Exception: libraries' `except Exception` blocks must not swallow it."""
 
 
-@dataclass(frozen=True)
-class ExtractJob:
-    """What extraction needs to know about one entry, as plain data for a worker process."""
-
-    url: str  # the page's final URL after redirects
-    html: str | bytes | None  # the body as fetched (bytes are decoded here); None: no page
-    entry_title: str
-    entry_content: str  # the feed's HTML content or summary
-    entry_published_at: str | None
-    entry_authors: tuple[str, ...] = ()
-    page_error: str | None = None
-    timeout: float = 30.0
-    content_type: str = ""  # the page's Content-Type header: its charset decodes bytes
-    content_encoding: str = ""  # bytes still compressed this way (gzip, deflate) ...
-    max_bytes: int = 15_000_000  # ... and decompressed to at most this many bytes
-    site_lines: frozenset[int] = frozenset()  # line keys the page's site repeats (the store)
-
-
-@dataclass(frozen=True)
-class Article:
-    id: str
-    url: str
-    canonical_url: str
-    title: str
-    text: str
-    author: str | None
-    published_at: str | None
-    language: str | None
-    sitename: str | None
-    text_source: str  # 'page' or 'feed'
-    quality: str | None = None  # comma-separated flags, e.g. 'short,wall'
-    extract_error: str | None = None
-    description: str | None = None
-    tags: tuple[str, ...] = ()
-    line_keys: tuple[int, ...] = ()  # the extracted lines before site filtering, for the store
-    claimed_canonical_url: str | None = None  # a canonical claim refused (dedupe.keyed_by_page)
-
-
 @contextmanager
 def time_limit(seconds: float) -> Iterator[None]:
     """Raise ExtractionTimeout after `seconds` (main thread of a process only; else a no-op).
@@ -152,9 +120,7 @@ def _date_from_metadata(date: str | None) -> str | None:
         when = datetime.strptime(date[:10], "%Y-%m-%d").replace(tzinfo=UTC)
     except ValueError:
         return None
-    if when.year < 1990 or when > datetime.now(UTC):
-        return None
-    return when.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return iso(when) if sane_published(when) else None
 
 
 def trim_html(html: str, limit: int = MAX_HTML_CHARS) -> str:
@@ -329,9 +295,8 @@ def extract_article(job: ExtractJob) -> Article:
         flags.append("empty")
 
     canonical = job.url
-    meta_url = meta.get("url")
-    if isinstance(meta_url, str) and meta_url.startswith(("http://", "https://")) and \
-            same_site(meta_url, job.url):
+    meta_url = http_url(meta.get("url"))
+    if meta_url and same_site(meta_url, job.url):
         canonical = meta_url  # <link rel=canonical> / og:url, only when on the same site
     canonical = canonical_url(canonical)
 
@@ -359,9 +324,44 @@ def extract_article(job: ExtractJob) -> Article:
 
 
 def extract_job(job: ExtractJob) -> Article:
-    """Worker entry point: never raises, so one page cannot break a batch."""
+    """Never raises, so one page cannot break a batch."""
     try:
         return extract_article(job)
     except Exception as exc:  # noqa: BLE001
         fallback = replace(job, html=None, page_error=f"{type(exc).__name__}: {exc}")
         return extract_article(fallback)
+
+
+def extract_and_fingerprint(job: ExtractJob) -> ExtractResult:
+    """The extraction stage (run in a worker): the article and its near-duplicate
+    fingerprint, from the same text and title as every other path (import, reindex)."""
+    article = extract_job(job)
+    return ExtractResult(article, fingerprint_article(article))
+
+
+def job_for(entry: Entry, page: Page | None, site_lines: frozenset[int], timeout: float,
+            max_bytes: int) -> ExtractJob:
+    """The extraction job of an entry and its fetched page (None: no page to fetch).
+
+    A page over MAX_HTML_CHARS is decoded and trimmed here (rare), so it is not copied
+    whole into a worker; every other page goes as sent and is decoded there."""
+    html: bytes | None = None
+    content_type = content_encoding = ""
+    error = page.error if page else None
+    if page is not None and page.body is not None:
+        html, content_type, content_encoding = page.body, page.content_type, \
+            page.content_encoding
+        if len(html) > MAX_HTML_CHARS:
+            try:
+                html = trim_html(read_page(html, content_type, content_encoding,
+                                           max_bytes)).encode()
+                content_type, content_encoding = "text/html; charset=utf-8", ""
+            except (BodyTooLarge, ValueError, zlib.error) as exc:
+                html, error = None, f"bad page body: {exc}"
+    return ExtractJob(
+        url=page.final_url if page else (entry.link or ""), html=html,
+        content_type=content_type, content_encoding=content_encoding, max_bytes=max_bytes,
+        entry_title=entry.title, entry_content=entry.content or entry.summary,
+        entry_published_at=entry.published_at, entry_authors=entry.authors,
+        page_error=error, timeout=timeout,
+        site_lines=site_lines if html is not None else frozenset())

@@ -26,10 +26,13 @@ import lxml.etree
 import lxml.html
 import yaml
 
-from pipeline.config import Config, ConfigError, FeedConfig, FetchConfig, load_config
-from pipeline.fetch import FEED_ACCEPT, Fetcher, FetchResult, Resolver, system_resolver
-from pipeline.parse import FeedParseError, ParsedFeed, parse_feed
+from pipeline.config import Config, FeedConfig, FetchConfig, load_config
+from pipeline.errors import ConfigEditError, ConfigError, DiscoveryError, FeedParseError
+from pipeline.fetch import FEED_ACCEPT, Fetcher, Resolver, system_resolver
+from pipeline.messages import FetchResult, ParsedFeed
+from pipeline.parse import parse_feed
 from pipeline.store import Store
+from pipeline.values import http_url
 
 # Where sites usually keep their feed (WordPress, Hugo, Jekyll, Ghost, Blogger, Pelican...).
 COMMON_FEED_PATHS = ("/feed", "/rss", "/feed.xml", "/rss.xml", "/atom.xml", "/index.xml",
@@ -39,14 +42,6 @@ FEED_LINK_TYPES = frozenset({"application/rss+xml", "application/atom+xml",
                              "application/rdf+xml", "application/feed+json",
                              "application/json", "application/xml", "text/xml"})
 MAX_CANDIDATES = 20
-
-
-class DiscoveryError(Exception):
-    """No feed could be found for a URL; the message says what was tried."""
-
-
-class ConfigEditError(Exception):
-    """The config file could not be updated; it is left unchanged."""
 
 
 @dataclass(frozen=True)
@@ -75,8 +70,8 @@ def feed_links(html: bytes, page_url: str) -> list[str]:
         kind = (link.get("type") or "").split(";")[0].strip().lower()
         if "alternate" not in rel or kind not in FEED_LINK_TYPES:
             continue
-        url = urljoin(base, link.get("href").strip())
-        if urlsplit(url).scheme in ("http", "https") and url not in links:
+        url = http_url(urljoin(base, link.get("href").strip()))
+        if url and url not in links:
             links.append(url)
     return links
 
@@ -257,13 +252,15 @@ def as_configured(rows: Sequence[dict[str, Any]], feeds: Sequence[FeedConfig]
     for row in rows:
         if row.get("config_url"):
             found.add(row["config_url"])
-            row = {**row, "active": int(row["config_url"] in wanted)}
+            if row["config_url"] not in wanted:
+                row = {**row, "active": 0, "health": "inactive"}
         result.append(row)
     known = {row["url"] for row in rows}
     for url, feed in wanted.items():
         if url not in found and url not in known:
             result.append({"id": None, "url": url, "config_url": url, "name": feed.name or url,
                            "title": None, "site_url": None, "active": 1, "gone": 0,
+                           "health": "new",
                            "last_polled_at": None, "next_poll_at": None, "last_status": None,
                            "consecutive_failures": 0, "last_error": None,
                            "current_interval": None, "interval_seconds": feed.interval,

@@ -23,8 +23,7 @@ import socket
 import time
 import zlib
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass, field, replace
-from datetime import datetime
+from dataclasses import replace
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 from urllib.robotparser import RobotFileParser
@@ -33,61 +32,20 @@ import httpcore
 import httpx
 
 from pipeline.config import FetchConfig
-from pipeline.values import content_length, parse_int, parse_retry_after, validator
+from pipeline.errors import BlockedAddressError, BodyTooLarge
+from pipeline.messages import FeedRequest, FetchResult, Page
+from pipeline.values import content_length, http_url, parse_int
 
 FEED_ACCEPT = (
     "application/rss+xml, application/atom+xml, application/rdf+xml, application/feed+json, "
     "application/json;q=0.9, application/xml;q=0.9, text/xml;q=0.9, */*;q=0.8"
 )
 PAGE_ACCEPT = "text/html, application/xhtml+xml;q=0.9, */*;q=0.5"
+HTML_TYPES = ("text/html", "application/xhtml+xml", "")  # "" : no Content-Type, try it
 REDIRECT_CODES = frozenset({301, 302, 303, 307, 308})
 PERMANENT_CODES = frozenset({301, 308})
 
 Resolver = Callable[[str, int], Awaitable[list[str]]]
-
-
-class BlockedAddressError(Exception):
-    """The host resolved only to addresses the guard refuses."""
-
-
-@dataclass(frozen=True)
-class FetchResult:
-    """What one GET produced: a response, or an error that says why not."""
-
-    url: str
-    final_url: str
-    status: int | None = None
-    headers: dict[str, str] = field(default_factory=dict)
-    body: bytes = b""
-    error: str | None = None
-    error_kind: str | None = None  # blocked, timeout, too_large, encoding, redirect, network, http
-    permanent_redirect: str | None = None
-    elapsed_ms: int = 0
-    conditional: bool = False
-
-    @property
-    def ok(self) -> bool:
-        return self.error is None and self.status == 200
-
-    @property
-    def not_modified(self) -> bool:
-        return self.error is None and self.status == 304
-
-    @property
-    def etag(self) -> str | None:
-        return validator(self.headers.get("etag"))
-
-    @property
-    def last_modified(self) -> str | None:
-        return validator(self.headers.get("last-modified"))
-
-    @property
-    def content_type(self) -> str:
-        return self.headers.get("content-type", "").split(";")[0].strip().lower()
-
-    def retry_after(self, now: datetime | None = None) -> float | None:
-        """Seconds the server asked us to wait (Retry-After as seconds or an HTTP date)."""
-        return parse_retry_after(self.headers.get("retry-after"), now)
 
 
 # --- the address guard --------------------------------------------------------------------
@@ -170,10 +128,6 @@ class GuardedBackend(httpcore.AsyncNetworkBackend):
 
 
 # --- decoding with a budget ---------------------------------------------------------------
-
-class BodyTooLarge(Exception):
-    pass
-
 
 class _Decoder:
     """Decodes at most one content coding, never producing more than `limit` bytes."""
@@ -342,15 +296,9 @@ class Fetcher:
         permanent = True
         visited: set[str] = set()
         for _hop in range(self.config.max_redirects + 1):
-            try:
-                parts = urlsplit(current)
-                scheme, _port = parts.scheme.lower(), parts.port  # .port checks the range
-            except ValueError as exc:
-                return FetchResult(url, current, error=f"invalid URL: {exc}",
-                                   error_kind="blocked")
-            if scheme not in ("http", "https"):
-                return FetchResult(url, current, error=f"refused scheme {scheme!r}",
-                                   error_kind="blocked")
+            if http_url(current) is None:
+                return FetchResult(url, current, error=f"refused URL {current[:200]!r}: not "
+                                   "an absolute http(s) URL", error_kind="blocked")
             visited.add(current)
             headers = {"Accept": accept}
             if etag:
@@ -431,6 +379,30 @@ class Fetcher:
         async for chunk in response.aiter_raw():
             decoder.feed(chunk)
         return decoder.finish()
+
+    # -- the two fetching stages
+
+    async def fetch_feed(self, request: FeedRequest) -> FetchResult:
+        """A feed, conditionally when the request carries validators."""
+        return await self.fetch(request.url, etag=request.etag,
+                                last_modified=request.last_modified)
+
+    async def fetch_page(self, url: str, slot: Slot | None = None) -> Page:
+        """An article page, if robots.txt allows it and it is an HTML page; the body stays
+        as sent (decompressing is worker work, pipeline.extract.read_page)."""
+        if not await self.allowed_by_robots(url):
+            return Page(url, url, error="disallowed by robots.txt")
+        response = await self.fetch(url, accept=PAGE_ACCEPT, decode=False, slot=slot)
+        error = response.error
+        if error is None and response.status != 200:
+            error = f"HTTP {response.status}"
+        if error is None and response.content_type not in HTML_TYPES:
+            error = f"not an HTML page ({response.content_type})"
+        if error is not None:
+            return Page(url, response.final_url, error=error)
+        return Page(url, response.final_url, response.body,
+                    content_type=response.headers.get("content-type", ""),
+                    content_encoding=response.headers.get("content-encoding", ""))
 
     async def allowed_by_robots(self, url: str) -> bool:
         """Whether robots.txt of url's host lets our user agent fetch it (cached per host)."""

@@ -11,12 +11,9 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
-from pipeline.store import PollResult, PollSummary
-
-
-class MetricsError(Exception):
-    """The metrics endpoint cannot listen where the config says."""
-
+from pipeline.errors import MetricsError
+from pipeline.messages import PollResult, PollSummary
+from pipeline.outcome import poll_outcome
 
 DURATION_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120)
 
@@ -42,13 +39,19 @@ class Metrics:
                                        buckets=DURATION_BUCKETS, registry=r)
         self.due_feeds = Gauge("newswire_due_feeds", "Feeds due at the start of the latest pass",
                                registry=r)
+        self.feeds = Gauge("newswire_feeds", "Feeds by health at the start of the latest pass "
+                           "(dead: schedule.dead_after failures in a row)", ["health"],
+                           registry=r)
         for kind in ("exact", "near"):  # export zeros, so rates work from the first scrape
             self.duplicates.labels(kind)
         self._server: Any = None
 
-    def observe_poll(self, result: PollResult, summary: PollSummary) -> None:
-        from pipeline.run import poll_outcome
+    def observe_pass(self, due: int, health: dict[str, int]) -> None:
+        self.due_feeds.set(due)
+        for name in ("ok", "throttled", "failing", "dead", "new", "gone", "inactive"):
+            self.feeds.labels(name).set(health.get(name, 0))
 
+    def observe_poll(self, result: PollResult, summary: PollSummary) -> None:
         self.polls.labels(poll_outcome(result)).inc()
         self.new_entries.inc(summary.new_entries)
         self.new_articles.inc(summary.new_articles)

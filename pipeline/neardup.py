@@ -29,13 +29,16 @@ import numpy as np
 from rensa import RMinHash
 
 from pipeline.config import DEFAULT_AGENCIES
+from pipeline.messages import Article, Fingerprint
 
 SHINGLE_WORDS = 5
 NUM_PERM = 112
 BANDS = 28
 ROWS = NUM_PERM // BANDS  # 4
 SEED = 20240611  # fixed forever: it is part of every stored signature
-MIN_WORDS = 25  # shorter bodies (teasers, captions) get no fingerprint: too little evidence
+# Shorter bodies (teasers, captions) are too little evidence for text dedupe: no fingerprint
+# here, and no exact-text match either (pipeline.dedupe).
+MIN_WORDS = 25
 NUMERIC_MIN_TOKENS = 3
 NUMERIC_MIN_OVERLAP = 0.6  # dedupe.md: 0.5 (as Jaccard); see numbers_overlap
 SIGNATURE_BYTES = NUM_PERM * 4
@@ -56,15 +59,6 @@ _LEFT_PUNCT = _EDGE_PUNCT.replace("-", "")
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _MIX1 = np.uint64(0xBF58476D1CE4E5B9)
 _MIX2 = np.uint64(0x94D049BB133111EB)
-
-
-@dataclass(frozen=True)
-class Fingerprint:
-    """What near-duplicate detection keeps of a body: small, picklable, storable."""
-
-    signature: bytes  # NUM_PERM MinHash values as little-endian uint32
-    shingles: int  # distinct 5-shingles in the body
-    numbers: tuple[str, ...]  # distinct tokens containing a digit, sorted
 
 
 @dataclass(frozen=True)
@@ -144,6 +138,11 @@ def fingerprint(text: str, title: str = "") -> Fingerprint | None:
     numbers = set(_numeric_tokens(normalised)) | set(_numeric_tokens(normalise(title)))
     return Fingerprint(signature=minhash(grams), shingles=len(grams),
                        numbers=tuple(sorted(numbers)))
+
+
+def fingerprint_article(article: Article) -> Fingerprint | None:
+    """The fingerprint of a stored or extracted article: its text with its title."""
+    return fingerprint(article.text, article.title) if article.text else None
 
 
 def signature_array(signature: bytes) -> np.ndarray:

@@ -15,8 +15,8 @@ from email.utils import format_datetime
 
 import lxml.etree
 
-from pipeline.config import check_feed_url
 from pipeline.text import one_line
+from pipeline.values import check_feed_url, http_url
 
 MAX_OPML_BYTES = 10_000_000
 
@@ -96,8 +96,7 @@ def parse_opml(data: bytes) -> OpmlDocument:
             seen.add(url)
             html_url = _attribute(element, "htmlUrl")
             outlines.append(Outline(url=url, title=text, category=category,
-                                    html_url=html_url if html_url and
-                                    html_url.startswith(("http://", "https://")) else None))
+                                    html_url=http_url(html_url)))
 
     walk(body, None)
     return OpmlDocument(title=title or None, outlines=tuple(outlines), skipped=tuple(skipped))

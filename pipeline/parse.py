@@ -13,54 +13,23 @@ import html
 import io
 import json
 import re
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import urlsplit
 
 import feedparser
 from feedparser.datetimes import _parse_date as feedparser_date
 from feedparser.encodings import convert_to_utf8
 
 from pipeline.dedupe import canonical_url
+from pipeline.errors import FeedParseError
+from pipeline.messages import Entry, FetchResult, ParsedFeed, ParseOutcome
 from pipeline.text import clean, one_line, plain_title
-from pipeline.values import MAX_SECONDS, parse_int
+from pipeline.times import iso, sane_published
+from pipeline.values import MAX_SECONDS, http_url, parse_int
 
 MAX_ENTITY_EXPANSION = 1_000_000  # characters an internal DTD may add to a document
 MAX_TITLE = 1_000
 MAX_FIELD = 1_000_000
-MIN_YEAR = 1990
-
-
-class FeedParseError(Exception):
-    """The body is not a usable feed; the message says why."""
-
-
-@dataclass(frozen=True)
-class Entry:
-    """One feed item, cleaned: plain-text title, absolute http(s) link, sane UTC date or None."""
-
-    key: str
-    guid: str | None
-    link: str | None
-    title: str
-    summary: str  # HTML as the feed gave it (sanitised by feedparser)
-    content: str  # HTML; the richest body the feed carries
-    published_at: str | None
-    published_raw: str | None
-    authors: tuple[str, ...] = ()
-    tags: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class ParsedFeed:
-    title: str
-    link: str | None
-    version: str
-    entries: tuple[Entry, ...]
-    ttl_seconds: float | None = None
-    warning: str | None = None
-    total_entries: int = 0
 
 
 # --- hostile-DTD pre-scan -----------------------------------------------------------------
@@ -120,24 +89,12 @@ def sane_date(parsed: Any, now: datetime | None = None) -> str | None:
         when = datetime.fromtimestamp(calendar.timegm(parsed), UTC)
     except (OverflowError, ValueError, TypeError, OSError):
         return None
-    now = now or datetime.now(UTC)
-    if when.year < MIN_YEAR or when > now + timedelta(days=1):
-        return None
-    return when.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return iso(when) if sane_published(when, now) else None
 
 
 def http_link(value: Any) -> str | None:
     """The link if it is an absolute http(s) URL with a host, else None."""
-    if not isinstance(value, str):
-        return None
-    value = clean(value).strip()
-    try:
-        parts = urlsplit(value)
-    except ValueError:
-        return None
-    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
-        return None
-    return value
+    return http_url(clean(value)) if isinstance(value, str) else None
 
 
 def entry_key(guid: str | None, link: str | None, title: str, content: str) -> str:
@@ -365,11 +322,13 @@ def parse_feed(body: bytes, headers: dict[str, str] | None = None, url: str = ""
         raise FeedParseError(f"not a feed: {reason}" if reason else "not a recognisable feed")
     entries: list[Entry] = []
     seen: set[str] = set()
+    skipped = 0
     for raw in raw_entries[:max_entries]:
         try:
             entry = _entry(raw, now)
-        except Exception as exc:  # noqa: BLE001 - one bad item must not lose the others
-            raise FeedParseError(f"bad entry: {type(exc).__name__}: {exc}") from None
+        except Exception:  # noqa: BLE001 - one bad item must not lose the others
+            skipped += 1  # counted in the poll's fetch-log row
+            continue
         if entry.key in seen:  # duplicate GUIDs within one document: keep the first
             continue
         seen.add(entry.key)
@@ -389,4 +348,16 @@ def parse_feed(body: bytes, headers: dict[str, str] | None = None, url: str = ""
         ttl_seconds=_ttl(feed),
         warning=warning,
         total_entries=max(len(raw_entries), items_seen),
+        skipped_entries=skipped,
     )
+
+
+def parse_response(response: FetchResult, max_entries: int) -> ParseOutcome:
+    """The parsing stage (run in a worker): a fetched feed body as entries, or why not."""
+    try:
+        return ParseOutcome(feed=parse_feed(response.body, response.headers,
+                                            response.final_url, max_entries=max_entries))
+    except FeedParseError as exc:
+        return ParseOutcome(error=str(exc))
+    except Exception as exc:  # noqa: BLE001 - never let one feed break the pool
+        return ParseOutcome(error=f"parser crashed: {type(exc).__name__}: {exc}")

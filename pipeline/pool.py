@@ -6,24 +6,31 @@ trafilatura and compiling dateparser's patterns (over a second of CPU) — which
 workers are recycled to bound the memory trafilatura and lxml accumulate. The main process never
 imports trafilatura itself, and a run that only sees 304 Not Modified starts no process.
 
-Everything crossing the process boundary is plain data: page bytes go out undecoded (decoding
-is worker work) and come back as frozen dataclasses.
+Everything crossing the process boundary is a message (pipeline.messages): page bytes go out
+undecoded (decoding is worker work) and come back as frozen dataclasses. `WorkerPool` is the
+one interface the composition sees: `await pool.run(fn, *args)`.
 """
 
 from __future__ import annotations
 
+import asyncio
 import ctypes
 import logging
 import multiprocessing
 import os
 import signal
 import sys
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
-from typing import Any
+from concurrent.futures.process import BrokenProcessPool
+from typing import Any, TypeVar
 
-from pipeline import neardup
-from pipeline.extract import Article, ExtractJob, extract_job
-from pipeline.parse import FeedParseError, ParsedFeed, parse_feed
+from pipeline.config import ExtractConfig
+from pipeline.errors import WorkerCrashed
+from pipeline.extract import extract_job
+from pipeline.messages import ExtractJob
+
+T = TypeVar("T")
 
 log = logging.getLogger("newswire")
 _PR_SET_PDEATHSIG = 1  # from <sys/prctl.h>
@@ -73,25 +80,6 @@ def warm_up() -> None:
         log.debug("dateparser warm-up failed", exc_info=True)
 
 
-def parse_in_worker(body: bytes, headers: dict[str, str], url: str,
-                    max_entries: int) -> ParsedFeed | str:
-    """Worker entry point for parsing: an error comes back as its message."""
-    try:
-        return parse_feed(body, headers, url, max_entries=max_entries)
-    except FeedParseError as exc:
-        return str(exc)
-    except Exception as exc:  # noqa: BLE001 - never let one feed break the pool
-        return f"parser crashed: {type(exc).__name__}: {exc}"
-
-
-def process_page(job: ExtractJob) -> tuple[Article, Any]:
-    """Worker entry point for a page: the article, and its near-duplicate fingerprint."""
-    article = extract_job(job)
-    if article.text:
-        return article, neardup.fingerprint(article.text, article.title)
-    return article, None
-
-
 def start_workers(pool: ProcessPoolExecutor) -> None:
     """Start a pool's first worker and wait until it answers (blocking: call it in a
     thread). The first worker of a run also starts the fork server."""
@@ -107,10 +95,70 @@ def make_pool(workers: int) -> ProcessPoolExecutor:
     """`workers` processes forked from a warm fork server.
 
     No max_tasks_per_child: on Python 3.11 replacing a retired worker can hang the pool for
-    good (seen here on long runs). The runner recycles whole pools instead (Runner._pool).
+    good (seen here on long runs). WorkerPool recycles whole pools instead.
     """
     context = multiprocessing.get_context("forkserver")
     # The fork server imports this module (and so trafilatura) once, then warms it up.
     context.set_forkserver_preload(["pipeline.pool_preload"])
     return ProcessPoolExecutor(max_workers=pool_size(workers), mp_context=context,
                                initializer=die_with_parent)
+
+
+class WorkerPool:
+    """The worker processes of a run, behind one call: `await pool.run(fn, *args)`.
+
+    - Its processes start with the first job (a run of 304s never starts any), in a thread:
+      the first worker starts the fork server, which imports and warms the extractor for a
+      second or two, and fetches in flight keep their deadlines meanwhile.
+    - Recycled in generations: after `max_tasks_per_worker` jobs per worker the pool is
+      replaced once its jobs have returned, so memory stays that of one pool.
+    - A worker that dies (killed, out of memory) takes its job with it: the pool is replaced
+      and the job raises WorkerCrashed. It is not retried: a page that kills its worker
+      would kill the next one too.
+    """
+
+    def __init__(self, config: ExtractConfig) -> None:
+        self.config = config
+        self.pool: ProcessPoolExecutor | None = None
+        self._jobs = 0  # jobs given to the current pool
+        self._started = False  # the fork server is up
+        self.pending: set[asyncio.Future[Any]] = set()  # jobs not yet returned
+        self._lock = asyncio.Lock()
+
+    async def run(self, fn: Callable[..., T], *args: Any) -> T:
+        loop = asyncio.get_running_loop()
+        pool = await self._current()
+        job = loop.run_in_executor(pool, fn, *args)
+        self.pending.add(job)
+        try:
+            return await job
+        except BrokenProcessPool as exc:
+            if self.pool is pool:  # the first caller to notice replaces it for everyone
+                log.error("a worker process died; starting a new pool")
+                pool.shutdown(wait=False, cancel_futures=True)
+                self.pool = make_pool(self.config.workers)
+                self._jobs = 0
+            raise WorkerCrashed(f"worker process died: {exc}") from None
+        finally:
+            self.pending.discard(job)
+
+    async def _current(self) -> ProcessPoolExecutor:
+        async with self._lock:
+            limit = self.config.max_tasks_per_worker * pool_size(self.config.workers)
+            if self.pool is not None and limit and self._jobs >= limit:
+                old, self.pool = self.pool, None
+                await asyncio.gather(*self.pending, return_exceptions=True)
+                old.shutdown(wait=False)
+            if self.pool is None:
+                self.pool = make_pool(self.config.workers)
+                self._jobs = 0
+            if not self._started:
+                await asyncio.to_thread(start_workers, self.pool)
+                self._started = True
+            self._jobs += 1
+            return self.pool
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(wait=True, cancel_futures=True)
+            self.pool = None

@@ -12,6 +12,7 @@ from __future__ import annotations
 import email.utils
 import re
 from datetime import UTC, datetime
+from urllib.parse import urlsplit
 
 # Longest delay any value may ask for (Retry-After, max-age, Expires, <ttl>): ten years.
 # Schedules cap it further (schedule.max_interval / max_backoff); this only keeps the
@@ -112,3 +113,33 @@ def validator(value: object) -> str | None:
         return None
     text = value.strip()
     return text if _VALIDATOR.fullmatch(text) else None
+
+
+HTTP_SCHEMES = ("http", "https")
+
+
+def http_url(value: object) -> str | None:
+    """The value, stripped, if it is an absolute http(s) URL with a host; else None. The one
+    check for every URL newswire fetches, stores or writes out."""
+    if not isinstance(value, str):
+        return None
+    text = value.strip()
+    try:
+        parts = urlsplit(text)
+        _ = parts.port  # raises on a port out of range
+    except ValueError:
+        return None
+    if parts.scheme.lower() not in HTTP_SCHEMES or not parts.hostname:
+        return None
+    return text
+
+
+def check_feed_url(url: object) -> str:
+    """`http_url` for a URL a user gave (config, `newswire add`, OPML): the URL, or
+    ValueError saying what is wrong with it."""
+    if not isinstance(url, str) or not url.strip():
+        raise ValueError("must be a non-empty URL")
+    checked = http_url(url)
+    if checked is None:
+        raise ValueError(f"not an http(s) URL with a host: {url.strip()!r}")
+    return checked

@@ -126,11 +126,14 @@ def query(db: Path, sql: str, params: tuple = ()) -> list[tuple]:
 
 
 def test_metadata_is_filed_under_the_database_name() -> None:
-    metadata = metadata_for(Path("/srv/data/my-corpus.db"))
+    metadata = metadata_for(Path("/srv/data/my-corpus.db"), dead_after=7)
     assert list(metadata["databases"]) == ["my-corpus"]
     tables = metadata["databases"]["my-corpus"]["tables"]
     assert tables["articles"]["fts_table"] == "articles_fts"
-    assert all(not q.get("write") for q in metadata["databases"]["my-corpus"]["queries"].values())
+    queries = metadata["databases"]["my-corpus"]["queries"]
+    assert all(not q.get("write") for q in queries.values())
+    health = queries["feed_health"]["sql"]  # the store's rule, with the configured threshold
+    assert "HEALTH_EXPRESSION" not in health and "consecutive_failures < 7" in health
 
 
 def test_serve_command_is_live_and_read_only() -> None:

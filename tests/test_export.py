@@ -3,6 +3,7 @@ never from feed data, one file per cluster, dedupe on import, and round trips.""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import sqlite3
@@ -167,11 +168,11 @@ def test_import_applies_dedupe_keeps_ids_and_reports_bad_files(tmp_path: Path) -
     (tmp_path / "secret.txt").write_text("Private\n\nnot for the corpus\n")
     (seed / "005_ffffffffffffffff.txt").symlink_to(tmp_path / "secret.txt")
     with Store.open(tmp_path / "c.db") as store:
-        report = import_text(store, seed)
+        report = asyncio.run(import_text(store, seed))
         rows = {r[0]: r[1:] for r in store.db.execute(
             "SELECT id, title, duplicate_of, duplicate_kind, text_source, cluster_id "
             "FROM articles")}
-        again = import_text(store, seed)
+        again = asyncio.run(import_text(store, seed))
         sources = list(store.db.execute("SELECT url, active, next_poll_at FROM feeds"))
         entries = store.db.execute("SELECT count(*) FROM entries").fetchone()[0]
     assert (report.files, report.new_articles, report.exact_duplicates) == (6, 2, 1)
@@ -244,7 +245,7 @@ def site_now(hours_ago: int):  # noqa: ANN201 - a datetime
 def test_round_trip_keeps_duplicates_as_duplicates(store: Store, tmp_path: Path) -> None:
     export_text(store, tmp_path / "out", include_duplicates=True)
     with Store.open(tmp_path / "fresh.db") as fresh:
-        report = import_text(fresh, tmp_path / "out")
+        report = asyncio.run(import_text(fresh, tmp_path / "out"))
         sql = "SELECT id, title, text, duplicate_of, duplicate_kind FROM articles ORDER BY id"
         assert list(fresh.db.execute(sql)) == list(store.db.execute(sql))
     assert (report.new_articles, report.exact_duplicates) == (3, 1)

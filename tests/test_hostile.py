@@ -51,11 +51,13 @@ from typing import Any
 import pytest
 
 from pipeline.config import Config, load_config
+from pipeline.daemon import run_daemon
 from pipeline.extract import MAX_HTML_CHARS, ExtractJob, trim_html
+from pipeline.messages import PollResult
 from pipeline.parse import CUT_FACTOR, cut_after_items, parse_feed
 from pipeline.run import Runner, run_once
-from pipeline.schedule import run_daemon
-from pipeline.store import PollResult, Store, parse_iso
+from pipeline.store import Store
+from pipeline.times import parse_iso
 from tests import procs
 from tests.conftest import REPO, fill_site, run_cli, story, write_config
 from tests.newssite import NewsSite, http_date
@@ -512,12 +514,12 @@ def test_row26_a_worker_killed_mid_extraction_loses_nothing(
 
     async def go() -> tuple[PollResult, int]:
         async with Runner(config, store) as runner:
-            assert runner.pool is not None
-            doomed = asyncio.ensure_future(runner._in_pool(_busy_extraction, None))
-            while not runner._pool_pending:  # submitted once the pool's first worker is up
+            doomed = asyncio.ensure_future(runner.pool.run(_busy_extraction, None))
+            while not runner.pool.pending:  # submitted once the pool's first worker is up
                 await asyncio.sleep(0.05)
             await asyncio.sleep(0.2)
-            for pid in list(runner.pool._processes):  # what the OOM killer would do
+            assert runner.pool.pool is not None
+            for pid in list(runner.pool.pool._processes):  # what the OOM killer would do
                 os.kill(pid, signal.SIGKILL)
             with pytest.raises(Exception, match="worker process died"):
                 await doomed
@@ -773,16 +775,15 @@ def test_row35_workers_get_plain_data_and_no_database(site: NewsSite, tmp_path: 
 
     async def go() -> dict[str, Any]:
         async with Runner(config, store) as runner:
-            assert runner.pool is not None
-            real_submit = runner.pool.submit
+            real_run = runner.pool.run
 
-            def recording(fn: Any, *args: Any, **kwargs: Any) -> Any:
+            async def recording(fn: Any, *args: Any) -> Any:
                 submitted.append((fn, *args))
-                return real_submit(fn, *args, **kwargs)
+                return await real_run(fn, *args)
 
-            runner.pool.submit = recording  # type: ignore[method-assign]
+            runner.pool.run = recording  # type: ignore[method-assign]
             await runner.poll_and_record(store.feed(1))
-            return await runner._in_pool(_worker_probe)
+            return await runner.pool.run(_worker_probe)
 
     probe = asyncio.run(go())
     assert probe["pid"] != os.getpid()
@@ -790,7 +791,7 @@ def test_row35_workers_get_plain_data_and_no_database(site: NewsSite, tmp_path: 
     db = str(store.path)
     assert not [t for t in probe["fds"] if t.startswith(db)]  # no database, WAL or lock file
     names = {call[0].__name__ for call in submitted}
-    assert {"parse_in_worker", "process_page", "_worker_probe"} <= names
+    assert {"parse_response", "extract_and_fingerprint", "_worker_probe"} <= names
     for call in submitted:
         recorder = _ClassRecorder(pickle.dumps(call[1:]))
         recorder.load()

@@ -42,10 +42,11 @@ import pytest
 
 from pipeline import run
 from pipeline.config import load_config
+from pipeline.daemon import run_daemon
 from pipeline.fetch import decode_body
 from pipeline.run import Runner, run_once
-from pipeline.schedule import run_daemon
-from pipeline.store import Store, parse_iso
+from pipeline.store import Store
+from pipeline.times import parse_iso
 from tests.conftest import REPO, fill_site, run_cli, story, write_config
 from tests.newssite import NewsSite
 
@@ -285,14 +286,14 @@ def test_a_poll_that_raises_is_recorded_and_backed_off_in_the_daemon(
     config = load_config(write_config(tmp_path / "newswire.yaml",
                                       [bad, healthy.feed_url("rss")],
                                       schedule={"tick": "0.5s", "min_interval": "1s"}))
-    validators = Runner._validators
+    plan_request = run.plan_request
 
-    def explode(self: Runner, feed: Any, now: datetime) -> Any:
+    def explode(feed: Any, config: Any, now: datetime) -> Any:
         if feed.url == bad:
             raise ValueError("a value nobody parsed")
-        return validators(self, feed, now)
+        return plan_request(feed, config, now)
 
-    monkeypatch.setattr(Runner, "_validators", explode)
+    monkeypatch.setattr(run, "plan_request", explode)
     store = Store.open(config.database)
 
     async def go() -> None:

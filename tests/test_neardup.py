@@ -7,7 +7,6 @@ import re
 import sqlite3
 import subprocess
 import sys
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -25,8 +24,10 @@ from bench.syndication import (
 from pipeline import neardup
 from pipeline.config import DedupeConfig, FeedConfig
 from pipeline.dedupe import article_id
-from pipeline.extract import Article
-from pipeline.store import NewEntry, PollResult, Store, StoreError, utcnow
+from pipeline.errors import StoreError
+from pipeline.messages import Article, NewEntry, PollResult
+from pipeline.store import Store
+from pipeline.times import utcnow
 from tests.conftest import REPO, run_cli, story, write_config
 
 WIRE = (
@@ -450,7 +451,7 @@ def test_prune_and_reindex(corpus: Corpus) -> None:
     assert corpus.store.prune_bands(0, now=later) == 0  # 0 = keep everything
     # Out of the window, an old story no longer attracts copies...
     fp = neardup.fingerprint("\n".join(WIRE))
-    assert corpus.store.find_near_duplicate(fp, replace(dummy_article(), id="x" * 16)) is None
+    assert corpus.store.near_match("x" * 16, fp).kind is None
     # ...until the window is widened and the index rebuilt.
     assert corpus.store.reindex(0).band_rows == len(bands)
     assert corpus.bands() == bands
@@ -491,7 +492,7 @@ def test_a_changed_minhash_scheme_is_refused_until_reindexed_from_text(corpus: C
 
 
 def test_a_version_1_database_is_migrated_and_backfilled(tmp_path: Path) -> None:
-    from pipeline.store import MIGRATIONS, SCHEMA_VERSION
+    from pipeline.store.schema import MIGRATIONS, SCHEMA_VERSION
 
     path = tmp_path / "old.db"
     conn = sqlite3.connect(path, isolation_level=None)

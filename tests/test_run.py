@@ -4,19 +4,20 @@ worker pool's recovery and laziness, and per-site boilerplate learned across run
 from __future__ import annotations
 
 import asyncio
-import os
+from concurrent.futures import ProcessPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
 import pytest
 
-from pipeline import run
+from pipeline import pool, run
 from pipeline.config import Config, load_config
 from pipeline.dedupe import article_id
-from pipeline.pool import parse_in_worker, process_page
-from pipeline.run import Runner, WorkerCrashed, run_once
-from pipeline.store import PollResult, Store, utcnow
+from pipeline.extract import extract_and_fingerprint
+from pipeline.messages import PollResult
+from pipeline.run import Runner, run_once
+from pipeline.store import Store
 from tests.conftest import story, write_config
 from tests.newssite import NewsSite
 
@@ -106,19 +107,23 @@ def test_pages_in_flight_are_bounded(tmp_path: Path, monkeypatch: pytest.MonkeyP
         def __init__(self, *args: Any) -> None:
             super().__init__(*args)
             self._pages = self.slots = Slots(run.MAX_PAGES_IN_FLIGHT)
+            fetch_page, pool_run = self.fetcher.fetch_page, self.pool.run
 
-        async def _fetch_page(self, url: str, slot: Any) -> Any:
-            page = await super()._fetch_page(url, slot)
-            self.inflight += 1  # its HTML is held from here until extracted
-            self.peak = max(self.peak, self.inflight)
-            return page
+            async def fetched(url: str, slot: Any) -> Any:
+                page = await fetch_page(url, slot)
+                self.inflight += 1  # its HTML is held from here until extracted
+                self.peak = max(self.peak, self.inflight)
+                return page
 
-        async def _in_pool(self, fn: Any, *args: Any) -> Any:
-            try:
-                return await super()._in_pool(fn, *args)
-            finally:
-                if fn is process_page:
-                    self.inflight -= 1
+            async def extracted(fn: Any, *args: Any) -> Any:
+                try:
+                    return await pool_run(fn, *args)
+                finally:
+                    if fn is extract_and_fingerprint:
+                        self.inflight -= 1
+
+            self.fetcher.fetch_page = fetched  # type: ignore[method-assign]
+            self.pool.run = extracted  # type: ignore[method-assign]
 
     with NewsSite() as site:
         add_stories(site, range(8))
@@ -139,53 +144,6 @@ def test_pages_in_flight_are_bounded(tmp_path: Path, monkeypatch: pytest.MonkeyP
         store.close()
 
 
-def test_a_failed_write_does_not_take_the_rest_of_its_group_down(tmp_path: Path) -> None:
-    with NewsSite() as site:
-        config, store = setup(site, tmp_path)
-        store.sync_feeds(config.feeds)
-        feed_id = store.feeds()[0].id
-
-        def result(feed: int) -> PollResult:
-            return PollResult(feed_id=feed, started_at=utcnow(), duration_ms=1, status=304,
-                              bytes=0, error=None, next_poll_at="2099-01-01T00:00:00Z",
-                              consecutive_failures=0, current_interval=900.0)
-
-        async def go() -> list[asyncio.Future[Any]]:
-            loop = asyncio.get_running_loop()
-            group = [(result(feed_id), loop.create_future()), (result(999), loop.create_future()),
-                     (result(feed_id), loop.create_future())]
-            Runner(config, store)._commit(group)
-            return [future for _, future in group]
-
-        first, broken, last = asyncio.run(go())
-        assert first.result().new_entries == 0 and last.result().new_entries == 0
-        assert isinstance(broken.exception(), Exception)
-        assert store.db["fetches"].count == 2
-        store.close()
-
-
-def _die(marker: str) -> str:
-    """Kill the worker process (a segfaulting parser, say)."""
-    os._exit(3)
-
-
-def test_a_crashed_worker_gets_a_new_pool(tmp_path: Path) -> None:
-    with NewsSite() as site:
-        config, store = setup(site, tmp_path)
-
-        async def go() -> Any:
-            async with Runner(config, store) as runner:
-                first = runner.pool
-                with pytest.raises(WorkerCrashed):
-                    await runner._in_pool(_die, str(tmp_path / "died"))
-                assert runner.pool is not first
-                return await runner._in_pool(parse_in_worker, RSS, {}, "", 10)
-
-        parsed = asyncio.run(go())
-        assert parsed.entries[0].link == "http://a.example/1"
-        store.close()
-
-
 def test_a_run_of_only_not_modified_feeds_never_starts_the_pool(tmp_path: Path) -> None:
     with NewsSite() as site:
         add_stories(site, range(2))
@@ -196,10 +154,9 @@ def test_a_run_of_only_not_modified_feeds_never_starts_the_pool(tmp_path: Path) 
             async with Runner(config, store) as runner:
                 report = await runner.run_due(include_all=True)
                 assert report.not_modified == 1
-                assert runner.pool is not None
-                return dict(runner.pool._processes)
+                return runner.pool.pool
 
-        assert asyncio.run(again()) == {}  # no worker (and no fork server) was started
+        assert asyncio.run(again()) is None  # no worker (and no fork server) was started
         store.close()
 
 
@@ -252,10 +209,10 @@ def test_worker_pools_are_recycled_after_their_share_of_jobs(
     def make_pool(workers: int) -> Any:
         # One generation at a time: the previous pool has finished everything it was given.
         assert all(not pool._pending_work_items for pool in made)
-        made.append(run.ProcessPoolExecutor(1))
+        made.append(ProcessPoolExecutor(1))
         return made[-1]
 
-    monkeypatch.setattr(run, "make_pool", make_pool)
+    monkeypatch.setattr(pool, "make_pool", make_pool)
     with NewsSite() as site:
         add_stories(site, range(5))
         config = load_config(write_config(

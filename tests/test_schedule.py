@@ -7,8 +7,8 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from pipeline.config import ScheduleConfig
+from pipeline.messages import FeedState
 from pipeline.schedule import PollOutcome, adapt_interval, next_poll
-from pipeline.store import FeedState
 from pipeline.values import cache_lifetime
 
 NOW = datetime(2026, 1, 10, 12, 0, tzinfo=UTC)

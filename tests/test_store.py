@@ -11,18 +11,11 @@ import pytest
 from pipeline.boilerplate import line_key
 from pipeline.config import DedupeConfig, FeedConfig
 from pipeline.dedupe import article_id
-from pipeline.extract import Article
-from pipeline.store import (
-    SCHEMA_VERSION,
-    EntryBatch,
-    LockedError,
-    NewEntry,
-    PollResult,
-    Store,
-    StoreError,
-    StoreWriteError,
-    utcnow,
-)
+from pipeline.errors import LockedError, StoreError, StoreWriteError
+from pipeline.messages import Article, EntryBatch, NewEntry, PollResult
+from pipeline.store import Store
+from pipeline.store.schema import SCHEMA_VERSION
+from pipeline.times import utcnow
 
 BODY = ("Rescue teams searched through the night for survivors after the earthquake struck "
         "the coastal region, officials said on Monday, adding that the death toll was likely "
@@ -276,11 +269,11 @@ def test_maintenance_forgets_lines_seen_once_long_ago(store: Store) -> None:
 def test_a_version_1_database_is_migrated_across_the_gap(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Migration numbers are handed out per feature, so the sequence may have gaps."""
-    from pipeline import store as store_module
+    from pipeline.store import schema
 
-    monkeypatch.setattr(store_module, "SCHEMA_VERSION", 1)
+    monkeypatch.setattr(schema, "SCHEMA_VERSION", 1)
     Store.open(tmp_path / "nw.db").close()  # made by a newswire before migration 5
     monkeypatch.undo()
     with Store.open(tmp_path / "nw.db") as migrated:
-        assert migrated.schema_version == max(store_module.MIGRATIONS) == SCHEMA_VERSION
+        assert migrated.schema_version == max(schema.MIGRATIONS) == SCHEMA_VERSION
         assert migrated.db["site_lines"].exists()

@@ -1,0 +1,174 @@
+"""The long-running daemon: APScheduler wakes it every `schedule.tick` seconds and it polls
+whatever the database says is due (pipeline.schedule), until SIGTERM or SIGINT.
+
+APScheduler runs one coalesced, never-overlapping poll job and a six-hourly maintenance job.
+On a signal no new poll starts and the in-flight ones finish and are written, within
+`schedule.stop_grace`. A damaged database stops the daemon (exit 3); anything else a pass
+raises is logged and the next tick tries again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.base import BaseTrigger
+
+from pipeline.config import Config
+from pipeline.errors import StoreError
+from pipeline.fetch import Resolver, system_resolver
+from pipeline.metrics import Metrics
+from pipeline.run import Runner
+from pipeline.store import Store
+
+log = logging.getLogger("newswire")
+
+
+async def run_daemon(config: Config, store: Store, resolver: Resolver = system_resolver,
+                     stop: asyncio.Event | None = None) -> None:
+    """Poll due feeds every `schedule.tick` seconds until SIGTERM/SIGINT (or `stop` is set).
+
+    APScheduler runs one coalesced, never-overlapping job; what is due is read from the
+    database each time. On a signal no new poll starts, in-flight polls finish and are
+    written, and the function returns.
+    """
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+    store.sync_feeds(config.feeds)
+    metrics = None
+    if config.metrics is not None:
+        metrics = Metrics()
+        port = metrics.serve(config.metrics.host, config.metrics.port)
+        log.info("metrics endpoint", extra={"fields": {
+            "url": f"http://{config.metrics.host}:{port}/metrics"}})
+
+    try:
+        await _serve(config, store, resolver, stop, metrics)
+    finally:
+        if metrics is not None:
+            metrics.close()
+    log.info("daemon stopped")
+
+
+class _SkippedTicks(logging.Filter):
+    """A pass outlasting the tick is expected (the next tick is skipped, by design):
+    APScheduler's warning about it on every tick would bury the log."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "maximum number of running instances reached" not in record.getMessage()
+
+
+logging.getLogger("apscheduler.scheduler").addFilter(_SkippedTicks())
+
+
+class FromNow(BaseTrigger):
+    """Fires `seconds` after the wall-clock time it is asked at.
+
+    APScheduler's IntervalTrigger counts from the previous fire time, so after the clock
+    jumps forward it lists every missed run first (ten years of 5-second ticks: 63 million
+    datetimes). Counting from now, a jump costs one run."""
+
+    def __init__(self, seconds: float) -> None:
+        self.interval = timedelta(seconds=seconds)
+
+    def get_next_fire_time(self, previous_fire_time: datetime | None,
+                           now: datetime) -> datetime:
+        return now + self.interval
+
+
+async def _watch_clock(scheduler: Any, stop: asyncio.Event, every: float) -> None:
+    """Bring forward a job whose next run the wall clock put out of reach.
+
+    APScheduler waits for wall-clock times; after the clock goes back, a job would wait as
+    long as the clock went back. This loop runs on the event loop's monotonic clock."""
+    while not stop.is_set():
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), every)
+        now = datetime.now(UTC)
+        for job in scheduler.get_jobs():
+            interval = getattr(job.trigger, "interval", timedelta(0))
+            if job.next_run_time and job.next_run_time > now + interval + timedelta(
+                    seconds=every):
+                log.warning("the wall clock went back: job %s was due at %s; running it now",
+                            job.id, job.next_run_time.isoformat())
+                job.modify(next_run_time=now)
+
+
+async def _serve(config: Config, store: Store, resolver: Resolver, stop: asyncio.Event,
+                 metrics: Metrics | None) -> None:
+    """Run the poll and maintenance jobs until `stop`, then wind down within
+    `schedule.stop_grace`: no new poll starts, in-flight polls finish and are written; a
+    pass still running at the end of the grace period is cancelled (each poll is written
+    whole or not at all, so its feeds simply stay due)."""
+    loop = asyncio.get_running_loop()
+    ticks: set[asyncio.Task[Any]] = set()  # the scheduler's tick jobs in flight
+    passes: set[asyncio.Task[Any]] = set()  # the poll passes they run
+    fatal: list[BaseException] = []
+    async with Runner(config, store, resolver, metrics=metrics) as runner:
+        async def tick() -> None:
+            me = asyncio.current_task()
+            assert me is not None
+            ticks.add(me)
+            try:
+                if runner.stopping:
+                    return
+                one_pass = asyncio.ensure_future(runner.run_due())
+                passes.add(one_pass)
+                await asyncio.wait({one_pass})  # never raises: shutdown decides its fate
+                passes.discard(one_pass)
+                if one_pass.cancelled():
+                    return
+                error = one_pass.exception()
+                if isinstance(error, StoreError):  # the database is unusable: stop
+                    fatal.append(error)
+                    stop.set()
+                elif error is not None:
+                    log.error("poll pass failed", exc_info=error)
+            finally:
+                ticks.discard(me)
+
+        async def maintain() -> None:
+            try:
+                store.maintenance(config)
+            except Exception:  # noqa: BLE001
+                log.exception("maintenance failed")
+
+        every = max(config.schedule.tick, 0.5)
+        scheduler = AsyncIOScheduler(timezone=UTC, event_loop=loop)
+        scheduler.add_job(tick, FromNow(every), id="poll-due", coalesce=True,
+                          max_instances=1, next_run_time=datetime.now(UTC),
+                          misfire_grace_time=None)
+        scheduler.add_job(maintain, FromNow(6 * 3600), id="maintenance", coalesce=True,
+                          max_instances=1, next_run_time=datetime.now(UTC),
+                          misfire_grace_time=None)
+        scheduler.start()
+        watch = asyncio.ensure_future(_watch_clock(scheduler, stop, every))
+        log.info("daemon started: %d feeds, tick %.1fs", len(config.feeds),
+                 config.schedule.tick)
+        await stop.wait()
+        runner.stopping = True
+        scheduler.pause()
+        await watch
+        grace = config.schedule.stop_grace
+        if passes:
+            log.info("stopping: finishing in-flight polls (at most %gs)", grace)
+            _done, late = await asyncio.wait(set(passes), timeout=grace)
+            if late:
+                log.warning("stop grace of %gs over: in-flight polls cancelled; their feeds "
+                            "stay due and are polled at the next start", grace)
+                for one_pass in late:
+                    one_pass.cancel()
+                await asyncio.wait(late)
+        if ticks:
+            await asyncio.wait(set(ticks))
+        scheduler.shutdown(wait=False)
+    if fatal:
+        raise fatal[0]

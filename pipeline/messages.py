@@ -1,0 +1,377 @@
+"""The messages that cross stage boundaries: small frozen dataclasses with a JSON form.
+
+    FeedState ─► FeedRequest ─► fetch ─► FetchResult ─► parse ─► ParseOutcome (ParsedFeed:
+    Entry...) ─► store plans ─► EntryPlan ─► fetch page ─► Page ─► ExtractJob ─► extract
+    and fingerprint ─► ExtractResult (Article, Fingerprint) ─► NewEntry ─► EntryBatch /
+    PollResult ─► store writes ─► PollSummary
+
+Every stage takes and returns these, never a connection or a socket, so a stage can run in a
+worker process or on another machine. `to_dict()` gives plain JSON data and `from_dict()`
+reads it back to an equal message: bytes travel as `{"$bytes": base64}` and sets as
+`{"$set": [...]}`, tuples as lists, nested messages as objects.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import functools
+import types
+import typing
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Self, TypeVar
+
+from pipeline.values import content_length, parse_retry_after, validator
+
+M = TypeVar("M", bound="Message")
+
+
+class Message:
+    """Base of every message: the lossless JSON codec."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {f.name: _encode(getattr(self, f.name))
+                for f in dataclasses.fields(self)}  # type: ignore[arg-type]
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Self:
+        hints = _hints(cls)
+        return cls(**{name: _decode(hints[name], value) for name, value in data.items()
+                      if name in hints})
+
+
+def _encode(value: Any) -> Any:
+    if isinstance(value, Message):
+        return value.to_dict()
+    if isinstance(value, bytes | bytearray):
+        return {"$bytes": base64.b64encode(bytes(value)).decode("ascii")}
+    if isinstance(value, set | frozenset):
+        return {"$set": sorted((_encode(v) for v in value), key=repr)}
+    if isinstance(value, tuple | list):
+        return [_encode(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _encode(v) for k, v in value.items()}
+    return value
+
+
+@functools.cache
+def _hints(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def _decode(hint: Any, value: Any) -> Any:
+    if isinstance(value, dict) and "$bytes" in value:
+        return base64.b64decode(value["$bytes"])
+    if isinstance(value, dict) and "$set" in value:
+        args = typing.get_args(hint)
+        item = args[0] if args else Any
+        return frozenset(_decode(item, v) for v in value["$set"])
+    if value is None or hint is Any:
+        return value
+    origin = typing.get_origin(hint)
+    if origin in (types.UnionType, typing.Union):
+        return _decode_union(typing.get_args(hint), value)
+    if isinstance(hint, type) and issubclass(hint, Message):
+        return hint.from_dict(value)
+    if origin is tuple:
+        args = typing.get_args(hint)
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(_decode(args[0], v) for v in value)
+        return tuple(_decode(a, v) for a, v in zip(args, value, strict=True))
+    if origin in (frozenset, set):
+        (item,) = typing.get_args(hint)
+        return frozenset(_decode(item, v) for v in value)
+    if origin is dict:
+        _key, item = typing.get_args(hint)
+        return {k: _decode(item, v) for k, v in value.items()}
+    return value
+
+
+def _decode_union(arms: tuple[Any, ...], value: Any) -> Any:
+    arms = tuple(a for a in arms if a is not type(None))
+    if isinstance(value, dict):  # a message (or a mapping)
+        for arm in arms:
+            if isinstance(arm, type) and issubclass(arm, Message):
+                return arm.from_dict(value)
+    for arm in arms:
+        if isinstance(arm, type) and not issubclass(arm, Message) and isinstance(value, arm):
+            return value
+    return _decode(arms[0], value)
+
+
+# --- feeds and polls ---------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class FeedState(Message):
+    """A feed row, as the scheduler and the poller need it."""
+
+    id: int
+    url: str
+    name: str | None
+    etag: str | None
+    last_modified: str | None
+    next_poll_at: str | None
+    last_polled_at: str | None
+    consecutive_failures: int
+    interval_seconds: float | None
+    cron: str | None
+    current_interval: float | None
+    last_unconditional_at: str | None
+    gone: bool
+
+
+@dataclass(frozen=True)
+class FeedRequest(Message):
+    """One feed fetch to make: with the validators, or without them when an unconditional
+    fetch is due (pipeline.schedule.plan_request)."""
+
+    feed_id: int
+    url: str
+    etag: str | None = None
+    last_modified: str | None = None
+    started_at: str = ""  # when the poll started (ISO, UTC)
+
+
+@dataclass(frozen=True)
+class FetchResult(Message):
+    """What one GET produced: a response, or an error that says why not."""
+
+    url: str
+    final_url: str
+    status: int | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+    body: bytes = b""
+    error: str | None = None
+    error_kind: str | None = None  # blocked, timeout, too_large, encoding, redirect, network
+    permanent_redirect: str | None = None
+    elapsed_ms: int = 0
+    conditional: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and self.status == 200
+
+    @property
+    def not_modified(self) -> bool:
+        return self.error is None and self.status == 304
+
+    @property
+    def etag(self) -> str | None:
+        return validator(self.headers.get("etag"))
+
+    @property
+    def last_modified(self) -> str | None:
+        return validator(self.headers.get("last-modified"))
+
+    @property
+    def content_type(self) -> str:
+        return self.headers.get("content-type", "").split(";")[0].strip().lower()
+
+    @property
+    def content_length(self) -> int | None:
+        return content_length(self.headers.get("content-length"))
+
+    def retry_after(self, now: datetime | None = None) -> float | None:
+        """Seconds the server asked us to wait (Retry-After as seconds or an HTTP date)."""
+        return parse_retry_after(self.headers.get("retry-after"), now)
+
+
+@dataclass(frozen=True)
+class Entry(Message):
+    """One feed item, cleaned: plain-text title, absolute http(s) link, sane UTC date or None."""
+
+    key: str
+    guid: str | None
+    link: str | None
+    title: str
+    summary: str  # HTML as the feed gave it (sanitised by feedparser)
+    content: str  # HTML; the richest body the feed carries
+    published_at: str | None
+    published_raw: str | None
+    authors: tuple[str, ...] = ()
+    tags: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ParsedFeed(Message):
+    title: str
+    link: str | None
+    version: str
+    entries: tuple[Entry, ...]
+    ttl_seconds: float | None = None
+    warning: str | None = None
+    total_entries: int = 0
+    skipped_entries: int = 0  # items that could not be read (each is lost, not the feed)
+
+
+@dataclass(frozen=True)
+class ParseOutcome(Message):
+    """A parsed feed, or why the body is not one."""
+
+    feed: ParsedFeed | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class EntryPlan(Message):
+    """What the store knows of a poll's entries (pipeline.store.Store.plan_entries): the
+    entries not seen in this feed before, and the articles already stored under their links
+    (canonical link → article id)."""
+
+    feed_id: int
+    fresh: tuple[Entry, ...]
+    stored: dict[str, str] = field(default_factory=dict)
+
+
+# --- pages and articles -----------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Page(Message):
+    """An article page as fetched: the body undecoded (decoding is worker work), or why
+    there is none."""
+
+    url: str  # the entry's link
+    final_url: str  # after redirects
+    body: bytes | None = None
+    content_type: str = ""  # the Content-Type header (its charset decodes the body)
+    content_encoding: str = ""  # the body is still compressed this way
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class ExtractJob(Message):
+    """What extraction needs to know about one entry, as plain data for a worker process."""
+
+    url: str  # the page's final URL after redirects
+    html: str | bytes | None  # the body as fetched (bytes are decoded here); None: no page
+    entry_title: str
+    entry_content: str  # the feed's HTML content or summary
+    entry_published_at: str | None
+    entry_authors: tuple[str, ...] = ()
+    page_error: str | None = None
+    timeout: float = 30.0
+    content_type: str = ""  # the page's Content-Type header: its charset decodes bytes
+    content_encoding: str = ""  # bytes still compressed this way (gzip, deflate) ...
+    max_bytes: int = 15_000_000  # ... and decompressed to at most this many bytes
+    site_lines: frozenset[int] = frozenset()  # line keys the page's site repeats (the store)
+
+
+@dataclass(frozen=True)
+class Article(Message):
+    id: str
+    url: str
+    canonical_url: str
+    title: str
+    text: str
+    author: str | None
+    published_at: str | None
+    language: str | None
+    sitename: str | None
+    text_source: str  # 'page', 'feed' or 'import'
+    quality: str | None = None  # comma-separated flags, e.g. 'short,wall'
+    extract_error: str | None = None
+    description: str | None = None
+    tags: tuple[str, ...] = ()
+    line_keys: tuple[int, ...] = ()  # the extracted lines before site filtering, for the store
+    claimed_canonical_url: str | None = None  # a canonical claim refused (dedupe.keyed_by_page)
+
+
+@dataclass(frozen=True)
+class Fingerprint(Message):
+    """What near-duplicate detection keeps of a body: small, storable (pipeline.neardup)."""
+
+    signature: bytes  # NUM_PERM MinHash values as little-endian uint32
+    shingles: int  # distinct 5-shingles in the body
+    numbers: tuple[str, ...]  # distinct tokens containing a digit, sorted
+
+
+@dataclass(frozen=True)
+class ExtractResult(Message):
+    """An extracted article and its near-duplicate fingerprint (None: too short)."""
+
+    article: Article
+    fingerprint: Fingerprint | None = None
+
+
+# --- what the store records -------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class NewEntry(Message):
+    """A feed item seen for the first time, and the article it belongs to (if any)."""
+
+    key: str
+    guid: str | None
+    link: str | None
+    title: str
+    published_at: str | None
+    article: Article | None = None  # freshly extracted
+    existing_article_id: str | None = None  # already stored under one of its URLs
+    url_aliases: tuple[str, ...] = ()  # canonical forms of every URL that led to the article
+    fingerprint: Fingerprint | None = None  # near-duplicate signature
+
+
+@dataclass(frozen=True)
+class EntryBatch(Message):
+    """Some of a poll's new entries, written ahead of the poll's PollResult.
+
+    Only entries: the feed's validators and schedule change with the PollResult alone, so a
+    crash between batches leaves the feed due with its old validators, and the next poll
+    skips the entries already written and continues with the rest.
+    """
+
+    feed_id: int
+    entries: tuple[NewEntry, ...]
+
+
+@dataclass(frozen=True)
+class PollResult(Message):
+    """Everything one poll of one feed produced, recorded in one transaction."""
+
+    feed_id: int
+    started_at: str
+    duration_ms: int
+    status: int | None
+    bytes: int
+    error: str | None
+    next_poll_at: str | None
+    consecutive_failures: int
+    current_interval: float | None
+    etag: str | None = None
+    last_modified: str | None = None
+    feed_title: str | None = None
+    new_url: str | None = None  # after a permanent redirect
+    gone: bool = False
+    conditional: bool = False
+    warning: str | None = None
+    entries: tuple[NewEntry, ...] = ()
+    storage_error: bool = False  # the poll's own write failed (recorded as far as possible)
+    skipped_entries: int = 0  # items of the feed that could not be read
+    # A poll with many new entries is written in batches (EntryBatch) before this result,
+    # which carries the last batch: these count the entries and articles already written.
+    batched_entries: int = 0
+    batched_articles: int = 0
+
+    @property
+    def new_entry_count(self) -> int:
+        return self.batched_entries + len(self.entries)
+
+
+@dataclass(frozen=True)
+class PollSummary(Message):
+    new_entries: int = 0
+    new_articles: int = 0
+    exact_duplicates: int = 0
+    near_duplicates: int = 0
+
+    def __add__(self, other: PollSummary) -> PollSummary:
+        return PollSummary(self.new_entries + other.new_entries,
+                           self.new_articles + other.new_articles,
+                           self.exact_duplicates + other.exact_duplicates,
+                           self.near_duplicates + other.near_duplicates)
+
+
+MESSAGES: tuple[type[Message], ...] = (
+    FeedState, FeedRequest, FetchResult, Entry, ParsedFeed, ParseOutcome, EntryPlan, Page,
+    ExtractJob, Article, Fingerprint, ExtractResult, NewEntry, EntryBatch, PollResult,
+    PollSummary)

@@ -1,0 +1,79 @@
+"""Reading for the CLI, Datasette and metrics: read-only queries, never a write."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import sqlite_utils
+
+from pipeline.schedule import THROTTLING
+
+
+def health_sql(dead_after: int, feed: str = "f") -> str:
+    """A feed's health as an SQL expression over its row (alias `feed`), the one definition
+    that `status`, the Datasette feed-health query and the metrics all read:
+    inactive, gone, new, throttled (waiting as a 429/503 asked), ok, failing, or dead
+    (`schedule.dead_after` failures in a row; a dead feed is still probed)."""
+    throttling = ", ".join(str(code) for code in sorted(THROTTLING))
+    return (f"CASE WHEN NOT {feed}.active THEN 'inactive' "
+            f"WHEN {feed}.gone THEN 'gone' "
+            f"WHEN {feed}.last_polled_at IS NULL THEN 'new' "
+            f"WHEN {feed}.consecutive_failures = 0 AND {feed}.last_status IN ({throttling}) "
+            f"AND {feed}.last_error IS NULL THEN 'throttled' "
+            f"WHEN {feed}.consecutive_failures = 0 THEN 'ok' "
+            f"WHEN {feed}.consecutive_failures < {int(dead_after)} THEN 'failing' "
+            f"ELSE 'dead' END")
+
+
+def status_rows(db: sqlite_utils.Database, dead_after: int) -> list[dict[str, Any]]:
+    return list(db.query(f"""
+        SELECT f.id, coalesce(f.name, f.title, f.url) AS name, f.url, f.config_url,
+               f.active, f.gone, {health_sql(dead_after)} AS health,
+               f.last_polled_at, f.next_poll_at, f.last_status, f.consecutive_failures,
+               f.last_error, f.current_interval, f.interval_seconds, f.cron,
+               (SELECT count(*) FROM articles a WHERE a.feed_id = f.id) AS articles,
+               (SELECT count(*) FROM entries e WHERE e.feed_id = f.id) AS entries
+        FROM feeds f ORDER BY f.id"""))
+
+
+def health_counts(db: sqlite_utils.Database, dead_after: int) -> dict[str, int]:
+    """How many polled feeds are in each health (import sources left out)."""
+    return {row[0]: row[1] for row in db.execute(
+        f"SELECT {health_sql(dead_after)} AS health, count(*) FROM feeds f "
+        f"WHERE f.active = 1 OR f.config_url IS NOT NULL GROUP BY health")}
+
+
+def feed_list(db: sqlite_utils.Database) -> list[dict[str, Any]]:
+    """The polled feeds (config and `add`; not import sources), oldest first: url,
+    config_url, name, title, site_url, active."""
+    return list(db.query("SELECT url, config_url, name, title, site_url, active FROM feeds "
+                         "WHERE active = 1 OR config_url IS NOT NULL ORDER BY id"))
+
+
+def latest_articles(db: sqlite_utils.Database, limit: int = 20) -> list[dict[str, Any]]:
+    """The newest articles (by publication, then fetch time), newest first."""
+    return list(db.query("SELECT id, title, text_source, text FROM articles "
+                         "ORDER BY coalesce(published_at, fetched_at) DESC, id LIMIT ?",
+                         [limit]))
+
+
+def export_articles(db: sqlite_utils.Database, since: str | None = None,
+                    include_duplicates: bool = False) -> Iterator[dict[str, Any]]:
+    """Articles in the order they entered the corpus, with their feed, cluster and every
+    entry that carried them (`seen_in`, JSON). By default only each cluster's canonical
+    article; `since` keeps articles fetched at or after that ISO time."""
+    return db.query("""
+        SELECT a.*, f.url AS feed_url, coalesce(f.name, f.title) AS feed_name,
+               c.canonical_article_id AS cluster_canonical_id, c.size AS cluster_size,
+               (SELECT json_group_array(json_object(
+                    'feed_url', ef.url, 'guid', e.guid, 'link', e.link,
+                    'seen_at', e.seen_at))
+                FROM entries e JOIN feeds ef ON ef.id = e.feed_id
+                WHERE e.article_id = a.id) AS seen_in
+        FROM articles a
+        LEFT JOIN feeds f ON f.id = a.feed_id
+        LEFT JOIN clusters c ON c.id = a.cluster_id
+        WHERE (:since IS NULL OR a.fetched_at >= :since)
+          AND (:all OR c.canonical_article_id = a.id OR c.id IS NULL)
+        ORDER BY a.fetched_at, a.rowid""", {"since": since, "all": int(include_duplicates)})

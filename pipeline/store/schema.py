@@ -1,0 +1,145 @@
+"""The database's shape: numbered migrations, applied in order inside write transactions.
+
+`PRAGMA user_version` holds the number of the last migration applied. Numbers were reserved
+per feature branch, so the sequence has gaps. A database newer than this code is refused.
+"""
+
+from __future__ import annotations
+
+import sqlite_utils
+
+from pipeline import neardup
+from pipeline.store.lines import SITE_LINE_MIN_PAGES
+
+
+def _migration_1(db: sqlite_utils.Database) -> None:
+    db["feeds"].create({
+        "id": int, "url": str, "config_url": str, "name": str, "title": str, "site_url": str,
+        "etag": str, "last_modified": str, "added_at": str, "last_polled_at": str,
+        "last_success_at": str, "next_poll_at": str, "last_status": int,
+        "consecutive_failures": int, "last_error": str, "last_warning": str,
+        "interval_seconds": float, "cron": str, "current_interval": float,
+        "last_unconditional_at": str, "gone": int, "active": int,
+    }, pk="id", not_null={"url"}, defaults={"consecutive_failures": 0, "gone": 0, "active": 1})
+    db["feeds"].create_index(["url"], unique=True)
+    db["feeds"].create_index(["next_poll_at"])
+
+    db["clusters"].create({
+        "id": str, "canonical_article_id": str, "size": int, "first_seen_at": str,
+        "last_seen_at": str,
+    }, pk="id")
+
+    db["articles"].create({
+        "id": str, "url": str, "canonical_url": str, "title": str, "text": str,
+        "author": str, "published_at": str, "fetched_at": str, "language": str,
+        "sitename": str, "feed_id": int, "cluster_id": str, "duplicate_of": str,
+        "duplicate_kind": str, "duplicate_score": float, "text_hash": str,
+        "text_source": str, "quality": str, "extract_error": str, "description": str,
+        "word_count": int,
+    }, pk="id", foreign_keys=[("feed_id", "feeds", "id"), ("cluster_id", "clusters", "id")])
+    db["articles"].create_index(["text_hash"])
+    db["articles"].create_index(["cluster_id"])
+    db["articles"].create_index(["fetched_at"])
+    db["articles"].create_index(["published_at"])
+    db["articles"].enable_fts(["title", "text"], create_triggers=True,
+                              tokenize="porter unicode61")
+
+    db["entries"].create({
+        "id": int, "feed_id": int, "entry_key": str, "guid": str, "link": str, "title": str,
+        "published_at": str, "article_id": str, "seen_at": str,
+    }, pk="id", not_null={"feed_id", "entry_key"},
+        foreign_keys=[("feed_id", "feeds", "id"), ("article_id", "articles", "id")])
+    db["entries"].create_index(["feed_id", "entry_key"], unique=True)
+    db["entries"].create_index(["article_id"])
+
+    db["article_urls"].create({"url": str, "article_id": str}, pk="url",
+                              foreign_keys=[("article_id", "articles", "id")])
+
+    db["fetches"].create({
+        "id": int, "feed_id": int, "started_at": str, "duration_ms": int, "status": int,
+        "bytes": int, "new_entries": int, "new_articles": int, "conditional": int,
+        "error": str,
+    }, pk="id", foreign_keys=[("feed_id", "feeds", "id")])
+    db["fetches"].create_index(["feed_id", "started_at"])
+
+
+def _migration_2(db: sqlite_utils.Database) -> None:
+    """Near-duplicate index and cluster provenance.
+
+    `neardup_signatures` keeps every article's MinHash signature forever (so the index can be
+    rebuilt); `neardup_bands` is the LSH index over the recent ones (pruned to a window);
+    `duplicate_edges` keeps the evidence for every exact, near and related match.
+    """
+    db["neardup_signatures"].create({
+        "id": int, "article_id": str, "cluster_id": str, "signature": bytes, "shingles": int,
+        "numbers": str, "indexed_at": str, "in_index": int, "indexable": int,
+    }, pk="id", not_null={"article_id", "signature", "shingles", "indexed_at"},
+        foreign_keys=[("article_id", "articles", "id")])
+    db["neardup_signatures"].create_index(["article_id"], unique=True)
+    # Partial index: finding what to prune costs nothing when nothing is old enough.
+    db.execute("CREATE INDEX neardup_signatures_in_index ON neardup_signatures (indexed_at) "
+               "WHERE in_index = 1")
+    db.execute("CREATE TABLE neardup_bands (bucket INTEGER NOT NULL, signature_id INTEGER "
+               "NOT NULL, PRIMARY KEY (bucket, signature_id)) WITHOUT ROWID")
+    db.execute("""CREATE TABLE duplicate_edges (
+        article_id TEXT NOT NULL REFERENCES articles(id),
+        other_id TEXT NOT NULL REFERENCES articles(id),
+        kind TEXT NOT NULL,              -- exact | near | related
+        containment REAL, jaccard REAL, numbers_overlap REAL,
+        note TEXT, created_at TEXT,
+        PRIMARY KEY (article_id, other_id)) WITHOUT ROWID""")
+    db.execute("CREATE INDEX duplicate_edges_other ON duplicate_edges (other_id)")
+    db["clusters"].create_index(["size"])  # the view below reads multi-member clusters only
+    db["neardup_meta"].create({"key": str, "value": str}, pk="key")
+    db["neardup_meta"].insert({"key": "scheme", "value": neardup.SCHEME})
+    # "Stories carried by several outlets": an outlet is the page's site name, else the
+    # feed's name, title or URL.
+    db.execute("""CREATE VIEW stories_by_outlets AS
+        SELECT c.id AS cluster_id, canon.title AS canonical_title,
+               c.canonical_article_id, canon.url AS canonical_url,
+               m.outlets_count, m.outlets, m.articles,
+               m.first_seen_at, m.last_seen_at, m.first_published_at
+        FROM clusters c
+        JOIN articles canon ON canon.id = c.canonical_article_id
+        JOIN (SELECT a.cluster_id, count(*) AS articles,
+                     count(DISTINCT coalesce(nullif(a.sitename, ''), f.name, f.title, f.url))
+                         AS outlets_count,
+                     group_concat(DISTINCT coalesce(nullif(a.sitename, ''), f.name, f.title,
+                                                    f.url)) AS outlets,
+                     min(a.fetched_at) AS first_seen_at, max(a.fetched_at) AS last_seen_at,
+                     min(a.published_at) AS first_published_at
+              FROM articles a LEFT JOIN feeds f ON f.id = a.feed_id
+              WHERE a.cluster_id IN (SELECT id FROM clusters WHERE size > 1)
+              GROUP BY a.cluster_id) m ON m.cluster_id = c.id
+        WHERE m.outlets_count > 1
+        ORDER BY m.last_seen_at DESC, c.id""")
+
+
+def _migration_5(db: sqlite_utils.Database) -> None:
+    """Per-site line statistics for the repeated-line (boilerplate) filter."""
+    db.execute("""CREATE TABLE site_lines (
+        site TEXT NOT NULL, line_key INTEGER NOT NULL, pages INTEGER NOT NULL,
+        last_seen TEXT NOT NULL, PRIMARY KEY (site, line_key)) WITHOUT ROWID""")
+    db.execute(f"CREATE INDEX site_lines_repeated ON site_lines (site, line_key) "
+               f"WHERE pages >= {SITE_LINE_MIN_PAGES}")
+
+
+def _migration_6(db: sqlite_utils.Database) -> None:
+    """The canonical URL a page claimed when the claim was refused (its text differs from
+    the article already stored under that URL): kept as evidence of the site's markup."""
+    db.execute("ALTER TABLE articles ADD COLUMN claimed_canonical_url TEXT")
+
+
+def _migration_7(db: sqlite_utils.Database) -> None:
+    """Feed items that could not be read, per poll (each is skipped, not the whole feed)."""
+    db.execute("ALTER TABLE fetches ADD COLUMN skipped_entries INTEGER")
+
+
+MIGRATIONS = {1: _migration_1, 2: _migration_2, 5: _migration_5, 6: _migration_6,
+              7: _migration_7}
+SCHEMA_VERSION = max(MIGRATIONS)
+
+
+def pending(version: int) -> list[int]:
+    """The migrations a database at `version` still needs, in order."""
+    return sorted(n for n in MIGRATIONS if version < n <= SCHEMA_VERSION)

@@ -1,0 +1,30 @@
+"""Times as newswire stores them: ISO 8601 UTC text to the second (`2024-05-01T12:00:00Z`),
+which sorts as it reads; and the sane range for a publication date."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+ISO_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
+DATE_FLOOR = 1990  # publication dates before this year are errors (0000-00-00, 1970-01-01)
+FUTURE_SLACK = timedelta(days=1)  # ... and so are dates further ahead than this
+
+
+def iso(when: datetime) -> str:
+    return when.astimezone(UTC).strftime(ISO_FORMAT)
+
+
+def utcnow() -> str:
+    return iso(datetime.now(UTC))
+
+
+def parse_iso(value: str | None) -> datetime | None:
+    """A stored time back as an aware datetime (None for None or empty)."""
+    if not value:
+        return None
+    return datetime.strptime(value[:19], ISO_FORMAT[:-1]).replace(tzinfo=UTC)
+
+
+def sane_published(when: datetime, now: datetime | None = None) -> bool:
+    """Whether a publication time is plausible: not before DATE_FLOOR, not in the future."""
+    return when.year >= DATE_FLOOR and when <= (now or datetime.now(UTC)) + FUTURE_SLACK
