@@ -31,8 +31,11 @@ browse: $(STAMP)  ## Datasette over the corpus
 demo: $(STAMP)  ## watch it work offline: a local news site ingested into demo-data/
 	$(BIN)/python -m pipeline.demo
 
-lint: $(STAMP)
+lint: $(STAMP)  ## ruff, the type checker, and the layer contract (pyproject.toml)
 	$(BIN)/ruff check pipeline tests bench
+	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache
+	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache .mypy_cache .grimp_cache \
+		.import_linter_cache

@@ -15,7 +15,6 @@ The corpora live outside the repo in ``../shared/corpus`` (see its README.md). T
 
 from __future__ import annotations
 
-import codecs
 import csv
 import gzip
 import os
@@ -27,14 +26,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pipeline.extract import decode_html  # the product's own decoding, for both extractors
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SETS = ("scrapinghub", "wcxb-dev")
 SHINGLE_N = 4
 
 _WORD_RE = re.compile(r"\w+")
-_META_CHARSET_RE = re.compile(rb"""<meta[^>]*?charset\s*=\s*["']?\s*([A-Za-z0-9_.:-]+)""", re.I)
-# WHATWG encoding labels: these all mean windows-1252 in HTML; UTF-16/32 in a meta is ignored.
-_CP1252_ALIASES = {"iso-8859-1", "iso8859-1", "latin1", "latin-1", "l1", "us-ascii", "ascii"}
 
 
 def corpus_dir_from_env() -> Path:
@@ -66,37 +64,6 @@ class Page:
     truth: str
     publish_date: str | None = None
     author: str | None = None
-
-
-def decode_html(data: bytes) -> str:
-    """Decode page bytes: BOM, else strict UTF-8, else a ``<meta charset>``, else lenient UTF-8.
-
-    Bytes that are valid UTF-8 are taken as UTF-8 even when a meta tag claims a legacy charset
-    (stale declarations are common in saved pages; valid multi-byte UTF-8 is rarely accidental).
-    """
-    for bom, encoding in (
-        (codecs.BOM_UTF8, "utf-8"),
-        (codecs.BOM_UTF16_LE, "utf-16-le"),
-        (codecs.BOM_UTF16_BE, "utf-16-be"),
-    ):
-        if data.startswith(bom):
-            return data[len(bom) :].decode(encoding, errors="replace")
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError:
-        pass
-    match = _META_CHARSET_RE.search(data[:16384])
-    if match:
-        label = match.group(1).decode("ascii").lower()
-        if label in _CP1252_ALIASES:
-            label = "cp1252"
-        try:
-            name = codecs.lookup(label).name
-        except LookupError:
-            name = "utf-8"
-        if not name.startswith(("utf-16", "utf-32")):
-            return data.decode(name, errors="replace")
-    return data.decode("utf-8", errors="replace")
 
 
 def _none_if_empty(value: str | None) -> str | None:

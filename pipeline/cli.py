@@ -11,10 +11,11 @@ import argparse
 import asyncio
 import logging
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pipeline import __version__
 from pipeline.config import Config, FeedConfig, load_config
@@ -28,6 +29,12 @@ from pipeline.errors import (
     StoreError,
 )
 from pipeline.logs import FORMATS, setup_logging
+
+if TYPE_CHECKING:  # imported where used: most commands need few of them
+    from rich.progress import Progress, TaskID
+
+    from pipeline.messages import FeedState, PollResult
+    from pipeline.store import Store
 
 EXIT_FAILED = 1
 EXIT_CONFIG = 2
@@ -116,8 +123,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"newswire: config error: {exc}", file=sys.stderr)
         return EXIT_CONFIG
     handler = COMMANDS[args.command]
-    import sqlite3
-
     from pipeline.store import is_damage
 
     try:
@@ -125,19 +130,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     except StoreError as exc:
         print(f"newswire: database error: {exc}", file=sys.stderr)
         return EXIT_DATABASE
-    except sqlite3.DatabaseError as exc:
-        if not is_damage(exc):
+    except LockedError as exc:
+        print(f"newswire: {exc}; exiting", file=sys.stderr)
+        return EXIT_LOCKED
+    except Exception as exc:
+        if not is_damage(exc):  # a read found the file damaged: as a write would have
             raise
         print(f"newswire: database error: {DatabaseDamaged(config.database, str(exc))}",
               file=sys.stderr)
         return EXIT_DATABASE
-    except LockedError as exc:
-        print(f"newswire: {exc}; exiting", file=sys.stderr)
-        return EXIT_LOCKED
 
 
-def _open_store(config: Config, lock: bool = False,  # noqa: ANN202 - Store, lazily imported
-                readonly: bool = False):
+def _open_store(config: Config, lock: bool = False, readonly: bool = False) -> Store:
     """The database: locked for the writing commands, read-only for the reading ones (which
     then never wait for a writer and work on a file the user can only read)."""
     from pipeline.store import Store
@@ -171,7 +175,7 @@ def cmd_once(config: Config, args: argparse.Namespace) -> int:
 class _Bar:
     """A rich progress bar on stderr that can also print lines above itself."""
 
-    def __init__(self, progress, task) -> None:  # noqa: ANN001 - rich types, lazily imported
+    def __init__(self, progress: Progress, task: TaskID) -> None:
         self.progress, self.task = progress, task
 
     def advance(self, steps: int = 1) -> None:
@@ -203,8 +207,8 @@ def _progress(description: str, total: int | None, quiet: bool = False) -> Itera
         yield _Bar(progress, progress.add_task(description, total=total))
 
 
-def _feed_progress(bar: _Bar):  # noqa: ANN202
-    def show(feed, result) -> None:  # noqa: ANN001
+def _feed_progress(bar: _Bar) -> Callable[[FeedState, PollResult], None]:
+    def show(feed: FeedState, result: PollResult) -> None:
         mark = "✗" if result.error else "✓"
         bar.note(f"{mark} {feed.name or feed.url}: {result.status or '-'} "
                  f"{result.new_entry_count} new" + (f" ({result.error})" if result.error else ""))

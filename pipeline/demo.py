@@ -79,7 +79,7 @@ def serve(port: int = DEMO_PORT) -> tuple[ThreadingHTTPServer, str]:
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:  # noqa: N802 - http.server's naming
-            base = f"http://127.0.0.1:{self.server.server_address[1]}"
+            base = f"http://127.0.0.1:{self.server.server_port}"  # type: ignore[attr-defined]
             slug = self.path.removeprefix("/news/").removesuffix(".html")
             if self.path == "/feed.xml":
                 body, kind = _feed(base, published), "application/rss+xml"

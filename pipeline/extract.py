@@ -141,31 +141,45 @@ def trim_html(html: str, limit: int = MAX_HTML_CHARS) -> str:
     return "".join(parts)[:limit]
 
 
+# WHATWG encoding labels that all mean windows-1252 in HTML (browsers never decode pages as
+# strict Latin-1: its C1 range is where cp1252 keeps curly quotes and dashes).
+_CP1252_LABELS = frozenset({"iso-8859-1", "iso8859-1", "latin1", "latin-1", "l1", "us-ascii",
+                            "ascii", "iso_8859-1", "cp819", "ibm819", "x-cp1252"})
+
+
+def _codec(label: str, in_document: bool) -> str | None:
+    """The Python codec for a charset label, or None when unknown. A page's own meta tag
+    cannot declare UTF-16/32 (an ASCII-compatible tag could not be read then)."""
+    label = label.strip().lower()
+    if label in _CP1252_LABELS:
+        return "cp1252"
+    try:
+        name = codecs.lookup(label).name
+    except LookupError:
+        return None
+    return None if in_document and name.startswith(("utf-16", "utf-32")) else name
+
+
 def decode_html(body: bytes, content_type: str = "") -> str:
     """Page bytes to text: a BOM, else the HTTP charset, else strict UTF-8, else a meta
     charset, else lenient UTF-8. Valid UTF-8 wins over a meta tag: stale declarations are
-    common and multi-byte UTF-8 is rarely valid by accident."""
+    common and multi-byte UTF-8 is rarely valid by accident. The benchmarks read the corpus
+    pages with this too (bench/scoring.py)."""
     for bom, encoding in ((codecs.BOM_UTF8, "utf-8"), (codecs.BOM_UTF16_LE, "utf-16-le"),
                           (codecs.BOM_UTF16_BE, "utf-16-be")):
         if body.startswith(bom):
             return body[len(bom):].decode(encoding, errors="replace")
     match = _CHARSET.search(content_type)
-    if match:
-        try:
-            return body.decode(match.group(1), errors="replace")
-        except LookupError:
-            pass
+    codec = _codec(match.group(1), in_document=False) if match else None
+    if codec:
+        return body.decode(codec, errors="replace")
     try:
         return body.decode("utf-8")
     except UnicodeDecodeError:
         pass
     meta = _META_CHARSET.search(body[:16384])
-    if meta:
-        try:
-            return body.decode(meta.group(1).decode("ascii", "replace"), errors="replace")
-        except LookupError:
-            pass
-    return body.decode("utf-8", errors="replace")
+    codec = _codec(meta.group(1).decode("ascii", "replace"), in_document=True) if meta else None
+    return body.decode(codec or "utf-8", errors="replace")
 
 
 def visible_words(tree: Any) -> int:
@@ -186,13 +200,16 @@ def extract_body(tree: Any, url: str) -> str:
     fallback when that covers too little of the page."""
     import trafilatura
 
-    options = dict(url=url, include_comments=False, include_tables=True, with_metadata=False)
-    document = trafilatura.bare_extraction(tree, favor_recall=True, **options)
-    text = (document.text if document is not None else "") or ""
+    def body(favor_recall: bool) -> str:
+        document: Any = trafilatura.bare_extraction(
+            tree, url=url, include_comments=False, include_tables=True, with_metadata=False,
+            favor_recall=favor_recall)
+        return (document.text if document is not None else "") or ""
+
+    text = body(favor_recall=True)
     words = len(text.split())
     if words < LONG_ENOUGH and words < MIN_PAGE_SHARE * visible_words(tree):
-        document = trafilatura.bare_extraction(tree, **options)
-        fallback = (document.text if document is not None else "") or ""
+        fallback = body(favor_recall=False)
         if len(fallback) > len(text):
             text = fallback
     return text

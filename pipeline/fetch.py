@@ -89,7 +89,7 @@ async def system_resolver(host: str, port: int) -> list[str]:
     """All addresses the system resolver gives for host (it also accepts odd IP spellings)."""
     infos = await asyncio.get_running_loop().getaddrinfo(
         host, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP)
-    return [info[4][0] for info in infos]
+    return [str(info[4][0]) for info in infos]
 
 
 class GuardedBackend(httpcore.AsyncNetworkBackend):
@@ -427,7 +427,7 @@ class Fetcher:
             return parse_robots(result.body)
         if result.status in (401, 403):
             parser = RobotFileParser()
-            parser.disallow_all = True
+            parser.disallow_all = True  # type: ignore[attr-defined]  # set by parse() too
             return parser
         return None
 

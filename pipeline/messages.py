@@ -15,14 +15,13 @@ from __future__ import annotations
 
 import base64
 import dataclasses
-import functools
 import types
 import typing
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Self, TypeVar
 
-from pipeline.values import content_length, parse_retry_after, validator
+from pipeline.values import parse_retry_after, validator
 
 M = TypeVar("M", bound="Message")
 
@@ -55,9 +54,14 @@ def _encode(value: Any) -> Any:
     return value
 
 
-@functools.cache
+_HINTS: dict[type, dict[str, Any]] = {}
+
+
 def _hints(cls: type) -> dict[str, Any]:
-    return typing.get_type_hints(cls)
+    """The resolved field types of a message class (cached: resolving them is slow)."""
+    if cls not in _HINTS:
+        _HINTS[cls] = typing.get_type_hints(cls)
+    return _HINTS[cls]
 
 
 def _decode(hint: Any, value: Any) -> Any:
@@ -167,10 +171,6 @@ class FetchResult(Message):
     @property
     def content_type(self) -> str:
         return self.headers.get("content-type", "").split(";")[0].strip().lower()
-
-    @property
-    def content_length(self) -> int | None:
-        return content_length(self.headers.get("content-length"))
 
     def retry_after(self, now: datetime | None = None) -> float | None:
         """Seconds the server asked us to wait (Retry-After as seconds or an HTTP date)."""

@@ -203,6 +203,7 @@ class Runner:
                     ) -> tuple[PollResult, PollSummary, StoreWriteError | None]:
         """The stages of one poll, writing its entry batches as they are ready: (the poll's
         result, what the batches wrote, the write error that stopped them)."""
+        self._trace(feed)
         request = plan_request(feed, self.config.schedule, started)
         self._trace(request)
         response = await self.fetcher.fetch_feed(request)
@@ -225,7 +226,7 @@ class Runner:
                 entries = parsed.entries
 
         fresh = self.store.unseen_entries(feed.id, entries)
-        written, last = PollSummary(), ()
+        written, last = PollSummary(), tuple[NewEntry, ...]()
         write_error: StoreWriteError | None = None
         for start in range(0, len(fresh), ENTRY_BATCH):
             plan = self.store.plan_entries(feed.id, fresh[start:start + ENTRY_BATCH])
@@ -275,11 +276,11 @@ class Runner:
     async def _entry_with_article(self, feed: FeedState, entry: Entry,
                                   stored: dict[str, str]) -> NewEntry:
         """A new entry with its article: already stored under its link, or extracted."""
-        base = dict(key=entry.key, guid=entry.guid, link=entry.link, title=entry.title,
-                    published_at=entry.published_at)
+        new = NewEntry(key=entry.key, guid=entry.guid, link=entry.link, title=entry.title,
+                       published_at=entry.published_at)
         existing = stored.get(canonical_url(entry.link)) if entry.link else None
         if existing:  # the same article reached us through another feed or URL
-            return NewEntry(**base, existing_article_id=existing)
+            return replace(new, existing_article_id=existing)
         if entry.link:
             key = canonical_url(entry.link)
             if key not in self._page_tasks:
@@ -290,8 +291,8 @@ class Runner:
             page_url, result = await self._article(entry)
             article = _without_url(result.article, feed.url, entry.key)
         aliases = {canonical_url(u) for u in (entry.link, page_url, article.canonical_url) if u}
-        return NewEntry(**base, article=article, url_aliases=tuple(sorted(aliases)),
-                        fingerprint=result.fingerprint)
+        return replace(new, article=article, url_aliases=tuple(sorted(aliases)),
+                       fingerprint=result.fingerprint)
 
     async def _article(self, entry: Entry) -> tuple[str, ExtractResult]:
         """Fetch the entry's page and extract it in the pool: (final url, extraction).

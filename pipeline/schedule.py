@@ -98,7 +98,7 @@ def next_poll(feed: FeedState, outcome: PollOutcome, config: ScheduleConfig,
     base = feed.interval_seconds or feed.current_interval or config.interval
     if outcome.status == 410:
         return NextPoll(None, 0, base, gone=True)
-    if throttled(outcome.status, outcome.retry_after):
+    if outcome.retry_after is not None and throttled(outcome.status, outcome.retry_after):
         wait = min(config.max_backoff, max(outcome.retry_after, 1.0))
         return NextPoll(now + timedelta(seconds=wait), feed.consecutive_failures, base)
     if outcome.failed:

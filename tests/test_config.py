@@ -6,13 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.config import (
-    ConfigError,
-    check_feed_url,
-    load_config,
-    parse_duration,
-    resolve_config_path,
-)
+from pipeline.config import load_config, parse_duration, resolve_config_path
+from pipeline.errors import ConfigError
+from pipeline.values import check_feed_url
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -103,3 +99,24 @@ def test_shipped_config_is_valid() -> None:
     assert len(config.feeds) >= 10
     assert config.feeds[0].url == "https://rss.dw.com/rdf/rss-en-all"
     assert config.database == (REPO / "data" / "newswire.db").resolve()
+
+
+@pytest.mark.parametrize("schedule", ["{interval: 2s}", "{interval: 2d}",
+                                      "{interval: 10m, min_interval: 20m}"])
+def test_an_interval_outside_its_bounds_is_refused_naming_both(tmp_path: Path,
+                                                               schedule: str) -> None:
+    """It used to be raised to the floor silently: `interval: 2s` polled every 5 minutes."""
+    path = tmp_path / "c.yaml"
+    path.write_text(f"database: x.db\nfeeds: [https://a.example/f]\nschedule: {schedule}\n")
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    assert caught.value.key == "schedule.interval"
+    assert "schedule.min_interval" in caught.value.problem
+    assert "schedule.max_interval" in caught.value.problem
+
+
+def test_an_interval_within_lowered_bounds_takes_effect(tmp_path: Path) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text("database: x.db\nfeeds: [https://a.example/f]\n"
+                    "schedule: {interval: 2s, min_interval: 1s}\n")
+    assert load_config(path).schedule.interval == 2

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import json
 import random
@@ -740,3 +741,40 @@ def test_mislabelled_windows_1252_recovers_with_a_warning() -> None:
     parsed = parse_feed(body, {"content-type": "application/rss+xml; charset=utf-8"})
     assert parsed.title == CP1252_TITLE
     assert parsed.warning and "windows-1252" in parsed.warning
+
+
+async def _in_process(self: Any, fn: Any, *args: Any) -> Any:
+    """WorkerPool.run without the workers, which would not see a test's monkeypatch."""
+    return fn(*args)
+
+
+def test_one_bad_item_is_skipped_and_counted_in_the_fetch_log(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An item whose reading raises is lost alone: the feed's other items are stored, and
+    the fetch log counts the one skipped."""
+    from pipeline import parse, pool
+    from pipeline.config import load_config
+    from pipeline.run import run_once
+    from pipeline.store import Store
+    from tests.conftest import fill_site, write_config
+    from tests.newssite import NewsSite
+
+    real_entry = parse._entry
+
+    def entry(raw: Any, now: Any) -> Any:
+        if raw.get("title") == "Story 2: a headline about topic 2":
+            raise ValueError("an item nothing can read")
+        return real_entry(raw, now)
+
+    monkeypatch.setattr(parse, "_entry", entry)
+    monkeypatch.setattr(pool.WorkerPool, "run", _in_process)
+    with NewsSite() as site:
+        fill_site(site, 4)
+        config = load_config(write_config(tmp_path / "newswire.yaml", [site.feed_url("rss")]))
+        store = Store.open(config.database)
+        asyncio.run(run_once(config, store))
+        fetch = store.db.execute("SELECT new_entries, skipped_entries, error FROM fetches"
+                                 ).fetchone()
+        articles = store.db.execute("SELECT count(*) FROM articles").fetchone()[0]
+        store.close()
+    assert fetch == (3, 1, None) and articles == 3

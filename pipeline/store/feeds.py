@@ -17,29 +17,29 @@ def sync(db: sqlite_utils.Database, feeds: Iterable[FeedConfig], now: str) -> No
     """Make the feeds table follow the config: add new feeds, update names and overrides,
     deactivate feeds no longer listed (their data stays). Writes only what changed."""
     wanted = {f.url: f for f in feeds}
-    rows = {r["config_url"] or r["url"]: r for r in db["feeds"].rows}
+    rows = {r["config_url"] or r["url"]: r for r in db.table("feeds").rows}
     for url, feed in wanted.items():
         values = {"name": feed.name, "interval_seconds": feed.interval, "cron": feed.cron,
                   "active": 1, "config_url": url}
         if url in rows:
             if any(rows[url][key] != value for key, value in values.items()):
-                db["feeds"].update(rows[url]["id"], values)
+                db.table("feeds").update(rows[url]["id"], values)
         else:
-            db["feeds"].insert({"url": url, "config_url": url, "added_at": now,
+            db.table("feeds").insert({"url": url, "config_url": url, "added_at": now,
                                 "next_poll_at": now, **values})
     for url, row in rows.items():
         if url not in wanted and row["active"] and row["config_url"]:
-            db["feeds"].update(row["id"], {"active": 0})
+            db.table("feeds").update(row["id"], {"active": 0})
 
 
 def add(db: sqlite_utils.Database, url: str, name: str | None, now: str) -> int:
     """Add one feed (not from the config); returns its id. Idempotent."""
     existing = db.execute("SELECT id FROM feeds WHERE url = ?", [url]).fetchone()
     if existing:
-        db["feeds"].update(existing[0], {"active": 1})
+        db.table("feeds").update(existing[0], {"active": 1})
         return int(existing[0])
-    return int(db["feeds"].insert({"url": url, "name": name, "added_at": now,
-                                   "next_poll_at": now, "active": 1}).last_pk)
+    return _new_feed(db, {"url": url, "name": name, "added_at": now, "next_poll_at": now,
+                          "active": 1})
 
 
 def source(db: sqlite_utils.Database, url: str, name: str, now: str) -> int:
@@ -48,8 +48,13 @@ def source(db: sqlite_utils.Database, url: str, name: str, now: str) -> int:
     row = db.execute("SELECT id FROM feeds WHERE url = ?", [url]).fetchone()
     if row:
         return int(row[0])
-    return int(db["feeds"].insert({"url": url, "name": name, "added_at": now,
-                                   "active": 0}).last_pk)
+    return _new_feed(db, {"url": url, "name": name, "added_at": now, "active": 0})
+
+
+def _new_feed(db: sqlite_utils.Database, row: dict[str, Any]) -> int:
+    feed_id = db.table("feeds").insert(row).last_pk
+    assert feed_id is not None
+    return int(feed_id)
 
 
 def due(db: sqlite_utils.Database, due_at: str, include_all: bool,
@@ -70,7 +75,7 @@ def due(db: sqlite_utils.Database, due_at: str, include_all: bool,
 
 
 def get(db: sqlite_utils.Database, feed_id: int) -> FeedState:
-    return state(db["feeds"].get(feed_id))
+    return state(db.table("feeds").get(feed_id))
 
 
 def state(row: dict[str, Any]) -> FeedState:

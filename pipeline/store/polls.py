@@ -11,11 +11,12 @@ here; this module only reads the evidence and writes the outcome.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import sqlite_utils
 
 from pipeline.boilerplate import site_of
+from pipeline.config import DedupeConfig
 from pipeline.dedupe import (
     Decision,
     ExactMatch,
@@ -28,11 +29,27 @@ from pipeline.dedupe import (
     keyed_by_page,
     text_hash,
 )
-from pipeline.messages import Entry, EntryBatch, EntryPlan, NewEntry, PollResult, PollSummary
+from pipeline.messages import (
+    Entry,
+    EntryBatch,
+    EntryPlan,
+    Fingerprint,
+    NewEntry,
+    PollResult,
+    PollSummary,
+)
 from pipeline.store import feeds, index, lines
 
-if TYPE_CHECKING:
-    from pipeline.store.database import Store
+
+class Store(Protocol):
+    """What recording needs of the store (pipeline.store.database.Store)."""
+
+    db: sqlite_utils.Database
+    dedupe: DedupeConfig
+
+    def check_scheme(self) -> None: ...
+
+    def near_match(self, article_id: str, fingerprint: Fingerprint) -> Decision: ...
 
 
 # --- planning: what the store already knows of a poll's entries ------------------------------

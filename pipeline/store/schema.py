@@ -13,7 +13,7 @@ from pipeline.store.lines import SITE_LINE_MIN_PAGES
 
 
 def _migration_1(db: sqlite_utils.Database) -> None:
-    db["feeds"].create({
+    db.table("feeds").create({
         "id": int, "url": str, "config_url": str, "name": str, "title": str, "site_url": str,
         "etag": str, "last_modified": str, "added_at": str, "last_polled_at": str,
         "last_success_at": str, "next_poll_at": str, "last_status": int,
@@ -21,15 +21,15 @@ def _migration_1(db: sqlite_utils.Database) -> None:
         "interval_seconds": float, "cron": str, "current_interval": float,
         "last_unconditional_at": str, "gone": int, "active": int,
     }, pk="id", not_null={"url"}, defaults={"consecutive_failures": 0, "gone": 0, "active": 1})
-    db["feeds"].create_index(["url"], unique=True)
-    db["feeds"].create_index(["next_poll_at"])
+    db.table("feeds").create_index(["url"], unique=True)
+    db.table("feeds").create_index(["next_poll_at"])
 
-    db["clusters"].create({
+    db.table("clusters").create({
         "id": str, "canonical_article_id": str, "size": int, "first_seen_at": str,
         "last_seen_at": str,
     }, pk="id")
 
-    db["articles"].create({
+    db.table("articles").create({
         "id": str, "url": str, "canonical_url": str, "title": str, "text": str,
         "author": str, "published_at": str, "fetched_at": str, "language": str,
         "sitename": str, "feed_id": int, "cluster_id": str, "duplicate_of": str,
@@ -37,30 +37,30 @@ def _migration_1(db: sqlite_utils.Database) -> None:
         "text_source": str, "quality": str, "extract_error": str, "description": str,
         "word_count": int,
     }, pk="id", foreign_keys=[("feed_id", "feeds", "id"), ("cluster_id", "clusters", "id")])
-    db["articles"].create_index(["text_hash"])
-    db["articles"].create_index(["cluster_id"])
-    db["articles"].create_index(["fetched_at"])
-    db["articles"].create_index(["published_at"])
-    db["articles"].enable_fts(["title", "text"], create_triggers=True,
+    db.table("articles").create_index(["text_hash"])
+    db.table("articles").create_index(["cluster_id"])
+    db.table("articles").create_index(["fetched_at"])
+    db.table("articles").create_index(["published_at"])
+    db.table("articles").enable_fts(["title", "text"], create_triggers=True,
                               tokenize="porter unicode61")
 
-    db["entries"].create({
+    db.table("entries").create({
         "id": int, "feed_id": int, "entry_key": str, "guid": str, "link": str, "title": str,
         "published_at": str, "article_id": str, "seen_at": str,
     }, pk="id", not_null={"feed_id", "entry_key"},
         foreign_keys=[("feed_id", "feeds", "id"), ("article_id", "articles", "id")])
-    db["entries"].create_index(["feed_id", "entry_key"], unique=True)
-    db["entries"].create_index(["article_id"])
+    db.table("entries").create_index(["feed_id", "entry_key"], unique=True)
+    db.table("entries").create_index(["article_id"])
 
-    db["article_urls"].create({"url": str, "article_id": str}, pk="url",
+    db.table("article_urls").create({"url": str, "article_id": str}, pk="url",
                               foreign_keys=[("article_id", "articles", "id")])
 
-    db["fetches"].create({
+    db.table("fetches").create({
         "id": int, "feed_id": int, "started_at": str, "duration_ms": int, "status": int,
         "bytes": int, "new_entries": int, "new_articles": int, "conditional": int,
         "error": str,
     }, pk="id", foreign_keys=[("feed_id", "feeds", "id")])
-    db["fetches"].create_index(["feed_id", "started_at"])
+    db.table("fetches").create_index(["feed_id", "started_at"])
 
 
 def _migration_2(db: sqlite_utils.Database) -> None:
@@ -70,12 +70,12 @@ def _migration_2(db: sqlite_utils.Database) -> None:
     rebuilt); `neardup_bands` is the LSH index over the recent ones (pruned to a window);
     `duplicate_edges` keeps the evidence for every exact, near and related match.
     """
-    db["neardup_signatures"].create({
+    db.table("neardup_signatures").create({
         "id": int, "article_id": str, "cluster_id": str, "signature": bytes, "shingles": int,
         "numbers": str, "indexed_at": str, "in_index": int, "indexable": int,
     }, pk="id", not_null={"article_id", "signature", "shingles", "indexed_at"},
         foreign_keys=[("article_id", "articles", "id")])
-    db["neardup_signatures"].create_index(["article_id"], unique=True)
+    db.table("neardup_signatures").create_index(["article_id"], unique=True)
     # Partial index: finding what to prune costs nothing when nothing is old enough.
     db.execute("CREATE INDEX neardup_signatures_in_index ON neardup_signatures (indexed_at) "
                "WHERE in_index = 1")
@@ -89,9 +89,9 @@ def _migration_2(db: sqlite_utils.Database) -> None:
         note TEXT, created_at TEXT,
         PRIMARY KEY (article_id, other_id)) WITHOUT ROWID""")
     db.execute("CREATE INDEX duplicate_edges_other ON duplicate_edges (other_id)")
-    db["clusters"].create_index(["size"])  # the view below reads multi-member clusters only
-    db["neardup_meta"].create({"key": str, "value": str}, pk="key")
-    db["neardup_meta"].insert({"key": "scheme", "value": neardup.SCHEME})
+    db.table("clusters").create_index(["size"])  # the view below reads multi-member clusters only
+    db.table("neardup_meta").create({"key": str, "value": str}, pk="key")
+    db.table("neardup_meta").insert({"key": "scheme", "value": neardup.SCHEME})
     # "Stories carried by several outlets": an outlet is the page's site name, else the
     # feed's name, title or URL.
     db.execute("""CREATE VIEW stories_by_outlets AS
