@@ -29,6 +29,7 @@ from pipeline.errors import (
     StoreError,
 )
 from pipeline.logs import FORMATS, setup_logging
+from pipeline.times import iso
 
 if TYPE_CHECKING:  # imported where used: most commands need few of them
     from rich.progress import Progress, TaskID
@@ -108,9 +109,7 @@ def _since(value: str) -> str:
     except ValueError:
         raise argparse.ArgumentTypeError(
             f"not a date: {value!r} (use YYYY-MM-DD or YYYY-MM-DDTHH:MM:SSZ)") from None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return iso(when if when.tzinfo else when.replace(tzinfo=UTC))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
