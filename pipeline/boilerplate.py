@@ -31,6 +31,20 @@ _CALL_TO_ACTION = re.compile(
     r"(?:\.\.\.|…)?$"
     r"|^\W*(?:related|more|also|watch|listen|subscribe|advertisement|comments?|popular|"
     r"trending)\s*(?::.{0,160})?$", re.I)
+# Promotion of the outlet's other channels: "Follow Newsbeat on Instagram", "Subscribe to
+# our newsletter", "Get the latest updates in your inbox", "Have a tip? ...".
+_PROMOTION = re.compile(
+    r"^\W*(?:follow (?:\w+\s){0,6}on (?:twitter|facebook|instagram|x|linkedin)|subscribe to\b|"
+    r"get the latest\b|sign up (?:for|to)\b|like this story|have a tip\b|"
+    r"get (?:\w+\s){0,4}newsletters?\b|join our\b|download the\b)", re.I)
+MAX_PROMOTION_WORDS = 40
+# Wire-story credits closing a text: "(Reporting by A; Editing by B)", "C contributed to
+# this report."
+_CREDITS = re.compile(
+    r"^\W*(?:(?:additional\s+)?reporting by\b|editing by\b|writing by\b|compiled by\b|"
+    r"(?:[\w.,'’ -]{3,200}\s)?contributed (?:to )?(?:this )?report(?:ing)?\b)", re.I)
+CREDIT_LINES = 4  # credits sit among the last lines
+MAX_CREDIT_WORDS = 60
 MAX_CTA_WORDS = 20
 MAX_KEYED_WORDS = 100  # longer lines are never boilerplate in practice: not worth counting
 MAX_KEYED_LINES = 300
@@ -102,20 +116,26 @@ def is_call_to_action(line: str) -> bool:
     return bool(_CALL_TO_ACTION.match(line)) and len(_WORD.findall(line)) <= MAX_CTA_WORDS
 
 
+def is_promotion(line: str) -> bool:
+    return bool(_PROMOTION.match(line)) and len(_WORD.findall(line)) <= MAX_PROMOTION_WORDS
+
+
+def is_credit(line: str) -> bool:
+    return bool(_CREDITS.match(line)) and len(_WORD.findall(line)) <= MAX_CREDIT_WORDS
+
+
 def clean_lines(lines: list[str], titles: Collection[str] = (),
                 site_lines: Collection[int] = ()) -> list[str]:
-    """The lines worth keeping: no repeated headline near the top, no call-to-action lines,
-    and none of the site's repeated lines (unless that would remove most of the text)."""
+    """The lines worth keeping: no repeated headline near the top, no call-to-action or
+    promotion lines, no wire credits among the last lines, and none of the site's repeated
+    lines (unless that would remove most of the text)."""
     kept: list[str] = []
-    position = 0
-    for line in lines:
-        text = line.strip()
-        if not text:
-            continue
-        position += 1
+    texts = [text for line in lines if (text := line.strip())]
+    for position, text in enumerate(texts, 1):
         if not (position <= TITLE_LINES and is_headline(text, titles)
-                or is_call_to_action(text)):
-            kept.append(line)
+                or is_call_to_action(text) or is_promotion(text)
+                or position > len(texts) - CREDIT_LINES and is_credit(text)):
+            kept.append(text)
     if site_lines:
         filtered = [line for line in kept if line_key(line) not in site_lines]
         total = sum(len(line.split()) for line in kept)

@@ -264,9 +264,9 @@ class Article(Message):
     canonical_url: str
     title: str
     text: str
-    author: str | None
-    published_at: str | None
-    language: str | None
+    author: str | None  # the page's authors, else the feed's; several joined with ", "
+    published_at: str | None  # UTC: the feed's date when it has one, else the page's
+    language: str | None  # detected from the text, else the declared one
     sitename: str | None
     text_source: str  # 'page', 'feed' or 'import'
     quality: str | None = None  # comma-separated flags, e.g. 'short,wall'
@@ -275,6 +275,11 @@ class Article(Message):
     tags: tuple[str, ...] = ()
     line_keys: tuple[int, ...] = ()  # the extracted lines before site filtering, for the store
     claimed_canonical_url: str | None = None  # a canonical claim refused (dedupe.keyed_by_page)
+    # The page's own publication date as written there: ISO 8601 with the page's offset
+    # ('2024-05-10T22:00:00-05:00'), a local time without one, or a day alone ('2024-05-10').
+    page_published_at: str | None = None
+    feed_published_at: str | None = None  # the feed item's date (UTC)
+    declared_language: str | None = None  # the page's <html lang>, lower-cased primary tag
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,9 @@ from pipeline.boilerplate import (
     MAX_KEYED_WORDS,
     clean_lines,
     is_call_to_action,
+    is_credit,
     is_headline,
+    is_promotion,
     line_key,
     line_keys,
     site_of,
@@ -75,3 +77,25 @@ def test_clean_lines_drops_the_sites_repeated_lines() -> None:
 def test_clean_lines_never_lets_the_site_filter_take_most_of_the_text() -> None:
     repeated = {line_key(line) for line in BODY[:2]}
     assert clean_lines(BODY, site_lines=repeated) == BODY
+
+
+def test_promotion_lines_dropped() -> None:
+    lines = ["The council voted on Tuesday to raise the harbour fees.",
+             "Follow Newsbeat on Instagram, Facebook, Twitter and YouTube.",
+             "Get the latest updates right in your inbox. Subscribe to our newsletters.",
+             "Subscribe to continue is not how this story ends: the vote was unanimous.",
+             "Have a tip? Ana Lopez may be reached at ana@news.example."]
+    assert clean_lines(lines) == [lines[0]]
+    assert is_promotion(lines[1]) and not is_promotion(lines[0])
+    # Promotion phrases inside a sentence are ordinary text.
+    assert not is_promotion("Readers who follow the council on Twitter saw it first.")
+
+
+def test_closing_wire_credits_dropped_only_at_the_end() -> None:
+    body = [f"Paragraph {i} of the story about the harbour fees." for i in range(6)]
+    credits = ["(Reporting by Ana Lopez; Editing by Ben Wu)",
+               "Associated Press writer Ben Wu contributed to this report."]
+    assert clean_lines(body + credits) == body
+    early = ["Reporting by Ana Lopez, the paper found the fees doubled.", *body]
+    assert clean_lines(early) == early  # an opening line is text, not a credit
+    assert is_credit(credits[0]) and not is_credit(body[0])
