@@ -304,3 +304,13 @@ def test_browser_search_read_article_and_feed_health(served: Served, browser: ob
     gazette = cells[served.gazette.feed_url("rss")]
     assert (gazette["health"], gazette["last_status"], gazette["feed"]) == \
         ("ok", "200", "The Example Gazette")
+
+
+def test_every_article_column_has_a_description(tmp_path: Path) -> None:
+    from pipeline.store import Store
+
+    with Store.open(tmp_path / "nw.db") as store:
+        columns = set(store.db["articles"].columns_dict)
+    described = metadata_for(tmp_path / "nw.db", dead_after=5)["databases"]["nw"]["tables"][
+        "articles"]["columns"]
+    assert columns - set(described) == set()

@@ -277,3 +277,32 @@ def test_a_version_1_database_is_migrated_across_the_gap(
     with Store.open(tmp_path / "nw.db") as migrated:
         assert migrated.schema_version == max(schema.MIGRATIONS) == SCHEMA_VERSION
         assert migrated.db["site_lines"].exists()
+
+
+def test_both_dates_and_both_languages_are_stored(store: Store) -> None:
+    """Migration 10: the page's date with its offset, the feed's date and the declared
+    language beside the chosen UTC date and the detected language."""
+    from dataclasses import replace
+
+    article = replace(make_article("http://a.example/dated"),
+                      published_at="2024-05-11T03:00:00Z", language="de",
+                      page_published_at="2024-05-10T22:00:00-05:00",
+                      feed_published_at="2024-05-11T03:00:00Z", declared_language="en")
+    store.record_poll(poll(1, entry("d", "http://a.example/dated", article)))
+    row = store.db.execute("SELECT published_at, page_published_at, feed_published_at, "
+                           "language, declared_language FROM articles").fetchone()
+    assert row == ("2024-05-11T03:00:00Z", "2024-05-10T22:00:00-05:00",
+                   "2024-05-11T03:00:00Z", "de", "en")
+
+
+def test_a_version_7_database_gains_the_issue_12_columns(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from pipeline.store import schema
+
+    monkeypatch.setattr(schema, "SCHEMA_VERSION", 7)
+    with Store.open(tmp_path / "nw.db") as old:
+        assert "page_published_at" not in old.db["articles"].columns_dict
+    monkeypatch.undo()
+    with Store.open(tmp_path / "nw.db") as migrated:
+        columns = migrated.db["articles"].columns_dict
+        assert {"page_published_at", "feed_published_at", "declared_language"} <= set(columns)

@@ -192,6 +192,9 @@ def _add_article(store: Store, entry: NewEntry, feed_id: int, now: str
         "extract_error": article.extract_error, "description": article.description,
         "word_count": len(article.text.split()),
         "claimed_canonical_url": article.claimed_canonical_url,
+        "page_published_at": article.page_published_at,
+        "feed_published_at": article.feed_published_at,
+        "declared_language": article.declared_language,
     })
     db.execute("UPDATE clusters SET size = size + 1, last_seen_at = ? WHERE id = ?",
                [now, decision.cluster_id])

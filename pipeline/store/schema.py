@@ -135,8 +135,17 @@ def _migration_7(db: sqlite_utils.Database) -> None:
     db.execute("ALTER TABLE fetches ADD COLUMN skipped_entries INTEGER")
 
 
+def _migration_10(db: sqlite_utils.Database) -> None:
+    """Both publication dates and both languages of an article (issue 12): the page's own
+    date as written there (its offset kept), the feed item's date (UTC), and the page's
+    declared `<html lang>` beside the detected `language`. `published_at` stays the chosen
+    one, in UTC."""
+    for column in ("page_published_at", "feed_published_at", "declared_language"):
+        db.execute(f"ALTER TABLE articles ADD COLUMN {column} TEXT")
+
+
 MIGRATIONS = {1: _migration_1, 2: _migration_2, 5: _migration_5, 6: _migration_6,
-              7: _migration_7}
+              7: _migration_7, 10: _migration_10}
 SCHEMA_VERSION = max(MIGRATIONS)
 
 
