@@ -280,7 +280,6 @@ _WRITTEN_DATE = re.compile(
     r"|(?<!\d)(\d{1,2})\.(\d{1,2})\.((?:19|20)\d\d)(?!\d)", re.I)
 _UPDATE_LABEL = re.compile(r"(?:updat|modifi|revis|review|edit)\w*\W{0,3}(?:on|at)?\W{0,3}$",
                            re.I)
-_INVISIBLE = frozenset({"script", "style", "noscript", "template"})
 HEADER_BEFORE, HEADER_AFTER = 300, 1200  # characters around the headline's start
 _BLOCKS = frozenset({"p", "div", "li", "ul", "ol", "h1", "h2", "h3", "h4", "h5", "h6",
                      "section", "header", "footer", "article", "aside", "nav", "figure",
@@ -313,26 +312,32 @@ def _month_number(name: str) -> int:
     return _MONTHS.index(next(m for m in _MONTHS if m.startswith(name[:3].lower()))) + 1
 
 
+_VISIBLE_TEXT = "not(parent::script or parent::style or parent::noscript or parent::template)"
+# XPath, so libxml2 walks the tree: the headline, the text nodes just before it (the
+# nearest first in the axis, returned in document order), and those from it on.
+_FIRST_HEADLINE = "(//body//h1[normalize-space()])[1]"
+_BEFORE_HEADLINE = f"preceding::text()[{_VISIBLE_TEXT}][position() <= 30]"
+_FROM_HEADLINE = (f"(descendant::text() | following::text()[position() <= 150])"
+                  f"[{_VISIBLE_TEXT}]")
+
+
 def headline_window(tree: Any) -> str | None:
     """The visible text around the first <h1>: where pages put the byline and the date
     readers see (HEADER_BEFORE characters before the headline, HEADER_AFTER from it).
-    Blocks (paragraphs, divs, list items) are separated by newlines, inline text by spaces."""
-    before: list[Any] = []
+    Blocks (paragraphs, divs, list items) are separated by newlines, inline text by spaces.
+    Only the nodes near the headline are visited: this runs on every page."""
+    headlines = tree.xpath(_FIRST_HEADLINE)
+    if not headlines:
+        return None
+    before = [node for node in headlines[0].xpath(_BEFORE_HEADLINE)
+              if node.getparent() is not None and node.getparent().tag != "title"]
     after: list[Any] = []
     size = 0
-    for node in tree.xpath("//body//text()"):  # one C call; the filtering below is cheap
-        parent = node.getparent()
-        if node.is_text and parent.tag in _INVISIBLE:
-            continue
-        if not after and not _in_headline(parent):
-            before = before[-29:] + [node]
-            continue
+    for node in headlines[0].xpath(_FROM_HEADLINE):
         after.append(node)
         size += len(node)
         if size > HEADER_AFTER:
             break
-    if not after:
-        return None
     return f"{_joined(before)[-HEADER_BEFORE:]}\n{_joined(after)[:HEADER_AFTER]}"
 
 
@@ -356,16 +361,6 @@ def header_date(window: str | None, now: datetime | None = None) -> str | None:
     plain = [value for position, value in found
              if not _UPDATE_LABEL.search(window[max(0, position - 24):position])]
     return plain[0] if plain else found[0][1]
-
-
-def _in_headline(element: Any) -> bool:
-    while element is not None:
-        if element.tag == "h1":
-            return True
-        if element.tag in ("body", "article", "main", "header"):
-            return False
-        element = element.getparent()
-    return False
 
 
 # --- authors -----------------------------------------------------------------------------
@@ -409,7 +404,7 @@ _STOP_WORDS = frozenset({
     "dec", "mon", "tue", "wed", "thu", "fri", "sat", "sun", "monday", "tuesday",
     "wednesday", "thursday", "friday", "saturday", "sunday", "today", "yesterday"})
 _LAST_FIRST = re.compile(r"^\s*[A-Z][\w'’-]+,\s*[A-Z][\w'’.-]+\s*$")
-_USERNAME = re.compile(r"^\w{2,}[._]\w{2,}$")
+_USERNAME = re.compile(r"^\w{2,}(?:[._]\w{2,})+$")  # a login or a template key, not a name
 _EMAIL = re.compile(r"\S+@\S+\.\w+")
 _HANDLE = re.compile(r"(?<!\w)@\w+")
 _URLISH = re.compile(r"https?://\S+|www\.\S+|\S+\.(?:com|org|net|co\.uk)\b", re.I)
@@ -472,6 +467,8 @@ def _clean_name(part: str, strict: bool = True) -> str | None:
         return None
     if not any(ch.isalpha() for ch in name) or strict and any(ch.isdigit() for ch in name):
         return None
+    if len(words) == 1 and _USERNAME.match(name):
+        return None  # 'andrew.keaveney', 'page.head.extra.author'
     if not strict:
         return name
     if name.islower():
@@ -508,6 +505,12 @@ def _names(value: Any) -> Iterator[tuple[bool, str]]:
 def json_ld_author(objects: list[dict[str, Any]]) -> str | None:
     """The article's JSON-LD authors: people, else (no person named) organisations.
     References by `@id` (as Yoast's @graph writes them) are looked up among the objects."""
+    return json_ld_authors(objects)[0]
+
+
+def json_ld_authors(objects: list[dict[str, Any]]) -> tuple[str | None, bool]:
+    """(names, whether they are people): json_ld_author, saying whether it fell back to
+    organisations (a publisher credited as author, which a byline may improve on)."""
     by_id = {o["@id"]: o for o in objects if isinstance(o.get("@id"), str)}
     for node in _article_objects(objects):
         value = node.get("author") or node.get("creator")
@@ -516,8 +519,8 @@ def json_ld_author(objects: list[dict[str, Any]]) -> str | None:
         chosen = people or [name for _, name in found]
         names = normalise_authors(", ".join(chosen), strict=False) if chosen else None
         if names:
-            return names
-    return None
+            return names, bool(people)
+    return None, False
 
 
 def _resolve(value: Any, by_id: dict[str, dict[str, Any]]) -> Any:
@@ -580,40 +583,41 @@ def headline_byline(window: str | None) -> str | None:
     return normalise_authors(match.group(1)) if match else None
 
 
-AUTHOR_SOURCES = ("json-ld", "meta", "byline", "headline-by", "trafilatura")
+AUTHOR_SOURCES = ("json-ld", "meta", "byline", "headline-by")
 
 
 def author_candidates(tree: Any, objects: list[dict[str, Any]], window: str | None
-                      ) -> Iterator[tuple[str, str]]:
-    """(source, names) from each author signal, most trusted first, computed lazily."""
-    for source, find in (("json-ld", lambda: json_ld_author(objects)),
-                         ("meta", lambda: meta_author(tree)),
-                         ("byline", lambda: byline_author(tree)),
-                         ("headline-by", lambda: headline_byline(window)),
-                         ("trafilatura", lambda: _trafilatura_author(tree))):
-        found = find()
-        if found:
-            yield source, found
-
-
-def _trafilatura_author(tree: Any) -> str | None:
-    from trafilatura.metadata import extract_author
-
-    return normalise_authors(extract_author(tree))
+                      ) -> Iterator[tuple[str, str, bool]]:
+    """(source, names, whether they are people) from each author signal, most trusted
+    first, computed lazily. Only JSON-LD says what kind of author it names: an
+    organisation there is the publisher standing in for the writer."""
+    people, names = True, None
+    for source in AUTHOR_SOURCES:
+        if source == "json-ld":
+            names, people = json_ld_authors(objects)
+        elif source == "meta":
+            names, people = meta_author(tree), True
+        elif source == "byline":
+            names = byline_author(tree)
+        else:
+            names = headline_byline(window)
+        if names:
+            yield source, names, people
 
 
 def page_author(tree: Any, url: str, objects: list[dict[str, Any]], window: str | None,
                 sitename: str | None = None) -> tuple[str | None, str | None]:
-    """(authors, source): the first signal naming someone other than the site itself; the
-    site's name only when the page credits nobody else (its own organisation as author)."""
+    """(authors, source): the first signal naming a person other than the site itself;
+    an organisation (the site's own name, or one JSON-LD types as an organisation) only
+    when the page credits nobody else."""
     sites = site_names(sitename, url)
     fallback: tuple[str | None, str | None] = (None, None)
-    for source, names in author_candidates(tree, objects, window):
-        people = [n for n in names.split(", ") if _squash(n) not in sites]
-        if people:
-            return ", ".join(people), source
+    for source, names, people in author_candidates(tree, objects, window):
+        persons = [n for n in names.split(", ") if _squash(n) not in sites]
+        if persons and people:
+            return ", ".join(persons), source
         if fallback[0] is None:
-            fallback = (names, source)
+            fallback = (", ".join(persons) or names, source)
     return fallback
 
 
@@ -669,7 +673,7 @@ def page_date(tree: Any, url: str, objects: list[dict[str, Any]], window: str | 
 # --- language ----------------------------------------------------------------------------
 
 MIN_LANGUAGE_WORDS = 15  # shorter texts are guessed wrong too often: keep the declared one
-LANGUAGE_SAMPLE = 3000  # characters: enough for a sure answer, and the cost stays flat
+LANGUAGE_SAMPLE = 1000  # characters: as sure as 3,000 on both corpus sets, at a third of the cost
 
 
 def detect_language(text: str) -> str | None:

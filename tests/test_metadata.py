@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import lxml.html
@@ -141,6 +142,18 @@ def test_choose_date_uses_htmldate_only_when_asked() -> None:
     assert metadata.choose_date({"meta": None}, None) == (None, None)
 
 
+def test_headline_window_is_the_visible_text_around_the_first_headline() -> None:
+    page = tree("<title>Harbour | News</title>",
+                "<nav>Home World</nav><script>var x = 'May 1, 2020';</script>"
+                "<div>Section</div><h1></h1><h1>Harbour <em>fees</em></h1>"
+                "<p>By Ana Lopez</p><p>March 3, 2025</p>" + "<p>Body text.</p>" * 200)
+    window = metadata.headline_window(page)
+    assert window is not None  # no <title>, no script, an empty <h1> skipped:
+    assert window.startswith("Home World\nSection\nHarbour fees\nBy Ana Lopez\nMarch 3, 2025\n")
+    assert len(window) <= metadata.HEADER_BEFORE + metadata.HEADER_AFTER + 1
+    assert metadata.headline_window(tree(body="<p>No headline.</p>")) is None
+
+
 # --- authors -------------------------------------------------------------------------------
 
 @pytest.mark.parametrize(("value", "expected"), [
@@ -173,6 +186,21 @@ def test_json_ld_organization_when_nobody_else_is_named() -> None:
     page = tree(ld({"@type": "Article", "author": {"@type": "Organization",
                                                    "name": "Harbour Wire"}}))
     assert authors_of(page) == "Harbour Wire"
+
+
+def test_a_byline_person_beats_a_json_ld_organisation() -> None:
+    page = tree(ld({"@type": "Article", "author": {"@type": "Organization",
+                                                   "name": "Harbour Wire"}}),
+                '<h1>Harbour</h1><p class="byline">By Ana Lopez</p><p>Text.</p>')
+    assert authors_of(page) == "Ana Lopez"
+
+
+@pytest.mark.parametrize("login", ["andrew.keaveney", "page.head.extra.author", "ana_lopez"])
+def test_logins_and_template_keys_are_not_names(login: str) -> None:
+    assert metadata.normalise_authors(login, strict=False) is None
+    page = tree(f'<meta name="author" content="{login}">',
+                '<h1>Harbour</h1><p class="byline">By Ana Lopez</p><p>Text.</p>')
+    assert authors_of(page) == "Ana Lopez"
 
 
 def test_json_ld_author_by_id_reference_in_graph() -> None:
@@ -227,6 +255,10 @@ def test_page_date_and_feed_date_kept_apart() -> None:
     assert article.page_published_at == "2025-03-03T23:30:00-05:00"
     assert article.feed_published_at == article.published_at == "2025-03-04T04:31:00Z"
     assert article.author == "Ben Wu"  # the page's author wins over the feed's
+    bare = extract_article(replace(job, entry_published_at=None, entry_authors=()))
+    assert bare.page_published_at == "2025-03-03T23:30:00-05:00"  # as the page wrote it
+    assert bare.published_at == "2025-03-04T04:30:00Z"  # stored in UTC
+    assert bare.feed_published_at is None
 
 
 # --- language ------------------------------------------------------------------------------
