@@ -19,6 +19,8 @@ import re
 from collections.abc import Collection, Iterable
 from urllib.parse import urlsplit
 
+from pipeline.metadata import date_spans
+
 _WORD = re.compile(r"\w+")
 # Lines that only point elsewhere: "Related: ...", "Read more: ...", "Sign up for ...". Single
 # words ("More", "Watch") only count alone or followed by a colon: as the start of a sentence
@@ -37,7 +39,27 @@ _PROMOTION = re.compile(
     r"^\W*(?:follow (?:\w+\s){0,6}on (?:twitter|facebook|instagram|x|linkedin)|subscribe to\b|"
     r"get the latest\b|sign up (?:for|to)\b|like this story|have a tip\b|"
     r"get (?:\w+\s){0,4}newsletters?\b|join our\b|download the\b)", re.I)
+# ... and the newsletter box anywhere in a short line: "The best of X, delivered to your
+# inbox", "Thanks for subscribing!", "Sign up for our newsletter".
+_SUBSCRIPTION = re.compile(
+    r"\b(?:to|in|into) your inbox\b|\bthanks? (?:you )?for (?:signing up|subscribing)\b|"
+    r"\byou(?:'|’)re (?:now )?(?:subscribed|signed up)\b|"
+    r"\bsign(?:ing)?[ -]up (?:now|today|here|below|for (?:our|the|free|a free)\b)|"
+    r"\bsubscribe (?:now|today|here|below|for free)\b|\b(?:our|free|daily|weekly) newsletters?\b|"
+    r"\berror processing your subscription\b|\bfor (?:your )?personal,? non-commercial use only\b",
+    re.I)
 MAX_PROMOTION_WORDS = 40
+# Dateline and byline lines above the text: "October 12, 2017", "By Ana Lopez | Updated
+# May 2, 2025, 9:06am", "Posted on December 18, 2025 by Ana Lopez 59 Comments", "6 min read".
+_READING_TIME = re.compile(r"\b\d+\s*min(?:ute)?s?\.?\s+read\b", re.I)
+_METADATA_WORDS = frozenset({
+    "posted", "published", "updated", "update", "last", "modified", "on", "at", "by", "in",
+    "and", "min", "mins", "minute", "minutes", "read", "reading", "time", "comments",
+    "comment", "am", "pm", "ago", "hour", "hours", "day", "days", "edt", "est", "pdt", "pst",
+    "cdt", "cst", "gmt", "utc", "bst", "cet", "cest", "ist", "et", "pt", "submitted", "date",
+    "written"})
+METADATA_LINES = 3  # datelines sit among the first lines
+MAX_METADATA_WORDS = 14
 # Wire-story credits closing a text: "(Reporting by A; Editing by B)", "C contributed to
 # this report."
 _CREDITS = re.compile(
@@ -117,7 +139,27 @@ def is_call_to_action(line: str) -> bool:
 
 
 def is_promotion(line: str) -> bool:
-    return bool(_PROMOTION.match(line)) and len(_WORD.findall(line)) <= MAX_PROMOTION_WORDS
+    return bool(_PROMOTION.match(line) or _SUBSCRIPTION.search(line)) and \
+        len(_WORD.findall(line)) <= MAX_PROMOTION_WORDS
+
+
+def is_metadata(line: str, names: Collection[str] = ()) -> bool:
+    """Whether a line is only a dateline or byline: a date or a reading time, or one of the
+    authors' names, with nothing left beside them but labels ("By", "Updated", "min read"),
+    numbers and the names (one other word is allowed beside a date)."""
+    words = _WORD.findall(line)
+    if not words or len(words) > MAX_METADATA_WORDS:
+        return False
+    spans = date_spans(line)
+    dated = bool(spans or _READING_TIME.search(line))
+    for start, end in reversed(spans):
+        line = f"{line[:start]} {line[end:]}"
+    known = {word for name in names for word in tokens(name)}
+    left = [word for word in tokens(line) if not word.isdigit() and word not in _METADATA_WORDS]
+    rest = [word for word in left if word not in known]
+    if dated:
+        return len(rest) <= 1
+    return bool(left) and not rest  # "By Ana Lopez"
 
 
 def is_credit(line: str) -> bool:
@@ -125,14 +167,16 @@ def is_credit(line: str) -> bool:
 
 
 def clean_lines(lines: list[str], titles: Collection[str] = (),
-                site_lines: Collection[int] = ()) -> list[str]:
-    """The lines worth keeping: no repeated headline near the top, no call-to-action or
-    promotion lines, no wire credits among the last lines, and none of the site's repeated
-    lines (unless that would remove most of the text)."""
+                site_lines: Collection[int] = (), authors: Collection[str] = ()) -> list[str]:
+    """The lines worth keeping: no repeated headline or dateline near the top, no
+    call-to-action or promotion lines, no wire credits among the last lines, and none of the
+    site's repeated lines (unless that would remove most of the text). `authors` are the
+    names the page or the feed credits (a byline line holds them)."""
     kept: list[str] = []
     texts = [text for line in lines if (text := line.strip())]
     for position, text in enumerate(texts, 1):
         if not (position <= TITLE_LINES and is_headline(text, titles)
+                or position <= METADATA_LINES and is_metadata(text, authors)
                 or is_call_to_action(text) or is_promotion(text)
                 or position > len(texts) - CREDIT_LINES and is_credit(text)):
             kept.append(text)

@@ -267,7 +267,8 @@ def extract_page(job: ExtractJob) -> tuple[dict[str, Any], list[str], tuple[int,
     meta["declared_language"] = page_language(html)
     lines = extract_body(tree, job.url).split("\n")
     titles = [t for t in (job.entry_title, meta.get("title")) if t]
-    return meta, clean_lines(lines, titles, job.site_lines), line_keys(lines)
+    authors = [str(meta.get("author") or ""), *job.entry_authors]
+    return meta, clean_lines(lines, titles, job.site_lines, authors), line_keys(lines)
 
 
 def extract_article(job: ExtractJob) -> Article:

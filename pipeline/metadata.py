@@ -288,6 +288,12 @@ _SPACES = re.compile(r"[^\S\n]+")
 _NEWLINES = re.compile(r"\s*\n\s*")
 
 
+def date_spans(text: str) -> list[tuple[int, int]]:
+    """Where dates are written out in `text` ('March 3, 2025', '3rd March 2025',
+    '2025-03-03', '03.03.2025'), as (start, end) character spans."""
+    return [match.span() for match in _WRITTEN_DATE.finditer(text)]
+
+
 def written_dates(text: str, now: datetime | None = None) -> Iterator[tuple[int, str]]:
     """(position, ISO date) of the dates written out in `text` for readers."""
     for match in _WRITTEN_DATE.finditer(text):
