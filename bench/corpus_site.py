@@ -399,8 +399,7 @@ def stored_articles(database: Path) -> dict[str, dict[str, object]]:
     two served URLs of one article (the corpus has such pairs) both find it."""
     with sqlite3.connect(database) as db:
         db.row_factory = sqlite3.Row
-        rows = db.execute("SELECT e.link, a.id, a.text, a.author, a.published_at, "
-                          "a.language, a.text_source, a.duplicate_kind FROM entries e "
+        rows = db.execute("SELECT e.link, a.* FROM entries e "
                           "JOIN articles a ON a.id = e.article_id").fetchall()
     return {row["link"]: dict(row) for row in rows}
 

@@ -166,19 +166,28 @@ def is_credit(line: str) -> bool:
     return bool(_CREDITS.match(line)) and len(_WORD.findall(line)) <= MAX_CREDIT_WORDS
 
 
+# The line rules of clean_lines, in the order bench/bench_extraction.py's ablation adds them.
+RULES = ("headline", "call-to-action", "promotion", "credits", "metadata")
+
+
 def clean_lines(lines: list[str], titles: Collection[str] = (),
-                site_lines: Collection[int] = (), authors: Collection[str] = ()) -> list[str]:
+                site_lines: Collection[int] = (), authors: Collection[str] = (),
+                rules: Collection[str] = RULES) -> list[str]:
     """The lines worth keeping: no repeated headline or dateline near the top, no
     call-to-action or promotion lines, no wire credits among the last lines, and none of the
     site's repeated lines (unless that would remove most of the text). `authors` are the
-    names the page or the feed credits (a byline line holds them)."""
+    names the page or the feed credits (a byline line holds them); `rules` (a subset of
+    RULES) is for measuring what each rule buys."""
     kept: list[str] = []
     texts = [text for line in lines if (text := line.strip())]
+    last = len(texts) - CREDIT_LINES
     for position, text in enumerate(texts, 1):
-        if not (position <= TITLE_LINES and is_headline(text, titles)
-                or position <= METADATA_LINES and is_metadata(text, authors)
-                or is_call_to_action(text) or is_promotion(text)
-                or position > len(texts) - CREDIT_LINES and is_credit(text)):
+        if not ("headline" in rules and position <= TITLE_LINES and is_headline(text, titles)
+                or "metadata" in rules and position <= METADATA_LINES
+                and is_metadata(text, authors)
+                or "call-to-action" in rules and is_call_to_action(text)
+                or "promotion" in rules and is_promotion(text)
+                or "credits" in rules and position > last and is_credit(text)):
             kept.append(text)
     if site_lines:
         filtered = [line for line in kept if line_key(line) not in site_lines]

@@ -21,7 +21,7 @@ from __future__ import annotations
 import html
 import json
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -592,13 +592,14 @@ def headline_byline(window: str | None) -> str | None:
 AUTHOR_SOURCES = ("json-ld", "meta", "byline", "headline-by")
 
 
-def author_candidates(tree: Any, objects: list[dict[str, Any]], window: str | None
+def author_candidates(tree: Any, objects: list[dict[str, Any]], window: str | None,
+                      sources: Collection[str] = AUTHOR_SOURCES
                       ) -> Iterator[tuple[str, str, bool]]:
-    """(source, names, whether they are people) from each author signal, most trusted
-    first, computed lazily. Only JSON-LD says what kind of author it names: an
+    """(source, names, whether they are people) from each author signal (of `sources`),
+    most trusted first, computed lazily. Only JSON-LD says what kind of author it names: an
     organisation there is the publisher standing in for the writer."""
     people, names = True, None
-    for source in AUTHOR_SOURCES:
+    for source in (s for s in AUTHOR_SOURCES if s in sources):
         if source == "json-ld":
             names, people = json_ld_authors(objects)
         elif source == "meta":
@@ -612,13 +613,14 @@ def author_candidates(tree: Any, objects: list[dict[str, Any]], window: str | No
 
 
 def page_author(tree: Any, url: str, objects: list[dict[str, Any]], window: str | None,
-                sitename: str | None = None) -> tuple[str | None, str | None]:
+                sitename: str | None = None, sources: Collection[str] = AUTHOR_SOURCES
+                ) -> tuple[str | None, str | None]:
     """(authors, source): the first signal naming a person other than the site itself;
     an organisation (the site's own name, or one JSON-LD types as an organisation) only
-    when the page credits nobody else."""
+    when the page credits nobody else. `sources` is for measuring what each signal buys."""
     sites = site_names(sitename, url)
     fallback: tuple[str | None, str | None] = (None, None)
-    for source, names, people in author_candidates(tree, objects, window):
+    for source, names, people in author_candidates(tree, objects, window, sources):
         persons = [n for n in names.split(", ") if _squash(n) not in sites]
         if persons and people:
             return ", ".join(persons), source
