@@ -7,7 +7,7 @@ of trust and stops at the first good answer:
 - date: JSON-LD `datePublished` of the article (also inside `@graph`), the publication meta
   tags, `<time datetime>` in the article's header, a full date in the URL path, then
   htmldate's heuristics. Original publication wins over modification; the page's time zone
-  is kept; dates before MIN_YEAR or in the future are rejected.
+  is kept; dates before MIN_YEAR or more than a day ahead (FUTURE_SLACK) are rejected.
 - authors: JSON-LD `author` (people before organisations), author meta tags, then the
   article's byline; normalised (no "By", no e-mail or handle, not the site's name) and
   joined with ", ".
@@ -22,13 +22,14 @@ import html
 import json
 import re
 from collections.abc import Callable, Collection, Iterator
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from typing import Any
+
+from pipeline.times import DATE_FLOOR, FUTURE_SLACK
 
 # --- dates -------------------------------------------------------------------------------
 
-MIN_YEAR = 1995  # news pages older than the web's news sites are parse errors
-FUTURE_SLACK = timedelta(days=1)  # a page a few hours "ahead" is a time-zone slip, not absurd
+MIN_YEAR = DATE_FLOOR  # the store's sane range (pipeline.times), for pages as for feeds
 
 ARTICLE_TYPES = frozenset({
     "article", "newsarticle", "reportagenewsarticle", "analysisnewsarticle",
