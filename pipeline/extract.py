@@ -8,7 +8,8 @@ The page is decoded and parsed once; metadata and body come from that one tree:
   texts (about a third cheaper than the default mode). Quality check: when that text covers
   less than MIN_PAGE_SHARE of the page's visible words, the default (balanced) mode runs as
   a fallback and the longer text wins. Then `pipeline.boilerplate` drops a repeated headline,
-  call-to-action lines and the lines this site repeats across its pages (from the store).
+  datelines and bylines above the text, call-to-action and promotion lines, closing wire
+  credits and the lines this site repeats across its pages (from the store).
 - metadata: title, site name, description and canonical URL from trafilatura's meta-tag and
   JSON-LD readers; date, authors and language from `pipeline.metadata` (every signal of the
   page in order of trust). The page's date and the feed's are both kept; the feed's wins
