@@ -51,7 +51,9 @@ _SUBSCRIPTION = re.compile(
     r"\bsubscribe (?:now|today|here|below|for free)\b|\b(?:our|free|daily|weekly) newsletters?\b|"
     r"\berror processing your subscription\b|\bfor (?:your )?personal,? non-commercial use only\b",
     re.I)
+_SUBSCRIPTION_HINTS = ("inbox", "subscri", "sign", "newsletter", "commercial")  # one is in each
 MAX_PROMOTION_WORDS = 40
+MAX_PROMOTION_CHARS = 1000  # 40 words never fill this many characters
 # Dateline and byline lines above the text: "October 12, 2017", "By Ana Lopez | Updated
 # May 2, 2025, 9:06am", "Posted on December 18, 2025 by Ana Lopez 59 Comments", "6 min read".
 _READING_TIME = re.compile(r"\b\d+\s*min(?:ute)?s?\.?\s+read\b", re.I)
@@ -142,8 +144,16 @@ def is_call_to_action(line: str) -> bool:
 
 
 def is_promotion(line: str) -> bool:
-    return bool(_PROMOTION.match(line) or _SUBSCRIPTION.search(line)) and \
-        len(_WORD.findall(line)) <= MAX_PROMOTION_WORDS
+    # Cheap tests first: this runs on every line of every page, and a case-insensitive
+    # search through a long paragraph costs more than the rest of clean_lines together.
+    if len(line) > MAX_PROMOTION_CHARS or len(line.split()) > 2 * MAX_PROMOTION_WORDS:
+        return False
+    if not _PROMOTION.match(line):
+        lowered = line.lower()
+        if not any(hint in lowered for hint in _SUBSCRIPTION_HINTS) or \
+                not _SUBSCRIPTION.search(line):
+            return False
+    return len(_WORD.findall(line)) <= MAX_PROMOTION_WORDS
 
 
 def is_metadata(line: str, names: Collection[str] = ()) -> bool:

@@ -556,10 +556,10 @@ def meta_author(tree: Any) -> str | None:
     return best[1] if best else None
 
 
-_BYLINE_XPATH = (
-    ".//*[@rel='author' or @itemprop='author' or contains(@class, 'byline') or "
-    "contains(@class, 'author') or contains(@class, 'Byline') or contains(@class, 'Author') "
-    "or contains(@data-testid, 'uthor') or contains(@data-component, 'yline')]")
+_BYLINE_XPATH = (  # 'uthor' and 'yline' match either case of author and byline in one test
+    ".//*[@rel='author' or @itemprop='author' or contains(@class, 'uthor') or "
+    "contains(@class, 'yline') or contains(@data-testid, 'uthor') or "
+    "contains(@data-component, 'yline')]")
 _BYLINE_SKIP = re.compile(r"bio|avatar|image|img|photo|box|card|about|comment|share|social|"
                           r"follow|more|related|footer|widget|description", re.I)
 _BY_TEXT = re.compile(r"(?:^|\s|\b(?:written|article|posted|words))\s*(?:By|by|BY):?\s+"
