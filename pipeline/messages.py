@@ -190,7 +190,8 @@ class Entry(Message):
     published_at: str | None
     published_raw: str | None
     authors: tuple[str, ...] = ()
-    tags: tuple[str, ...] = ()
+    tags: tuple[str, ...] = ()  # the item's categories
+    language: str | None = None  # declared by the item or its feed (`en`, `de`)
 
 
 @dataclass(frozen=True)

@@ -797,7 +797,9 @@ class NewsSite:
             out += [
                 "<entry>",
                 _el("id", entry_id),
-                _el("title", a.title),
+                # The site's titles are HTML (RSS and JSON Feed carry them as such): Atom
+                # says so, as WordPress does; an Atom title without a type is plain text.
+                _el("title", a.title, ' type="html"'),
                 f'<link rel="alternate" type="text/html" href={quoteattr(a.url)}/>',
                 _el("published", a.published.isoformat()),
                 _el("updated", a.modified.isoformat()),

@@ -11,6 +11,7 @@ here; this module only reads the evidence and writes the outcome.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from typing import Any, Protocol
 
 import sqlite_utils
@@ -25,9 +26,11 @@ from pipeline.dedupe import (
     canonical_member,
     canonical_url,
     decide,
+    guid_key,
     is_text_dedupe_candidate,
     keyed_by_page,
     text_hash,
+    unseen_key,
 )
 from pipeline.messages import (
     Entry,
@@ -64,11 +67,43 @@ def known_keys(db: sqlite_utils.Database, feed_id: int, keys: Sequence[str]) -> 
     return known
 
 
+def stored_entries(db: sqlite_utils.Database, feed_id: int, keys: Sequence[str]
+                   ) -> dict[str, tuple[str | None, str | None]]:
+    """Which of these entry keys the feed has carried before, with their (link, title)."""
+    found: dict[str, tuple[str | None, str | None]] = {}
+    for chunk in _chunks(list(dict.fromkeys(keys)), 500):
+        found.update((r[0], (r[1], r[2])) for r in db.execute(
+            f"SELECT entry_key, link, title FROM entries WHERE feed_id = ? AND entry_key IN "
+            f"({','.join('?' * len(chunk))})", [feed_id, *chunk]))
+    return found
+
+
+def under_guid(db: sqlite_utils.Database, feed_id: int, key: str
+               ) -> dict[str, tuple[str | None, str | None]]:
+    """Every entry the feed recorded under a GUID's plain key (`guid:...`) or a separate key
+    of it (`guid:...|...`), with its (link, title): an index range, not a scan."""
+    return {r[0]: (r[1], r[2]) for r in db.execute(
+        "SELECT entry_key, link, title FROM entries WHERE feed_id = ? AND "
+        "(entry_key = ? OR (entry_key >= ? AND entry_key < ?))",
+        [feed_id, key, key + "|", key + "}"])}
+
+
 def unseen(db: sqlite_utils.Database, feed_id: int, entries: Sequence[Entry]
            ) -> tuple[Entry, ...]:
-    """The entries this feed has not carried before."""
-    known = known_keys(db, feed_id, [e.key for e in entries])
-    return tuple(e for e in entries if e.key not in known)
+    """The entries this feed has not carried before, each under the key to record it by
+    (an item under a GUID the feed used for another item gets a key of its own:
+    pipeline.dedupe.unseen_key)."""
+    stored = stored_entries(db, feed_id, [e.key for e in entries])
+    fresh = []
+    for entry in entries:
+        key = unseen_key(entry, stored)
+        gkey = guid_key(entry)
+        if key is not None and gkey is not None:  # recorded under another key of its GUID?
+            stored.update(under_guid(db, feed_id, gkey))
+            key = unseen_key(entry, stored)
+        if key is not None:
+            fresh.append(entry if key == entry.key else replace(entry, key=key))
+    return tuple(fresh)
 
 
 def plan_entries(db: sqlite_utils.Database, feed_id: int, entries: Sequence[Entry]
