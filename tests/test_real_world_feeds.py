@@ -1,6 +1,6 @@
-"""Feeds as people really have them (issue 14, items 1-5): plain-text titles with angle
+"""Feeds as people really have them (issue 14, items 1-5 and 10): plain-text titles with angle
 brackets, GUIDs shared by different items, JSON Feeds with odd versions and relative URLs,
-dates in other languages, and non-http links with the http URL beside them.
+dates in other languages, non-http links with the http URL beside them, and categories.
 
 Each fix has its own fixture, written here; the end-to-end checks serve them from a NewsSite
 on 127.0.0.1 and poll them with the real Runner.
@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from pipeline.browse import metadata_for
 from pipeline.config import load_config
 from pipeline.parse import FeedParseError, ParsedFeed, parse_feed
 from pipeline.run import RunReport, run_once
@@ -345,3 +346,51 @@ def test_non_http_links_end_to_end(site: NewsSite, tmp_path: Path) -> None:
         assert sorted(r[0] for r in store.db.execute(
             "SELECT url FROM articles WHERE url != ''")) == sorted(
             site.article(s).url for s in ("one", "two", "three", "five"))
+
+
+# --------------------------------------------------------------------------- 10. tags
+
+
+def test_categories_are_stored_as_tags_and_facetable(site: NewsSite, tmp_path: Path) -> None:
+    one, two = page(site, "cat-one", "category one"), page(site, "cat-two", "category two")
+    rss_url = site.route("/cats.xml", rss(
+        f"<item><guid>1</guid><title>One</title><link>{one}</link>"
+        "<category>Politics</category><category domain='x'>Europe</category></item>"
+        f"<item><guid>2</guid><title>Two</title><link>{two}</link>"
+        "<category>Politics</category></item>"), RSS["content-type"])
+    atom_url = site.route("/cats.atom", atom(
+        f'<entry><id>urn:a1</id><title>One</title><link href="{one}"/>'
+        '<category term="Politics" label="Politik"/><category term="Energy"/></entry>'),
+        ATOM_TYPE)
+    json_url = site.route("/cats.json", json.dumps({"version": "1.1", "title": "J", "items": [
+        {"id": "j2", "url": two, "title": "Two", "tags": ["Sport", "Politics"]}]}),
+        "application/feed+json")
+    store, report = poll(tmp_path, [rss_url, atom_url, json_url])
+    with store:
+        assert report.ok == 3, report.errors
+        rows = store.db.execute(
+            "SELECT f.url, e.title, t.tag, t.article_id = e.article_id FROM tags t "
+            "JOIN entries e ON e.id = t.entry_id JOIN feeds f ON f.id = t.feed_id "
+            "ORDER BY f.id, e.title, t.tag").fetchall()
+        assert rows == [
+            (rss_url, "One", "Europe", 1), (rss_url, "One", "Politics", 1),
+            (rss_url, "Two", "Politics", 1),
+            (atom_url, "One", "Energy", 1), (atom_url, "One", "Politics", 1),
+            (json_url, "Two", "Politics", 1), (json_url, "Two", "Sport", 1)]
+        db = store.path
+    assert db is not None
+    facets = asyncio.run(_datasette_facets(db, "tags", "tag"))
+    assert facets == {"Politics": 4, "Europe": 1, "Energy": 1, "Sport": 1}
+
+
+async def _datasette_facets(db: Path, table: str, column: str) -> dict[str, int]:
+    """The facet counts Datasette shows for a column with the shipped metadata (no server:
+    Datasette's own in-process client)."""
+    from datasette.app import Datasette
+
+    datasette = Datasette([str(db)], metadata=metadata_for(db, 5))
+    response = await datasette.client.get(f"/{db.stem}/{table}.json?_facet={column}")
+    assert response.status_code == 200, response.text
+    results = response.json()["facet_results"]
+    results = results.get("results", results)  # the shape differs between Datasette versions
+    return {r["value"]: r["count"] for r in results[column]["results"]}

@@ -40,6 +40,7 @@ from pipeline.messages import (
     NewEntry,
     PollResult,
     PollSummary,
+    StoredArticle,
 )
 from pipeline.store import feeds, index, lines
 
@@ -106,13 +107,27 @@ def unseen(db: sqlite_utils.Database, feed_id: int, entries: Sequence[Entry]
     return tuple(fresh)
 
 
-def plan_entries(db: sqlite_utils.Database, feed_id: int, entries: Sequence[Entry]
-                 ) -> EntryPlan:
-    """The entries this feed has not carried before, and the articles already stored under
-    their links (canonical link → article id)."""
+def plan_entries(db: sqlite_utils.Database, feed_id: int, entries: Sequence[Entry],
+                 with_articles: bool = False) -> EntryPlan:
+    """The entries this feed has not carried before, the articles already stored under
+    their links (canonical link → article id) and, with_articles (the feed's filters read
+    text, author or language), those articles' fields."""
     fresh = unseen(db, feed_id, entries)
     links = sorted({canonical_url(e.link) for e in fresh if e.link})
-    return EntryPlan(feed_id, fresh, articles_for_urls(db, links))
+    stored = articles_for_urls(db, links)
+    articles = stored_articles(db, sorted(set(stored.values()))) if with_articles else {}
+    return EntryPlan(feed_id, fresh, stored, articles)
+
+
+def stored_articles(db: sqlite_utils.Database, ids: Sequence[str]) -> dict[str, StoredArticle]:
+    """What the filters read of stored articles (pipeline.filters), by id."""
+    found: dict[str, StoredArticle] = {}
+    for chunk in _chunks(list(ids), 500):
+        found.update((r[0], StoredArticle(r[0], r[1] or "", r[2], r[3], r[4] or ""))
+                     for r in db.execute(
+            f"SELECT id, url, author, language, text FROM articles WHERE id IN "
+            f"({','.join('?' * len(chunk))})", chunk))
+    return found
 
 
 def articles_for_urls(db: sqlite_utils.Database, urls: Sequence[str]) -> dict[str, str]:
@@ -143,11 +158,16 @@ def record(store: Store, item: PollResult | EntryBatch, now: str) -> PollSummary
             new_articles += kind is not None
             exact += kind == "exact"
             near += kind == "near"
-        db.execute(
+        cursor = db.execute(
             "INSERT OR IGNORE INTO entries (feed_id, entry_key, guid, link, title, "
-            "published_at, article_id, seen_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            "published_at, article_id, seen_at, filtered_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [item.feed_id, entry.key, entry.guid, entry.link, entry.title,
-             entry.published_at, article_id, now])
+             entry.published_at, article_id, now, entry.filtered_by])
+        if entry.tags and cursor.rowcount == 1:
+            db.conn.executemany(
+                "INSERT OR IGNORE INTO tags (entry_id, tag, feed_id, article_id) "
+                "VALUES (?, ?, ?, ?)",
+                [(cursor.lastrowid, tag, item.feed_id, article_id) for tag in entry.tags])
         if article_id:
             for alias in entry.url_aliases:
                 db.execute("INSERT OR IGNORE INTO article_urls (url, article_id) "
@@ -227,6 +247,7 @@ def _add_article(store: Store, entry: NewEntry, feed_id: int, now: str
         "extract_error": article.extract_error, "description": article.description,
         "word_count": len(article.text.split()),
         "claimed_canonical_url": article.claimed_canonical_url,
+        "extract_rules": article.rules_note,
     })
     db.execute("UPDATE clusters SET size = size + 1, last_seen_at = ? WHERE id = ?",
                [now, decision.cluster_id])
