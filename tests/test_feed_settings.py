@@ -1,4 +1,5 @@
-"""Per-feed settings (issue 14): basic auth, extra headers, user agent, proxy, fetch_pages.
+"""Per-feed settings (issue 14): basic auth, extra headers, user agent, proxy, fetch_pages,
+and `add`, `import-opml` and `export-opml` with them.
 
 Every server is on 127.0.0.1 (the only network the test configs allow); what must never be
 reached listens on 127.0.0.2 and must see no connection.
@@ -18,13 +19,14 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
+import yaml
 
 from pipeline.config import load_config
 from pipeline.fetch import feed_headers
 from pipeline.messages import FeedSettings
 from pipeline.run import RunReport, run_once
 from pipeline.store import Store
-from tests.conftest import write_config
+from tests.conftest import run_cli, write_config
 from tests.newssite import NewsSite
 from tests.test_fetch import Trap
 
@@ -310,3 +312,123 @@ def test_a_proxy_is_not_a_way_around_the_address_guard(tmp_path: Path, trap: Tra
         assert "checked before asking the proxy" in feed_row(store, feed)["last_error"]
     assert proxy.urls == []
     assert trap.hits == 0
+
+
+# --------------------------------------------------------------------------- the commands
+
+
+def test_add_takes_the_settings_and_discovers_with_them(
+        site: NewsSite, tmp_path: Path) -> None:
+    site.require_header("/feeds/", "Authorization", basic("alice", PASSWORD), status=401)
+    config = write_config(tmp_path / "newswire.yaml", [site.feed_url("atom")])
+    result = run_cli(
+        "add", site.feed_url("rss"), "--name", "Members", "--user-agent", AGENT,
+        "--header", "Cookie: consent=yes", "--auth-user", "alice",
+        "--password-env", "NW_TEST_FEED_PASSWORD", "--no-fetch-pages",
+        "--body", "article .story-body", "--remove", ".related", "--remove", ".ad",
+        "--keep", "language=^(en|de)$", "--block", "url=/live/",
+        config=config, env={"NW_TEST_FEED_PASSWORD": PASSWORD})
+    assert result.code == 0, result.stderr
+    text = config.read_text()
+    assert PASSWORD not in text
+    assert yaml.safe_load(text)["feeds"][-1] == {
+        "url": site.feed_url("rss"), "name": "Members", "user_agent": AGENT,
+        "headers": {"Cookie": "consent=yes"},
+        "auth": {"username": "alice", "password_env": "NW_TEST_FEED_PASSWORD"},
+        "fetch_pages": False,
+        "rules": {"body": "article .story-body", "remove": [".related", ".ad"]},
+        "filters": {"keep": [{"field": "language", "pattern": "^(en|de)$"}],
+                    "block": [{"field": "url", "pattern": "/live/"}]}}
+    feed = load_config(config).feeds[-1]
+    assert feed.settings().auth_password_env == "NW_TEST_FEED_PASSWORD"
+    (request,) = site.requests_for("/feeds/rss.xml")  # discovery, with the feed's settings
+    assert request.status == 200 and request.headers["User-Agent"] == AGENT
+    assert request.headers["Cookie"] == "consent=yes"
+    assert PASSWORD not in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize(("options", "message"), [
+    (["--header", "Host: evil.example"], "--header"),
+    (["--header", "no colon"], "--header"),
+    (["--auth-user", "alice"], "--password-env"),
+    (["--proxy", "socks5://127.0.0.1:1080"], "--proxy"),
+    (["--body", "div[["], "--body/--remove"),
+    (["--block", "headline=x"], "--keep/--block"),
+    (["--keep", "title=(unclosed"], "--keep/--block"),
+])
+def test_add_refuses_bad_settings_naming_the_option(site: NewsSite, tmp_path: Path,
+                                                    options: list[str], message: str) -> None:
+    config = write_config(tmp_path / "newswire.yaml", [site.feed_url("atom")])
+    before = config.read_text()
+    result = run_cli("add", site.feed_url("rss"), *options, config=config)
+    assert result.code == 2, result.stdout
+    assert message in result.stderr
+    assert config.read_text() == before
+    assert site.requests_for("/feeds/rss.xml") == []
+
+
+def test_add_no_config_refuses_settings(site: NewsSite, tmp_path: Path) -> None:
+    config = write_config(tmp_path / "newswire.yaml", [site.feed_url("atom")])
+    result = run_cli("add", site.feed_url("rss"), "--user-agent", AGENT, "--no-config",
+                     config=config)
+    assert result.code == 2 and "drop --no-config" in result.stderr
+
+
+OPML = f"""<?xml version="1.0" encoding="UTF-8"?>
+<opml version="2.0" xmlns:frss="https://freshrss.org/opml"
+      xmlns:newswire="urn:newswire:opml:1">
+<head><title>Reader export</title></head>
+<body>
+  <outline text="Full content" type="rss" xmlUrl="https://full.example/feed.xml"
+           newswire:fetchPages="false" newswire:userAgent="{AGENT}"
+           newswire:filters='{{"block": [{{"field": "title", "pattern": "sponsored"}}]}}'/>
+  <outline text="Scraped" type="rss" xmlUrl="https://scraped.example/feed.xml"
+           frss:cssFullContent="div.main" frss:cssContentFilter=".footer, .aside"
+           frss:CURLOPT_USERAGENT="FreshRSS-compatible" frss:CURLOPT_COOKIE="a=b"
+           frss:CURLOPT_PROXY="http://proxy.example:3128"/>
+  <outline text="Broken rule" type="rss" xmlUrl="https://broken.example/feed.xml"
+           frss:cssFullContent="div[["/>
+</body></opml>"""
+
+
+def test_import_opml_takes_settings_and_export_opml_writes_what_opml_holds(
+        tmp_path: Path) -> None:
+    config = write_config(tmp_path / "newswire.yaml", ["https://first.example/feed.xml"])
+    opml = tmp_path / "reader.opml"
+    opml.write_text(OPML, encoding="utf-8")
+    result = run_cli("import-opml", str(opml), "--proxy", "http://127.0.0.1:3128",
+                     config=config)
+    assert result.code == 0, result.stderr
+    assert "skipped: Broken rule: outline https://broken.example/feed.xml.rules.body" \
+        in result.stdout
+    feeds = {f.url: f for f in load_config(config).feeds}
+    full, scraped = feeds["https://full.example/feed.xml"], feeds["https://scraped.example/feed.xml"]
+    assert (full.fetch_pages, full.user_agent) == (False, AGENT)
+    assert [(r.field, r.pattern) for r in full.filters.block] == [("title", "sponsored")]
+    assert scraped.rules is not None and scraped.rules.body == "div.main"
+    assert scraped.rules.remove == (".footer, .aside",)
+    assert scraped.user_agent == "FreshRSS-compatible"
+    assert scraped.headers == (("Cookie", "a=b"),)
+    # A proxy comes from the command line (every imported feed), never from the file.
+    assert full.proxy == scraped.proxy == "http://127.0.0.1:3128"
+
+    # Add a secret to one feed by hand: export never writes headers, auth or proxies.
+    data = yaml.safe_load(config.read_text())
+    data["feeds"][1]["auth"] = {"username": "alice", "password_env": "NW_TEST_FEED_PASSWORD"}
+    config.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    exported = run_cli("export-opml", config=config)
+    assert exported.code == 0, exported.stderr
+    out = exported.stdout
+    for secret in ("a=b", "alice", "NW_TEST_FEED_PASSWORD", "3128", "Cookie"):
+        assert secret not in out
+    assert 'newswire:fetchPages="false"' in out and 'frss:cssFullContent="div.main"' in out
+    # ... and reads back into the same shareable settings.
+    again = tmp_path / "again.yaml"
+    write_config(again, ["https://first.example/feed.xml"])
+    (tmp_path / "out.opml").write_text(out, encoding="utf-8")
+    assert run_cli("import-opml", str(tmp_path / "out.opml"), config=again).code == 0
+    round_trip = {f.url: f for f in load_config(again).feeds}
+    assert round_trip["https://full.example/feed.xml"].filters == full.filters
+    assert round_trip["https://full.example/feed.xml"].fetch_pages is False
+    assert round_trip["https://scraped.example/feed.xml"].rules == scraped.rules
+    assert round_trip["https://scraped.example/feed.xml"].headers == ()

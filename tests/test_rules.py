@@ -1,6 +1,6 @@
-"""Extraction rules (issue 14, item 8): a CSS selector for the body and selectors to
+"""Extraction rules (issue 14, items 8 and 12): a CSS selector for the body and selectors to
 remove, per feed or per site, applied before the general extraction; a rule that matches
-nothing falls back and is reported."""
+nothing falls back and is reported; `newswire try` shows what a rule does."""
 
 from __future__ import annotations
 
@@ -17,8 +17,9 @@ from pipeline.extract import extract_article
 from pipeline.messages import ExtractJob, ExtractRules
 from pipeline.run import run_once
 from pipeline.store import Store
-from tests.conftest import story, write_config
+from tests.conftest import run_cli, story, write_config
 from tests.newssite import NewsSite
+from tests.test_fetch import Trap
 
 PARAGRAPHS = story("rules")
 RELATED = "Also in this section: the harvest festival and its prize-winning pumpkins."
@@ -119,3 +120,49 @@ def test_a_site_rule_that_matches_nothing_end_to_end(site: NewsSite, tmp_path: P
         "extraction used"
     assert quality == "rule_missed"
     assert "extraction rule matched nothing" in caplog.text
+
+
+def test_try_shows_what_a_feeds_rule_does(site: NewsSite, tmp_path: Path) -> None:
+    config = write_config(tmp_path / "newswire.yaml", [{
+        "url": site.url("/feeds/ruled.xml"), "name": "Ruled",
+        "rules": {"body": ".story-body", "remove": [".insert-box"]},
+        "filters": {"block": [{"field": "author", "pattern": "rita"}]}}])
+    result = run_cli("try", site.url("/news/ruled.html"), "--feed", "ruled", config=config)
+    assert result.code == 0, result.stderr
+    out = result.stdout
+    assert "feed:     Ruled" in out
+    assert "applied:  feed Ruled: body '.story-body' matched 1 element; removed 1 element" \
+        in out
+    for line in ("title:    Rules page", "author:   Rita Rule", "language: en",
+                 "filters:  filtered: feed block: author ~ rita (any case)"):
+        assert line in out, out
+    assert out.rstrip().endswith(PARAGRAPHS[-1])
+    assert RELATED not in out
+    assert not (tmp_path / "newswire.db").exists()  # nothing written
+
+
+def test_try_without_a_feed_uses_the_sites_rules_and_reports_a_miss(
+        site: NewsSite, tmp_path: Path) -> None:
+    config = write_config(tmp_path / "newswire.yaml", [site.url("/feeds/ruled.xml")],
+                          sites={"127.0.0.1": {"rules": {"body": ".nothing-here"}}})
+    result = run_cli("try", site.url("/news/ruled.html"), config=config)
+    assert result.code == 0, result.stderr
+    assert "rules:    site 127.0.0.1" in result.stdout
+    assert "matched nothing: general extraction used" in result.stdout
+    assert "(rule_missed)" in result.stdout
+    assert "filters:  kept" in result.stdout
+
+
+def test_try_refuses_an_unknown_feed_and_a_blocked_address(site: NewsSite, tmp_path: Path,
+                                                          ) -> None:
+    config = write_config(tmp_path / "newswire.yaml", [site.url("/feeds/ruled.xml")])
+    unknown = run_cli("try", site.url("/news/ruled.html"), "--feed", "Nope", config=config)
+    assert unknown.code == 2 and "no feed named 'Nope'" in unknown.stderr
+    trap = Trap()
+    try:
+        blocked = run_cli("try", trap.base_url + "/news/x.html", config=config)
+    finally:
+        trap.close()
+    assert blocked.code == 1
+    assert "non-public address" in blocked.stdout
+    assert trap.hits == 0
