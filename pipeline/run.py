@@ -1,9 +1,13 @@
 """One poll of one feed end to end, and one pass over all due feeds: composition only.
 
     FeedState ─plan_request─► FeedRequest ─fetch_feed─► FetchResult ─parse (worker)─►
-    ParseOutcome ─store.plan_entries─► EntryPlan ─fetch_page─► Page ─job_for─► ExtractJob
-    ─extract and fingerprint (worker)─► ExtractResult ─► NewEntry ─► EntryBatch / PollResult
-    ─writer─► PollSummary
+    ParseOutcome ─store.plan_entries─► EntryPlan ─filters (title, url)─► fetch_page ─► Page
+    ─job_for─► ExtractJob ─extract and fingerprint (worker)─► ExtractResult ─filters (text,
+    author, language)─► NewEntry ─► EntryBatch / PollResult ─writer─► PollSummary
+
+A feed's config entry gives its settings (user agent, headers, auth, proxy, whether pages
+are fetched: the FeedSettings its requests carry), its extraction rules (else its pages'
+site's, carried by the ExtractJob) and, with the global ones, its filters (pipeline.filters).
 
 Every arrow is a stage function on messages (pipeline.messages) defined in its own module:
 the schedule decides, the fetcher fetches, the worker pool parses and extracts, the store
@@ -18,13 +22,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Hashable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from types import TracebackType
 
+from pipeline import filters
 from pipeline.boilerplate import site_of
-from pipeline.config import Config
+from pipeline.config import Config, FeedConfig
 from pipeline.dedupe import article_id, canonical_url
 from pipeline.errors import StoreError, StoreWriteError, WorkerCrashed
 from pipeline.extract import extract_and_fingerprint, job_for
@@ -33,7 +38,9 @@ from pipeline.messages import (
     Article,
     Entry,
     EntryBatch,
+    EntryPlan,
     ExtractResult,
+    FeedSettings,
     FeedState,
     Message,
     NewEntry,
@@ -55,6 +62,26 @@ MAX_PAGES_IN_FLIGHT = 32  # pages fetched or being extracted at once: bounds the
 ENTRY_BATCH = 50  # a poll's entries are planned, extracted and written this many at a time
 
 Trace = Callable[[Message], None]
+PageTask = asyncio.Task[tuple[str, ExtractResult]]
+
+
+@dataclass(frozen=True)
+class FeedPlan:
+    """A feed's own settings for one poll (from its config entry): how its requests are
+    made, the extraction rules of its pages, and the filters its entries pass through."""
+
+    config: FeedConfig
+    settings: FeedSettings
+    filters: tuple[filters.FilterSet, ...]
+
+    @property
+    def page_variant(self) -> Hashable:
+        """What makes this feed's fetch and extraction of a page differ from another
+        feed's: None for default settings, so feeds carrying the same story share one."""
+        if not (self.config.user_agent or self.config.headers or self.config.auth
+                or self.config.proxy or not self.config.fetch_pages or self.config.rules):
+            return None
+        return (self.settings, self.config.rules)
 
 
 @dataclass
@@ -108,9 +135,10 @@ class Runner:
         self.pool = WorkerPool(config.extract)
         self.writer = Writer(store)
         self.stopping = False
-        # Pages being fetched in this pass, by canonical URL: feeds that carry the same
-        # story share one fetch and one extraction. Dropped once their batch is written.
-        self._page_tasks: dict[str, asyncio.Task[tuple[str, ExtractResult]]] = {}
+        # Pages being fetched in this pass, by canonical URL (and the feed's page settings,
+        # FeedPlan.page_variant): feeds that carry the same story share one fetch and one
+        # extraction. Dropped once their batch is written.
+        self._page_tasks: dict[str, dict[Hashable, PageTask]] = {}
         self._pages = asyncio.Semaphore(MAX_PAGES_IN_FLIGHT)
         self._site_lines: dict[str, frozenset[int]] = {}  # per pass, from the store
 
@@ -199,12 +227,20 @@ class Runner:
             self.metrics.observe_poll(result, summary)
         return result, summary
 
+    def feed_plan(self, feed: FeedState) -> FeedPlan:
+        """The feed's config entry (defaults for a feed added to the database only) as the
+        settings, rules and filters of its poll."""
+        config = self.config.feed_config(feed.config_url) or FeedConfig(url=feed.url)
+        return FeedPlan(config, config.settings(),
+                        filters.filter_sets(self.config.filters, config.filters))
+
     async def _poll(self, feed: FeedState, started: datetime, clock: float
                     ) -> tuple[PollResult, PollSummary, StoreWriteError | None]:
         """The stages of one poll, writing its entry batches as they are ready: (the poll's
         result, what the batches wrote, the write error that stopped them)."""
         self._trace(feed)
-        request = plan_request(feed, self.config.schedule, started)
+        own = self.feed_plan(feed)
+        request = plan_request(feed, self.config.schedule, started, own.settings)
         self._trace(request)
         response = await self.fetcher.fetch_feed(request)
         self._trace(response)
@@ -229,10 +265,11 @@ class Runner:
         written, last = PollSummary(), tuple[NewEntry, ...]()
         write_error: StoreWriteError | None = None
         for start in range(0, len(fresh), ENTRY_BATCH):
-            plan = self.store.plan_entries(feed.id, fresh[start:start + ENTRY_BATCH])
+            plan = self.store.plan_entries(feed.id, fresh[start:start + ENTRY_BATCH],
+                                           with_articles=filters.reads_articles(own.filters))
             self._trace(plan)
             new = tuple(await asyncio.gather(*(
-                self._entry_with_article(feed, entry, plan.stored) for entry in plan.fresh)))
+                self._entry_with_article(feed, own, entry, plan) for entry in plan.fresh)))
             if start + ENTRY_BATCH >= len(fresh):
                 last = new  # written with the poll, validators and all
                 break
@@ -267,55 +304,79 @@ class Runner:
         """Written articles are found in the store from now on; drop their finished tasks."""
         for link in links:
             if link:
-                task = self._page_tasks.get(canonical_url(link))
-                if task is not None and task.done():
-                    del self._page_tasks[canonical_url(link)]
+                tasks = self._page_tasks.get(canonical_url(link), {})
+                for variant, task in list(tasks.items()):
+                    if task.done():
+                        del tasks[variant]
+                if not tasks:
+                    self._page_tasks.pop(canonical_url(link), None)
 
     # -- entries and their pages
 
-    async def _entry_with_article(self, feed: FeedState, entry: Entry,
-                                  stored: dict[str, str]) -> NewEntry:
-        """A new entry with its article: already stored under its link, or extracted."""
+    async def _entry_with_article(self, feed: FeedState, own: FeedPlan, entry: Entry,
+                                  plan: EntryPlan) -> NewEntry:
+        """A new entry with its article: already stored under its link, or extracted; or
+        the filter rule that keeps it out (a blocked title or URL is decided before its page
+        is fetched, text, author and language once it is extracted)."""
         new = NewEntry(key=entry.key, guid=entry.guid, link=entry.link, title=entry.title,
-                       published_at=entry.published_at)
-        existing = stored.get(canonical_url(entry.link)) if entry.link else None
+                       published_at=entry.published_at, tags=entry.tags)
+        rule = filters.verdict(own.filters, filters.before_fetch(entry))
+        if rule is not None:
+            return replace(new, filtered_by=rule)
+        existing = plan.stored.get(canonical_url(entry.link)) if entry.link else None
         if existing:  # the same article reached us through another feed or URL
+            stored = plan.stored_articles.get(existing)
+            rule = filters.verdict(own.filters, filters.after_extract(entry, stored)) \
+                if stored is not None else None
+            if rule is not None:
+                return replace(new, filtered_by=rule)
             return replace(new, existing_article_id=existing)
         if entry.link:
             key = canonical_url(entry.link)
-            if key not in self._page_tasks:
-                self._page_tasks[key] = asyncio.ensure_future(self._article(entry))
-            page_url, result = await self._page_tasks[key]
+            tasks = self._page_tasks.setdefault(key, {})
+            if own.page_variant not in tasks:
+                tasks[own.page_variant] = asyncio.ensure_future(self._article(entry, own))
+            page_url, result = await tasks[own.page_variant]
             article = result.article
         else:  # no URL at all: the feed's content, with an id from the feed and entry key
-            page_url, result = await self._article(entry)
+            page_url, result = await self._article(entry, own)
             article = _without_url(result.article, feed.url, entry.key)
+        rule = filters.verdict(own.filters, filters.after_extract(entry, article))
+        if rule is not None:
+            return replace(new, filtered_by=rule)
         aliases = {canonical_url(u) for u in (entry.link, page_url, article.canonical_url) if u}
         return replace(new, article=article, url_aliases=tuple(sorted(aliases)),
                        fingerprint=result.fingerprint)
 
-    async def _article(self, entry: Entry) -> tuple[str, ExtractResult]:
-        """Fetch the entry's page and extract it in the pool: (final url, extraction).
+    async def _article(self, entry: Entry, own: FeedPlan) -> tuple[str, ExtractResult]:
+        """Fetch the entry's page (unless its feed says `fetch_pages: false`) with the
+        feed's settings and extract it in the pool with the rules for it: (final url,
+        extraction).
 
         A page holds one of MAX_PAGES_IN_FLIGHT slots from the moment its host lets the
         request go until its extraction returns, so fetched HTML never piles up; waiting
         for its host's turn holds none, so a slow host cannot starve the others."""
         slot = Slot(self._pages)
         try:
-            page = await self.fetcher.fetch_page(entry.link, slot) if entry.link else None
+            page = await self.fetcher.fetch_page(entry.link, slot, own.settings) \
+                if entry.link and own.settings.fetch_pages else None
             if page is not None:
                 self._trace(page)
             await slot.take()  # extraction is work too, page or not
-            lines = self._lines_of_site(page.final_url) \
-                if page is not None and page.body is not None else frozenset()
+            fetched = page.final_url if page is not None and page.body is not None else None
+            lines = self._lines_of_site(fetched) if fetched else frozenset()
+            rules = self.config.rules_for(own.config, fetched) if fetched else None
             job = job_for(entry, page, lines, self.config.extract.timeout,
-                          self.config.fetch.max_bytes)
+                          self.config.fetch.max_bytes, rules)
             self._trace(job)
             try:
                 result = await self.pool.run(extract_and_fingerprint, job)
             except WorkerCrashed as exc:  # keep the entry: the feed's own content, no page
                 result = extract_and_fingerprint(replace(job, html=None, page_error=str(exc)))
             self._trace(result)
+            if result.article.rules_note and "rule_missed" in (result.article.quality or ""):
+                log.warning("extraction rule matched nothing", extra={"fields": {
+                    "url": job.url, "rules": result.article.rules_note}})
         finally:
             slot.release()
         return (page.final_url if page is not None else entry.link or ""), result
