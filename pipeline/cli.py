@@ -24,6 +24,7 @@ from pipeline.errors import (
     ConfigError,
     DatabaseDamaged,
     DiscoveryError,
+    EngineError,
     LockedError,
     MetricsError,
     StoreError,
@@ -94,6 +95,13 @@ def build_parser() -> argparse.ArgumentParser:
     imp = sub.add_parser("import", help="read seed-format text files into the corpus")
     imp.add_argument("dir")
     imp.add_argument("-q", "--quiet", action="store_true", help="no summary line")
+
+    worker = sub.add_parser("worker", help="a Celery worker for the fetch, parse, extract "
+                            "and fingerprint stages (engine: celery); never opens the database")
+    worker.add_argument("--concurrency", type=int, default=None,
+                        help="worker processes (default: extract.workers, 0 = one per CPU)")
+    worker.add_argument("--queues", default=None,
+                        help="comma-separated queues to take tasks from (default: both)")
 
     sub.add_parser("repair", help="check the database; when damaged, copy everything "
                    "readable into a fresh file with rebuilt indexes (the old one is kept)")
@@ -223,6 +231,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except LockedError as exc:
         print(f"newswire: {exc}; exiting", file=sys.stderr)
         return EXIT_LOCKED
+    except EngineError as exc:
+        print(f"newswire: engine error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
     except Exception as exc:
         if not is_damage(exc):  # a read found the file damaged: as a write would have
             raise
@@ -593,6 +604,17 @@ def cmd_serve(config: Config, args: argparse.Namespace) -> int:
                  immutable=immutable)
 
 
+def cmd_worker(config: Config, args: argparse.Namespace) -> int:
+    from pipeline.worker import run_worker
+
+    if config.engine.kind != "celery":
+        print(f"newswire: {config.path}: engine.kind is {config.engine.kind!r}: a worker "
+              "serves `engine: {kind: celery}` configs", file=sys.stderr)
+        return EXIT_CONFIG
+    queues = [q.strip() for q in args.queues.split(",") if q.strip()] if args.queues else None
+    return run_worker(config, args.concurrency, queues)
+
+
 def cmd_repair(config: Config, args: argparse.Namespace) -> int:
     from pipeline.store import repair
 
@@ -613,5 +635,6 @@ COMMANDS = {
     "reindex": cmd_reindex,
     "serve": cmd_serve,
     "repair": cmd_repair,
+    "worker": cmd_worker,
     "try": cmd_try,
 }

@@ -80,6 +80,24 @@ class DedupeConfig:
 
 
 @dataclass(frozen=True)
+class EngineConfig:
+    """Where the stages run: `local` (this process and its worker pool) or `celery` (workers
+    anywhere, through a Redis broker; pipeline.celery_engine)."""
+
+    kind: str = "local"
+    broker: str = "redis://127.0.0.1:6379/0"
+    result_backend: str | None = None  # default: the broker
+    result_expires: float = 3600.0  # results never read (a coordinator that died) go then
+    feed_queue: str = "newswire.feeds"
+    page_queue: str = "newswire.pages"
+    task_timeout: float = 600.0  # a task's result later than this is lost: it is sent again
+    task_retries: int = 2  # ... this many times, then the run stops (EngineError)
+    visibility_timeout: float = 3600.0  # unacknowledged tasks return to the queue after it
+    worker_wait: float = 10.0  # how long the coordinator waits for a worker to answer
+    max_in_flight: int = 64  # page tasks sent and not yet returned, per coordinator
+
+
+@dataclass(frozen=True)
 class MetricsConfig:
     """The daemon's Prometheus endpoint; absent from the config means no endpoint."""
 
@@ -164,6 +182,7 @@ class Config:
     extract: ExtractConfig = field(default_factory=ExtractConfig)
     dedupe: DedupeConfig = field(default_factory=DedupeConfig)
     metrics: MetricsConfig | None = None
+    engine: EngineConfig = field(default_factory=EngineConfig)
     filters: Filters = field(default_factory=Filters)  # global: applied to every feed
     sites: tuple[SiteConfig, ...] = ()
 
@@ -372,6 +391,44 @@ def _names(value: Any) -> tuple[str, ...]:
     if not isinstance(value, list):
         raise ValueError("must be a list of site names or hosts")
     return tuple(_text(item).strip() for item in value)
+
+
+def _read_engine(path: Path, data: Any) -> EngineConfig:
+    r = _Reader(path, "engine", data)
+    r.reject_unknown({"kind", "broker", "result_backend", "result_expires", "feed_queue",
+                      "page_queue", "task_timeout", "task_retries", "visibility_timeout",
+                      "worker_wait", "max_in_flight"})
+    d = EngineConfig()
+    kind = r.get("kind", _text, d.kind)
+    if kind not in ("local", "celery"):
+        raise ConfigError(path, "engine.kind", f"must be local or celery, got {kind!r}")
+    config = EngineConfig(
+        kind=kind,
+        broker=r.get("broker", _redis_url, d.broker),
+        result_backend=r.get("result_backend", _redis_url, d.result_backend),
+        result_expires=r.get("result_expires", parse_duration, d.result_expires),
+        feed_queue=r.get("feed_queue", _text, d.feed_queue),
+        page_queue=r.get("page_queue", _text, d.page_queue),
+        task_timeout=r.get("task_timeout", parse_duration, d.task_timeout),
+        task_retries=r.get("task_retries", _positive_int, d.task_retries),
+        visibility_timeout=r.get("visibility_timeout", parse_duration, d.visibility_timeout),
+        worker_wait=r.get("worker_wait", parse_duration, d.worker_wait),
+        max_in_flight=r.get("max_in_flight", _positive_int, d.max_in_flight),
+    )
+    if config.max_in_flight < 1:
+        raise ConfigError(path, "engine.max_in_flight", "must be at least 1")
+    if config.visibility_timeout <= config.task_timeout:
+        # A task still running when its message reappears in the queue would run twice.
+        raise ConfigError(path, "engine.visibility_timeout",
+                          f"must exceed engine.task_timeout ({config.task_timeout:g}s)")
+    return config
+
+
+def _redis_url(value: Any) -> str:
+    text = _text(value).strip()
+    if not text.startswith(("redis://", "rediss://", "unix://")):
+        raise ValueError(f"must be a redis:// URL, got {text!r}")
+    return text
 
 
 def _read_metrics(path: Path, data: Any) -> MetricsConfig | None:
@@ -707,7 +764,7 @@ def load_config(path: str | os.PathLike[str] | None = None) -> Config:
         raise ConfigError(path, "(file)", f"invalid YAML: {exc}") from None
     top = _Reader(path, "", raw)
     top.reject_unknown({"database", "fetch", "schedule", "extract", "dedupe", "feeds", "opml",
-                        "metrics", "filters", "sites"})
+                        "metrics", "engine", "filters", "sites"})
     base = path.resolve().parent
     database = top.get("database", _text, None)
     if database is None:
@@ -727,6 +784,7 @@ def load_config(path: str | os.PathLike[str] | None = None) -> Config:
         extract=_read_extract(path, raw.get("extract")),
         dedupe=_read_dedupe(path, raw.get("dedupe")),
         metrics=_read_metrics(path, raw.get("metrics")),
+        engine=_read_engine(path, raw.get("engine")),
         filters=read_filters(path, "filters", raw.get("filters")),
         sites=_read_sites(path, raw.get("sites")),
     )

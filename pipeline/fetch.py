@@ -30,7 +30,7 @@ import time
 import zlib
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import replace
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urljoin, urlsplit
 from urllib.robotparser import RobotFileParser
 
@@ -199,8 +199,21 @@ def decode_body(raw: bytes, content_encoding: str, limit: int) -> bytes:
 
 # --- politeness -----------------------------------------------------------------------------
 
+class Permit(Protocol):
+    """The right to make one request to a host, given back with `release()`."""
+
+    def release(self) -> None: ...
+
+
+class Limiter(Protocol):
+    """Per-host politeness: `acquire(host)` waits for the host's turn."""
+
+    async def acquire(self, host: str) -> Permit: ...
+
+
 class HostLimiter:
-    """At most `concurrency` requests in flight per host, starts at least `delay` s apart."""
+    """At most `concurrency` requests in flight per host, starts at least `delay` s apart,
+    within this process (pipeline.politeness shares the limits across Celery workers)."""
 
     def __init__(self, concurrency: int, delay: float) -> None:
         self.concurrency = concurrency
@@ -268,11 +281,13 @@ class Fetcher:
     Use as `async with Fetcher(config) as f: await f.fetch(url)`.
     """
 
-    def __init__(self, config: FetchConfig, resolver: Resolver = system_resolver) -> None:
+    def __init__(self, config: FetchConfig, resolver: Resolver = system_resolver,
+                 limiter: Limiter | None = None) -> None:
         self.config = config
         self.guard = AddressGuard(config.allow_networks)
         self.resolver = resolver
-        self.limiter = HostLimiter(config.per_host_concurrency, config.per_host_delay)
+        self.limiter = limiter or HostLimiter(config.per_host_concurrency,
+                                              config.per_host_delay)
         self._clients: dict[str | None, httpx.AsyncClient] = {}
         self.client = self.client_for(None)
         self._robots: dict[str, asyncio.Task[RobotFileParser | None]] = {}

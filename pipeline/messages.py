@@ -239,6 +239,15 @@ class ParseOutcome(Message):
 
 
 @dataclass(frozen=True)
+class FeedPolled(Message):
+    """A feed fetched and, when it answered 200, parsed: what a worker sends back (the body
+    stays in `response`: its size is the poll's `bytes`)."""
+
+    response: FetchResult
+    outcome: ParseOutcome | None = None
+
+
+@dataclass(frozen=True)
 class StoredArticle(Message):
     """What the filters read of an article already stored (pipeline.filters)."""
 
@@ -345,6 +354,30 @@ class ExtractResult(Message):
     fingerprint: Fingerprint | None = None
 
 
+@dataclass(frozen=True)
+class PageTask(Message):
+    """One entry's page to fetch and extract, with what extraction needs from the store: the
+    repeated lines of the site its link points to (pipeline.store.lines)."""
+
+    entry: Entry
+    site: str  # pipeline.boilerplate.site_of(entry.link); "" without a link
+    site_lines: frozenset[int] = frozenset()
+    timeout: float = 30.0  # extraction time limit (extract.timeout)
+    max_bytes: int = 15_000_000  # fetch.max_bytes
+    settings: FeedSettings = field(default_factory=FeedSettings)  # the feed's own
+    rules: ExtractRules | None = None  # for the site its link points to (Config.rules_for)
+
+
+@dataclass(frozen=True)
+class PageDone(Message):
+    """A page task's outcome: the extraction, or, when the link led to another site whose
+    repeated lines the task did not carry, the fetched page to extract with those."""
+
+    final_url: str
+    result: ExtractResult | None = None
+    page: Page | None = None
+
+
 # --- what the store records -------------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -426,5 +459,5 @@ class PollSummary(Message):
 
 MESSAGES: tuple[type[Message], ...] = (
     FeedState, FeedSettings, FeedRequest, FetchResult, Entry, ParsedFeed, ParseOutcome,
-    StoredArticle, EntryPlan, Page, ExtractRules, ExtractJob, Article, Fingerprint,
-    ExtractResult, NewEntry, EntryBatch, PollResult, PollSummary)
+    FeedPolled, StoredArticle, EntryPlan, PageTask, Page, ExtractRules, ExtractJob, Article,
+    Fingerprint, ExtractResult, PageDone, NewEntry, EntryBatch, PollResult, PollSummary)

@@ -1,20 +1,20 @@
 """One poll of one feed end to end, and one pass over all due feeds: composition only.
 
-    FeedState ─plan_request─► FeedRequest ─fetch_feed─► FetchResult ─parse (worker)─►
-    ParseOutcome ─store.plan_entries─► EntryPlan ─filters (title, url)─► fetch_page ─► Page
-    ─job_for─► ExtractJob ─extract and fingerprint (worker)─► ExtractResult ─filters (text,
-    author, language)─► NewEntry ─► EntryBatch / PollResult ─writer─► PollSummary
+    FeedState ─plan_request─► FeedRequest ─engine.poll_feed (fetch, parse)─► FeedPolled
+    ─store.plan_entries─► EntryPlan ─filters (title, url)─► PageTask ─engine.process_page
+    (fetch, extract, fingerprint)─► PageDone ─filters (text, author, language)─► NewEntry
+    ─► EntryBatch / PollResult ─writer─► PollSummary
 
 A feed's config entry gives its settings (user agent, headers, auth, proxy, whether pages
 are fetched: the FeedSettings its requests carry), its extraction rules (else its pages'
 site's, carried by the ExtractJob) and, with the global ones, its filters (pipeline.filters).
 
 Every arrow is a stage function on messages (pipeline.messages) defined in its own module:
-the schedule decides, the fetcher fetches, the worker pool parses and extracts, the store
-plans from what it knows and its writer records. This module only calls them in order and
-bounds what is in flight, so memory stays flat however large the backlog: feeds are pulled
-from the due list by a fixed number of pollers, a poll works through its entries in batches,
-and a page holds one of MAX_PAGES_IN_FLIGHT slots only while it is fetched or extracted.
+the schedule decides, the engine fetches, parses and extracts (in this process and its
+worker pool, or on Celery workers: pipeline.engine), the store plans from what it knows and
+its writer records. This module only calls them in order and bounds what is in flight, so
+memory stays flat however large the backlog: feeds are pulled from the due list by a fixed
+number of pollers, and a poll works through its entries in batches.
 """
 
 from __future__ import annotations
@@ -31,9 +31,10 @@ from pipeline import filters
 from pipeline.boilerplate import site_of
 from pipeline.config import Config, FeedConfig
 from pipeline.dedupe import article_id, canonical_url
-from pipeline.errors import StoreError, StoreWriteError, WorkerCrashed
-from pipeline.extract import extract_and_fingerprint, job_for
-from pipeline.fetch import Fetcher, Resolver, Slot, system_resolver
+from pipeline.engine import Engine, LocalEngine, Trace
+from pipeline.errors import EngineError, StoreError, StoreWriteError
+from pipeline.extract import job_for
+from pipeline.fetch import Resolver, system_resolver
 from pipeline.messages import (
     Article,
     Entry,
@@ -44,25 +45,21 @@ from pipeline.messages import (
     FeedState,
     Message,
     NewEntry,
-    ParseOutcome,
+    PageTask,
     PollResult,
     PollSummary,
 )
 from pipeline.metrics import Metrics
 from pipeline.outcome import crashed, poll_outcome, poll_result, response_error, write_failed
-from pipeline.parse import parse_response
-from pipeline.pool import WorkerPool
 from pipeline.schedule import plan_request
 from pipeline.store import Store, Writer
 
 log = logging.getLogger("newswire")
 
 MAX_FEEDS_IN_FLIGHT = 16
-MAX_PAGES_IN_FLIGHT = 32  # pages fetched or being extracted at once: bounds the HTML held
 ENTRY_BATCH = 50  # a poll's entries are planned, extracted and written this many at a time
 
-Trace = Callable[[Message], None]
-PageTask = asyncio.Task[tuple[str, ExtractResult]]
+PageFuture = asyncio.Task[tuple[str, ExtractResult]]
 
 
 @dataclass(frozen=True)
@@ -125,32 +122,30 @@ class Runner:
     `trace`, when given, sees every message as it crosses a stage boundary."""
 
     def __init__(self, config: Config, store: Store, resolver: Resolver = system_resolver,
-                 metrics: Metrics | None = None, trace: Trace | None = None) -> None:
+                 metrics: Metrics | None = None, trace: Trace | None = None,
+                 engine: Engine | None = None) -> None:
         self.config = config
         self.store = store
-        self.resolver = resolver
         self.metrics = metrics
         self.trace = trace
-        self.fetcher = Fetcher(config.fetch, resolver)
-        self.pool = WorkerPool(config.extract)
+        self.engine = engine or make_engine(config, resolver, trace)
         self.writer = Writer(store)
         self.stopping = False
         # Pages being fetched in this pass, by canonical URL (and the feed's page settings,
         # FeedPlan.page_variant): feeds that carry the same story share one fetch and one
         # extraction. Dropped once their batch is written.
-        self._page_tasks: dict[str, dict[Hashable, PageTask]] = {}
-        self._pages = asyncio.Semaphore(MAX_PAGES_IN_FLIGHT)
+        self._page_tasks: dict[str, dict[Hashable, PageFuture]] = {}
         self._site_lines: dict[str, frozenset[int]] = {}  # per pass, from the store
 
     async def __aenter__(self) -> Runner:
+        await self.engine.__aenter__()
         await self.writer.__aenter__()
         return self
 
     async def __aexit__(self, exc_type: type[BaseException] | None,
                         exc: BaseException | None, tb: TracebackType | None) -> None:
         await self.writer.__aexit__(exc_type, exc, tb)  # everything handed over is written
-        await self.fetcher.aclose()
-        self.pool.close()
+        await self.engine.__aexit__(exc_type, exc, tb)
 
     def _trace(self, message: Message) -> None:
         if self.trace is not None:
@@ -164,14 +159,17 @@ class Runner:
         """Poll every due feed (every active feed with include_all), concurrently."""
         report = RunReport()
         due = self.store.due_feeds(self.config.schedule, include_all)
+        if due:
+            await self.engine.ready()
         if self.metrics:
             self.metrics.observe_pass(len(due), self.store.health_counts(
                 self.config.schedule.dead_after))
         feeds: Iterator[FeedState] = iter(due)
+        halted = False  # the pass cannot go on: start no more polls
 
         async def poller() -> None:
             for feed in feeds:  # the pollers share one iterator: each feed is polled once
-                if self.stopping:
+                if self.stopping or halted:
                     return
                 result, summary = await self.poll_and_record(feed)
                 report.add(feed, result, summary)
@@ -180,8 +178,8 @@ class Runner:
 
         try:
             await asyncio.gather(*(poller() for _ in range(MAX_FEEDS_IN_FLIGHT)))
-        except (StoreError, asyncio.CancelledError):  # a damaged database, or shutdown
-            self.stopping = True  # the other pollers start no more polls
+        except (StoreError, EngineError, asyncio.CancelledError):  # the pass cannot go on
+            halted = True  # the other pollers start no more polls
             raise
         finally:
             self._page_tasks.clear()
@@ -199,7 +197,7 @@ class Runner:
         clock = time.monotonic()
         try:
             result, written, write_error = await self._poll(feed, started, clock)
-        except StoreError:  # the database itself is unusable: no feed can be recorded
+        except (StoreError, EngineError):  # no feed can be polled or recorded: stop the run
             raise
         except Exception as exc:  # noqa: BLE001 - one feed must never stop the others
             fatal = self.store.damaged(exc)
@@ -242,18 +240,13 @@ class Runner:
         own = self.feed_plan(feed)
         request = plan_request(feed, self.config.schedule, started, own.settings)
         self._trace(request)
-        response = await self.fetcher.fetch_feed(request)
-        self._trace(response)
+        polled = await self.engine.poll_feed(request, self.config.extract.max_entries_per_poll)
+        self._trace(polled)
+        response, outcome = polled.response, polled.outcome
         error = response_error(response)
         entries: tuple[Entry, ...] = ()
         parsed = None
-        if error is None and response.status == 200:
-            try:
-                outcome = await self.pool.run(parse_response, response,
-                                              self.config.extract.max_entries_per_poll)
-            except WorkerCrashed as exc:
-                outcome = ParseOutcome(error=str(exc))
-            self._trace(outcome)
+        if outcome is not None:
             if outcome.feed is None:
                 kind = response.content_type or "no Content-Type"
                 error = f"feed parse error ({kind}): {outcome.error}"
@@ -349,37 +342,30 @@ class Runner:
                        fingerprint=result.fingerprint)
 
     async def _article(self, entry: Entry, own: FeedPlan) -> tuple[str, ExtractResult]:
-        """Fetch the entry's page (unless its feed says `fetch_pages: false`) with the
-        feed's settings and extract it in the pool with the rules for it: (final url,
-        extraction).
-
-        A page holds one of MAX_PAGES_IN_FLIGHT slots from the moment its host lets the
-        request go until its extraction returns, so fetched HTML never piles up; waiting
-        for its host's turn holds none, so a slow host cannot starve the others."""
-        slot = Slot(self._pages)
-        try:
-            page = await self.fetcher.fetch_page(entry.link, slot, own.settings) \
-                if entry.link and own.settings.fetch_pages else None
-            if page is not None:
-                self._trace(page)
-            await slot.take()  # extraction is work too, page or not
-            fetched = page.final_url if page is not None and page.body is not None else None
-            lines = self._lines_of_site(fetched) if fetched else frozenset()
-            rules = self.config.rules_for(own.config, fetched) if fetched else None
-            job = job_for(entry, page, lines, self.config.extract.timeout,
-                          self.config.fetch.max_bytes, rules)
+        """The entry's page fetched (unless its feed says `fetch_pages: false`) with the
+        feed's settings and extracted with the rules and repeated lines of its site, by the
+        engine: (final url, extraction)."""
+        link = entry.link if own.settings.fetch_pages else None
+        task = PageTask(entry, site_of(link) if link else "",
+                        self._lines_of_site(link) if link else frozenset(),
+                        self.config.extract.timeout, self.config.fetch.max_bytes,
+                        own.settings, self.config.rules_for(own.config, link) if link else None)
+        self._trace(task)
+        done = await self.engine.process_page(task)
+        self._trace(done)
+        result = done.result
+        if result is None:  # the link led to another site: extract with that site's own
+            assert done.page is not None
+            job = job_for(entry, done.page, self._lines_of_site(done.final_url),
+                          task.timeout, task.max_bytes,
+                          self.config.rules_for(own.config, done.final_url))
             self._trace(job)
-            try:
-                result = await self.pool.run(extract_and_fingerprint, job)
-            except WorkerCrashed as exc:  # keep the entry: the feed's own content, no page
-                result = extract_and_fingerprint(replace(job, html=None, page_error=str(exc)))
-            self._trace(result)
-            if result.article.rules_note and "rule_missed" in (result.article.quality or ""):
-                log.warning("extraction rule matched nothing", extra={"fields": {
-                    "url": job.url, "rules": result.article.rules_note}})
-        finally:
-            slot.release()
-        return (page.final_url if page is not None else entry.link or ""), result
+            result = await self.engine.extract(job)
+        self._trace(result)
+        if result.article.rules_note and "rule_missed" in (result.article.quality or ""):
+            log.warning("extraction rule matched nothing", extra={"fields": {
+                "url": done.final_url, "rules": result.article.rules_note}})
+        return done.final_url, result
 
     def _lines_of_site(self, url: str) -> frozenset[int]:
         """The site's repeated lines, an input of its pages' extraction jobs (cached for
@@ -388,6 +374,16 @@ class Runner:
         if site not in self._site_lines:
             self._site_lines[site] = self.store.site_lines(site)
         return self._site_lines[site]
+
+
+def make_engine(config: Config, resolver: Resolver = system_resolver,
+                trace: Trace | None = None) -> Engine:
+    """The engine the config names (`engine.kind`)."""
+    if config.engine.kind == "celery":
+        from pipeline.celery_engine import CeleryEngine  # Celery only where it is used
+
+        return CeleryEngine(config)
+    return LocalEngine(config, resolver, trace)
 
 
 def _ms_since(clock: float) -> int:

@@ -40,7 +40,7 @@ from xml.sax.saxutils import escape
 
 import pytest
 
-from pipeline import run
+from pipeline import engine, run
 from pipeline.config import load_config
 from pipeline.daemon import run_daemon
 from pipeline.fetch import decode_body
@@ -625,7 +625,7 @@ def test_a_slow_host_does_not_starve_the_others(tmp_path: Path,
     """Eight trickling pages on one host, four page slots: before, the slow host's pages
     held every slot while queued for their host, and the healthy host's pages waited for
     most of them to time out."""
-    monkeypatch.setattr(run, "MAX_PAGES_IN_FLIGHT", 4)
+    monkeypatch.setattr(engine, "MAX_PAGES_IN_FLIGHT", 4)
 
     async def resolve(host: str, port: int) -> list[str]:
         return ["127.0.0.1"]
