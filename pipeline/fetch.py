@@ -24,7 +24,7 @@ import time
 import zlib
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import replace
-from typing import Any, Protocol
+from typing import Any, BinaryIO, Protocol
 from urllib.parse import urljoin, urlsplit
 from urllib.robotparser import RobotFileParser
 
@@ -34,6 +34,7 @@ import httpx
 from pipeline.config import FetchConfig
 from pipeline.errors import BlockedAddressError, BodyTooLarge
 from pipeline.messages import FeedRequest, FetchResult, Page
+from pipeline.times import utcnow
 from pipeline.values import content_length, http_url, parse_int
 
 FEED_ACCEPT = (
@@ -284,29 +285,34 @@ class Fetcher:
 
     async def fetch(self, url: str, *, etag: str | None = None,
                     last_modified: str | None = None, accept: str = FEED_ACCEPT,
-                    decode: bool = True, slot: Slot | None = None) -> FetchResult:
+                    decode: bool = True, slot: Slot | None = None,
+                    sink: BinaryIO | None = None, timeout: float | None = None
+                    ) -> FetchResult:
         """GET url (conditionally when validators are given) within the whole deadline.
 
         With decode=False the body stays as sent (Content-Encoding applied, max_bytes
         capping its raw size): decompressing is then the caller's job, with decode_body, in
         a worker process rather than on the event loop. A `slot` is taken once the host's
-        limit lets the request go, and left for the caller to release.
+        limit lets the request go, and left for the caller to release. With a `sink`, the
+        raw body is written there instead of kept (a large file: `max_bytes` does not apply,
+        `timeout` replaces `fetch.timeout` as the whole deadline).
         """
         started = time.monotonic()
         conditional = bool(etag or last_modified)
+        limit = timeout or self.config.timeout
         try:
-            async with asyncio.timeout(self.config.timeout) as deadline:
+            async with asyncio.timeout(limit) as deadline:
                 result = await self._follow(url, etag, last_modified, accept, deadline,
-                                            decode, slot)
+                                            decode, slot, sink)
         except TimeoutError:
-            result = FetchResult(url, url, error=f"deadline of {self.config.timeout:g}s exceeded",
+            result = FetchResult(url, url, error=f"deadline of {limit:g}s exceeded",
                                  error_kind="timeout")
         elapsed = int((time.monotonic() - started) * 1000)
         return _replace(result, elapsed_ms=elapsed, conditional=conditional)
 
     async def _follow(self, url: str, etag: str | None, last_modified: str | None,
                       accept: str, deadline: asyncio.Timeout,
-                      decode: bool, slot: Slot | None) -> FetchResult:
+                      decode: bool, slot: Slot | None, sink: BinaryIO | None) -> FetchResult:
         current = url
         permanent = True
         visited: set[str] = set()
@@ -320,7 +326,8 @@ class Fetcher:
                 headers["If-None-Match"] = etag
             if last_modified:
                 headers["If-Modified-Since"] = last_modified
-            result = await self._get_once(url, current, headers, deadline, decode, slot)
+            result = await self._get_once(url, current, headers, deadline, decode, slot,
+                                          sink)
             if result.error or result.status not in REDIRECT_CODES:
                 moved = current if (current != url and permanent) else None
                 return _replace(result, permanent_redirect=moved)
@@ -341,8 +348,8 @@ class Fetcher:
                            error_kind="redirect")
 
     async def _get_once(self, url: str, current: str, headers: dict[str, str],
-                        deadline: asyncio.Timeout, decode: bool,
-                        slot: Slot | None) -> FetchResult:
+                        deadline: asyncio.Timeout, decode: bool, slot: Slot | None,
+                        sink: BinaryIO | None = None) -> FetchResult:
         host = (urlsplit(current).hostname or "").lower()
         # Waiting for the host's turn (and then for a slot) is politeness and our own
         # congestion, not the server's slowness: the deadline stops while queued, so a busy
@@ -361,12 +368,15 @@ class Fetcher:
         try:
             async with self.client.stream("GET", current, headers=headers) as response:
                 resp_headers = {k.lower(): v for k, v in response.headers.items()}
+                sent = dict(response.request.headers.items())
                 status = response.status_code
                 if status in REDIRECT_CODES or status == 304:
-                    return FetchResult(url, current, status=status, headers=resp_headers)
-                body = await self._read_body(response, decode)
+                    return FetchResult(url, current, status=status, headers=resp_headers,
+                                       request_headers=sent)
+                body = await self._read_body(response, decode) if sink is None else \
+                    await self._copy_body(response, sink)
                 return FetchResult(url, str(response.url), status=status, headers=resp_headers,
-                                   body=body)
+                                   body=body, request_headers=sent)
         except BlockedAddressError as exc:
             return FetchResult(url, current, error=str(exc), error_kind="blocked")
         except BodyTooLarge as exc:
@@ -383,6 +393,12 @@ class Fetcher:
             return FetchResult(url, current, error=f"network error: {exc}", error_kind="network")
         finally:
             sem.release()
+
+    async def _copy_body(self, response: httpx.Response, sink: BinaryIO) -> bytes:
+        """The raw body written to `sink` chunk by chunk (flat memory): nothing kept."""
+        async for chunk in response.aiter_raw():
+            sink.write(chunk)
+        return b""
 
     async def _read_body(self, response: httpx.Response, decode: bool = True) -> bytes:
         limit = self.config.max_bytes
@@ -407,6 +423,7 @@ class Fetcher:
         as sent (decompressing is worker work, pipeline.extract.read_page)."""
         if not await self.allowed_by_robots(url):
             return Page(url, url, error="disallowed by robots.txt")
+        fetched_at = utcnow()
         response = await self.fetch(url, accept=PAGE_ACCEPT, decode=False, slot=slot)
         error = response.error
         if error is None and response.status != 200:
@@ -417,7 +434,9 @@ class Fetcher:
             return Page(url, response.final_url, error=error)
         return Page(url, response.final_url, response.body,
                     content_type=response.headers.get("content-type", ""),
-                    content_encoding=response.headers.get("content-encoding", ""))
+                    content_encoding=response.headers.get("content-encoding", ""),
+                    status=response.status, headers=response.headers,
+                    request_headers=response.request_headers, fetched_at=fetched_at)
 
     async def allowed_by_robots(self, url: str) -> bool:
         """Whether robots.txt of url's host lets our user agent fetch it (cached per host)."""

@@ -160,6 +160,7 @@ def _entry(raw: Any, now: datetime) -> Entry:
         content=content,
         published_at=published,
         published_raw=one_line(published_raw, 200) if isinstance(published_raw, str) else None,
+        updated_at=sane_date(dict.get(raw, "updated_parsed"), now),
         authors=authors,
         tags=tags,
     )

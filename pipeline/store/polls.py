@@ -30,6 +30,7 @@ from pipeline.dedupe import (
     text_hash,
 )
 from pipeline.messages import (
+    ArchiveLocation,
     Entry,
     EntryBatch,
     EntryPlan,
@@ -37,8 +38,10 @@ from pipeline.messages import (
     NewEntry,
     PollResult,
     PollSummary,
+    RevisionBatch,
 )
-from pipeline.store import feeds, index, lines
+from pipeline.store import feeds, index, lines, versions
+from pipeline.store.schema import ARCHIVE_COLUMNS
 
 
 class Store(Protocol):
@@ -53,6 +56,9 @@ class Store(Protocol):
 
 
 # --- planning: what the store already knows of a poll's entries ------------------------------
+
+MAX_REFETCH = 10  # pages of changed entries fetched again per poll, at most
+RESTAMP_MIN = 5  # a feed whose items all have a later `updated` (5 or more): noise
 
 def known_keys(db: sqlite_utils.Database, feed_id: int, keys: Sequence[str]) -> set[str]:
     """Which of these entry keys the feed has carried before."""
@@ -69,6 +75,37 @@ def unseen(db: sqlite_utils.Database, feed_id: int, entries: Sequence[Entry]
     """The entries this feed has not carried before."""
     known = known_keys(db, feed_id, [e.key for e in entries])
     return tuple(e for e in entries if e.key not in known)
+
+
+def changed(db: sqlite_utils.Database, feed_id: int, entries: Sequence[Entry]
+            ) -> list[tuple[Entry, str, bool]]:
+    """Entries this feed carried before, with an article, that the feed now gives another
+    title or a later `updated` date: (entry, article id, whether to fetch its page again).
+    A first `updated` date for an entry stored without one is only noted."""
+    stored: dict[str, tuple[str, str | None, str]] = {}
+    for chunk in _chunks([e.key for e in entries], 500):
+        stored.update((r[0], (r[1], r[2], r[3])) for r in db.execute(
+            f"SELECT entry_key, title, updated_at, article_id FROM entries WHERE feed_id = ? "
+            f"AND article_id IS NOT NULL AND entry_key IN ({','.join('?' * len(chunk))})",
+            [feed_id, *chunk]))
+    found = []
+    for entry in entries:
+        if entry.key not in stored:
+            continue
+        title, updated_at, article_id = stored[entry.key]
+        retitled = bool(entry.title) and entry.title != title
+        later = entry.updated_at is not None and updated_at is not None and \
+            entry.updated_at > updated_at
+        noted = entry.updated_at is not None and updated_at is None
+        if retitled or later or noted:
+            found.append((entry, article_id, retitled, later))
+    # A feed that dates every item anew at each poll says nothing about any one of them.
+    restamped = len(stored) >= RESTAMP_MIN and sum(f[3] for f in found) == len(stored)
+    refetch = [(e, a, r or (later and not restamped)) for e, a, r, later in found]
+    over = [i for i, f in enumerate(refetch) if f[2]][MAX_REFETCH:]  # the rest: noted only
+    for i in over:
+        refetch[i] = (refetch[i][0], refetch[i][1], False)
+    return refetch
 
 
 def plan_entries(db: sqlite_utils.Database, feed_id: int, entries: Sequence[Entry]
@@ -97,9 +134,12 @@ def _chunks(items: list[str], size: int) -> Iterator[list[str]]:
 
 # --- recording ---------------------------------------------------------------------------------
 
-def record(store: Store, item: PollResult | EntryBatch, now: str) -> PollSummary:
-    """One poll (or entry batch) inside the caller's transaction."""
+def record(store: Store, item: PollResult | EntryBatch | RevisionBatch, now: str
+           ) -> PollSummary:
+    """One poll (or entry batch, or revisions) inside the caller's transaction."""
     db = store.db
+    if isinstance(item, RevisionBatch):
+        return PollSummary(revised=sum(versions.record(db, r, now) for r in item.revisions))
     new_articles = exact = near = 0
     for entry in item.entries:
         article_id = entry.existing_article_id
@@ -110,14 +150,16 @@ def record(store: Store, item: PollResult | EntryBatch, now: str) -> PollSummary
             near += kind == "near"
         db.execute(
             "INSERT OR IGNORE INTO entries (feed_id, entry_key, guid, link, title, "
-            "published_at, article_id, seen_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            "published_at, updated_at, article_id, seen_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [item.feed_id, entry.key, entry.guid, entry.link, entry.title,
-             entry.published_at, article_id, now])
+             entry.published_at, entry.updated_at, article_id, now])
         if article_id:
             for alias in entry.url_aliases:
                 db.execute("INSERT OR IGNORE INTO article_urls (url, article_id) "
                            "VALUES (?, ?)", [alias, article_id])
+    revised = 0
     if isinstance(item, PollResult):
+        revised = sum(versions.record(db, r, now) for r in item.revisions)
         feeds.after_poll(db, item, now)
         _insert(db, "fetches", {
             "feed_id": item.feed_id, "started_at": item.started_at,
@@ -126,8 +168,9 @@ def record(store: Store, item: PollResult | EntryBatch, now: str) -> PollSummary
             "new_articles": item.batched_articles + new_articles,
             "conditional": int(item.conditional), "error": item.error,
             "skipped_entries": item.skipped_entries,
+            **_archive_columns(item.archived),
         })
-    return PollSummary(len(item.entries), new_articles, exact, near)
+    return PollSummary(len(item.entries), new_articles, exact, near, revised)
 
 
 def record_write_failure(db: sqlite_utils.Database, feed_id: int, started_at: str,
@@ -140,6 +183,13 @@ def record_write_failure(db: sqlite_utils.Database, feed_id: int, started_at: st
                             "duration_ms": duration_ms, "status": status, "bytes": 0,
                             "new_entries": 0, "new_articles": 0, "conditional": 0,
                             "error": error})
+
+
+def _archive_columns(location: ArchiveLocation | None) -> dict[str, Any]:
+    if location is None:
+        return {}
+    return dict(zip(ARCHIVE_COLUMNS, (location.file, location.offset, location.length,
+                                      location.record_id, location.digest), strict=True))
 
 
 def _insert(db: sqlite_utils.Database, table: str, values: dict[str, Any]) -> None:
@@ -192,6 +242,7 @@ def _add_article(store: Store, entry: NewEntry, feed_id: int, now: str
         "extract_error": article.extract_error, "description": article.description,
         "word_count": len(article.text.split()),
         "claimed_canonical_url": article.claimed_canonical_url,
+        **_archive_columns(entry.archived),
     })
     db.execute("UPDATE clusters SET size = size + 1, last_seen_at = ? WHERE id = ?",
                [now, decision.cluster_id])
