@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pipeline import __version__
-from pipeline.config import Config, FeedConfig, load_config
+from pipeline.config import Config, FeedConfig, load_config, read_feed
 from pipeline.errors import (
     ConfigEditError,
     ConfigError,
@@ -68,6 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("--name", help="the feed's name (default: the feed's own title)")
     add.add_argument("--no-config", action="store_true",
                      help="add to the database only, not to the config file's feed list")
+    _feed_settings_options(add)
 
     reindex = sub.add_parser("reindex", help="rebuild the near-duplicate index from the "
                              "stored signatures (within dedupe.band_window_days)")
@@ -78,6 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
     opml_in.add_argument("file")
     opml_in.add_argument("--no-config", action="store_true",
                          help="add to the database only, not to the config file's feed list")
+    _feed_settings_options(opml_in, " (for every feed of the file)")
     opml_out = sub.add_parser("export-opml", help="write the feed list as OPML 2.0")
     opml_out.add_argument("file", nargs="?", default="-", help="output file (default: stdout)")
 
@@ -128,10 +130,99 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("repair", help="check the database; when damaged, copy everything "
                    "readable into a fresh file with rebuilt indexes (the old one is kept)")
 
+    trial = sub.add_parser("try", help="fetch one page, apply a feed's rules and print what "
+                           "would be stored (nothing is written)")
+    trial.add_argument("url", help="an article page")
+    trial.add_argument("--feed", metavar="NAME", help="use this feed's settings, rules and "
+                       "filters (its name or URL in the config); default: the page's site "
+                       "rules and the global filters")
+
     serve = sub.add_parser("serve", help="browse the corpus in Datasette (read-only)")
     serve.add_argument("--port", type=int, default=8001)
     serve.add_argument("--host", default="127.0.0.1")
     return parser
+
+
+def _feed_settings_options(parser: argparse.ArgumentParser, applies: str = "") -> None:
+    """The per-feed settings as options (the config keys of the same names)."""
+    group = parser.add_argument_group("feed settings" + applies)
+    group.add_argument("--user-agent", metavar="UA", help="the feed's own User-Agent")
+    group.add_argument("--header", action="append", default=[], metavar="'NAME: VALUE'",
+                       help="an extra request header to the feed's host (repeatable), "
+                       "e.g. 'Cookie: consent=yes'")
+    group.add_argument("--auth-user", metavar="NAME", help="HTTP basic auth user name ...")
+    group.add_argument("--password-env", metavar="VARIABLE", help="... and the environment "
+                       "variable holding the password (never the password itself)")
+    group.add_argument("--proxy", metavar="URL", help="fetch this feed through an http(s) "
+                       "proxy (still under the address guard)")
+    group.add_argument("--no-fetch-pages", action="store_true", help="keep the feed's own "
+                       "content: never fetch its article pages")
+    group.add_argument("--body", metavar="SELECTOR", help="extraction rule: CSS selector of "
+                       "the article body")
+    group.add_argument("--remove", action="append", default=[], metavar="SELECTOR",
+                       help="extraction rule: CSS selector of elements to remove (repeatable)")
+    group.add_argument("--keep", action="append", default=[], metavar="FIELD=REGEX",
+                       help="keep only entries whose FIELD (title, url, text, author, "
+                       "language) matches (repeatable)")
+    group.add_argument("--block", action="append", default=[], metavar="FIELD=REGEX",
+                       help="filter out entries whose FIELD matches (repeatable)")
+
+
+_OPTION_OF_KEY = {"user_agent": "--user-agent", "headers": "--header",
+                  "auth": "--auth-user/--password-env", "proxy": "--proxy",
+                  "rules": "--body/--remove", "filters": "--keep/--block"}
+
+
+def _settings_from_args(args: argparse.Namespace) -> dict[str, Any]:
+    """The per-feed settings given as options, in the config's shape (ValueError when an
+    option is malformed; the values are validated by pipeline.config.read_feed)."""
+    settings: dict[str, Any] = {}
+    if args.user_agent:
+        settings["user_agent"] = args.user_agent
+    if args.header:
+        headers = {}
+        for header in args.header:
+            name, colon, value = header.partition(":")
+            if not colon:
+                raise ValueError(f"--header: use 'NAME: VALUE', got {header!r}")
+            headers[name.strip()] = value.strip()
+        settings["headers"] = headers
+    if args.auth_user or args.password_env:
+        if not (args.auth_user and args.password_env):
+            raise ValueError("--auth-user and --password-env go together")
+        settings["auth"] = {"username": args.auth_user, "password_env": args.password_env}
+    if args.proxy:
+        settings["proxy"] = args.proxy
+    if args.no_fetch_pages:
+        settings["fetch_pages"] = False
+    rules = {**({"body": args.body} if args.body else {}),
+             **({"remove": args.remove} if args.remove else {})}
+    if rules:
+        settings["rules"] = rules
+    lists: dict[str, list[dict[str, str]]] = {}
+    for kind in ("keep", "block"):
+        for rule in getattr(args, kind):
+            field, equals, pattern = rule.partition("=")
+            if not equals:
+                raise ValueError(f"--{kind}: use FIELD=REGEX, got {rule!r}")
+            lists.setdefault(kind, []).append({"field": field.strip(), "pattern": pattern})
+    if lists:
+        settings["filters"] = lists
+    return settings
+
+
+_NO_CONFIG_SETTINGS = ("newswire: a feed's settings (user agent, headers, auth, proxy, "
+                       "rules, filters, fetch_pages) live in the config file: drop --no-config")
+
+
+def _feed(url: str, name: str | None, settings: dict[str, Any]) -> FeedConfig:
+    """A feed with its settings, validated as the config file's entries are (ConfigError
+    naming the option)."""
+    try:
+        return read_feed("command line", "", {"url": url, "name": name, **settings})
+    except ConfigError as exc:
+        option = _OPTION_OF_KEY.get(exc.key.split(".")[0].split("[")[0], exc.key)
+        raise ConfigError("command line", option, exc.problem) from None
 
 
 def _since(value: str) -> str:
@@ -331,15 +422,20 @@ def cmd_add(config: Config, args: argparse.Namespace) -> int:
 
     try:
         url = check_feed_url(args.url)
-    except ValueError as exc:
+        settings = _settings_from_args(args)
+        wanted = _feed(url, args.name, settings)
+    except (ValueError, ConfigError) as exc:
         print(f"newswire: {exc}", file=sys.stderr)
         return EXIT_CONFIG
+    if args.no_config and wanted.has_settings:
+        print(_NO_CONFIG_SETTINGS, file=sys.stderr)
+        return EXIT_CONFIG
     try:
-        found = asyncio.run(find_feed(config.fetch, url))
+        found = asyncio.run(find_feed(config.fetch, url, settings=wanted.settings()))
     except DiscoveryError as exc:
         print(f"newswire: {exc}", file=sys.stderr)
         return EXIT_FAILED
-    feed = FeedConfig(url=found.url, name=args.name or found.title)
+    feed = _feed(found.url, args.name or found.title, settings)
     print(f"found {found.url} ({feed.name or 'untitled'}) via {found.via}")
     return _add(config, [feed], args.no_config)
 
@@ -370,26 +466,104 @@ def cmd_import_opml(config: Config, args: argparse.Namespace) -> int:
     except (OSError, ValueError) as exc:
         print(f"newswire: cannot read {args.file}: {exc}", file=sys.stderr)
         return EXIT_FAILED
+    try:
+        common = _settings_from_args(args)
+        _feed("https://example.org/", None, common)  # the options are checked once, up front
+    except (ValueError, ConfigError) as exc:
+        print(f"newswire: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    if args.no_config and common:
+        print(_NO_CONFIG_SETTINGS, file=sys.stderr)
+        return EXIT_CONFIG
     for text, reason in document.skipped:
         print(f"skipped: {text}: {reason}")
-    feeds = [FeedConfig(url=o.url, name=o.title) for o in document.outlines]
+    feeds = []
+    for outline in document.outlines:
+        try:  # the file's own settings for the feed, then the options' for every feed
+            feeds.append(read_feed(args.file, f"outline {outline.url}", {
+                "url": outline.url, "name": outline.title, **outline.settings, **common}))
+        except ConfigError as exc:
+            print(f"skipped: {outline.title or outline.url}: {exc.key}: {exc.problem}")
     return _add(config, feeds, args.no_config)
 
 
 def cmd_export_opml(config: Config, args: argparse.Namespace) -> int:
+    from pipeline.config import feed_item
     from pipeline.feedlist import as_configured
     from pipeline.opml import Outline, write_opml
 
     with _open_store(config, readonly=True) as store:
         rows = [r for r in as_configured(store.feed_list(), config.feeds) if r["active"]]
+
+    def settings(row: dict[str, Any]) -> dict[str, Any]:
+        """What OPML can hold of the feed's settings: never its headers, auth or proxy."""
+        feed = config.feed_config(row.get("config_url"))
+        if feed is None:
+            return {}
+        item = feed_item(feed, secrets=False)
+        return {k: v for k, v in item.items() if k in ("user_agent", "fetch_pages", "rules",
+                                                        "filters")}
+
     data = write_opml(Outline(url=r["url"], title=r["name"] or r["title"],
-                              html_url=r["site_url"]) for r in rows)
+                              html_url=r["site_url"], settings=settings(r)) for r in rows)
     if args.file == "-":
         sys.stdout.buffer.write(data)
     else:
         Path(args.file).write_bytes(data)
         print(f"wrote {len(rows)} feeds to {args.file}")
     return 0
+
+
+def cmd_try(config: Config, args: argparse.Namespace) -> int:
+    from pipeline.feedlist import try_page
+    from pipeline.values import check_feed_url
+
+    try:
+        url = check_feed_url(args.url)
+    except ValueError as exc:
+        print(f"newswire: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    feed = None
+    if args.feed:
+        feed = config.feed_named(args.feed)
+        if feed is None:
+            names = ", ".join(f.name or f.url for f in config.feeds[:10])
+            print(f"newswire: no feed named {args.feed!r} in {config.path} (feeds: {names})",
+                  file=sys.stderr)
+            return EXIT_CONFIG
+    trial = asyncio.run(try_page(config, url, feed))
+    lines = [("url", trial.final_url if trial.final_url != url else url)]
+    if feed is not None:
+        lines.append(("feed", feed.name or feed.url))
+        if not feed.fetch_pages:
+            lines.append(("note", "this feed has fetch_pages: false: its pages are not "
+                                  "fetched when it is polled"))
+    lines.append(("rules", trial.rules.origin if trial.rules else "none (general extraction)"))
+    article = trial.article
+    if article is None:
+        lines.append(("error", trial.error or "no page"))
+        _print_fields(lines)
+        return EXIT_FAILED
+    if article.rules_note:
+        lines.append(("applied", article.rules_note))
+    lines += [("title", article.title), ("date", article.published_at or "-"),
+              ("author", article.author or "-"), ("language", article.language or "-"),
+              ("site", article.sitename or "-"),
+              ("text", f"{len(article.text.split())} words from the "
+                       f"{'page' if article.text_source == 'page' else 'feed'}"
+                       + (f" ({article.quality})" if article.quality else "")),
+              ("filters", f"filtered: {trial.filtered_by}" if trial.filtered_by else "kept")]
+    if trial.error:
+        lines.append(("error", trial.error))
+    _print_fields(lines)
+    print()
+    print(article.text)
+    return 0 if article.text else EXIT_FAILED
+
+
+def _print_fields(lines: list[tuple[str, str]]) -> None:
+    for label, value in lines:
+        print(f"{label + ':':<10}{value}")
 
 
 def cmd_export(config: Config, args: argparse.Namespace) -> int:
@@ -518,4 +692,5 @@ COMMANDS = {
     "worker": cmd_worker,
     "reextract": cmd_reextract,
     "backfill": cmd_backfill,
+    "try": cmd_try,
 }

@@ -1,9 +1,11 @@
 """Deduplication: the keys, and every decision about what duplicates what.
 
-Layers, cheapest first (see ../shared/docs/dedupe.md): entry keys live in `parse`; here are the
-canonical URL (one article per canonical URL across all feeds), the article id derived from it,
-and the hash of the normalised body (the same text under another URL). Near-duplicate
-fingerprints and their comparison live in `pipeline.neardup`.
+Layers, cheapest first (see ../shared/docs/dedupe.md): entry keys live in `parse`, and here
+what tells the items of a feed apart when their GUIDs do not (`separate_items`,
+`unseen_key`); here too are the canonical URL (one article per canonical URL across all
+feeds), the article id derived from it, and the hash of the normalised body (the same text
+under another URL). Near-duplicate fingerprints and their comparison live in
+`pipeline.neardup`.
 
 The decisions are pure functions over what the store read for them (pipeline.store.polls):
 whether a canonical claim merges two pages, whether a new article is an original, an exact
@@ -15,13 +17,13 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from functools import lru_cache
 from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsplit
 
 from pipeline import neardup
-from pipeline.messages import Article, Fingerprint
+from pipeline.messages import Article, Entry, Fingerprint
 from pipeline.neardup import Similarity
 from pipeline.text import normalise_for_hash
 
@@ -90,6 +92,108 @@ def same_site(a: str, b: str) -> bool:
         h = (urlsplit(u).hostname or "").lower()
         return h[4:] if h.startswith("www.") else h
     return bool(host(a)) and host(a) == host(b)
+
+
+# --- feed items that share a GUID ----------------------------------------------------------
+
+def _item_digest(entry: Entry) -> str:
+    return hashlib.sha256(f"{entry.title}\x00{entry.content}".encode()).hexdigest()[:16]
+
+
+def _guid_key(entry: Entry) -> str | None:
+    return "guid:" + entry.guid if entry.guid else None
+
+
+def same_item(a: Entry, b: Entry) -> bool:
+    """Whether two items of one document are the same item: not when their links differ,
+    nor when both their titles and their contents differ."""
+    if a.link and b.link and canonical_url(a.link) != canonical_url(b.link):
+        return False
+    return a.title == b.title or a.content == b.content
+
+
+def separate_key(entry: Entry, with_digest: bool = False) -> str:
+    """The key of an item whose GUID other items carry too: the GUID and its link (or a
+    digest of its title and content when it has no link, or shares the link as well)."""
+    key = _guid_key(entry) or entry.key
+    if entry.link:
+        key += "|link:" + canonical_url(entry.link)
+    if with_digest or not entry.link:
+        key += "|hash:" + _item_digest(entry)
+    return key
+
+
+def separate_items(entries: Sequence[Entry]) -> list[Entry]:
+    """The items of one document, each under its own key, in feed order. Items that share
+    a GUID and are different items (`same_item`) get separate keys; repeats of one item,
+    byte-identical or not, keep one key (the caller keeps the first)."""
+    groups: dict[str, list[int]] = {}
+    for i, entry in enumerate(entries):
+        if entry.guid and entry.key == _guid_key(entry):
+            groups.setdefault(entry.key, []).append(i)
+    result = list(entries)
+    for indices in groups.values():
+        if len(indices) < 2:
+            continue
+        items: list[tuple[Entry, list[int]]] = []  # each item's first copy, and its copies
+        for i in indices:
+            for first, copies in items:
+                if same_item(first, entries[i]):
+                    copies.append(i)
+                    break
+            else:
+                items.append((entries[i], [i]))
+        if len(items) < 2:
+            continue
+        used: set[str] = set()
+        for first, copies in items:
+            key = separate_key(first)
+            if key in used:  # another item under the same link
+                key = separate_key(first, with_digest=True)
+            used.add(key)
+            for i in copies:
+                result[i] = replace(entries[i], key=key)
+    return result
+
+
+def guid_reused(stored_link: str | None, stored_title: str | None, entry: Entry) -> bool:
+    """Whether the item the feed carried under this GUID before is another item: another
+    link and another title (a changed link alone is a corrected URL)."""
+    if stored_link and entry.link and canonical_url(stored_link) == canonical_url(entry.link):
+        return False
+    return (stored_title or "") != entry.title
+
+
+def guid_key(entry: Entry) -> str | None:
+    """The plain key of an entry's GUID (`guid:...`); the keys of items that share it
+    start with it and `|`."""
+    return _guid_key(entry)
+
+
+def unseen_key(entry: Entry, stored: Mapping[str, tuple[str | None, str | None]]
+               ) -> str | None:
+    """The key to record a feed item under, or None when the feed carried it before.
+
+    `stored` maps the keys the feed has recorded to their (link, title): at least the
+    entry's key and, for an item with a GUID, every key recorded under that GUID (plain or
+    separate). An item is not new when the feed carried the same item under its GUID in any
+    of those keys (`guid_reused` says it is another item); a GUID already recorded for other
+    items gives a new item a key of its own."""
+    gkey = _guid_key(entry)
+    if gkey is None:
+        return None if entry.key in stored else entry.key
+    if entry.key in stored and (entry.key != gkey or not guid_reused(*stored[entry.key], entry)):
+        return None
+    under_guid = [value for key, value in stored.items()
+                  if key == gkey or key.startswith(gkey + "|")]
+    if any(not guid_reused(link, title, entry) for link, title in under_guid):
+        return None  # the same item, recorded under another key of its GUID
+    if entry.key not in stored:
+        return entry.key
+    key = separate_key(entry)
+    if key in stored:
+        key = separate_key(entry, with_digest=True)
+    return None if key in stored else key
 
 
 def canonical_claim_holds(page_url: str, stored_page_url: str | None, same_text: bool,

@@ -76,18 +76,18 @@ async def process_page(fetcher: Fetcher, task: PageTask,
                        slot: Slot | None = None, trace: Trace | None = None) -> PageDone:
     """Fetch an entry's page (none without a link) and extract it with the site's lines;
     a page that ended up on another site comes back unextracted (see PageDone)."""
-    link = task.entry.link
-    page = await fetcher.fetch_page(link, slot) if link else None
+    link = task.entry.link if task.settings.fetch_pages else None
+    page = await fetcher.fetch_page(link, slot, task.settings) if link else None
     if slot is not None:
         await slot.take()  # extraction is work too, page or not
     if trace is not None and page is not None:
         trace(page)
-    final_url = page.final_url if page is not None else (link or "")
+    final_url = page.final_url if page is not None else (task.entry.link or "")
     fetched = page is not None and page.body is not None
     if fetched and site_of(final_url) != task.site:
         return PageDone(final_url, page=page)
     job = job_for(task.entry, page, task.site_lines if fetched else frozenset(),
-                  task.timeout, task.max_bytes)
+                  task.timeout, task.max_bytes, task.rules if fetched else None)
     if trace is not None:
         trace(job)
     return PageDone(final_url, await extract(job), page if fetched else None)

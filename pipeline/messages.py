@@ -1,9 +1,10 @@
 """The messages that cross stage boundaries: small frozen dataclasses with a JSON form.
 
-    FeedState ─► FeedRequest ─► fetch ─► FetchResult ─► parse ─► ParseOutcome (ParsedFeed:
-    Entry...) ─► store plans ─► EntryPlan ─► fetch page ─► Page ─► ExtractJob ─► extract
-    and fingerprint ─► ExtractResult (Article, Fingerprint) ─► NewEntry ─► EntryBatch /
-    PollResult ─► store writes ─► PollSummary
+    FeedState ─► FeedRequest (FeedSettings) ─► fetch ─► FetchResult ─► parse ─►
+    ParseOutcome (ParsedFeed: Entry...) ─► store plans ─► EntryPlan (StoredArticle...) ─►
+    fetch page ─► Page ─► ExtractJob (ExtractRules) ─► extract and fingerprint ─►
+    ExtractResult (Article, Fingerprint) ─► NewEntry ─► EntryBatch / PollResult ─► store
+    writes ─► PollSummary
 
 Every stage takes and returns these, never a connection or a socket, so a stage can run in a
 worker process or on another machine. `to_dict()` gives plain JSON data and `from_dict()`
@@ -123,18 +124,40 @@ class FeedState(Message):
     current_interval: float | None
     last_unconditional_at: str | None
     gone: bool
+    config_url: str | None = None  # the URL in the config file: its settings' key
+
+
+@dataclass(frozen=True)
+class FeedSettings(Message):
+    """How one feed is fetched, from its config entry (pipeline.config.FeedConfig.settings):
+    the feed's requests and its pages' requests carry it to the fetcher.
+
+    No secret travels here: the basic-auth password is named by an environment variable,
+    read by the fetcher at request time. The credentials (`headers`, `auth_*`) go only to
+    `scope`, the host (and explicit port) of the feed's configured URL, a `www.` prefix
+    aside (pipeline.values.url_scope); the user agent and the proxy apply to every request
+    made for the feed."""
+
+    user_agent: str | None = None
+    headers: tuple[tuple[str, str], ...] = ()
+    auth_username: str | None = None
+    auth_password_env: str | None = None
+    proxy: str | None = None
+    fetch_pages: bool = True
+    scope: str = ""
 
 
 @dataclass(frozen=True)
 class FeedRequest(Message):
     """One feed fetch to make: with the validators, or without them when an unconditional
-    fetch is due (pipeline.schedule.plan_request)."""
+    fetch is due (pipeline.schedule.plan_request), and the feed's own settings."""
 
     feed_id: int
     url: str
     etag: str | None = None
     last_modified: str | None = None
     started_at: str = ""  # when the poll started (ISO, UTC)
+    settings: FeedSettings = field(default_factory=FeedSettings)
 
 
 @dataclass(frozen=True)
@@ -147,7 +170,8 @@ class FetchResult(Message):
     headers: dict[str, str] = field(default_factory=dict)
     body: bytes = b""
     error: str | None = None
-    error_kind: str | None = None  # blocked, timeout, too_large, encoding, redirect, network
+    error_kind: str | None = None  # blocked, timeout, too_large, encoding, redirect, network,
+    # auth (the feed's password variable is not set)
     permanent_redirect: str | None = None
     elapsed_ms: int = 0
     conditional: bool = False
@@ -191,7 +215,8 @@ class Entry(Message):
     published_at: str | None
     published_raw: str | None
     authors: tuple[str, ...] = ()
-    tags: tuple[str, ...] = ()
+    tags: tuple[str, ...] = ()  # the item's categories
+    language: str | None = None  # declared by the item or its feed (`en`, `de`)
     updated_at: str | None = None  # the feed's own "updated" date, when it gives one
 
 
@@ -225,14 +250,27 @@ class FeedPolled(Message):
 
 
 @dataclass(frozen=True)
+class StoredArticle(Message):
+    """What the filters read of an article already stored (pipeline.filters)."""
+
+    id: str
+    url: str
+    author: str | None
+    language: str | None
+    text: str
+
+
+@dataclass(frozen=True)
 class EntryPlan(Message):
     """What the store knows of a poll's entries (pipeline.store.Store.plan_entries): the
-    entries not seen in this feed before, and the articles already stored under their links
-    (canonical link → article id)."""
+    entries not seen in this feed before, the articles already stored under their links
+    (canonical link → article id) and, when the feed's filters read them, those articles'
+    fields (article id → StoredArticle)."""
 
     feed_id: int
     fresh: tuple[Entry, ...]
     stored: dict[str, str] = field(default_factory=dict)
+    stored_articles: dict[str, StoredArticle] = field(default_factory=dict)
 
 
 # --- pages and articles -----------------------------------------------------------------------
@@ -255,6 +293,16 @@ class Page(Message):
 
 
 @dataclass(frozen=True)
+class ExtractRules(Message):
+    """A feed's or a site's extraction rules (pipeline.config): CSS selectors for the body
+    and for elements to remove, applied before the general extraction."""
+
+    body: str | None = None
+    remove: tuple[str, ...] = ()
+    origin: str = ""  # where the rules come from: `feed NAME` or `site HOST`
+
+
+@dataclass(frozen=True)
 class ExtractJob(Message):
     """What extraction needs to know about one entry, as plain data for a worker process."""
 
@@ -270,6 +318,8 @@ class ExtractJob(Message):
     content_encoding: str = ""  # bytes still compressed this way (gzip, deflate) ...
     max_bytes: int = 15_000_000  # ... and decompressed to at most this many bytes
     site_lines: frozenset[int] = frozenset()  # line keys the page's site repeats (the store)
+    rules: ExtractRules | None = None  # the feed's or the page's site's rules
+    entry_language: str | None = None  # declared by the feed: the page's own comes first
 
 
 @dataclass(frozen=True)
@@ -290,6 +340,7 @@ class Article(Message):
     tags: tuple[str, ...] = ()
     line_keys: tuple[int, ...] = ()  # the extracted lines before site filtering, for the store
     claimed_canonical_url: str | None = None  # a canonical claim refused (dedupe.keyed_by_page)
+    rules_note: str | None = None  # what the extraction rules did, or that they matched nothing
 
 
 @dataclass(frozen=True)
@@ -330,6 +381,8 @@ class PageTask(Message):
     site_lines: frozenset[int] = frozenset()
     timeout: float = 30.0  # extraction time limit (extract.timeout)
     max_bytes: int = 15_000_000  # fetch.max_bytes
+    settings: FeedSettings = field(default_factory=FeedSettings)  # the feed's own
+    rules: ExtractRules | None = None  # for the site its link points to (Config.rules_for)
 
 
 @dataclass(frozen=True)
@@ -359,6 +412,8 @@ class NewEntry(Message):
     existing_article_id: str | None = None  # already stored under one of its URLs
     url_aliases: tuple[str, ...] = ()  # canonical forms of every URL that led to the article
     fingerprint: Fingerprint | None = None  # near-duplicate signature
+    tags: tuple[str, ...] = ()  # the item's categories
+    filtered_by: str | None = None  # the filter rule that kept it out of the corpus
     archived: ArchiveLocation | None = None  # the article's page in the archive
 
 
@@ -453,6 +508,7 @@ class PollSummary(Message):
 
 
 MESSAGES: tuple[type[Message], ...] = (
-    FeedState, FeedRequest, FetchResult, Entry, ParsedFeed, ParseOutcome, FeedPolled,
-    EntryPlan, PageTask, Page, ExtractJob, Article, Fingerprint, ExtractResult, PageDone,
-    ArchiveLocation, NewEntry, Revision, RevisionBatch, EntryBatch, PollResult, PollSummary)
+    FeedState, FeedSettings, FeedRequest, FetchResult, Entry, ParsedFeed, ParseOutcome,
+    FeedPolled, StoredArticle, EntryPlan, PageTask, Page, ExtractRules, ExtractJob, Article,
+    Fingerprint, ExtractResult, PageDone, ArchiveLocation, NewEntry, Revision, RevisionBatch,
+    EntryBatch, PollResult, PollSummary)

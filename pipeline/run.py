@@ -1,8 +1,13 @@
 """One poll of one feed end to end, and one pass over all due feeds: composition only.
 
     FeedState ─plan_request─► FeedRequest ─engine.poll_feed (fetch, parse)─► FeedPolled
-    ─store.plan_entries─► EntryPlan ─► PageTask ─engine.process_page (fetch, extract,
-    fingerprint)─► PageDone ─► NewEntry ─► EntryBatch / PollResult ─writer─► PollSummary
+    ─store.plan_entries─► EntryPlan ─filters (title, url)─► PageTask ─engine.process_page
+    (fetch, extract, fingerprint)─► PageDone ─filters (text, author, language)─► NewEntry
+    ─► EntryBatch / PollResult ─writer─► PollSummary
+
+A feed's config entry gives its settings (user agent, headers, auth, proxy, whether pages
+are fetched: the FeedSettings its requests carry), its extraction rules (else its pages'
+site's, carried by the ExtractJob) and, with the global ones, its filters (pipeline.filters).
 
 Every arrow is a stage function on messages (pipeline.messages) defined in its own module:
 the schedule decides, the engine fetches, parses and extracts (in this process and its
@@ -17,14 +22,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from types import TracebackType
 
+from pipeline import filters
 from pipeline.archive import Archiver, Capture
 from pipeline.boilerplate import site_of
-from pipeline.config import Config
+from pipeline.config import Config, FeedConfig
 from pipeline.dedupe import article_id, canonical_url
 from pipeline.engine import Engine, LocalEngine, Trace
 from pipeline.errors import EngineError, StoreError, StoreWriteError
@@ -35,7 +41,9 @@ from pipeline.messages import (
     Article,
     Entry,
     EntryBatch,
+    EntryPlan,
     ExtractResult,
+    FeedSettings,
     FeedState,
     Message,
     NewEntry,
@@ -51,10 +59,30 @@ from pipeline.store import Store, Writer
 
 log = logging.getLogger("newswire")
 
-_Extracted = tuple[str, ExtractResult, ArchiveLocation | None]  # final url, article, archive
-
 MAX_FEEDS_IN_FLIGHT = 16
 ENTRY_BATCH = 50  # a poll's entries are planned, extracted and written this many at a time
+
+_Extracted = tuple[str, ExtractResult, ArchiveLocation | None]  # final url, article, archive
+PageFuture = asyncio.Task[_Extracted]
+
+
+@dataclass(frozen=True)
+class FeedPlan:
+    """A feed's own settings for one poll (from its config entry): how its requests are
+    made, the extraction rules of its pages, and the filters its entries pass through."""
+
+    config: FeedConfig
+    settings: FeedSettings
+    filters: tuple[filters.FilterSet, ...]
+
+    @property
+    def page_variant(self) -> Hashable:
+        """What makes this feed's fetch and extraction of a page differ from another
+        feed's: None for default settings, so feeds carrying the same story share one."""
+        if not (self.config.user_agent or self.config.headers or self.config.auth
+                or self.config.proxy or not self.config.fetch_pages or self.config.rules):
+            return None
+        return (self.settings, self.config.rules)
 
 
 @dataclass
@@ -93,7 +121,7 @@ class RunReport:
 
 
 class Runner:
-    """The engine and the writer of a run or a daemon, and the order of stages.
+    """The fetcher, worker pool and writer of a run or a daemon, and the order of stages.
 
     `trace`, when given, sees every message as it crosses a stage boundary."""
 
@@ -108,9 +136,10 @@ class Runner:
         self.archiver = Archiver(config.archive) if config.archive.enabled else None
         self.writer = Writer(store, self.archiver.sync if self.archiver else None)
         self.stopping = False
-        # Pages being fetched in this pass, by canonical URL: feeds that carry the same
-        # story share one fetch and one extraction. Dropped once their batch is written.
-        self._page_tasks: dict[str, asyncio.Task[_Extracted]] = {}
+        # Pages being fetched in this pass, by canonical URL (and the feed's page settings,
+        # FeedPlan.page_variant): feeds that carry the same story share one fetch and one
+        # extraction. Dropped once their batch is written.
+        self._page_tasks: dict[str, dict[Hashable, PageFuture]] = {}
         self._site_lines: dict[str, frozenset[int]] = {}  # per pass, from the store
 
     async def __aenter__(self) -> Runner:
@@ -203,12 +232,20 @@ class Runner:
             self.metrics.observe_poll(result, summary)
         return result, summary
 
+    def feed_plan(self, feed: FeedState) -> FeedPlan:
+        """The feed's config entry (defaults for a feed added to the database only) as the
+        settings, rules and filters of its poll."""
+        config = self.config.feed_config(feed.config_url) or FeedConfig(url=feed.url)
+        return FeedPlan(config, config.settings(),
+                        filters.filter_sets(self.config.filters, config.filters))
+
     async def _poll(self, feed: FeedState, started: datetime, clock: float
                     ) -> tuple[PollResult, PollSummary, StoreWriteError | None]:
         """The stages of one poll, writing its entry batches as they are ready: (the poll's
         result, what the batches wrote, the write error that stopped them)."""
         self._trace(feed)
-        request = plan_request(feed, self.config.schedule, started)
+        own = self.feed_plan(feed)
+        request = plan_request(feed, self.config.schedule, started, own.settings)
         self._trace(request)
         polled = await self.engine.poll_feed(request, self.config.extract.max_entries_per_poll)
         self._trace(polled)
@@ -230,9 +267,9 @@ class Runner:
                 entries = parsed.entries
 
         fresh = self.store.unseen_entries(feed.id, entries)
-        revisions = await self._revisions(feed, entries)
-        written, last, write_error = await self._store_entries(feed, fresh, keep_last=True)
-
+        revisions = await self._revisions(feed, own, entries)
+        written, last, write_error = await self._store_entries(feed, own, fresh,
+                                                               keep_last=True)
         result = replace(poll_result(feed, response, parsed, error, len(fresh), last, written,
                                      started, _ms_since(clock), self.config.schedule),
                          archived=archived, revisions=revisions)
@@ -242,23 +279,25 @@ class Runner:
         """Entries from elsewhere than a feed poll (a sitemap backfill) for a source feed:
         the new ones planned, their pages fetched and extracted, written in batches."""
         fresh = self.store.unseen_entries(feed.id, entries)
-        written, _last, write_error = await self._store_entries(feed, fresh, keep_last=False)
+        written, _last, write_error = await self._store_entries(feed, self.feed_plan(feed),
+                                                                fresh, keep_last=False)
         if write_error is not None:
             raise write_error
         return written
 
-    async def _store_entries(self, feed: FeedState, fresh: Sequence[Entry], keep_last: bool
-                             ) -> tuple[PollSummary, tuple[NewEntry, ...],
-                                        StoreWriteError | None]:
+    async def _store_entries(self, feed: FeedState, own: FeedPlan, fresh: Sequence[Entry],
+                             keep_last: bool) -> tuple[PollSummary, tuple[NewEntry, ...],
+                                                       StoreWriteError | None]:
         """New entries planned, extracted and written ENTRY_BATCH at a time: (what the
         batches wrote, the last batch unwritten when `keep_last` (it goes with the poll),
         the write error that stopped them)."""
         written, last = PollSummary(), tuple[NewEntry, ...]()
         for start in range(0, len(fresh), ENTRY_BATCH):
-            plan = self.store.plan_entries(feed.id, fresh[start:start + ENTRY_BATCH])
+            plan = self.store.plan_entries(feed.id, fresh[start:start + ENTRY_BATCH],
+                                           with_articles=filters.reads_articles(own.filters))
             self._trace(plan)
             new = tuple(await asyncio.gather(*(
-                self._entry_with_article(feed, entry, plan.stored) for entry in plan.fresh)))
+                self._entry_with_article(feed, own, entry, plan) for entry in plan.fresh)))
             if keep_last and start + ENTRY_BATCH >= len(fresh):
                 last = new  # written with the poll, validators and all
                 break
@@ -289,13 +328,16 @@ class Runner:
         """Written articles are found in the store from now on; drop their finished tasks."""
         for link in links:
             if link:
-                task = self._page_tasks.get(canonical_url(link))
-                if task is not None and task.done():
-                    del self._page_tasks[canonical_url(link)]
+                tasks = self._page_tasks.get(canonical_url(link), {})
+                for variant, task in list(tasks.items()):
+                    if task.done():
+                        del tasks[variant]
+                if not tasks:
+                    self._page_tasks.pop(canonical_url(link), None)
 
     # -- entries and their pages
 
-    async def _revisions(self, feed: FeedState, entries: Sequence[Entry]
+    async def _revisions(self, feed: FeedState, own: FeedPlan, entries: Sequence[Entry]
                          ) -> tuple[Revision, ...]:
         """Stored articles whose feed entry changed (a new title, a later `updated`): their
         pages fetched again, politely, and their new text (the store keeps a version only
@@ -303,9 +345,9 @@ class Runner:
         async def revise(entry: Entry, article_id: str, refetch: bool) -> Revision:
             base = Revision(article_id, "update", feed_id=feed.id, entry_key=entry.key,
                             entry_title=entry.title, entry_updated_at=entry.updated_at)
-            if not refetch or not entry.link:
+            if not refetch or not entry.link or not own.settings.fetch_pages:
                 return base
-            _url, result, archived = await self._article(entry)
+            _url, result, archived = await self._article(entry, own)
             page = result.article.text_source == "page"  # else the page failed: keep ours
             return replace(base, title=entry.title, text=result.article.text if page else None,
                            extractor=EXTRACTOR, archived=archived,
@@ -314,34 +356,51 @@ class Runner:
         changed = self.store.changed_entries(feed.id, entries)
         return tuple(await asyncio.gather(*(revise(*found) for found in changed)))
 
-    async def _entry_with_article(self, feed: FeedState, entry: Entry,
-                                  stored: dict[str, str]) -> NewEntry:
-        """A new entry with its article: already stored under its link, or extracted."""
+    async def _entry_with_article(self, feed: FeedState, own: FeedPlan, entry: Entry,
+                                  plan: EntryPlan) -> NewEntry:
+        """A new entry with its article: already stored under its link, or extracted; or
+        the filter rule that keeps it out (a blocked title or URL is decided before its page
+        is fetched, text, author and language once it is extracted)."""
         new = NewEntry(key=entry.key, guid=entry.guid, link=entry.link, title=entry.title,
-                       published_at=entry.published_at, updated_at=entry.updated_at)
-        existing = stored.get(canonical_url(entry.link)) if entry.link else None
+                       published_at=entry.published_at, updated_at=entry.updated_at,
+                       tags=entry.tags)
+        rule = filters.verdict(own.filters, filters.before_fetch(entry))
+        if rule is not None:
+            return replace(new, filtered_by=rule)
+        existing = plan.stored.get(canonical_url(entry.link)) if entry.link else None
         if existing:  # the same article reached us through another feed or URL
+            stored = plan.stored_articles.get(existing)
+            rule = filters.verdict(own.filters, filters.after_extract(entry, stored)) \
+                if stored is not None else None
+            if rule is not None:
+                return replace(new, filtered_by=rule)
             return replace(new, existing_article_id=existing)
         if entry.link:
             key = canonical_url(entry.link)
-            if key not in self._page_tasks:
-                self._page_tasks[key] = asyncio.ensure_future(self._article(entry))
-            page_url, result, archived = await self._page_tasks[key]
+            tasks = self._page_tasks.setdefault(key, {})
+            if own.page_variant not in tasks:
+                tasks[own.page_variant] = asyncio.ensure_future(self._article(entry, own))
+            page_url, result, archived = await tasks[own.page_variant]
             article = result.article
         else:  # no URL at all: the feed's content, with an id from the feed and entry key
-            page_url, result, archived = await self._article(entry)
+            page_url, result, archived = await self._article(entry, own)
             article = _without_url(result.article, feed.url, entry.key)
+        rule = filters.verdict(own.filters, filters.after_extract(entry, article))
+        if rule is not None:
+            return replace(new, filtered_by=rule)
         aliases = {canonical_url(u) for u in (entry.link, page_url, article.canonical_url) if u}
         return replace(new, article=article, url_aliases=tuple(sorted(aliases)),
                        fingerprint=result.fingerprint, archived=archived)
 
-    async def _article(self, entry: Entry) -> _Extracted:
-        """The entry's page fetched and extracted by the engine, and archived:
-        (final url, extraction, archive location)."""
-        site = site_of(entry.link) if entry.link else ""
-        task = PageTask(entry, site, self._lines_of_site(entry.link) if entry.link
-                        else frozenset(), self.config.extract.timeout,
-                        self.config.fetch.max_bytes)
+    async def _article(self, entry: Entry, own: FeedPlan) -> _Extracted:
+        """The entry's page fetched (unless its feed says `fetch_pages: false`) with the
+        feed's settings, archived, and extracted with the rules and repeated lines of its
+        site, by the engine: (final url, extraction, archive location)."""
+        link = entry.link if own.settings.fetch_pages else None
+        task = PageTask(entry, site_of(link) if link else "",
+                        self._lines_of_site(link) if link else frozenset(),
+                        self.config.extract.timeout, self.config.fetch.max_bytes,
+                        own.settings, self.config.rules_for(own.config, link) if link else None)
         self._trace(task)
         done = await self.engine.process_page(task)
         self._trace(done)
@@ -351,13 +410,17 @@ class Runner:
                 page.final_url, page.status or 200, page.headers, page.body,
                 page.request_headers, page.fetched_at))
         result = done.result
-        if result is None:  # the link led to another site: extract with that site's lines
+        if result is None:  # the link led to another site: extract with that site's own
             assert done.page is not None
             job = job_for(entry, done.page, self._lines_of_site(done.final_url),
-                          task.timeout, task.max_bytes)
+                          task.timeout, task.max_bytes,
+                          self.config.rules_for(own.config, done.final_url))
             self._trace(job)
             result = await self.engine.extract(job)
         self._trace(result)
+        if result.article.rules_note and "rule_missed" in (result.article.quality or ""):
+            log.warning("extraction rule matched nothing", extra={"fields": {
+                "url": done.final_url, "rules": result.article.rules_note}})
         return done.final_url, result, archived
 
     async def _archive(self, capture: Capture) -> ArchiveLocation | None:

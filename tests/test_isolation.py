@@ -288,10 +288,10 @@ def test_a_poll_that_raises_is_recorded_and_backed_off_in_the_daemon(
                                       schedule={"tick": "0.5s", "min_interval": "1s"}))
     plan_request = run.plan_request
 
-    def explode(feed: Any, config: Any, now: datetime) -> Any:
+    def explode(feed: Any, config: Any, now: datetime, *args: Any) -> Any:
         if feed.url == bad:
             raise ValueError("a value nobody parsed")
-        return plan_request(feed, config, now)
+        return plan_request(feed, config, now, *args)
 
     monkeypatch.setattr(run, "plan_request", explode)
     store = Store.open(config.database)

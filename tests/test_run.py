@@ -111,8 +111,8 @@ def test_pages_in_flight_are_bounded(tmp_path: Path, monkeypatch: pytest.MonkeyP
             local._pages = self.slots = Slots(engine.MAX_PAGES_IN_FLIGHT)
             fetch_page, pool_run = local.fetcher.fetch_page, local.pool.run
 
-            async def fetched(url: str, slot: Any) -> Any:
-                page = await fetch_page(url, slot)
+            async def fetched(url: str, slot: Any, *args: Any) -> Any:
+                page = await fetch_page(url, slot, *args)
                 self.inflight += 1  # its HTML is held from here until extracted
                 self.peak = max(self.peak, self.inflight)
                 return page

@@ -239,8 +239,11 @@ class Store:
                         ) -> list[tuple[Entry, str, bool]]:
         return polls.changed(self.db, feed_id, entries)
 
-    def plan_entries(self, feed_id: int, entries: Sequence[Entry]) -> EntryPlan:
-        return polls.plan_entries(self.db, feed_id, entries)
+    def plan_entries(self, feed_id: int, entries: Sequence[Entry],
+                     with_articles: bool = False) -> EntryPlan:
+        """See pipeline.store.polls.plan_entries (with_articles: the stored articles'
+        fields the feed's filters read)."""
+        return polls.plan_entries(self.db, feed_id, entries, with_articles)
 
     def article_ids_for_urls(self, urls: Sequence[str]) -> dict[str, str]:
         return polls.articles_for_urls(self.db, urls)

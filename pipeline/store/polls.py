@@ -11,6 +11,7 @@ here; this module only reads the evidence and writes the outcome.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from typing import Any, Protocol
 
 import sqlite_utils
@@ -25,9 +26,11 @@ from pipeline.dedupe import (
     canonical_member,
     canonical_url,
     decide,
+    guid_key,
     is_text_dedupe_candidate,
     keyed_by_page,
     text_hash,
+    unseen_key,
 )
 from pipeline.messages import (
     ArchiveLocation,
@@ -39,6 +42,7 @@ from pipeline.messages import (
     PollResult,
     PollSummary,
     RevisionBatch,
+    StoredArticle,
 )
 from pipeline.store import feeds, index, lines, versions
 from pipeline.store.schema import ARCHIVE_COLUMNS
@@ -70,11 +74,43 @@ def known_keys(db: sqlite_utils.Database, feed_id: int, keys: Sequence[str]) -> 
     return known
 
 
+def stored_entries(db: sqlite_utils.Database, feed_id: int, keys: Sequence[str]
+                   ) -> dict[str, tuple[str | None, str | None]]:
+    """Which of these entry keys the feed has carried before, with their (link, title)."""
+    found: dict[str, tuple[str | None, str | None]] = {}
+    for chunk in _chunks(list(dict.fromkeys(keys)), 500):
+        found.update((r[0], (r[1], r[2])) for r in db.execute(
+            f"SELECT entry_key, link, title FROM entries WHERE feed_id = ? AND entry_key IN "
+            f"({','.join('?' * len(chunk))})", [feed_id, *chunk]))
+    return found
+
+
+def under_guid(db: sqlite_utils.Database, feed_id: int, key: str
+               ) -> dict[str, tuple[str | None, str | None]]:
+    """Every entry the feed recorded under a GUID's plain key (`guid:...`) or a separate key
+    of it (`guid:...|...`), with its (link, title): an index range, not a scan."""
+    return {r[0]: (r[1], r[2]) for r in db.execute(
+        "SELECT entry_key, link, title FROM entries WHERE feed_id = ? AND "
+        "(entry_key = ? OR (entry_key >= ? AND entry_key < ?))",
+        [feed_id, key, key + "|", key + "}"])}
+
+
 def unseen(db: sqlite_utils.Database, feed_id: int, entries: Sequence[Entry]
            ) -> tuple[Entry, ...]:
-    """The entries this feed has not carried before."""
-    known = known_keys(db, feed_id, [e.key for e in entries])
-    return tuple(e for e in entries if e.key not in known)
+    """The entries this feed has not carried before, each under the key to record it by
+    (an item under a GUID the feed used for another item gets a key of its own:
+    pipeline.dedupe.unseen_key)."""
+    stored = stored_entries(db, feed_id, [e.key for e in entries])
+    fresh = []
+    for entry in entries:
+        key = unseen_key(entry, stored)
+        gkey = guid_key(entry)
+        if key is not None and gkey is not None:  # recorded under another key of its GUID?
+            stored.update(under_guid(db, feed_id, gkey))
+            key = unseen_key(entry, stored)
+        if key is not None:
+            fresh.append(entry if key == entry.key else replace(entry, key=key))
+    return tuple(fresh)
 
 
 def changed(db: sqlite_utils.Database, feed_id: int, entries: Sequence[Entry]
@@ -108,13 +144,27 @@ def changed(db: sqlite_utils.Database, feed_id: int, entries: Sequence[Entry]
     return refetch
 
 
-def plan_entries(db: sqlite_utils.Database, feed_id: int, entries: Sequence[Entry]
-                 ) -> EntryPlan:
-    """The entries this feed has not carried before, and the articles already stored under
-    their links (canonical link → article id)."""
+def plan_entries(db: sqlite_utils.Database, feed_id: int, entries: Sequence[Entry],
+                 with_articles: bool = False) -> EntryPlan:
+    """The entries this feed has not carried before, the articles already stored under
+    their links (canonical link → article id) and, with_articles (the feed's filters read
+    text, author or language), those articles' fields."""
     fresh = unseen(db, feed_id, entries)
     links = sorted({canonical_url(e.link) for e in fresh if e.link})
-    return EntryPlan(feed_id, fresh, articles_for_urls(db, links))
+    stored = articles_for_urls(db, links)
+    articles = stored_articles(db, sorted(set(stored.values()))) if with_articles else {}
+    return EntryPlan(feed_id, fresh, stored, articles)
+
+
+def stored_articles(db: sqlite_utils.Database, ids: Sequence[str]) -> dict[str, StoredArticle]:
+    """What the filters read of stored articles (pipeline.filters), by id."""
+    found: dict[str, StoredArticle] = {}
+    for chunk in _chunks(list(ids), 500):
+        found.update((r[0], StoredArticle(r[0], r[1] or "", r[2], r[3], r[4] or ""))
+                     for r in db.execute(
+            f"SELECT id, url, author, language, text FROM articles WHERE id IN "
+            f"({','.join('?' * len(chunk))})", chunk))
+    return found
 
 
 def articles_for_urls(db: sqlite_utils.Database, urls: Sequence[str]) -> dict[str, str]:
@@ -148,11 +198,17 @@ def record(store: Store, item: PollResult | EntryBatch | RevisionBatch, now: str
             new_articles += kind is not None
             exact += kind == "exact"
             near += kind == "near"
-        db.execute(
+        cursor = db.execute(
             "INSERT OR IGNORE INTO entries (feed_id, entry_key, guid, link, title, "
-            "published_at, updated_at, article_id, seen_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "published_at, updated_at, article_id, seen_at, filtered_by) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [item.feed_id, entry.key, entry.guid, entry.link, entry.title,
-             entry.published_at, entry.updated_at, article_id, now])
+             entry.published_at, entry.updated_at, article_id, now, entry.filtered_by])
+        if entry.tags and cursor.rowcount == 1:
+            db.conn.executemany(
+                "INSERT OR IGNORE INTO tags (entry_id, tag, feed_id, article_id) "
+                "VALUES (?, ?, ?, ?)",
+                [(cursor.lastrowid, tag, item.feed_id, article_id) for tag in entry.tags])
         if article_id:
             for alias in entry.url_aliases:
                 db.execute("INSERT OR IGNORE INTO article_urls (url, article_id) "
@@ -242,6 +298,7 @@ def _add_article(store: Store, entry: NewEntry, feed_id: int, now: str
         "extract_error": article.extract_error, "description": article.description,
         "word_count": len(article.text.split()),
         "claimed_canonical_url": article.claimed_canonical_url,
+        "extract_rules": article.rules_note,
         **_archive_columns(entry.archived),
     })
     db.execute("UPDATE clusters SET size = size + 1, last_seen_at = ? WHERE id = ?",

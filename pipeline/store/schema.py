@@ -135,6 +135,30 @@ def _migration_7(db: sqlite_utils.Database) -> None:
     db.execute("ALTER TABLE fetches ADD COLUMN skipped_entries INTEGER")
 
 
+def _migration_11(db: sqlite_utils.Database) -> None:
+    """Filters and tags (issue 14): an entry kept out of the corpus by a keep or block rule
+    says which (`filtered_by`); the categories feeds give their items, one row per entry
+    and tag (with the entry's feed and article, for faceting)."""
+    db.execute("ALTER TABLE entries ADD COLUMN filtered_by TEXT")
+    db.execute("CREATE INDEX entries_filtered ON entries (feed_id, filtered_by) "
+               "WHERE filtered_by IS NOT NULL")
+    db.execute("""CREATE TABLE tags (
+        entry_id INTEGER NOT NULL REFERENCES entries(id),
+        tag TEXT NOT NULL,
+        feed_id INTEGER NOT NULL REFERENCES feeds(id),
+        article_id TEXT REFERENCES articles(id),
+        PRIMARY KEY (entry_id, tag))""")
+    db.execute("CREATE INDEX tags_tag ON tags (tag)")
+    db.execute("CREATE INDEX tags_article ON tags (article_id)")
+
+
+def _migration_12(db: sqlite_utils.Database) -> None:
+    """What a feed's or site's extraction rules did to the page (or that their body
+    selector matched nothing and the general extraction was used)."""
+    db.execute("ALTER TABLE articles ADD COLUMN extract_rules TEXT")
+
+
+
 ARCHIVE_COLUMNS = ("warc_file", "warc_offset", "warc_length", "warc_record_id", "warc_digest")
 
 
@@ -163,7 +187,8 @@ def _migration_16(db: sqlite_utils.Database) -> None:
 
 
 MIGRATIONS = {1: _migration_1, 2: _migration_2, 5: _migration_5, 6: _migration_6,
-              7: _migration_7, 15: _migration_15, 16: _migration_16}
+              7: _migration_7, 11: _migration_11, 12: _migration_12, 15: _migration_15,
+              16: _migration_16}
 SCHEMA_VERSION = max(MIGRATIONS)
 
 
