@@ -20,7 +20,7 @@ from pipeline import archive
 from pipeline.boilerplate import site_of
 from pipeline.config import Config
 from pipeline.dedupe import text_hash
-from pipeline.engine import Engine
+from pipeline.engine import Engine, Trace
 from pipeline.extract import EXTRACTOR
 from pipeline.messages import ArchiveLocation, ExtractJob, Revision, RevisionBatch
 from pipeline.run import make_engine
@@ -45,7 +45,8 @@ class ReextractReport:
 
 async def reextract(config: Config, store: Store, since: str | None = None,
                     site: str | None = None, progress: Callable[[int], None] | None = None,
-                    engine: Engine | None = None) -> ReextractReport:
+                    engine: Engine | None = None, trace: Trace | None = None
+                    ) -> ReextractReport:
     """Extract the archived pages again (those fetched at or after `since`, of one host and
     its subdomains with `site`); the caller holds the writer lock."""
     report = ReextractReport()
@@ -90,7 +91,10 @@ async def reextract(config: Config, store: Store, since: str | None = None,
             report.articles += len(chunk)
             revisions = [r for r in await asyncio.gather(*(one(row) for row in chunk)) if r]
             if revisions:
-                await writer.write(RevisionBatch(tuple(revisions)))
+                batch = RevisionBatch(tuple(revisions))
+                if trace is not None:
+                    trace(batch)
+                await writer.write(batch)
             if progress:
                 progress(len(chunk))
     return report
