@@ -14,6 +14,7 @@ import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -85,7 +86,9 @@ def build_parser() -> argparse.ArgumentParser:
     export = sub.add_parser("export", help="write the corpus as seed-format text or JSONL")
     export.add_argument("dir", help="output directory (created if needed; nothing in it is "
                         "overwritten)")
-    export.add_argument("--format", choices=("text", "jsonl"), default="text")
+    export.add_argument("--format", choices=("text", "jsonl", "warc"), default="text",
+                        help="seed-format text files, one JSONL file, or one WARC file of "
+                        "the archived pages")
     export.add_argument("--since", type=_since, metavar="DATE",
                         help="only articles stored at or after DATE (YYYY-MM-DD or ISO time, UTC)")
     export.add_argument("--include-duplicates", action="store_true",
@@ -95,6 +98,27 @@ def build_parser() -> argparse.ArgumentParser:
     imp = sub.add_parser("import", help="read seed-format text files into the corpus")
     imp.add_argument("dir")
     imp.add_argument("-q", "--quiet", action="store_true", help="no summary line")
+
+    again = sub.add_parser("reextract", help="extract the archived pages again: a changed "
+                           "text becomes a new version of its article")
+    again.add_argument("--since", type=_since, metavar="DATE",
+                       help="only articles stored at or after DATE")
+    again.add_argument("--site", metavar="HOST", help="only pages of HOST and its subdomains")
+    again.add_argument("-q", "--quiet", action="store_true", help="no summary line")
+
+    backfill = sub.add_parser("backfill", help="ingest from WARC files (CC-NEWS layout) or a "
+                              "news sitemap through the same stages")
+    source = backfill.add_mutually_exclusive_group(required=True)
+    source.add_argument("--warc", nargs="+", metavar="PATH_OR_URL",
+                        help="WARC or WARC.gz files: local paths or http(s) URLs")
+    source.add_argument("--sitemap", metavar="URL",
+                        help="a sitemap, news sitemap or sitemap index")
+    backfill.add_argument("--site", metavar="HOST", help="only pages of HOST and subdomains")
+    backfill.add_argument("--since", type=_since, metavar="DATE",
+                          help="only pages fetched (WARC) or published (sitemap) from DATE")
+    backfill.add_argument("--until", type=_since, metavar="DATE",
+                          help="only pages fetched or published before DATE")
+    backfill.add_argument("-q", "--quiet", action="store_true", help="no summary line")
 
     worker = sub.add_parser("worker", help="a Celery worker for the fetch, parse, extract "
                             "and fingerprint stages (engine: celery); never opens the database")
@@ -543,9 +567,10 @@ def _print_fields(lines: list[tuple[str, str]]) -> None:
 
 
 def cmd_export(config: Config, args: argparse.Namespace) -> int:
-    from pipeline.export import export_jsonl, export_text
+    from pipeline.export import export_jsonl, export_text, export_warc
 
-    write = export_text if args.format == "text" else export_jsonl
+    write: Any = {"text": export_text, "jsonl": export_jsonl,
+                  "warc": partial(export_warc, archive_dir=config.archive.dir)}[args.format]
     with _open_store(config, readonly=True) as store, \
             _progress("exporting", None, args.quiet) as bar:
         try:
@@ -604,6 +629,35 @@ def cmd_serve(config: Config, args: argparse.Namespace) -> int:
                  immutable=immutable)
 
 
+def cmd_reextract(config: Config, args: argparse.Namespace) -> int:
+    from pipeline.reextract import reextract
+
+    with _open_store(config, lock=True) as store, \
+            _progress("extracting again", None, args.quiet) as bar:
+        report = asyncio.run(reextract(config, store, args.since, args.site,
+                                       progress=bar.advance if bar else None))
+    if not args.quiet:
+        print(report.line())
+    return 0
+
+
+def cmd_backfill(config: Config, args: argparse.Namespace) -> int:
+    from pipeline.backfill import Filters, backfill_sitemap, backfill_warc
+
+    filters = Filters(site=args.site, since=args.since, until=args.until)
+    with _open_store(config, lock=True) as store, \
+            _progress("backfilling", None, args.quiet) as bar:
+        advance = bar.advance if bar else None
+        report = asyncio.run(backfill_warc(config, store, args.warc, filters, advance)
+                             if args.warc else
+                             backfill_sitemap(config, store, args.sitemap, filters, advance))
+    if not args.quiet:
+        print(report.line())
+    for where, problem in report.errors[:20]:
+        print(f"  {where}: {problem}", file=sys.stderr)
+    return 0
+
+
 def cmd_worker(config: Config, args: argparse.Namespace) -> int:
     from pipeline.worker import run_worker
 
@@ -636,5 +690,7 @@ COMMANDS = {
     "serve": cmd_serve,
     "repair": cmd_repair,
     "worker": cmd_worker,
+    "reextract": cmd_reextract,
+    "backfill": cmd_backfill,
     "try": cmd_try,
 }

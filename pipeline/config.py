@@ -80,6 +80,15 @@ class DedupeConfig:
 
 
 @dataclass(frozen=True)
+class ArchiveConfig:
+    """The WARC archive of fetched pages and parsed feeds (pipeline.archive)."""
+
+    enabled: bool = True
+    dir: Path = Path("archive")  # resolved: beside the database unless the config says
+    max_file_bytes: int = 1_000_000_000  # a file is closed at this size (and each UTC day)
+
+
+@dataclass(frozen=True)
 class EngineConfig:
     """Where the stages run: `local` (this process and its worker pool) or `celery` (workers
     anywhere, through a Redis broker; pipeline.celery_engine)."""
@@ -183,6 +192,7 @@ class Config:
     dedupe: DedupeConfig = field(default_factory=DedupeConfig)
     metrics: MetricsConfig | None = None
     engine: EngineConfig = field(default_factory=EngineConfig)
+    archive: ArchiveConfig = field(default_factory=ArchiveConfig)
     filters: Filters = field(default_factory=Filters)  # global: applied to every feed
     sites: tuple[SiteConfig, ...] = ()
 
@@ -391,6 +401,20 @@ def _names(value: Any) -> tuple[str, ...]:
     if not isinstance(value, list):
         raise ValueError("must be a list of site names or hosts")
     return tuple(_text(item).strip() for item in value)
+
+
+def _read_archive(path: Path, data: Any, base: Path, database: Path) -> ArchiveConfig:
+    r = _Reader(path, "archive", data)
+    r.reject_unknown({"enabled", "dir", "max_file_bytes"})
+    d = ArchiveConfig()
+    directory = r.get("dir", _text, None)
+    size = r.get("max_file_bytes", _positive_int, d.max_file_bytes)
+    if size < 1_000_000:
+        raise ConfigError(path, "archive.max_file_bytes", "must be at least 1000000")
+    return ArchiveConfig(
+        enabled=r.get("enabled", _boolean, d.enabled),
+        dir=(base / directory).resolve() if directory else database.parent / "archive",
+        max_file_bytes=size)
 
 
 def _read_engine(path: Path, data: Any) -> EngineConfig:
@@ -764,7 +788,7 @@ def load_config(path: str | os.PathLike[str] | None = None) -> Config:
         raise ConfigError(path, "(file)", f"invalid YAML: {exc}") from None
     top = _Reader(path, "", raw)
     top.reject_unknown({"database", "fetch", "schedule", "extract", "dedupe", "feeds", "opml",
-                        "metrics", "engine", "filters", "sites"})
+                        "metrics", "engine", "archive", "filters", "sites"})
     base = path.resolve().parent
     database = top.get("database", _text, None)
     if database is None:
@@ -775,9 +799,10 @@ def load_config(path: str | os.PathLike[str] | None = None) -> Config:
         feeds.extend(_feeds_from_opml(path, base / opml, {f.url for f in feeds}))
     if not feeds:
         raise ConfigError(path, "feeds", "no feeds configured")
+    database_path = (base / database).resolve() if database != ":memory:" else Path(database)
     return Config(
         path=path.resolve(),
-        database=(base / database).resolve() if database != ":memory:" else Path(database),
+        database=database_path,
         feeds=tuple(feeds),
         fetch=_read_fetch(path, raw.get("fetch")),
         schedule=_read_schedule(path, raw.get("schedule")),
@@ -785,6 +810,7 @@ def load_config(path: str | os.PathLike[str] | None = None) -> Config:
         dedupe=_read_dedupe(path, raw.get("dedupe")),
         metrics=_read_metrics(path, raw.get("metrics")),
         engine=_read_engine(path, raw.get("engine")),
+        archive=_read_archive(path, raw.get("archive"), base, database_path),
         filters=read_filters(path, "filters", raw.get("filters")),
         sites=_read_sites(path, raw.get("sites")),
     )

@@ -90,7 +90,7 @@ async def process_page(fetcher: Fetcher, task: PageTask,
                   task.timeout, task.max_bytes, task.rules if fetched else None)
     if trace is not None:
         trace(job)
-    return PageDone(final_url, await extract(job))
+    return PageDone(final_url, await extract(job), page if fetched else None)
 
 
 # --- this process ------------------------------------------------------------------------------

@@ -30,8 +30,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime
+from importlib.metadata import version
 from typing import Any
 
+from pipeline import __version__
 from pipeline.boilerplate import clean_lines, line_keys
 from pipeline.dedupe import article_id, canonical_url, same_site
 from pipeline.errors import BodyTooLarge
@@ -40,6 +42,9 @@ from pipeline.neardup import fingerprint_article
 from pipeline.text import clean, html_to_text, one_line, word_count
 from pipeline.times import iso, sane_published
 from pipeline.values import http_url
+
+# What made a stored text (kept with each article version): this newswire and its extractor.
+EXTRACTOR = f"newswire-{__version__}/trafilatura-{version('trafilatura')}"
 
 # Page text shorter than this share of the feed's own text means the page lost the story
 # (paywall teaser, cookie wall, soft 404): keep the feed text instead.

@@ -30,7 +30,7 @@ import time
 import zlib
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import replace
-from typing import Any, Protocol
+from typing import Any, BinaryIO, Protocol
 from urllib.parse import urljoin, urlsplit
 from urllib.robotparser import RobotFileParser
 
@@ -40,6 +40,7 @@ import httpx
 from pipeline.config import FetchConfig
 from pipeline.errors import BlockedAddressError, BodyTooLarge
 from pipeline.messages import FeedRequest, FeedSettings, FetchResult, Page
+from pipeline.times import utcnow
 from pipeline.values import content_length, http_url, parse_int, url_scope
 
 FEED_ACCEPT = (
@@ -337,7 +338,8 @@ class Fetcher:
     async def fetch(self, url: str, *, etag: str | None = None,
                     last_modified: str | None = None, accept: str = FEED_ACCEPT,
                     decode: bool = True, slot: Slot | None = None,
-                    settings: FeedSettings | None = None) -> FetchResult:
+                    settings: FeedSettings | None = None, sink: BinaryIO | None = None,
+                    timeout: float | None = None) -> FetchResult:
         """GET url (conditionally when validators are given) within the whole deadline.
 
         With decode=False the body stays as sent (Content-Encoding applied, max_bytes
@@ -345,15 +347,18 @@ class Fetcher:
         a worker process rather than on the event loop. A `slot` is taken once the host's
         limit lets the request go, and left for the caller to release. `settings` are the
         feed's own (user agent, headers, auth, proxy), when the request is made for a feed.
+        With a `sink`, the raw body is written there instead of kept (a large file:
+        `max_bytes` does not apply, `timeout` replaces `fetch.timeout` as the deadline).
         """
         started = time.monotonic()
         conditional = bool(etag or last_modified)
+        limit = timeout or self.config.timeout
         try:
-            async with asyncio.timeout(self.config.timeout) as deadline:
+            async with asyncio.timeout(limit) as deadline:
                 result = await self._follow(url, etag, last_modified, accept, deadline,
-                                            decode, slot, settings)
+                                            decode, slot, settings, sink)
         except TimeoutError:
-            result = FetchResult(url, url, error=f"deadline of {self.config.timeout:g}s exceeded",
+            result = FetchResult(url, url, error=f"deadline of {limit:g}s exceeded",
                                  error_kind="timeout")
         elapsed = int((time.monotonic() - started) * 1000)
         return _replace(result, elapsed_ms=elapsed, conditional=conditional)
@@ -361,7 +366,8 @@ class Fetcher:
     async def _follow(self, url: str, etag: str | None, last_modified: str | None,
                       accept: str, deadline: asyncio.Timeout,
                       decode: bool, slot: Slot | None,
-                      settings: FeedSettings | None = None) -> FetchResult:
+                      settings: FeedSettings | None = None,
+                      sink: BinaryIO | None = None) -> FetchResult:
         current = url
         permanent = True
         visited: set[str] = set()
@@ -381,7 +387,7 @@ class Fetcher:
                 return FetchResult(url, current, error=str(exc), error_kind="auth")
             proxy = settings.proxy if settings is not None else None
             result = await self._get_once(url, current, headers, deadline, decode, slot,
-                                          proxy)
+                                          proxy, sink)
             if result.error or result.status not in REDIRECT_CODES:
                 moved = current if (current != url and permanent) else None
                 return _replace(result, permanent_redirect=moved)
@@ -415,7 +421,8 @@ class Fetcher:
 
     async def _get_once(self, url: str, current: str, headers: dict[str, str],
                         deadline: asyncio.Timeout, decode: bool,
-                        slot: Slot | None, proxy: str | None = None) -> FetchResult:
+                        slot: Slot | None, proxy: str | None = None,
+                        sink: BinaryIO | None = None) -> FetchResult:
         host = (urlsplit(current).hostname or "").lower()
         # Waiting for the host's turn (and then for a slot) is politeness and our own
         # congestion, not the server's slowness: the deadline stops while queued, so a busy
@@ -437,12 +444,15 @@ class Fetcher:
             client = self.client_for(proxy)
             async with client.stream("GET", current, headers=headers) as response:
                 resp_headers = {k.lower(): v for k, v in response.headers.items()}
+                sent = dict(response.request.headers.items())
                 status = response.status_code
                 if status in REDIRECT_CODES or status == 304:
-                    return FetchResult(url, current, status=status, headers=resp_headers)
-                body = await self._read_body(response, decode)
+                    return FetchResult(url, current, status=status, headers=resp_headers,
+                                       request_headers=sent)
+                body = await self._read_body(response, decode) if sink is None else \
+                    await self._copy_body(response, sink)
                 return FetchResult(url, str(response.url), status=status, headers=resp_headers,
-                                   body=body)
+                                   body=body, request_headers=sent)
         except BlockedAddressError as exc:
             return FetchResult(url, current, error=str(exc), error_kind="blocked")
         except BodyTooLarge as exc:
@@ -459,6 +469,12 @@ class Fetcher:
             return FetchResult(url, current, error=f"network error: {exc}", error_kind="network")
         finally:
             sem.release()
+
+    async def _copy_body(self, response: httpx.Response, sink: BinaryIO) -> bytes:
+        """The raw body written to `sink` chunk by chunk (flat memory): nothing kept."""
+        async for chunk in response.aiter_raw():
+            sink.write(chunk)
+        return b""
 
     async def _read_body(self, response: httpx.Response, decode: bool = True) -> bytes:
         limit = self.config.max_bytes
@@ -486,6 +502,7 @@ class Fetcher:
         agent = settings.user_agent if settings is not None else None
         if not await self.allowed_by_robots(url, agent):
             return Page(url, url, error="disallowed by robots.txt")
+        fetched_at = utcnow()
         response = await self.fetch(url, accept=PAGE_ACCEPT, decode=False, slot=slot,
                                     settings=settings)
         error = response.error
@@ -497,7 +514,9 @@ class Fetcher:
             return Page(url, response.final_url, error=error)
         return Page(url, response.final_url, response.body,
                     content_type=response.headers.get("content-type", ""),
-                    content_encoding=response.headers.get("content-encoding", ""))
+                    content_encoding=response.headers.get("content-encoding", ""),
+                    status=response.status, headers=response.headers,
+                    request_headers=response.request_headers, fetched_at=fetched_at)
 
     async def allowed_by_robots(self, url: str, user_agent: str | None = None) -> bool:
         """Whether robots.txt of url's host lets our user agent (or the feed's, when it has

@@ -175,6 +175,7 @@ class FetchResult(Message):
     permanent_redirect: str | None = None
     elapsed_ms: int = 0
     conditional: bool = False
+    request_headers: dict[str, str] = field(default_factory=dict)  # as sent, for the archive
 
     @property
     def ok(self) -> bool:
@@ -216,6 +217,7 @@ class Entry(Message):
     authors: tuple[str, ...] = ()
     tags: tuple[str, ...] = ()  # the item's categories
     language: str | None = None  # declared by the item or its feed (`en`, `de`)
+    updated_at: str | None = None  # the feed's own "updated" date, when it gives one
 
 
 @dataclass(frozen=True)
@@ -284,6 +286,10 @@ class Page(Message):
     content_type: str = ""  # the Content-Type header (its charset decodes the body)
     content_encoding: str = ""  # the body is still compressed this way
     error: str | None = None
+    status: int | None = None  # the final response, as received: for the archive
+    headers: dict[str, str] = field(default_factory=dict)
+    request_headers: dict[str, str] = field(default_factory=dict)
+    fetched_at: str = ""  # ISO, UTC
 
 
 @dataclass(frozen=True)
@@ -347,6 +353,17 @@ class Fingerprint(Message):
 
 
 @dataclass(frozen=True)
+class ArchiveLocation(Message):
+    """Where a fetched response is kept in the WARC archive (pipeline.archive)."""
+
+    file: str  # relative to archive.dir
+    offset: int
+    length: int  # of the gzip member(s): the request record and the response record
+    record_id: str  # the response record's WARC-Record-ID
+    digest: str  # its WARC-Payload-Digest
+
+
+@dataclass(frozen=True)
 class ExtractResult(Message):
     """An extracted article and its near-duplicate fingerprint (None: too short)."""
 
@@ -370,8 +387,9 @@ class PageTask(Message):
 
 @dataclass(frozen=True)
 class PageDone(Message):
-    """A page task's outcome: the extraction, or, when the link led to another site whose
-    repeated lines the task did not carry, the fetched page to extract with those."""
+    """A page task's outcome: the extraction (None when the link led to another site whose
+    repeated lines the task did not carry: then extract `page` with those), and the page as
+    fetched, for the archive."""
 
     final_url: str
     result: ExtractResult | None = None
@@ -389,12 +407,40 @@ class NewEntry(Message):
     link: str | None
     title: str
     published_at: str | None
+    updated_at: str | None = None
     article: Article | None = None  # freshly extracted
     existing_article_id: str | None = None  # already stored under one of its URLs
     url_aliases: tuple[str, ...] = ()  # canonical forms of every URL that led to the article
     fingerprint: Fingerprint | None = None  # near-duplicate signature
     tags: tuple[str, ...] = ()  # the item's categories
     filtered_by: str | None = None  # the filter rule that kept it out of the corpus
+    archived: ArchiveLocation | None = None  # the article's page in the archive
+
+
+@dataclass(frozen=True)
+class Revision(Message):
+    """A stored article's page read again (its feed entry changed, or a re-extraction): its
+    new title and text (None: unchanged), with the entry that announced it, if any. The
+    store records a version only when something changed (pipeline.store.versions)."""
+
+    article_id: str
+    reason: str  # update | reextract
+    title: str | None = None
+    text: str | None = None
+    extractor: str = ""  # pipeline.extract.EXTRACTOR
+    archived: ArchiveLocation | None = None
+    fingerprint: Fingerprint | None = None
+    feed_id: int | None = None  # the entry that announced the change (update)
+    entry_key: str | None = None
+    entry_title: str | None = None
+    entry_updated_at: str | None = None
+
+
+@dataclass(frozen=True)
+class RevisionBatch(Message):
+    """Revisions written on their own (`newswire reextract`)."""
+
+    revisions: tuple[Revision, ...]
 
 
 @dataclass(frozen=True)
@@ -432,6 +478,8 @@ class PollResult(Message):
     warning: str | None = None
     entries: tuple[NewEntry, ...] = ()
     storage_error: bool = False  # the poll's own write failed (recorded as far as possible)
+    archived: ArchiveLocation | None = None  # the parsed feed body in the archive
+    revisions: tuple[Revision, ...] = ()  # stored articles whose entries changed
     skipped_entries: int = 0  # items of the feed that could not be read
     # A poll with many new entries is written in batches (EntryBatch) before this result,
     # which carries the last batch: these count the entries and articles already written.
@@ -449,15 +497,18 @@ class PollSummary(Message):
     new_articles: int = 0
     exact_duplicates: int = 0
     near_duplicates: int = 0
+    revised: int = 0  # stored articles given a new version
 
     def __add__(self, other: PollSummary) -> PollSummary:
         return PollSummary(self.new_entries + other.new_entries,
                            self.new_articles + other.new_articles,
                            self.exact_duplicates + other.exact_duplicates,
-                           self.near_duplicates + other.near_duplicates)
+                           self.near_duplicates + other.near_duplicates,
+                           self.revised + other.revised)
 
 
 MESSAGES: tuple[type[Message], ...] = (
     FeedState, FeedSettings, FeedRequest, FetchResult, Entry, ParsedFeed, ParseOutcome,
     FeedPolled, StoredArticle, EntryPlan, PageTask, Page, ExtractRules, ExtractJob, Article,
-    Fingerprint, ExtractResult, PageDone, NewEntry, EntryBatch, PollResult, PollSummary)
+    Fingerprint, ExtractResult, PageDone, ArchiveLocation, NewEntry, Revision, RevisionBatch,
+    EntryBatch, PollResult, PollSummary)

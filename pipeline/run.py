@@ -22,20 +22,22 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Hashable, Iterable, Iterator
+from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from types import TracebackType
 
 from pipeline import filters
+from pipeline.archive import Archiver, Capture
 from pipeline.boilerplate import site_of
 from pipeline.config import Config, FeedConfig
 from pipeline.dedupe import article_id, canonical_url
 from pipeline.engine import Engine, LocalEngine, Trace
 from pipeline.errors import EngineError, StoreError, StoreWriteError
-from pipeline.extract import job_for
+from pipeline.extract import EXTRACTOR, job_for
 from pipeline.fetch import Resolver, system_resolver
 from pipeline.messages import (
+    ArchiveLocation,
     Article,
     Entry,
     EntryBatch,
@@ -48,6 +50,7 @@ from pipeline.messages import (
     PageTask,
     PollResult,
     PollSummary,
+    Revision,
 )
 from pipeline.metrics import Metrics
 from pipeline.outcome import crashed, poll_outcome, poll_result, response_error, write_failed
@@ -59,7 +62,8 @@ log = logging.getLogger("newswire")
 MAX_FEEDS_IN_FLIGHT = 16
 ENTRY_BATCH = 50  # a poll's entries are planned, extracted and written this many at a time
 
-PageFuture = asyncio.Task[tuple[str, ExtractResult]]
+_Extracted = tuple[str, ExtractResult, ArchiveLocation | None]  # final url, article, archive
+PageFuture = asyncio.Task[_Extracted]
 
 
 @dataclass(frozen=True)
@@ -129,7 +133,8 @@ class Runner:
         self.metrics = metrics
         self.trace = trace
         self.engine = engine or make_engine(config, resolver, trace)
-        self.writer = Writer(store)
+        self.archiver = Archiver(config.archive) if config.archive.enabled else None
+        self.writer = Writer(store, self.archiver.sync if self.archiver else None)
         self.stopping = False
         # Pages being fetched in this pass, by canonical URL (and the feed's page settings,
         # FeedPlan.page_variant): feeds that carry the same story share one fetch and one
@@ -146,6 +151,8 @@ class Runner:
                         exc: BaseException | None, tb: TracebackType | None) -> None:
         await self.writer.__aexit__(exc_type, exc, tb)  # everything handed over is written
         await self.engine.__aexit__(exc_type, exc, tb)
+        if self.archiver is not None:
+            self.archiver.close()
 
     def _trace(self, message: Message) -> None:
         if self.trace is not None:
@@ -243,6 +250,11 @@ class Runner:
         polled = await self.engine.poll_feed(request, self.config.extract.max_entries_per_poll)
         self._trace(polled)
         response, outcome = polled.response, polled.outcome
+        archived = None
+        if outcome is not None and response.status is not None:  # a feed body was parsed
+            archived = await self._archive(Capture(
+                response.final_url, response.status, response.headers, response.body,
+                response.request_headers, request.started_at, decoded=True))
         error = response_error(response)
         entries: tuple[Entry, ...] = ()
         parsed = None
@@ -255,15 +267,38 @@ class Runner:
                 entries = parsed.entries
 
         fresh = self.store.unseen_entries(feed.id, entries)
+        revisions = await self._revisions(feed, own, entries)
+        written, last, write_error = await self._store_entries(feed, own, fresh,
+                                                               keep_last=True)
+        result = replace(poll_result(feed, response, parsed, error, len(fresh), last, written,
+                                     started, _ms_since(clock), self.config.schedule),
+                         archived=archived, revisions=revisions)
+        return result, written, write_error
+
+    async def ingest(self, feed: FeedState, entries: Sequence[Entry]) -> PollSummary:
+        """Entries from elsewhere than a feed poll (a sitemap backfill) for a source feed:
+        the new ones planned, their pages fetched and extracted, written in batches."""
+        fresh = self.store.unseen_entries(feed.id, entries)
+        written, _last, write_error = await self._store_entries(feed, self.feed_plan(feed),
+                                                                fresh, keep_last=False)
+        if write_error is not None:
+            raise write_error
+        return written
+
+    async def _store_entries(self, feed: FeedState, own: FeedPlan, fresh: Sequence[Entry],
+                             keep_last: bool) -> tuple[PollSummary, tuple[NewEntry, ...],
+                                                       StoreWriteError | None]:
+        """New entries planned, extracted and written ENTRY_BATCH at a time: (what the
+        batches wrote, the last batch unwritten when `keep_last` (it goes with the poll),
+        the write error that stopped them)."""
         written, last = PollSummary(), tuple[NewEntry, ...]()
-        write_error: StoreWriteError | None = None
         for start in range(0, len(fresh), ENTRY_BATCH):
             plan = self.store.plan_entries(feed.id, fresh[start:start + ENTRY_BATCH],
                                            with_articles=filters.reads_articles(own.filters))
             self._trace(plan)
             new = tuple(await asyncio.gather(*(
                 self._entry_with_article(feed, own, entry, plan) for entry in plan.fresh)))
-            if start + ENTRY_BATCH >= len(fresh):
+            if keep_last and start + ENTRY_BATCH >= len(fresh):
                 last = new  # written with the poll, validators and all
                 break
             batch = EntryBatch(feed.id, new)
@@ -271,13 +306,9 @@ class Runner:
             try:
                 written += await self.writer.write(batch)
             except StoreWriteError as exc:
-                write_error = exc  # the poll is not recorded: its feed stays due
-                break
+                return written, last, exc  # the poll is not recorded: its feed stays due
             self._forget_pages(e.link for e in new)
-
-        result = poll_result(feed, response, parsed, error, len(fresh), last, written,
-                             started, _ms_since(clock), self.config.schedule)
-        return result, written, write_error
+        return written, last, None
 
     def _write_failed(self, feed: FeedState, result: PollResult,
                       exc: StoreWriteError) -> PollResult:
@@ -306,13 +337,33 @@ class Runner:
 
     # -- entries and their pages
 
+    async def _revisions(self, feed: FeedState, own: FeedPlan, entries: Sequence[Entry]
+                         ) -> tuple[Revision, ...]:
+        """Stored articles whose feed entry changed (a new title, a later `updated`): their
+        pages fetched again, politely, and their new text (the store keeps a version only
+        when something changed)."""
+        async def revise(entry: Entry, article_id: str, refetch: bool) -> Revision:
+            base = Revision(article_id, "update", feed_id=feed.id, entry_key=entry.key,
+                            entry_title=entry.title, entry_updated_at=entry.updated_at)
+            if not refetch or not entry.link or not own.settings.fetch_pages:
+                return base
+            _url, result, archived = await self._article(entry, own)
+            page = result.article.text_source == "page"  # else the page failed: keep ours
+            return replace(base, title=entry.title, text=result.article.text if page else None,
+                           extractor=EXTRACTOR, archived=archived,
+                           fingerprint=result.fingerprint if page else None)
+
+        changed = self.store.changed_entries(feed.id, entries)
+        return tuple(await asyncio.gather(*(revise(*found) for found in changed)))
+
     async def _entry_with_article(self, feed: FeedState, own: FeedPlan, entry: Entry,
                                   plan: EntryPlan) -> NewEntry:
         """A new entry with its article: already stored under its link, or extracted; or
         the filter rule that keeps it out (a blocked title or URL is decided before its page
         is fetched, text, author and language once it is extracted)."""
         new = NewEntry(key=entry.key, guid=entry.guid, link=entry.link, title=entry.title,
-                       published_at=entry.published_at, tags=entry.tags)
+                       published_at=entry.published_at, updated_at=entry.updated_at,
+                       tags=entry.tags)
         rule = filters.verdict(own.filters, filters.before_fetch(entry))
         if rule is not None:
             return replace(new, filtered_by=rule)
@@ -329,22 +380,22 @@ class Runner:
             tasks = self._page_tasks.setdefault(key, {})
             if own.page_variant not in tasks:
                 tasks[own.page_variant] = asyncio.ensure_future(self._article(entry, own))
-            page_url, result = await tasks[own.page_variant]
+            page_url, result, archived = await tasks[own.page_variant]
             article = result.article
         else:  # no URL at all: the feed's content, with an id from the feed and entry key
-            page_url, result = await self._article(entry, own)
+            page_url, result, archived = await self._article(entry, own)
             article = _without_url(result.article, feed.url, entry.key)
         rule = filters.verdict(own.filters, filters.after_extract(entry, article))
         if rule is not None:
             return replace(new, filtered_by=rule)
         aliases = {canonical_url(u) for u in (entry.link, page_url, article.canonical_url) if u}
         return replace(new, article=article, url_aliases=tuple(sorted(aliases)),
-                       fingerprint=result.fingerprint)
+                       fingerprint=result.fingerprint, archived=archived)
 
-    async def _article(self, entry: Entry, own: FeedPlan) -> tuple[str, ExtractResult]:
+    async def _article(self, entry: Entry, own: FeedPlan) -> _Extracted:
         """The entry's page fetched (unless its feed says `fetch_pages: false`) with the
-        feed's settings and extracted with the rules and repeated lines of its site, by the
-        engine: (final url, extraction)."""
+        feed's settings, archived, and extracted with the rules and repeated lines of its
+        site, by the engine: (final url, extraction, archive location)."""
         link = entry.link if own.settings.fetch_pages else None
         task = PageTask(entry, site_of(link) if link else "",
                         self._lines_of_site(link) if link else frozenset(),
@@ -353,6 +404,11 @@ class Runner:
         self._trace(task)
         done = await self.engine.process_page(task)
         self._trace(done)
+        archived, page = None, done.page
+        if page is not None and page.body is not None:
+            archived = await self._archive(Capture(
+                page.final_url, page.status or 200, page.headers, page.body,
+                page.request_headers, page.fetched_at))
         result = done.result
         if result is None:  # the link led to another site: extract with that site's own
             assert done.page is not None
@@ -365,7 +421,18 @@ class Runner:
         if result.article.rules_note and "rule_missed" in (result.article.quality or ""):
             log.warning("extraction rule matched nothing", extra={"fields": {
                 "url": done.final_url, "rules": result.article.rules_note}})
-        return done.final_url, result
+        return done.final_url, result, archived
+
+    async def _archive(self, capture: Capture) -> ArchiveLocation | None:
+        """Keep a fetched response in the archive; its location, or None when the archive is
+        off or cannot be written (the article is stored all the same)."""
+        if self.archiver is None:
+            return None
+        try:
+            return await self.archiver.store(capture)
+        except OSError as exc:
+            log.warning("could not archive %s: %s", capture.url, exc)
+            return None
 
     def _lines_of_site(self, url: str) -> frozenset[int]:
         """The site's repeated lines, an input of its pages' extraction jobs (cached for

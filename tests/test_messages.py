@@ -15,6 +15,7 @@ import pytest
 from pipeline import run
 from pipeline.config import load_config
 from pipeline.messages import MESSAGES, Message
+from pipeline.reextract import reextract
 from pipeline.run import Runner
 from pipeline.store import Store
 from tests.conftest import story, write_config
@@ -62,7 +63,12 @@ def test_real_messages_round_trip_through_json(tmp_path: Path,
                 for i in range(3):  # the site's repeated lines are known by now
                     site.add_article(f"later-{i}", f"Later story {i}", story(f"later {i}"),
                                      datetime.now(UTC) - timedelta(minutes=i))
+                old = site.article("story-1")  # a new headline: the page is read again
+                site.add_article("story-1", "Story 1, updated", [*old.paragraphs, FOOTER],
+                                 old.published)
                 await runner.run_due(include_all=True)
+            # The first pages kept the footer the site repeats: read again, it goes.
+            await reextract(config, store, trace=seen.append)
 
         asyncio.run(passes())
         store.close()

@@ -27,6 +27,7 @@ from pipeline.messages import (
     Fingerprint,
     PollResult,
     PollSummary,
+    RevisionBatch,
 )
 from pipeline.store import feeds, index, lines, polls, queries, schema
 from pipeline.store.index import ReindexReport
@@ -234,6 +235,10 @@ class Store:
     def unseen_entries(self, feed_id: int, entries: Sequence[Entry]) -> tuple[Entry, ...]:
         return polls.unseen(self.db, feed_id, entries)
 
+    def changed_entries(self, feed_id: int, entries: Sequence[Entry]
+                        ) -> list[tuple[Entry, str, bool]]:
+        return polls.changed(self.db, feed_id, entries)
+
     def plan_entries(self, feed_id: int, entries: Sequence[Entry],
                      with_articles: bool = False) -> EntryPlan:
         """See pipeline.store.polls.plan_entries (with_articles: the stored articles'
@@ -255,7 +260,8 @@ class Store:
 
     # -- recording (the writer, pipeline.store.writer, is the one caller in a run)
 
-    def record_batch(self, items: Sequence[PollResult | EntryBatch]) -> list[PollSummary]:
+    def record_batch(self, items: Sequence[PollResult | EntryBatch | RevisionBatch]
+                     ) -> list[PollSummary]:
         """Write several polls (and entry batches) in one short transaction, in order.
 
         Each poll stays atomic (it is written whole or not at all, with its validators);
@@ -348,6 +354,10 @@ class Store:
     def export_articles(self, since: str | None = None, include_duplicates: bool = False
                         ) -> Iterator[dict[str, Any]]:
         return queries.export_articles(self.db, since, include_duplicates)
+
+    def archived_articles(self, since: str | None = None, after: int = 0,
+                          limit: int = 200) -> list[dict[str, Any]]:
+        return queries.archived_articles(self.db, since, after, limit)
 
 
 def writer_lock(path: Path) -> Any:

@@ -161,3 +161,21 @@ def refingerprint(db: sqlite_utils.Database, now: str) -> int:
             count += 1
     set_scheme(db)
     return count
+
+
+def replace(db: sqlite_utils.Database, article_id: str, fingerprint: Fingerprint) -> None:
+    """A stored article's new signature (its text changed): its band rows follow."""
+    row = db.execute("SELECT id, signature, in_index FROM neardup_signatures "
+                     "WHERE article_id = ?", [article_id]).fetchone()
+    if row is None:
+        return
+    signature_id, old, in_index = row
+    if in_index:
+        db.conn.executemany("DELETE FROM neardup_bands WHERE bucket = ? AND signature_id = ?",
+                            [(key, signature_id) for key in neardup.band_keys(old)])
+        db.conn.executemany(
+            "INSERT OR IGNORE INTO neardup_bands (bucket, signature_id) VALUES (?, ?)",
+            [(key, signature_id) for key in neardup.band_keys(fingerprint.signature)])
+    db.execute("UPDATE neardup_signatures SET signature = ?, shingles = ?, numbers = ? "
+               "WHERE id = ?", [fingerprint.signature, fingerprint.shingles,
+                                " ".join(fingerprint.numbers), signature_id])

@@ -33,6 +33,7 @@ from pipeline.dedupe import (
     unseen_key,
 )
 from pipeline.messages import (
+    ArchiveLocation,
     Entry,
     EntryBatch,
     EntryPlan,
@@ -40,9 +41,11 @@ from pipeline.messages import (
     NewEntry,
     PollResult,
     PollSummary,
+    RevisionBatch,
     StoredArticle,
 )
-from pipeline.store import feeds, index, lines
+from pipeline.store import feeds, index, lines, versions
+from pipeline.store.schema import ARCHIVE_COLUMNS
 
 
 class Store(Protocol):
@@ -57,6 +60,9 @@ class Store(Protocol):
 
 
 # --- planning: what the store already knows of a poll's entries ------------------------------
+
+MAX_REFETCH = 10  # pages of changed entries fetched again per poll, at most
+RESTAMP_MIN = 5  # a feed whose items all have a later `updated` (5 or more): noise
 
 def known_keys(db: sqlite_utils.Database, feed_id: int, keys: Sequence[str]) -> set[str]:
     """Which of these entry keys the feed has carried before."""
@@ -107,6 +113,37 @@ def unseen(db: sqlite_utils.Database, feed_id: int, entries: Sequence[Entry]
     return tuple(fresh)
 
 
+def changed(db: sqlite_utils.Database, feed_id: int, entries: Sequence[Entry]
+            ) -> list[tuple[Entry, str, bool]]:
+    """Entries this feed carried before, with an article, that the feed now gives another
+    title or a later `updated` date: (entry, article id, whether to fetch its page again).
+    A first `updated` date for an entry stored without one is only noted."""
+    stored: dict[str, tuple[str, str | None, str]] = {}
+    for chunk in _chunks([e.key for e in entries], 500):
+        stored.update((r[0], (r[1], r[2], r[3])) for r in db.execute(
+            f"SELECT entry_key, title, updated_at, article_id FROM entries WHERE feed_id = ? "
+            f"AND article_id IS NOT NULL AND entry_key IN ({','.join('?' * len(chunk))})",
+            [feed_id, *chunk]))
+    found = []
+    for entry in entries:
+        if entry.key not in stored:
+            continue
+        title, updated_at, article_id = stored[entry.key]
+        retitled = bool(entry.title) and entry.title != title
+        later = entry.updated_at is not None and updated_at is not None and \
+            entry.updated_at > updated_at
+        noted = entry.updated_at is not None and updated_at is None
+        if retitled or later or noted:
+            found.append((entry, article_id, retitled, later))
+    # A feed that dates every item anew at each poll says nothing about any one of them.
+    restamped = len(stored) >= RESTAMP_MIN and sum(f[3] for f in found) == len(stored)
+    refetch = [(e, a, r or (later and not restamped)) for e, a, r, later in found]
+    over = [i for i, f in enumerate(refetch) if f[2]][MAX_REFETCH:]  # the rest: noted only
+    for i in over:
+        refetch[i] = (refetch[i][0], refetch[i][1], False)
+    return refetch
+
+
 def plan_entries(db: sqlite_utils.Database, feed_id: int, entries: Sequence[Entry],
                  with_articles: bool = False) -> EntryPlan:
     """The entries this feed has not carried before, the articles already stored under
@@ -147,9 +184,12 @@ def _chunks(items: list[str], size: int) -> Iterator[list[str]]:
 
 # --- recording ---------------------------------------------------------------------------------
 
-def record(store: Store, item: PollResult | EntryBatch, now: str) -> PollSummary:
-    """One poll (or entry batch) inside the caller's transaction."""
+def record(store: Store, item: PollResult | EntryBatch | RevisionBatch, now: str
+           ) -> PollSummary:
+    """One poll (or entry batch, or revisions) inside the caller's transaction."""
     db = store.db
+    if isinstance(item, RevisionBatch):
+        return PollSummary(revised=sum(versions.record(db, r, now) for r in item.revisions))
     new_articles = exact = near = 0
     for entry in item.entries:
         article_id = entry.existing_article_id
@@ -160,9 +200,10 @@ def record(store: Store, item: PollResult | EntryBatch, now: str) -> PollSummary
             near += kind == "near"
         cursor = db.execute(
             "INSERT OR IGNORE INTO entries (feed_id, entry_key, guid, link, title, "
-            "published_at, article_id, seen_at, filtered_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "published_at, updated_at, article_id, seen_at, filtered_by) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [item.feed_id, entry.key, entry.guid, entry.link, entry.title,
-             entry.published_at, article_id, now, entry.filtered_by])
+             entry.published_at, entry.updated_at, article_id, now, entry.filtered_by])
         if entry.tags and cursor.rowcount == 1:
             db.conn.executemany(
                 "INSERT OR IGNORE INTO tags (entry_id, tag, feed_id, article_id) "
@@ -172,7 +213,9 @@ def record(store: Store, item: PollResult | EntryBatch, now: str) -> PollSummary
             for alias in entry.url_aliases:
                 db.execute("INSERT OR IGNORE INTO article_urls (url, article_id) "
                            "VALUES (?, ?)", [alias, article_id])
+    revised = 0
     if isinstance(item, PollResult):
+        revised = sum(versions.record(db, r, now) for r in item.revisions)
         feeds.after_poll(db, item, now)
         _insert(db, "fetches", {
             "feed_id": item.feed_id, "started_at": item.started_at,
@@ -181,8 +224,9 @@ def record(store: Store, item: PollResult | EntryBatch, now: str) -> PollSummary
             "new_articles": item.batched_articles + new_articles,
             "conditional": int(item.conditional), "error": item.error,
             "skipped_entries": item.skipped_entries,
+            **_archive_columns(item.archived),
         })
-    return PollSummary(len(item.entries), new_articles, exact, near)
+    return PollSummary(len(item.entries), new_articles, exact, near, revised)
 
 
 def record_write_failure(db: sqlite_utils.Database, feed_id: int, started_at: str,
@@ -195,6 +239,13 @@ def record_write_failure(db: sqlite_utils.Database, feed_id: int, started_at: st
                             "duration_ms": duration_ms, "status": status, "bytes": 0,
                             "new_entries": 0, "new_articles": 0, "conditional": 0,
                             "error": error})
+
+
+def _archive_columns(location: ArchiveLocation | None) -> dict[str, Any]:
+    if location is None:
+        return {}
+    return dict(zip(ARCHIVE_COLUMNS, (location.file, location.offset, location.length,
+                                      location.record_id, location.digest), strict=True))
 
 
 def _insert(db: sqlite_utils.Database, table: str, values: dict[str, Any]) -> None:
@@ -248,6 +299,7 @@ def _add_article(store: Store, entry: NewEntry, feed_id: int, now: str
         "word_count": len(article.text.split()),
         "claimed_canonical_url": article.claimed_canonical_url,
         "extract_rules": article.rules_note,
+        **_archive_columns(entry.archived),
     })
     db.execute("UPDATE clusters SET size = size + 1, last_seen_at = ? WHERE id = ?",
                [now, decision.cluster_id])

@@ -158,8 +158,37 @@ def _migration_12(db: sqlite_utils.Database) -> None:
     db.execute("ALTER TABLE articles ADD COLUMN extract_rules TEXT")
 
 
+
+ARCHIVE_COLUMNS = ("warc_file", "warc_offset", "warc_length", "warc_record_id", "warc_digest")
+
+
+def _migration_15(db: sqlite_utils.Database) -> None:
+    """Where each article's page and each parsed feed body is kept in the WARC archive
+    (pipeline.archive): file, offset and length of its records, record id, payload digest."""
+    for table in ("articles", "fetches"):
+        for column in ARCHIVE_COLUMNS:
+            kind = "INTEGER" if column in ("warc_offset", "warc_length") else "TEXT"
+            db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
+
+
+def _migration_16(db: sqlite_utils.Database) -> None:
+    """Every text an article has had: a revision when its page changed (the feed said so,
+    or a re-extraction read the archived page differently)."""
+    db.execute("""CREATE TABLE article_versions (
+        article_id TEXT NOT NULL REFERENCES articles(id),
+        version INTEGER NOT NULL,        -- 1 for the first text stored
+        title TEXT, text TEXT, text_hash TEXT,
+        created_at TEXT NOT NULL,
+        reason TEXT NOT NULL,            -- first | update | reextract
+        extractor TEXT,                  -- pipeline.extract.EXTRACTOR (what made the text)
+        warc_file TEXT, warc_offset INTEGER, warc_length INTEGER,
+        PRIMARY KEY (article_id, version)) WITHOUT ROWID""")
+    db.execute("ALTER TABLE entries ADD COLUMN updated_at TEXT")
+
+
 MIGRATIONS = {1: _migration_1, 2: _migration_2, 5: _migration_5, 6: _migration_6,
-              7: _migration_7, 11: _migration_11, 12: _migration_12}
+              7: _migration_7, 11: _migration_11, 12: _migration_12, 15: _migration_15,
+              16: _migration_16}
 SCHEMA_VERSION = max(MIGRATIONS)
 
 
