@@ -194,6 +194,57 @@ def test_band_keys() -> None:
         neardup.band_keys(b"short")
 
 
+# --- anchors: the second candidate index (issue 11) -------------------------------------------
+
+def test_anchors_are_pinned_across_processes() -> None:
+    """Anchors would persist in the index: a change of hashing must fail here."""
+    text = " ".join(f"word{i} alpha beta" for i in range(60))
+    fp = neardup.fingerprint(text)
+    assert fp is not None and len(fp.anchors) == 11
+    assert fp.anchors[:2] == (12276709170636300, 16760850730314918)
+    assert list(fp.anchors) == sorted(fp.anchors) and all(k >= 0 for k in fp.anchors)
+    code = ("from pipeline import neardup; print(neardup.fingerprint(' '.join(f'word{i} alpha "
+            "beta' for i in range(60))).anchors)")
+    other = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                           cwd=REPO, check=True, env={"PYTHONHASHSEED": "54321"})
+    assert other.stdout == f"{fp.anchors}\n"
+    assert "w4" in neardup.ANCHOR_SCHEME and "first400" in neardup.ANCHOR_SCHEME
+
+
+def test_anchors_find_rewritten_copies_whatever_their_size() -> None:
+    from bench.hard_syndication import edit_throughout, rewrite_lead
+
+    rng = random.Random(4)
+    long = neardup.fingerprint("\n\n".join((*WIRE, *story("quake aftermath", 12))))
+    copy = neardup.fingerprint("\n\n".join(edit_throughout(
+        rewrite_lead(WIRE[:4], rng, ()), rng, 0.06)))  # its first half, rewritten
+    assert long is not None and copy is not None
+    assert 16 <= len(long.anchors) <= neardup.ANCHOR_KEYS  # the first 400 words' only
+    jaccard = float(neardup.jaccard_many(long.signature,
+                                         neardup.signature_array(copy.signature)[None, :])[0])
+    assert not set(neardup.band_keys(long.signature)) & set(neardup.band_keys(copy.signature))
+    assert jaccard < 0.2  # banding does not propose it...
+    shared = set(long.anchors) & set(copy.anchors)
+    assert len(shared) >= neardup.ANCHOR_MIN_SHARED  # ...anchors do
+    unrelated = neardup.fingerprint("\n\n".join(templated_story("market", rng)[1]))
+    assert unrelated is not None and not set(unrelated.anchors) & set(long.anchors)
+
+
+def test_anchors_skip_stock_phrases_of_short_words() -> None:
+    # Every 4-gram has fewer than two words of four letters or more: no anchor at all.
+    stock = "it is one of the best of all and so on to the end of it"
+    assert neardup.anchor_keys(stock.split(" ")) == ()
+    assert neardup.anchor_keys(["too", "short"]) == ()
+
+
+def test_anchor_candidates() -> None:
+    buckets = {1: [10, 11], 2: [10, 12], 3: [11, 10], 4: list(range(100, 134)), 5: [12]}
+    # 10 shares three anchors, 11 and 12 two; bucket 4 is boilerplate (over the limit).
+    assert neardup.anchor_candidates(buckets) == [10, 11, 12]
+    assert neardup.anchor_candidates({1: [10], 2: [11]}) == []
+    assert neardup.anchor_candidates({1: [10, 10], 2: [11]}) == []  # one anchor, listed twice
+
+
 @pytest.mark.parametrize(("sitename", "url", "expected"), [
     ("Reuters", None, True),
     ("REUTERS.", "https://news.example/x", True),
