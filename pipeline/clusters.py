@@ -7,9 +7,10 @@ joins the cluster of its best match, and every other cluster it matches *with th
 evidence as a join* (a near or exact match) merges into that one. Related edges never merge
 anything.
 
-Pure: the store reads the matches and the clusters involved, calls `plan`, then applies the
-plan (moves the members, records the merge with its evidence, keeps the old id resolvable,
-re-picks the canonical member).
+Pure: `pipeline.dedupe.decide` turns the verified matches into a plan, with what the store
+read of the clusters involved; the store then applies it (pipeline.store.merges: moves the
+members, records the merge with its evidence, keeps the old id resolvable, re-picks the
+canonical member).
 """
 
 from __future__ import annotations
@@ -41,13 +42,16 @@ class Cluster:
 
 @dataclass(frozen=True)
 class Merge:
-    """One cluster folded into another, with the match that justified it."""
+    """One cluster folded into another, with the matches that justified it: the new article
+    matched a member of each with the evidence of a join."""
 
     source: str  # the cluster id that goes away (it stays resolvable to `target`)
     target: str  # the surviving cluster id
-    article_id: str  # the stored article of `source` the new article matched
+    article_id: str  # the stored article of `source` the new article matched (its best)
     kind: str
     score: float
+    target_article_id: str  # ... and its best match in `target`
+    target_score: float
 
 
 @dataclass(frozen=True)
@@ -69,6 +73,7 @@ def plan(matches: Sequence[Match], clusters: Mapping[str, Cluster]) -> Plan:
     (the store lists candidates oldest first). The survivor among the clusters to merge
     is the largest (fewest rows to move), ties to the oldest, then the smallest id: a
     cluster id users bookmarked stays resolvable through the merge record either way.
+    `clusters` is read only when there are several clusters to merge.
     """
     joining = [m for m in matches if m.kind in JOINING_KINDS]
     if not joining:
@@ -76,11 +81,18 @@ def plan(matches: Sequence[Match], clusters: Mapping[str, Cluster]) -> Plan:
     best = min(enumerate(joining), key=lambda im: (im[1].kind != "exact", -im[1].score,
                                                    im[0]))[1]
     involved = {m.cluster_id for m in joining}
+    if len(involved) == 1:
+        return Plan(best.cluster_id, best.article_id, best.kind, best.score)
     survivor = min(involved, key=lambda c: (-clusters[c].size, clusters[c].first_seen_at, c))
+
+    def strongest(cluster_id: str) -> Match:  # the evidence for a cluster: its best match
+        return min((m for m in joining if m.cluster_id == cluster_id),
+                   key=lambda m: (m.kind != "exact", -m.score))
+
+    into = strongest(survivor)
     merges = []
     for cluster_id in sorted(involved - {survivor}):
-        # The strongest match into the merged cluster is its evidence.
-        why = min((m for m in joining if m.cluster_id == cluster_id),
-                  key=lambda m: (m.kind != "exact", -m.score))
-        merges.append(Merge(cluster_id, survivor, why.article_id, why.kind, why.score))
+        why = strongest(cluster_id)
+        merges.append(Merge(cluster_id, survivor, why.article_id, why.kind, why.score,
+                            into.article_id, into.score))
     return Plan(survivor, best.article_id, best.kind, best.score, tuple(merges))

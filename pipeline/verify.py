@@ -41,8 +41,15 @@ from pipeline import neardup
 from pipeline.config import DedupeConfig
 
 GRAM_WORDS = 4  # an edited word uncovers itself only; 3 would align stock phrases by chance
-NEAR_COVERAGE = 0.6  # share of the shorter body aligned for a near duplicate
-RELATED_COVERAGE = 0.3  # ... for a "related" edge (unrelated texts align below ~0.3)
+# The defaults of `dedupe.threshold` and `dedupe.related_threshold` (pipeline.config): 0.6 of
+# the shorter body aligned for a near duplicate, 0.3 for a "related" edge (unrelated texts
+# align below ~0.3).
+NEAR_COVERAGE = DedupeConfig().threshold
+RELATED_COVERAGE = DedupeConfig().related_threshold
+# The MinHash containment estimate's thresholds before issue 11: they decide instead of
+# coverage when `Signals.coverage` is off (the bench's ablation).
+ESTIMATE_NEAR = 0.8
+ESTIMATE_RELATED = 0.6
 ALIGNED_PARAGRAPH = 0.5  # a paragraph of the shorter text counts as aligned from this share
 NUMBER_CONFLICTS = 2  # differing numbers in aligned paragraphs that make a templated pair
 # Below this MinHash estimate a pair is not compared on its texts: no copy verified on the
@@ -55,7 +62,6 @@ SPAN_WORDS = 1000
 
 _WORD = re.compile(r"\w+")
 _DIGIT = re.compile(r"\d")
-_BEFORE = DedupeConfig()  # containment thresholds of the estimate, when coverage is off
 
 
 @dataclass(frozen=True)
@@ -116,11 +122,13 @@ class Candidate:
 
 
 def check(text: str, title: str, numbers: tuple[str, ...], candidates: Sequence[Candidate],
-          load: Callable[[str], tuple[str, str]], signals: Signals = ALL
+          load: Callable[[str], tuple[str, str]], signals: Signals = ALL,
+          near: float = NEAR_COVERAGE, related: float = RELATED_COVERAGE
           ) -> list[tuple[Candidate, Evidence]]:
     """Verify a new article (its text, title and figures) against its candidates; `load`
     returns a candidate's stored (text, title) by article id, and is called only for the
-    candidates whose texts must be compared.
+    candidates whose texts must be compared. `near` and `related` are the coverage
+    thresholds (`verify`).
 
     Cheapest first: figures that differ settle a pair without texts (`screen`), and so does
     an estimate under TEXT_FLOOR (unrelated). The others are compared by descending
@@ -131,7 +139,7 @@ def check(text: str, title: str, numbers: tuple[str, ...], candidates: Sequence[
     found: list[tuple[Candidate, Evidence]] = []
     rest = []
     for candidate in candidates:
-        screened = screen(numbers, candidate.numbers, candidate.containment, signals)
+        screened = screen(numbers, candidate.numbers, candidate.containment, signals, related)
         if screened is not None:
             found.append((candidate, screened))
         elif signals.coverage and candidate.containment < TEXT_FLOOR:
@@ -147,7 +155,7 @@ def check(text: str, title: str, numbers: tuple[str, ...], candidates: Sequence[
         if new is None:
             new = prepare(text, title)
         evidence = verify(new, prepare(*load(candidate.article_id)), candidate.containment,
-                          signals)
+                          signals, near, related)
         found.append((candidate, evidence))
         if evidence.kind == "near":
             joined.add(candidate.cluster_id)
@@ -155,7 +163,7 @@ def check(text: str, title: str, numbers: tuple[str, ...], candidates: Sequence[
 
 
 def screen(new_numbers: tuple[str, ...], other_numbers: tuple[str, ...], containment: float,
-           signals: Signals = ALL) -> Evidence | None:
+           signals: Signals = ALL, related: float = RELATED_COVERAGE) -> Evidence | None:
     """The verdict from the fingerprints alone when they settle it, else None: compare the
     texts (`verify`). Numbers that differ overall make a pair "related" at most, whatever
     its texts: most candidates of a templated report are other instances of its template,
@@ -164,7 +172,7 @@ def screen(new_numbers: tuple[str, ...], other_numbers: tuple[str, ...], contain
     if not (signals.coverage and signals.numbers and overlap is not None
             and overlap < neardup.NUMERIC_MIN_OVERLAP):
         return None
-    if containment < RELATED_COVERAGE:
+    if containment < related:
         return Evidence(None, containment, overlap)
     return Evidence("related", containment, overlap, note="numbers differ")
 
@@ -200,6 +208,8 @@ def prepare(text: str, title: str = "") -> Prepared:
 def aligned(text: Prepared, other: Prepared, in_order: bool = True) -> np.ndarray:
     """Per word of `text`: whether it lies in a GRAM_WORDS-gram that `other` also has
     (`in_order`: in the longest chain of such grams in the same order in both texts)."""
+    if not text.grams:  # fewer words than a gram: nothing can align
+        return np.zeros(len(text.words), dtype=bool)
     hits = np.zeros(len(text.grams), dtype=bool)
     if in_order:
         hits[_longest_chain(text, other)] = True
@@ -238,14 +248,14 @@ def _longest_chain(text: Prepared, other: Prepared) -> np.ndarray:
     return np.asarray(chain, dtype=np.int64)
 
 
-def verify(new: Prepared, other: Prepared, containment: float, signals: Signals = ALL
-           ) -> Evidence:
+def verify(new: Prepared, other: Prepared, containment: float, signals: Signals = ALL,
+           near: float = NEAR_COVERAGE, related: float = RELATED_COVERAGE) -> Evidence:
     """The evidence that two bodies are copies of one story.
 
     `containment` is the pair's MinHash estimate (neardup.containment): kept as evidence,
     and deciding instead of coverage when `signals.coverage` is off. 'near' needs the
-    shorter body aligned at NEAR_COVERAGE and numbers that agree; 'related' needs
-    RELATED_COVERAGE."""
+    shorter body aligned at `near` (NEAR_COVERAGE) and numbers that agree; 'related' needs
+    `related` (RELATED_COVERAGE)."""
     short, long = (new, other) if len(new.words) <= len(other.words) else (other, new)
     covered = aligned(short, long, signals.order)
     coverage = float(covered.mean()) if len(covered) else 0.0
@@ -256,8 +266,8 @@ def verify(new: Prepared, other: Prepared, containment: float, signals: Signals 
         return Evidence(kind, containment, overlap, coverage, conflicts, note)
 
     score = coverage if signals.coverage else containment
-    near, related = ((NEAR_COVERAGE, RELATED_COVERAGE) if signals.coverage
-                     else (_BEFORE.threshold, _BEFORE.related_threshold))
+    if not signals.coverage:
+        near, related = ESTIMATE_NEAR, ESTIMATE_RELATED
     if score < related:
         return evidence(None)
     if score < near:
