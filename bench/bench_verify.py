@@ -1,23 +1,28 @@
-"""Near-duplicate verification, in process: the store's dedupe replayed over ingested sets.
+"""Near-duplicate verification, in process: the store's dedupe replayed over ingested sets,
+for the ablation and the cost.
 
 Usage: python bench/bench_verify.py DIR [DIR ...] [--modes waves cold] [--ablation]
                                     [--cost ROUNDS]
 
-Each DIR is a `--keep` directory of bench/bench_clustering.py (seed-N/{waves,cold}.db and
-seed-N/truth.tsv): the texts the real CLI extracted, in the order the store received them
-(rowid order). The replay applies the store's layers to them in that order, in process:
-the exact text hash, then MinHash-LSH candidates (28 bands x 4 rows, oldest first, at most
-1000), optionally widened by the anchor index (`neardup.anchor_keys`), each candidate
-verified either as the store does today (estimated containment >= 0.8 and the numeric
-guard) or by `pipeline.verify`; the article joins the cluster of its best near match, or
-with healing (`pipeline.clusters.plan`) the clusters it matches merge. Replaying the
-store's own method reproduces the stored clusters exactly (printed as "agreement"), so the
-other variants are what the store would do with them.
+Each DIR is a `--keep` directory of bench/bench_clustering.py (its standard/ and hard/
+subdirectories, or one of them: seed-N/{waves,cold}.db and seed-N/truth.tsv): the texts the
+real CLI extracted, in the order the store received them (rowid order). The replay applies
+the store's layers to them in that order, in process: the exact text hash, then MinHash-LSH
+candidates (28 bands x 4 rows, oldest first, at most 1000), optionally widened by the anchor
+index (`neardup.anchor_keys`), each candidate verified either as the store did before issue
+11 (estimated containment >= 0.8 and the numeric guard) or by `pipeline.verify`; the
+article joins the cluster of its best near match, or with healing (`pipeline.clusters.plan`)
+the clusters it matches merge. The store now runs the method "after"; replaying it
+reproduces the CLI's clusters (printed as "agreement"), so the other variants are what the
+store would do with the same texts.
 
 Scores: pairwise same-cluster precision and recall against the truth, hard negatives merged
 (topical pairs, follow-ups, templated pairs), merges made and wrong merges, and the cost of
 verification per article (preparing the new text and every candidate's stored text, as the
-store would, nothing cached between articles).
+store would, nothing cached between articles). `--cost` also feeds one run's articles
+through the real store (pipeline.store, in process, a fresh database) and times its
+near-duplicate lookup, `Store.near_match`, per article: candidates from both indexes, the
+candidates' texts read from SQLite, verification and the merge plan.
 """
 
 from __future__ import annotations
@@ -27,12 +32,15 @@ import csv
 import sqlite3
 import statistics
 import sys
+import tempfile
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+
+import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
@@ -43,13 +51,15 @@ from bench.bench_clustering import TARGET_RECALL, Quality, score  # noqa: E402
 from bench.scoring import load_pages  # noqa: E402
 from bench.syndication import publish  # noqa: E402
 from pipeline import clusters, neardup, verify  # noqa: E402
-from pipeline.config import DedupeConfig  # noqa: E402
+from pipeline.config import FeedConfig  # noqa: E402
 from pipeline.extract import ExtractJob, extract_job  # noqa: E402
+from pipeline.messages import Article, NewEntry, PollResult  # noqa: E402
+from pipeline.store import Store  # noqa: E402
+from pipeline.times import utcnow  # noqa: E402
 
 MAX_CANDIDATES = 1000  # pipeline.store's limit on band candidates
 CORPUS_PAGES = 150  # real pages timed for the cost
 MIN_WORDS_FOR_TEXT_DEDUPE = 25  # pipeline.store's: shorter texts are never exact copies
-BEFORE = DedupeConfig()
 
 
 # --- the sets -----------------------------------------------------------------------------
@@ -215,6 +225,7 @@ def replay(run: Run, method: Method) -> Outcome:
     quality = score([(a.story, a.base, final[i]) for i, a in enumerate(articles) if a.story],
                     run.topical)
     agreement = sum(final[i] == a.cluster_id for i, a in enumerate(articles))
+    quality = replace(quality, merges=merges, wrong_merges=wrong)
     return Outcome(quality, agreement, verified, run.texts_compared, spent, merges, wrong)
 
 
@@ -244,7 +255,7 @@ def _verify(run: Run, method: Method, i: int, chosen: Sequence[int],
             other = prints[j]
             similarity = neardup.compare(new, float(jaccard), other.shingles,
                                          run.every_line_figures[j])
-            verdict = neardup.verdict(similarity, BEFORE.threshold, BEFORE.related_threshold)
+            verdict = neardup.verdict(similarity, verify.ESTIMATE_NEAR, verify.ESTIMATE_RELATED)
             if verdict is not None:
                 found.append((j, verdict[0], similarity.containment))
         return found
@@ -282,6 +293,58 @@ def _figures_of_every_line(active: bool) -> Iterator[None]:
         neardup.figures = saved
 
 
+# --- the real store, in process ---------------------------------------------------------------
+
+def store_replay(seed_dir: Path, mode: str, workdir: Path) -> tuple[list[float], int, int]:
+    """The run's articles fed in arrival order through the real store into a fresh
+    database, in process: CPU ms of each `Store.near_match` call, and how many articles end
+    in a cluster with the same members as in the CLI's database (of how many)."""
+    conn = sqlite3.connect(seed_dir / f"{mode}.db")
+    rows = conn.execute("SELECT id, url, canonical_url, title, text, published_at, sitename, "
+                        "text_source, cluster_id FROM articles ORDER BY rowid").fetchall()
+    conn.close()
+    path = workdir / f"replay-{seed_dir.name}-{mode}.db"
+    path.unlink(missing_ok=True)
+    timings: list[float] = []
+    with Store.open(path) as store:
+        store.sync_feeds([FeedConfig(url="http://replay.example/feed")])
+        feed_id = store.feeds(include_all=True)[0].id
+        near_match = store.near_match
+
+        def timed(*args: object, **kwargs: object) -> object:
+            started = time.process_time()
+            try:
+                return near_match(*args, **kwargs)  # type: ignore[arg-type]
+            finally:
+                timings.append(1000 * (time.process_time() - started))
+
+        store.near_match = timed  # type: ignore[method-assign]
+        for aid, url, canonical, title, text, published, sitename, source, _ in rows:
+            article = Article(id=aid, url=url, canonical_url=canonical or url,
+                              title=title or "", text=text or "", author=None,
+                              published_at=published, language=None, sitename=sitename,
+                              text_source=source or "page")
+            entry = NewEntry(key=url, guid=url, link=url, title=title or "",
+                             published_at=published, article=article, url_aliases=(url,),
+                             fingerprint=neardup.fingerprint_article(article))
+            store.record_poll(PollResult(
+                feed_id=feed_id, started_at=utcnow(), duration_ms=1, status=200, bytes=1,
+                error=None, next_poll_at="2099-01-01T00:00:00Z", consecutive_failures=0,
+                current_interval=900.0, entries=(entry,)))
+        replayed = dict(store.db.execute("SELECT id, cluster_id FROM articles").fetchall())
+    path.unlink(missing_ok=True)
+
+    def partition(cluster_of: dict[str, str]) -> dict[str, frozenset[str]]:
+        members: dict[str, set[str]] = defaultdict(set)
+        for article, cluster in cluster_of.items():
+            members[cluster].add(article)
+        return {a: frozenset(members[c]) for a, c in cluster_of.items()}
+
+    cli = partition({r[0]: r[8] for r in rows})
+    ours = partition(replayed)
+    return timings, sum(cli[a] == ours.get(a) for a in cli), len(cli)
+
+
 # --- cost -----------------------------------------------------------------------------------
 
 def run_cost(seed_dir: Path, set_name: str, rounds: int) -> None:
@@ -306,6 +369,7 @@ def run_cost(seed_dir: Path, set_name: str, rounds: int) -> None:
                          entry_published_at=None) for p in load_pages("wcxb-dev", CORPUS_PAGES)]
     run = load_run(seed_dir, "waves")
     timings: dict[str, list[float]] = defaultdict(list)
+    lookups: list[float] = []
     words: dict[str, float] = {}
     compared: dict[str, float] = {}  # words verification compares (the first SPAN_WORDS)
     for _ in range(rounds):
@@ -328,14 +392,22 @@ def run_cost(seed_dir: Path, set_name: str, rounds: int) -> None:
                                                         / len(jobs))
             words[name] = statistics.mean(len(t) for t in tokens)
             compared[name] = statistics.mean(min(len(t), verify.SPAN_WORDS) for t in tokens)
-        timings["bench pages: verification"].append(
+        timings["bench pages: verification (method replay)"].append(
             1000 * replay(run, AFTER_METHOD).verify_s / len(run.articles))
+        with tempfile.TemporaryDirectory(prefix="nw-verify-") as tmp:
+            lookups, agree, of = store_replay(seed_dir, "waves", Path(tmp))
+        # Per article, as the extraction and fingerprint figures (exact copies: no lookup).
+        timings["bench pages: verification"].append(sum(lookups) / len(run.articles))
     ms = {name: statistics.median(values) for name, values in timings.items()}
     print(f"== cost, CPU ms per article, median of {rounds} rounds: {set_name} set "
           f"{seed_dir.name} ({len(pages)} pages, mean {words['bench pages']:.0f} words) and "
           f"{len(corpus)} wcxb-dev pages (mean {words['corpus pages']:.0f} words)")
     for name, value in ms.items():
-        print(f"{name:32s} {value:7.3f} ms")
+        print(f"{name:42s} {value:7.3f} ms")
+    print(f"bench pages: verification = the store's near_match (candidates, texts, verify, "
+          f"plan), last round: p50 {np.percentile(lookups, 50):.3f} ms, p99 "
+          f"{np.percentile(lookups, 99):.3f} ms over {len(lookups)} lookups; its clusters "
+          f"equal the CLI's for {agree}/{of} articles")
     # Verification scales with the words it compares: at the corpus pages' length, per word.
     scaled = (ms["bench pages: verification"] * compared["corpus pages"]
               / compared["bench pages"])
@@ -353,6 +425,15 @@ def run_cost(seed_dir: Path, set_name: str, rounds: int) -> None:
 def _set_of(top: Path) -> str:
     """The set a --keep directory holds, from its name."""
     return "hard" if "hard" in top.name else "standard"
+
+
+def _set_dirs(dirs: Sequence[Path]) -> list[Path]:
+    """The directories holding seed-N runs: each DIR, or its standard/ and hard/."""
+    found = []
+    for top in dirs:
+        inner = [top / name for name in bench_clustering.SETS if (top / name).is_dir()]
+        found += inner if inner and not any(top.glob("seed-*")) else [top]
+    return found
 
 
 def ablation_methods() -> list[Method]:
@@ -395,6 +476,7 @@ def main(argv: list[str] | None = None) -> int:
               " `bench_clustering.py --set hard --skip-speed --keep /tmp/hard` then "
               "`bench_verify.py /tmp/hard`")
         return 0
+    args.dirs = _set_dirs(args.dirs)
     if args.cost:
         for top in args.dirs:
             run_cost(sorted(top.glob("seed-*"))[0], _set_of(top), args.cost)
@@ -412,7 +494,7 @@ def main(argv: list[str] | None = None) -> int:
                     table[method.name].append((f"{set_name}/{run.name}", outcome))
                     q = outcome.quality
                     print(f"{set_name:8s} {seed_dir.name} {mode:5s} {method.name:42s} "
-                          f"{q.line()}; merges {outcome.merges} (wrong {outcome.wrong_merges});"
+                          f"{q.line()};"
                           f" verify {1000 * outcome.verify_s / len(run.articles):.3f} ms/article,"
                           f" {outcome.candidates / len(run.articles):.1f} candidates/article,"
                           f" {outcome.texts / len(run.articles):.1f} texts compared;"
