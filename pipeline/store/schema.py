@@ -145,6 +145,8 @@ def _migration_8(db: sqlite_utils.Database) -> None:
     db.execute("ALTER TABLE neardup_signatures ADD COLUMN anchors BLOB")
     db.execute("CREATE TABLE neardup_anchors (anchor INTEGER NOT NULL, signature_id INTEGER "
                "NOT NULL, PRIMARY KEY (anchor, signature_id)) WITHOUT ROWID")
+    db.execute("INSERT OR REPLACE INTO neardup_meta (key, value) VALUES ('anchor_scheme', ?)",
+               [neardup.ANCHOR_SCHEME])
 
 
 STORIES_BY_OUTLETS = """CREATE VIEW stories_by_outlets AS
