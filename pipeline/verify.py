@@ -62,6 +62,9 @@ SPAN_WORDS = 1000
 
 _WORD = re.compile(r"\w+")
 _DIGIT = re.compile(r"\d")
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)  # splitmix64's constants, as in pipeline.neardup
+_MIX1 = np.uint64(0xBF58476D1CE4E5B9)
+_MIX2 = np.uint64(0x94D049BB133111EB)
 
 
 @dataclass(frozen=True)
@@ -79,19 +82,29 @@ ALL = Signals()
 
 @dataclass(frozen=True, eq=False)
 class Prepared:
-    """One body, tokenised for verification (kept in memory only)."""
+    """One body, tokenised for verification (kept in memory only, in one process: gram keys
+    come from Python's string hash)."""
 
     words: tuple[str, ...]  # NFKC, case-folded \\w+ words of the body (headline left out)
     paragraph: np.ndarray  # paragraph index of every word
     numeric: np.ndarray  # whether every word contains a digit
-    grams: tuple[tuple[str, ...], ...]  # word GRAM_WORDS-grams in order
+    grams: np.ndarray  # a 64-bit key per word GRAM_WORDS-gram, in order (`_gram_keys`)
     numbers: tuple[str, ...]  # figures of the title and the sentences (neardup.figures)
 
     @cached_property
-    def first(self) -> dict[tuple[str, ...], int]:
-        """Where each gram first occurs (needed of the longer text of a pair only)."""
-        return dict(zip(reversed(self.grams), range(len(self.grams) - 1, -1, -1),
-                        strict=True))
+    def first(self) -> tuple[np.ndarray, np.ndarray]:
+        """Each distinct gram key, sorted, and where it first occurs (needed of the longer
+        text of a pair only)."""
+        keys, where = np.unique(self.grams, return_index=True)
+        return keys, where
+
+    def positions(self, grams: np.ndarray) -> np.ndarray:
+        """Where each of these gram keys first occurs in this text, -1 where it does not."""
+        keys, where = self.first
+        if not len(keys):
+            return np.full(len(grams), -1, dtype=np.int64)
+        slot = np.minimum(np.searchsorted(keys, grams), len(keys) - 1)
+        return np.where(keys[slot] == grams, where[slot], -1).astype(np.int64)
 
 
 @dataclass(frozen=True)
@@ -201,20 +214,38 @@ def prepare(text: str, title: str = "") -> Prepared:
             numeric[[offset + i for i, w in enumerate(found) if _DIGIT.search(w)]] = True
         offset += len(found)
     return Prepared(words=tuple(words), paragraph=paragraph, numeric=numeric,
-                    grams=tuple(zip(*(words[i:] for i in range(GRAM_WORDS)), strict=False)),
-                    numbers=neardup.figures(normalised, title))
+                    grams=_gram_keys(words), numbers=neardup.figures(normalised, title))
+
+
+def _gram_keys(words: Sequence[str]) -> np.ndarray:
+    """One 64-bit key per word GRAM_WORDS-gram: the words' string hashes mixed in order
+    (splitmix64 finaliser). Equal keys mean equal grams, up to 2^-64; the keys are only
+    compared within one process, so Python's per-process hash seed does not matter."""
+    count = len(words) - GRAM_WORDS + 1
+    if count <= 0:
+        return np.zeros(0, dtype=np.uint64)
+    hashes = np.fromiter((hash(w) for w in words), dtype=np.int64,
+                         count=len(words)).view(np.uint64)
+    with np.errstate(over="ignore"):
+        key = np.full(count, _GOLDEN, dtype=np.uint64)
+        for row in range(GRAM_WORDS):
+            key = (key ^ hashes[row:row + count]) * _MIX1
+            key ^= key >> np.uint64(31)
+            key *= _MIX2
+            key ^= key >> np.uint64(29)
+    return key
 
 
 def aligned(text: Prepared, other: Prepared, in_order: bool = True) -> np.ndarray:
     """Per word of `text`: whether it lies in a GRAM_WORDS-gram that `other` also has
     (`in_order`: in the longest chain of such grams in the same order in both texts)."""
-    if not text.grams:  # fewer words than a gram: nothing can align
+    if not len(text.grams):  # fewer words than a gram: nothing can align
         return np.zeros(len(text.words), dtype=bool)
     hits = np.zeros(len(text.grams), dtype=bool)
     if in_order:
         hits[_longest_chain(text, other)] = True
     else:
-        hits[[i for i, g in enumerate(text.grams) if g in other.first]] = True
+        hits[other.positions(text.grams) >= 0] = True
     # Word i is covered by the grams starting at i-GRAM_WORDS+1 .. i.
     return np.convolve(hits, np.ones(GRAM_WORDS, dtype=np.int32))[:len(text.words)] > 0
 
@@ -222,9 +253,7 @@ def aligned(text: Prepared, other: Prepared, in_order: bool = True) -> np.ndarra
 def _longest_chain(text: Prepared, other: Prepared) -> np.ndarray:
     """Indexes of `text`'s grams in a longest chain whose first positions in `other` rise
     (a longest increasing subsequence, by patience sorting)."""
-    where = other.first
-    positions = np.fromiter((where.get(g, -1) for g in text.grams), dtype=np.int64,
-                            count=len(text.grams))
+    positions = other.positions(text.grams)
     matched = np.flatnonzero(positions >= 0)
     if (np.diff(positions[matched]) > 0).all():  # in order already (most copies): all of them
         return matched
