@@ -7,10 +7,12 @@ extraction workers. Method and parameters follow ../shared/docs/dedupe.md:
   words; its set of word 5-shingles is hashed into a 112-value MinHash (rensa's RMinHash);
 - the 112 values are cut into 28 bands of 4 rows; one 64-bit key per band. Two texts become
   candidates when any band key matches (probability 0.84 at Jaccard 0.5, 0.98 at 0.6);
-- candidates are verified by estimated *containment* |A∩B| / min(|A|,|B|), which stays high
-  for trimmed copies where Jaccard collapses; >= 0.8 is a duplicate, 0.6-0.8 "related";
-- a numeric guard stops templated stories (market reports, results, weather) that differ only
-  in their numbers from merging.
+- the estimated *containment* |A∩B| / min(|A|,|B|) of a candidate pair, which stays high for
+  trimmed copies where Jaccard collapses, orders the candidates and screens out the far ones
+  (`pipeline.verify` then decides on the texts; `verdict` is the rule before issue 11, kept
+  for the bench's "before" method: >= 0.8 a duplicate, 0.6-0.8 "related");
+- a numeric guard (`numbers_overlap` of the `figures`) stops templated stories (market
+  reports, results, weather) that differ only in their numbers from merging.
 
 A second, cheaper index widens the candidates for rewritten copies (issue 11), whose
 shingle Jaccard falls where banding no longer proposes them (edits break shingles, trims and
@@ -307,7 +309,9 @@ def compare(new: Fingerprint, jaccard: float, other_shingles: int,
 
 def verdict(similarity: Similarity, threshold: float, related_threshold: float
             ) -> tuple[str, str | None] | None:
-    """('near', None), ('related', why) or None (unrelated) for one verified candidate."""
+    """('near', None), ('related', why) or None (unrelated) for one candidate, by its
+    estimated containment alone: the rule before issue 11 (bench/bench_verify.py's "before"
+    method); the store verifies on the texts (pipeline.verify)."""
     score = similarity.containment
     if score < related_threshold:
         return None
