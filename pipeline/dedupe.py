@@ -195,8 +195,9 @@ def decide(article_id: str, exact: ExactMatch | None, fingerprint: Fingerprint |
     Candidates are verified on the texts (`pipeline.verify.check`: the figures, the aligned
     coverage of the shorter body), reading a candidate's stored text only when its
     fingerprint does not settle it. Every near or related candidate becomes an evidence edge
-    (the best MAX_EDGES). The article joins the cluster of its best near match; every other
-    cluster it matches with the same evidence merges into one survivor (`clusters.plan`).
+    (at most MAX_EDGES: the near ones first, then the best related). The article joins the
+    cluster of its best near match; every other cluster it matches with the same evidence
+    merges into one survivor (`clusters.plan`).
 
     `candidates` are in the order the indexes returned them, oldest first: ties go to the
     earliest indexed copy."""
@@ -212,9 +213,9 @@ def decide(article_id: str, exact: ExactMatch | None, fingerprint: Fingerprint |
     plan = clusters.plan(matches, stored.clusters(involved) if len(involved) > 1 else {})
     merged = {m.source for m in plan.merges}
     edges = []
-    for candidate, evidence, jaccard in sorted(
-            (f for f in found if f[1].kind is not None), key=lambda f: -f[1].score
-    )[:MAX_EDGES]:
+    for candidate, evidence, jaccard in sorted(  # near matches first: a join's evidence
+            (f for f in found if f[1].kind is not None),
+            key=lambda f: (f[1].kind != "near", -f[1].score))[:MAX_EDGES]:
         assert evidence.kind is not None
         note = evidence.note
         if candidate.cluster_id in merged and evidence.kind == "near":

@@ -8,10 +8,12 @@ from collections.abc import Collection, Mapping, Sequence
 
 import pytest
 
+from bench.hard_syndication import edit_throughout
 from bench.syndication import edit, templated_story
 from pipeline import neardup
 from pipeline.clusters import Cluster
 from pipeline.dedupe import (
+    MAX_EDGES,
     Candidate,
     Decision,
     Edge,
@@ -172,3 +174,23 @@ def test_is_near_copy() -> None:
     assert not is_near_copy(*new(story("harbour plan", 6)), stored, corpus)
     assert not is_near_copy(None, "", "", stored, corpus)
     assert not is_near_copy(*new(WIRE), None, corpus)
+
+
+def test_the_evidence_of_a_join_is_kept_however_many_related_candidates() -> None:
+    """Edges are capped; the near matches come first, so a join or a merge always has its
+    evidence recorded, even behind many closer related candidates."""
+    corpus = Corpus()
+    rng = random.Random(3)
+    title, paragraphs = templated_story("market", rng)
+    candidates = [corpus.add(f"m{i}", f"c{i}", templated_story("market", rng)[1])
+                  for i in range(2 * MAX_EDGES + 10)]  # other days' reports: related
+    candidates.append(corpus.add("same", "cs", edit_throughout(paragraphs, rng, 0.25)))
+    fp, text, _ = new(paragraphs, title)
+    decision = decide("n", None, fp, candidates, corpus, text, title)
+    assert decision.kind == "near" and decision.duplicate_of == "same"
+    assert len(decision.edges) == MAX_EDGES
+    assert decision.edges[0].other_id == "same" and decision.edges[0].kind == "near"
+    related = decision.edges[1:]
+    assert all(e.kind == "related" for e in related)
+    # The related ones kept are the closest, and closer than the copy's own score.
+    assert min(e.containment for e in related) > (decision.score or 0)
