@@ -70,10 +70,12 @@ def build_parser() -> argparse.ArgumentParser:
                      help="add to the database only, not to the config file's feed list")
     _feed_settings_options(add)
 
-    reindex = sub.add_parser("reindex", help="rebuild the near-duplicate index from the "
-                             "stored signatures (within dedupe.band_window_days)")
+    reindex = sub.add_parser("reindex", help="rebuild the near-duplicate index (bands and "
+                             "anchors) from the stored signatures (within "
+                             "dedupe.band_window_days)")
     reindex.add_argument("--from-text", action="store_true",
-                         help="first recompute every signature from the stored texts")
+                         help="first recompute every signature, its figures and anchors "
+                              "from the stored texts")
 
     opml_in = sub.add_parser("import-opml", help="add the feeds of an OPML file")
     opml_in.add_argument("file")
@@ -615,8 +617,9 @@ def cmd_reindex(config: Config, args: argparse.Namespace) -> int:
         report = store.reindex(config.dedupe.band_window_days, from_text=args.from_text)
     window = f"last {report.window_days} days" if report.window_days else "no window"
     print(f"reindexed {report.signatures} signatures ({window}) into {report.band_rows} band "
-          f"rows" + (f"; {report.fingerprinted} signatures recomputed from text"
-                     if args.from_text else "") + f" in {time.monotonic() - started:.1f}s")
+          f"rows and {report.anchor_rows} anchor rows"
+          + (f"; {report.fingerprinted} signatures recomputed from text"
+             if args.from_text else "") + f" in {time.monotonic() - started:.1f}s")
     return 0
 
 

@@ -74,8 +74,10 @@ DEFAULT_AGENCIES: tuple[str, ...] = (
 @dataclass(frozen=True)
 class DedupeConfig:
     band_window_days: int = 30  # 0 = never prune the near-duplicate index
-    threshold: float = 0.8  # estimated containment for a near duplicate
-    related_threshold: float = 0.6  # ... and for a "related" edge
+    # Verification (pipeline.verify): the share of the shorter body aligned, in order, with
+    # the other for a near duplicate (a copy), and for a "related" edge.
+    threshold: float = 0.6
+    related_threshold: float = 0.3
     agencies: tuple[str, ...] = DEFAULT_AGENCIES
 
 

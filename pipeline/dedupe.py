@@ -9,22 +9,24 @@ under another URL). Near-duplicate fingerprints and their comparison live in
 
 The decisions are pure functions over what the store read for them (pipeline.store.polls):
 whether a canonical claim merges two pages, whether a new article is an original, an exact
-copy or a near copy (exact first) with the evidence edges to record, and which member of a
-cluster is its canonical one.
+copy or a near copy (exact first) with the evidence edges to record and the clusters its
+evidence merges, and which member of a cluster is its canonical one. Near copies are
+verified on the texts (pipeline.verify); merges are planned by pipeline.clusters.
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
 from functools import lru_cache
+from typing import Protocol
 from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsplit
 
-from pipeline import neardup
+from pipeline import clusters, neardup, verify
+from pipeline.clusters import Cluster, Merge
 from pipeline.messages import Article, Entry, Fingerprint
-from pipeline.neardup import Similarity
 from pipeline.text import normalise_for_hash
 
 MAX_EDGES = 20  # evidence edges kept per new article (the best matches)
@@ -197,15 +199,15 @@ def unseen_key(entry: Entry, stored: Mapping[str, tuple[str | None, str | None]]
 
 
 def canonical_claim_holds(page_url: str, stored_page_url: str | None, same_text: bool,
-                          similarity: Similarity | None, threshold: float) -> bool:
+                          near_copy: bool) -> bool:
     """Whether a page may join the article already stored under the same id (its canonical
     URL). A site can point many distinct pages at one canonical (its home or a section
-    page), so only the same page, the same text or a near duplicate of it joins; any other
-    page keeps its own URL, and nothing is lost."""
+    page), so only the same page, the same text or a near copy of it (`is_near_copy`)
+    joins; any other page keeps its own URL, and nothing is lost."""
     if page_url and stored_page_url and canonical_url(page_url) == canonical_url(
             stored_page_url):
         return True  # the same page again (its text may have changed since)
-    return same_text or (similarity is not None and similarity.containment >= threshold)
+    return same_text or near_copy
 
 
 def keyed_by_page(article: Article) -> Article:
@@ -228,10 +230,10 @@ class ExactMatch:
 
 @dataclass(frozen=True)
 class Candidate:
-    """A stored article the band index offers as a possible near copy."""
+    """A stored article the indexes (LSH bands, anchors) offer as a possible near copy."""
 
     article_id: str
-    cluster_id: str
+    cluster_id: str  # its cluster now (the store keeps it current through merges)
     signature: bytes
     shingles: int
     numbers: tuple[str, ...]
@@ -244,19 +246,42 @@ class Edge:
     article_id: str
     other_id: str
     kind: str  # exact | near | related
-    containment: float
-    jaccard: float
+    containment: float  # the MinHash estimate of 5-shingle containment
+    jaccard: float  # ... and of their Jaccard
     numbers_overlap: float | None = None
     note: str | None = None
+    coverage: float | None = None  # the texts' aligned coverage, when they were compared
 
 
 @dataclass(frozen=True)
 class Decision:
     kind: str | None  # None: an original, starting its own cluster; 'exact' or 'near'
     duplicate_of: str | None
-    score: float | None
-    cluster_id: str
+    score: float | None  # 1.0 for exact; the verification's score (coverage) for near
+    cluster_id: str  # the cluster it joins (its own id for an original)
     edges: tuple[Edge, ...] = ()
+    merges: tuple[Merge, ...] = ()  # clusters its evidence joins into `cluster_id`
+
+
+class Stored(Protocol):
+    """What a decision reads of the stored corpus besides its candidates, and only when it
+    needs it (the store's reader, pipeline.store.index.Reader)."""
+
+    def text(self, article_id: str) -> tuple[str, str]:
+        """A stored article's (text, title); empty strings when there is none."""
+        ...
+
+    def clusters(self, ids: Collection[str]) -> Mapping[str, Cluster]:
+        """What the survivor choice of a merge needs of these clusters."""
+        ...
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """The verification's coverage thresholds (`dedupe.threshold`, `related_threshold`)."""
+
+    near: float = verify.NEAR_COVERAGE
+    related: float = verify.RELATED_COVERAGE
 
 
 def is_text_dedupe_candidate(text: str) -> bool:
@@ -265,52 +290,82 @@ def is_text_dedupe_candidate(text: str) -> bool:
 
 
 def decide(article_id: str, exact: ExactMatch | None, fingerprint: Fingerprint | None,
-           candidates: Sequence[Candidate], threshold: float,
-           related_threshold: float) -> Decision:
-    """What a new article is: an exact copy (first: same text), else a near copy of the best
-    verified candidate, else an original in a cluster of its own. Every verified candidate
-    at or above the related threshold becomes an evidence edge (the best MAX_EDGES).
+           candidates: Sequence[Candidate], stored: Stored, text: str = "", title: str = "",
+           thresholds: Thresholds = Thresholds()) -> Decision:
+    """What a new article is: an exact copy (first: same text), else a near copy of its best
+    verified candidate, else an original in a cluster of its own; and which clusters its
+    evidence joins (clusters that heal, pipeline.clusters).
 
-    `candidates` are in the order the index returned them, oldest first: ties go to the
+    Candidates are verified on the texts (`pipeline.verify.check`: the figures, the aligned
+    coverage of the shorter body), reading a candidate's stored text only when its
+    fingerprint does not settle it. Every near or related candidate becomes an evidence edge
+    (at most MAX_EDGES: the near ones first, then the best related). The article joins the
+    cluster of its best near match; every other cluster it matches with the same evidence
+    merges into one survivor (`clusters.plan`).
+
+    `candidates` are in the order the indexes returned them, oldest first: ties go to the
     earliest indexed copy."""
     if exact is not None:
         edge = Edge(article_id, exact.original_id, "exact", 1.0, 1.0)
         return Decision("exact", exact.original_id, 1.0, exact.cluster_id, (edge,))
     if fingerprint is None or not candidates:
         return Decision(None, None, None, article_id)
-    matches = verify(fingerprint, candidates, threshold, related_threshold)
-    near = [m for m in matches if m[2] == "near"]
-    best = near[0] if near else None
+    found = examine(fingerprint, text, title, candidates, stored, thresholds)
+    matches = [clusters.Match(c.article_id, c.cluster_id, e.kind, e.score)
+               for c, e, _ in found if e.kind is not None]
+    involved = {m.cluster_id for m in matches if m.kind in clusters.JOINING_KINDS}
+    plan = clusters.plan(matches, stored.clusters(involved) if len(involved) > 1 else {})
+    merged = {m.source for m in plan.merges}
     edges = []
-    for candidate, similarity, kind, note in matches[:MAX_EDGES]:
-        if kind == "near" and best is not None and candidate.cluster_id != best[0].cluster_id:
-            note = "in another cluster"
-        edges.append(Edge(article_id, candidate.article_id, kind,
-                          round(similarity.containment, 4), round(similarity.jaccard, 4),
-                          None if similarity.numbers_overlap is None
-                          else round(similarity.numbers_overlap, 4), note))
-    if best is None:
+    for candidate, evidence, jaccard in sorted(  # near matches first: a join's evidence
+            (f for f in found if f[1].kind is not None),
+            key=lambda f: (f[1].kind != "near", -f[1].score))[:MAX_EDGES]:
+        assert evidence.kind is not None
+        note = evidence.note
+        if candidate.cluster_id in merged and evidence.kind == "near":
+            note = "cluster merged"
+        edges.append(Edge(article_id, candidate.article_id, evidence.kind,
+                          round(evidence.containment, 4), round(jaccard, 4),
+                          _round(evidence.numbers_overlap), note, _round(evidence.coverage)))
+    if plan.cluster_id is None:
         return Decision(None, None, None, article_id, tuple(edges))
-    return Decision("near", best[0].article_id, round(best[1].containment, 4),
-                    best[0].cluster_id, tuple(edges))
+    return Decision(plan.kind, plan.duplicate_of, _round(plan.score), plan.cluster_id,
+                    tuple(edges), plan.merges)
 
 
-def verify(fingerprint: Fingerprint, candidates: Sequence[Candidate], threshold: float,
-           related_threshold: float
-           ) -> list[tuple[Candidate, Similarity, str, str | None]]:
-    """The candidates that match at all, best first: (candidate, similarity, kind, note)."""
+def examine(fingerprint: Fingerprint, text: str, title: str, candidates: Sequence[Candidate],
+            stored: Stored, thresholds: Thresholds = Thresholds()
+            ) -> list[tuple[Candidate, verify.Evidence, float]]:
+    """The evidence on every candidate examined, in the candidates' order: (candidate,
+    evidence, MinHash Jaccard estimate). The MinHash estimates order and screen them
+    (`verify.check`); the texts decide."""
     others = neardup.signature_matrix([c.signature for c in candidates])
-    matches = []
-    for position, (candidate, jaccard) in enumerate(zip(
-            candidates, neardup.jaccard_many(fingerprint.signature, others), strict=True)):
-        similarity = neardup.compare(fingerprint, float(jaccard), candidate.shingles,
-                                     candidate.numbers)
-        verdict = neardup.verdict(similarity, threshold, related_threshold)
-        if verdict is not None:
-            matches.append((position, candidate, similarity, *verdict))
-    matches.sort(key=lambda m: (-m[2].containment, m[0]))
-    return [(candidate, similarity, kind, note)
-            for _, candidate, similarity, kind, note in matches]
+    jaccards = [float(j) for j in neardup.jaccard_many(fingerprint.signature, others)]
+    position = {c.article_id: i for i, c in enumerate(candidates)}
+    pending = [verify.Candidate(c.article_id, c.cluster_id,
+                                neardup.containment(j, fingerprint.shingles, c.shingles),
+                                c.numbers)
+               for c, j in zip(candidates, jaccards, strict=True)]
+    checked = verify.check(text, title, fingerprint.numbers, pending, stored.text,
+                           near=thresholds.near, related=thresholds.related)
+    return sorted(((candidates[position[c.article_id]], evidence,
+                    jaccards[position[c.article_id]]) for c, evidence in checked),
+                  key=lambda f: position[f[0].article_id])
+
+
+def is_near_copy(fingerprint: Fingerprint | None, text: str, title: str,
+                 stored_copy: Candidate | None, stored: Stored,
+                 thresholds: Thresholds = Thresholds()) -> bool:
+    """Whether a text is a near copy of one stored article, by the same verification as a
+    new article's candidates (`decide`)."""
+    if fingerprint is None or stored_copy is None:
+        return False
+    found = examine(fingerprint, text, title, [stored_copy], stored, thresholds)
+    return any(evidence.kind == "near" for _, evidence, _ in found)
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 4)
 
 
 @dataclass(frozen=True)

@@ -349,7 +349,8 @@ class Fingerprint(Message):
 
     signature: bytes  # NUM_PERM MinHash values as little-endian uint32
     shingles: int  # distinct 5-shingles in the body
-    numbers: tuple[str, ...]  # distinct tokens containing a digit, sorted
+    numbers: tuple[str, ...]  # figures of the title and the sentences, sorted (neardup.figures)
+    anchors: tuple[int, ...] = ()  # anchor keys (signed 64-bit), ascending (neardup.anchor_keys)
 
 
 @dataclass(frozen=True)

@@ -22,11 +22,13 @@ from pipeline.dedupe import (
     Decision,
     ExactMatch,
     Member,
+    Thresholds,
     canonical_claim_holds,
     canonical_member,
     canonical_url,
     decide,
     guid_key,
+    is_near_copy,
     is_text_dedupe_candidate,
     keyed_by_page,
     text_hash,
@@ -34,6 +36,7 @@ from pipeline.dedupe import (
 )
 from pipeline.messages import (
     ArchiveLocation,
+    Article,
     Entry,
     EntryBatch,
     EntryPlan,
@@ -44,7 +47,7 @@ from pipeline.messages import (
     RevisionBatch,
     StoredArticle,
 )
-from pipeline.store import feeds, index, lines, versions
+from pipeline.store import feeds, index, lines, merges, versions
 from pipeline.store.schema import ARCHIVE_COLUMNS
 
 
@@ -56,7 +59,11 @@ class Store(Protocol):
 
     def check_scheme(self) -> None: ...
 
-    def near_match(self, article_id: str, fingerprint: Fingerprint) -> Decision: ...
+    @property
+    def thresholds(self) -> Thresholds: ...
+
+    def near_match(self, article_id: str, fingerprint: Fingerprint, text: str = "",
+                   title: str = "") -> Decision: ...
 
 
 # --- planning: what the store already knows of a poll's entries ------------------------------
@@ -260,7 +267,8 @@ def _add_article(store: Store, entry: NewEntry, feed_id: int, now: str
     """Insert the entry's article unless its id is stored; return (kind, article id).
 
     kind is None when the article already existed, '' for a new original, 'exact' or
-    'near' for a new copy of a stored text.
+    'near' for a new copy of a stored text. A near copy whose evidence joins several
+    clusters merges them (pipeline.store.merges) once it is stored.
     """
     db = store.db
     article = entry.article
@@ -271,10 +279,11 @@ def _add_article(store: Store, entry: NewEntry, feed_id: int, now: str
     stored = db.execute("SELECT url, text_hash FROM articles WHERE id = ?",
                         [article.id]).fetchone()
     if stored is not None:
-        similarity = index.similarity(db, article.id, entry.fingerprint)
-        if canonical_claim_holds(article.url, stored[0],
-                                 digest is not None and digest == stored[1],
-                                 similarity, store.dedupe.threshold):
+        same_text = digest is not None and digest == stored[1]
+        if canonical_claim_holds(article.url, stored[0], same_text, not same_text and
+                                 is_near_copy(entry.fingerprint, article.text, article.title,
+                                              index.stored_candidate(db, article.id),
+                                              index.Reader(db), store.thresholds)):
             return None, article.id
         # Another page with another text claims the same canonical URL (a site pointing
         # every article at its home or section page): key this one by its own URL.
@@ -282,7 +291,7 @@ def _add_article(store: Store, entry: NewEntry, feed_id: int, now: str
         if db.execute("SELECT 1 FROM articles WHERE id = ?", [article.id]).fetchone():
             return None, article.id
 
-    decision = _decide(store, article.id, digest, article.text, entry)
+    decision = _decide(store, article.id, digest, article, entry)
     if decision.kind is None:
         db.execute("INSERT INTO clusters (id, canonical_article_id, size, first_seen_at, "
                    "last_seen_at) VALUES (?, ?, 0, ?, ?)",
@@ -301,9 +310,13 @@ def _add_article(store: Store, entry: NewEntry, feed_id: int, now: str
         "extract_rules": article.rules_note,
         **_archive_columns(entry.archived),
     })
+    for merge in decision.merges:  # the clusters its evidence joins (clusters that heal)
+        merges.apply(db, merge, article.id, now)
     db.execute("UPDATE clusters SET size = size + 1, last_seen_at = ? WHERE id = ?",
                [now, decision.cluster_id])
-    if decision.kind is not None:
+    if decision.merges:
+        merges.repick_canonical(db, decision.cluster_id, store.dedupe.agencies)
+    elif decision.kind is not None:
         _update_canonical(store, decision.cluster_id, article.id)
     if entry.fingerprint is not None:
         index.add(db, article.id, decision.cluster_id, entry.fingerprint,
@@ -311,9 +324,10 @@ def _add_article(store: Store, entry: NewEntry, feed_id: int, now: str
     if decision.edges:
         db.conn.executemany(
             "INSERT OR IGNORE INTO duplicate_edges (article_id, other_id, kind, containment, "
-            "jaccard, numbers_overlap, note, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            "jaccard, numbers_overlap, note, created_at, coverage) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [(e.article_id, e.other_id, e.kind, e.containment, e.jaccard, e.numbers_overlap,
-              e.note, now) for e in decision.edges])
+              e.note, now, e.coverage) for e in decision.edges])
     if article.canonical_url:
         db.execute("INSERT OR IGNORE INTO article_urls (url, article_id) VALUES (?, ?)",
                    [article.canonical_url, article.id])
@@ -322,13 +336,13 @@ def _add_article(store: Store, entry: NewEntry, feed_id: int, now: str
     return decision.kind or "", article.id
 
 
-def _decide(store: Store, article_id: str, digest: str | None, text: str,
+def _decide(store: Store, article_id: str, digest: str | None, article: Article,
             entry: NewEntry) -> Decision:
-    """Read the evidence for a new article (its exact twin, else its index candidates) and
-    let pipeline.dedupe decide."""
+    """Read the evidence for a new article (its exact twin, else its index candidates and
+    their texts) and let pipeline.dedupe decide."""
     db = store.db
     exact = None
-    if digest and is_text_dedupe_candidate(text):
+    if digest and is_text_dedupe_candidate(article.text):
         # duplicate_of names a stored copy with this very text (a near duplicate's own
         # duplicate_of has another text).
         row = db.execute(
@@ -338,9 +352,8 @@ def _decide(store: Store, article_id: str, digest: str | None, text: str,
         if row:
             exact = ExactMatch(row[0], row[1], row[2])
     if exact is not None or entry.fingerprint is None:
-        return decide(article_id, exact, entry.fingerprint, [], store.dedupe.threshold,
-                      store.dedupe.related_threshold)
-    return store.near_match(article_id, entry.fingerprint)
+        return decide(article_id, exact, entry.fingerprint, [], index.Reader(db))
+    return store.near_match(article_id, entry.fingerprint, article.text, article.title)
 
 
 def _update_canonical(store: Store, cluster_id: str, article_id: str) -> None:
