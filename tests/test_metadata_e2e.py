@@ -118,3 +118,30 @@ def test_dates_authors_and_languages_stored_from_page_and_feed(server: str,
     assert rows["/en/harbour.html"] == [
         "2024-06-01T10:00:00Z", "2024-06-01T12:00:00+02:00", None, "Cleo Park, Dan Moss",
         "en", "en", "page"]
+
+
+def test_reextract_fills_the_issue_12_columns_of_older_articles(server: str,
+                                                                 tmp_path: Path) -> None:
+    """Articles stored before migration 10 have no page date or declared language: `newswire
+    reextract` reads them from the archived pages; the feed's date stays the chosen one, an
+    empty published_at is filled. Run again, it changes nothing."""
+    config = write_config(tmp_path / "newswire.yaml", [f"{server}/feed.xml"])
+    assert run_cli("once", config=config).code == 0
+    db = tmp_path / "newswire.db"
+    columns = ("published_at, page_published_at, feed_published_at, author, language, "
+               "declared_language")
+    with sqlite3.connect(db) as conn:
+        before = sorted(conn.execute(f"SELECT url, {columns} FROM articles"))
+        conn.execute("UPDATE articles SET page_published_at = NULL, language = NULL, "
+                     "declared_language = NULL, author = NULL, published_at = CASE "
+                     "WHEN feed_published_at IS NULL THEN NULL ELSE published_at END")
+    first = run_cli("reextract", config=config)
+    assert first.code == 0, first.stderr
+    assert "3 unchanged (3 with new authors, dates or language)" in first.stdout, first.stdout
+    with sqlite3.connect(db) as conn:
+        after = sorted(conn.execute(f"SELECT url, {columns} FROM articles"))
+        assert conn.execute("SELECT count(*) FROM article_versions").fetchone() == (0,)
+    fed = f"{server}/fr/climat.html"  # its author was the feed's: the page names nobody
+    assert after == [row if row[0] != fed else (*row[:4], None, *row[5:]) for row in before]
+    again = run_cli("reextract", config=config)
+    assert "(0 with new authors, dates or language)" in again.stdout, again.stdout
