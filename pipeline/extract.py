@@ -323,8 +323,16 @@ def extract_page(job: ExtractJob
         lines = extract_body(tree, job.url).split("\n")
     titles = [t for t in (job.entry_title, meta.get("title")) if t]
     authors = [str(meta.get("author") or ""), *job.entry_authors]
+    # Walls are judged on the text before the clean-up, which drops "Subscribe to continue
+    # reading" as a promotion line.
+    meta["walls"] = walls("\n".join(lines)[:2000])
     return (meta, clean_lines(lines, titles, job.site_lines, authors), line_keys(lines), note,
             missed)
+
+
+def walls(text: str) -> list[str]:
+    """The kinds of wall (paywall, cookie wall, JavaScript wall, soft 404) `text` shows."""
+    return [kind for kind, phrases in _WALLS.items() if phrases.search(text)]
 
 
 def extract_article(job: ExtractJob) -> Article:
@@ -350,8 +358,8 @@ def extract_article(job: ExtractJob) -> Article:
     flags: list[str] = ["rule_missed"] if rule_missed else []
     page_words, feed_words = word_count(page_text), word_count(feed_text)
     if page_text and page_words < 150:
-        walls = [kind for kind, phrases in _WALLS.items() if phrases.search(page_text[:2000])]
-        flags += ["wall", *walls] if walls else []
+        shown = meta.get("walls") or []
+        flags += ["wall", *shown] if shown else []
     use_feed = not page_text or (
         feed_words >= MIN_FEED_WORDS_FOR_FALLBACK
         and page_words < FEED_PREFERRED_RATIO * feed_words)
