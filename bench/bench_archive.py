@@ -87,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     megabytes = args.warc_mb or (100 if args.quick else 1024)
     pages = corpus_site.load_sets()
     site = corpus_site.build_site(pages, total, max(1, total // ITEMS_PER_FEED), sites=16)
-    gzipped = sum(len(gzip.compress(s.page.html.encode("utf-8"))) for s in site.served)
+    gzipped = sum(len(gzip.compress(s.page.html.encode("utf-8"))) for s in site.pages)
     print(f"== archive: {corpus_site.machine()}; {total} pages, medians of {repeat} runs")
     ok = True
     with tempfile.TemporaryDirectory(prefix="nw-archive-") as tmp, corpus_site.Server(site):
