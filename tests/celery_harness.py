@@ -96,7 +96,7 @@ class Worker:
     def __init__(self, config: Path, concurrency: int = 1) -> None:
         # The log goes to a file, not a pipe: a worker logs a line per task, and a pipe
         # nobody reads until stop() fills up and blocks it mid-run.
-        self.log = tempfile.TemporaryFile()
+        self.log = tempfile.TemporaryFile()  # noqa: SIM115 (lives as long as the worker)
         self.process = subprocess.Popen(
             [sys.executable, "-m", "pipeline", "--config", str(config), "worker",
              f"--concurrency={concurrency}"],
