@@ -1,6 +1,7 @@
 """The WARC archive's cost, re-extraction's speed, and a large backfill's memory.
 
-Usage: python bench/bench_archive.py [--quick] [--pages N] [--repeat N] [--warc-mb N] [--backfill-only]
+Usage: python bench/bench_archive.py [--quick] [--pages N] [--repeat N] [--warc-mb N]
+                                     [--backfill-only]
 
 1. Overhead: the corpus pages (both extraction sets) served from 127.0.0.1 as in
    bench/bench_throughput.py, ingested by a cold `newswire once` with the archive on and off,
