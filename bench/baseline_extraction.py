@@ -31,16 +31,20 @@ def date_matches(predicted: str | None, expected: str) -> bool:
     return bool(predicted) and str(predicted)[:10].startswith(expected)
 
 
-def _norm_author(name: str) -> str:
-    name = re.sub(r"\s*[;,]\s*", ", ", name.casefold())
-    return re.sub(r"\s+", " ", name).strip()
+def _norm_author(name: str, lists: bool = False) -> str:
+    separators = r"\s*(?:[;,&]|\band\b)\s*" if lists else r"\s*[;,]\s*"
+    name = re.sub(separators, ", ", name.casefold())
+    if not lists:
+        return re.sub(r"\s+", " ", name).strip()
+    return re.sub(r"\s+", " ", re.sub(r"(?:,\s*)+", ", ", name)).strip(" ,")
 
 
-def author_matches(predicted: str | None, expected: str) -> bool:
-    """Case-insensitive containment in either direction (';' and ',' separators unified)."""
+def author_matches(predicted: str | None, expected: str, lists: bool = False) -> bool:
+    """Case-insensitive containment in either direction (';' and ',' separators unified;
+    with `lists`, 'and' and '&' too: 'A, B and C' matches 'A, B, C')."""
     if not predicted:
         return False
-    pred, exp = _norm_author(predicted), _norm_author(expected)
+    pred, exp = _norm_author(predicted, lists), _norm_author(expected, lists)
     return bool(pred) and (exp in pred or pred in exp)
 
 

@@ -1,22 +1,33 @@
 """Extraction quality of the whole pipeline against plain trafilatura, on the same pages.
 
 Usage: python bench/bench_extraction.py [--set scrapinghub|wcxb-dev|all] [--limit N]
+                                        [--cost-baseline REV [--cost-rounds N]]
 
 Each corpus set is served from 127.0.0.1 as news sites with RSS feeds (bench/corpus_site.py:
-one port per original host; feed items carry the manifest title and the page's own meta
-description, no date, no author) and ingested by a cold `newswire once` subprocess. The
-texts stored in the database are scored with both metrics of ../shared/corpus/README.md,
-next to plain trafilatura (`trafilatura.extract`, bench/scoring.py) on the same pages in the
-same run. A page with no stored article scores as an empty prediction.
+one port per original host) and ingested by a cold `newswire once` subprocess, twice:
+- bare feeds: items carry a title and a link only (a sitemap, a backfill, an import), so
+  date, author and language come from the page alone;
+- full feeds: items also carry the page's meta description, a pubDate (the manifest's date,
+  at 12:00 GMT) and the manifest's author as dc:creator, as most news feeds do. The feed's
+  date and author win, so those columns are right by construction there: they show that
+  the feed's values are kept, not how good they are.
+The texts stored in the database are scored with both metrics of ../shared/corpus/README.md,
+next to plain trafilatura (`trafilatura.extract` for the text, `bare_extraction` for the
+metadata, bench/scoring.py) on the same pages in the same run. A page with no stored article
+scores as an empty prediction. Metadata (wcxb-dev has publish_date and author in its
+manifest): the share of pages whose date matches to the day, as the page wrote it
+(`page_published_at`, else the feed's date) and as the UTC day of `published_at`; and whose
+stored author matches (containment either way; `lists` also unifies 'and' and '&').
 
-Metadata (wcxb-dev has publish_date and author in its manifest): the share of pages whose
-stored date matches to the day and whose author is found, next to plain trafilatura's
-`bare_extraction` metadata.
-
-Ablation (in process, same pages): what each step of pipeline/extract.py buys, from
-trafilatura's default mode to the recall mode with its coverage fallback and the line
-clean-up of pipeline/boilerplate.py (the manifest title standing in for the feed's).
-Exits 0 with a "skipped" message when ../shared/corpus is absent.
+In process, on the same pages, as a bare feed item gives them: the ablation (what each step
+of pipeline/extract.py and pipeline/boilerplate.py buys, the manifest title standing in for
+the feed's, and what each date and author signal of pipeline/metadata.py adds), which signal
+gave each page's date and author, and the detected language against the declared
+`<html lang>` (every disagreement listed). With `--cost-baseline REV`: the extraction CPU
+time per page of this tree against revision REV of the repository (bench/time_extraction.py,
+one core, bare and full items, N alternating runs of each tree; each page counts with its
+fastest run, so other load on the machine drops out). Exits 0 with a "skipped" message when
+../shared/corpus is absent.
 """
 
 from __future__ import annotations
@@ -27,6 +38,7 @@ import sys
 import tempfile
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -34,42 +46,114 @@ from bench import corpus_site, scoring  # noqa: E402
 from bench.baseline_extraction import author_matches, date_matches  # noqa: E402
 from bench.scoring import Page  # noqa: E402
 
-ABLATION = ("default mode (`bare_extraction`)", "recall mode",
-            "+ default mode when recall keeps < 15% of the page's words",
-            "+ a repeated headline dropped", "+ call-to-action lines dropped (the pipeline)")
+# (step, the line rules of pipeline.boilerplate.clean_lines applied); before them, the body.
+TEXT_STEPS = (
+    ("default mode (`bare_extraction`, plain trafilatura's text)", None),
+    ("recall mode", None),
+    ("+ default mode when recall keeps < 15% of the page's words", ()),
+    ("+ a leading line repeating the title dropped", ("headline",)),
+    ("+ call-to-action lines dropped", ("headline", "call-to-action")),
+    ("+ promotion lines and newsletter boxes dropped",
+     ("headline", "call-to-action", "promotion")),
+    ("+ closing wire credits dropped", ("headline", "call-to-action", "promotion", "credits")),
+    ("+ datelines and bylines above the text dropped (the pipeline)",
+     ("headline", "call-to-action", "promotion", "credits", "metadata")),
+)
+# (step, date signals of pipeline.metadata.date_candidates, htmldate's search too)
+DATE_STEPS = (
+    ("JSON-LD datePublished of the article", ("json-ld",), False),
+    ("+ publication meta tags", ("json-ld", "meta"), False),
+    ("+ <time datetime> in the article", ("json-ld", "meta", "time"), False),
+    ("+ a full date in the URL path", ("json-ld", "meta", "time", "url"), False),
+    ("+ the date written by the headline (wins when a field agrees)",
+     ("json-ld", "meta", "time", "url", "header"), False),
+    ("+ htmldate's heuristics, last (the pipeline)",
+     ("json-ld", "meta", "time", "url", "header"), True),
+)
+AUTHOR_STEPS = (
+    ("JSON-LD author (people before organisations)", ("json-ld",)),
+    ("+ author meta tags", ("json-ld", "meta")),
+    ("+ the byline element", ("json-ld", "meta", "byline")),
+    ("+ 'By Name' by the headline (the pipeline)", ("json-ld", "meta", "byline", "headline-by")),
+)
 
 
-def _ablation(page: Page) -> list[str]:
-    """The text after each step of ABLATION."""
+def _ablation(page: Page) -> dict[str, list[Any]]:
+    """The text, date and author after each step of TEXT_STEPS, DATE_STEPS, AUTHOR_STEPS."""
     import trafilatura
 
-    from pipeline.boilerplate import TITLE_LINES, clean_lines, is_headline
-    from pipeline.extract import LONG_ENOUGH, MIN_PAGE_SHARE, visible_words
+    from pipeline import metadata
+    from pipeline.boilerplate import clean_lines
+    from pipeline.extract import (
+        LONG_ENOUGH,
+        MIN_PAGE_SHARE,
+        page_metadata,
+        trim_html,
+        visible_words,
+    )
 
-    tree = trafilatura.load_html(page.html)
+    tree = trafilatura.load_html(trim_html(page.html))
     if tree is None:
-        return [""] * len(ABLATION)
-    options = dict(url=page.url, include_comments=False, include_tables=True)
-    texts = [(doc.text if doc is not None else "") or "" for doc in (
+        return {"text": [""] * len(TEXT_STEPS), "date": [None] * len(DATE_STEPS),
+                "author": [None] * len(AUTHOR_STEPS)}
+    options: dict[str, Any] = dict(url=page.url, include_comments=False, include_tables=True)
+    default, recall = ((doc.text if doc is not None else "") or "" for doc in (
         trafilatura.bare_extraction(tree, **options),
-        trafilatura.bare_extraction(tree, favor_recall=True, **options))]
-    default, recall = texts
+        trafilatura.bare_extraction(tree, favor_recall=True, **options)))
     words = len(recall.split())
     chosen = recall
     if words < LONG_ENOUGH and words < MIN_PAGE_SHARE * visible_words(tree) and \
             len(default) > len(recall):
         chosen = default
-    lines = [line for line in chosen.split("\n") if line.strip()]
-    headline = [line for i, line in enumerate(lines)
-                if i >= TITLE_LINES or not is_headline(line, [page.title])]
-    return [default, recall, chosen, "\n".join(headline),
-            "\n".join(clean_lines(lines, [page.title]))]
+    meta = page_metadata(tree, page.url)
+    titles = [t for t in (page.title, meta.get("title")) if t]
+    authors = [str(meta.get("author") or "")]
+    texts = [default, recall]
+    for _, rules in TEXT_STEPS[2:]:
+        texts.append("\n".join(clean_lines(chosen.split("\n"), titles, (), authors,
+                                           rules=rules or ())))
+
+    objects, window = metadata.json_ld(tree), metadata.headline_window(tree)
+    candidates = metadata.date_candidates(tree, page.url, objects, window)
+    search_result: list[str | None] = []
+
+    def search() -> str | None:  # htmldate once per page, whichever step asks first
+        if not search_result:
+            search_result.append(metadata.htmldate_date(tree, page.url))
+        return search_result[0]
+
+    dates = [metadata.choose_date({k: v for k, v in candidates.items() if k in signals},
+                                  search if heuristics else None)[0]
+             for _, signals, heuristics in DATE_STEPS]
+    found = [metadata.page_author(tree, page.url, objects, window, meta.get("sitename"),
+                                  sources)[0] for _, sources in AUTHOR_STEPS]
+    return {"text": texts, "date": dates, "author": found}
 
 
-def _plain(page: Page) -> tuple[str, dict[str, str | None], list[str]]:
-    metadata = (scoring.plain_trafilatura_metadata(page.html, page.url)
-                if page.publish_date or page.author else {})
-    return scoring.plain_trafilatura(page.html, page.url), metadata, _ablation(page)
+def _in_process(page: Page) -> dict[str, object]:
+    """The pipeline's extraction of one page as a bare feed item gives it: which signal gave
+    the date and the author, and the detected and declared languages."""
+    import trafilatura
+
+    from pipeline import metadata
+    from pipeline.extract import extract_article, page_metadata, trim_html
+    from pipeline.messages import ExtractJob
+
+    article = extract_article(ExtractJob(url=page.url, html=page.html, entry_title=page.title,
+                                         entry_content="", entry_published_at=None))
+    tree = trafilatura.load_html(trim_html(page.html))
+    meta = page_metadata(tree, page.url) if tree is not None else {}
+    return {"language": metadata.detect_language(article.text),
+            "declared": article.declared_language, "words": len(article.text.split()),
+            "date": meta.get("date"), "date_source": meta.get("date_source"),
+            "author": meta.get("author"), "author_source": meta.get("author_source")}
+
+
+def _plain(page: Page) -> dict[str, Any]:
+    return {"text": scoring.plain_trafilatura(page.html, page.url),
+            "meta": (scoring.plain_trafilatura_metadata(page.html, page.url)
+                     if page.publish_date or page.author else {}),
+            "steps": _ablation(page), "detail": _in_process(page)}
 
 
 def _fmt(metrics: dict[str, float]) -> str:
@@ -80,58 +164,179 @@ def _rate(hits: list[bool]) -> str:
     return f"{sum(hits) / len(hits):.3f} ({sum(hits)}/{len(hits)})" if hits else "n/a"
 
 
-def run_set(set_name: str, limit: int | None, workdir: Path) -> None:
-    pages = scoring.load_pages(set_name, limit)
-    with ProcessPoolExecutor(os.cpu_count()) as pool:  # plain trafilatura, same pages
-        plain = list(pool.map(_plain, pages, chunksize=8))
-
-    site = corpus_site.build_site(pages, len(pages), max(1, len(pages) // 50))
-    config = corpus_site.write_config(workdir / set_name, site.feed_urls())
+def _ingest(pages: list[Page], feeds: str, workdir: Path
+            ) -> tuple[list[dict[str, Any] | None], str]:
+    """Serve the pages through bare or full feeds, run `newswire once`: the stored article
+    of each page (None when missing) and a line about the run."""
+    full = feeds == "full"
+    site = corpus_site.build_site(pages, len(pages), max(1, len(pages) // 50), dated=full,
+                                  summaries=full)
+    config = corpus_site.write_config(workdir / feeds, site.feed_urls())
     with corpus_site.Server(site):
         stats = corpus_site.run_once(config)
     if stats.returncode != 0:
         raise SystemExit(f"newswire once failed ({stats.returncode}): {stats.stderr[-2000:]}")
     stored = corpus_site.stored_articles(config.parent / "newswire.db")
     rows = [stored.get(served.url) for served in site.pages]
-    ours = [str(row["text"]) if row else "" for row in rows]
-    plain_texts = [text for text, _, _ in plain]
-
-    truths = [page.truth for page in pages]
     articles = len({row["id"] for row in rows if row})
-    found = sum(row is not None for row in rows)
     from_feed = sum(1 for row in rows if row and row["text_source"] == "feed")
-    print(f"\n== {set_name}: {len(pages)} pages served through {len(site.feeds)} feeds from "
-          f"{len(site.host_ports)} sites; {articles} articles stored, covering {found} of the "
-          f"pages ({from_feed} with the feed's text); `once` took {stats.wall_s:.0f} s")
-    print("| extractor | shingle F1 | word F1 |")
-    print("|---|---|---|")
-    for name, preds in (("plain trafilatura 2.3.1 (`extract`)", plain_texts),
-                        ("newswire pipeline (stored texts)", ours)):
-        pairs = list(zip(preds, truths, strict=True))
-        print(f"| {name} | {_fmt(scoring.corpus_shingle_f1(pairs))} | "
-              f"{_fmt(scoring.corpus_word_f1(pairs))} |")
+    note = (f"{feeds} feeds: {len(site.feeds)} feeds from {len(site.host_ports)} sites; "
+            f"{articles} articles stored, covering {sum(r is not None for r in rows)} of the "
+            f"pages ({from_feed} with the feed's text); `once` took {stats.wall_s:.0f} s")
+    return rows, note
 
-    print("\nablation, in process:\n| step | shingle F1 | word F1 |\n|---|---|---|")
-    for step, name in enumerate(ABLATION):
-        pairs = [(steps[step], truth) for (_, _, steps), truth in zip(plain, truths,
-                                                                      strict=True)]
-        print(f"| {name} | {scoring.corpus_shingle_f1(pairs)['f1']:.4f} | "
+
+def _cost(set_name: str, limit: int | None, baseline: str, rounds: int, workdir: Path) -> None:
+    """Extraction CPU time per page, this tree against `baseline` (bare and full items):
+    `rounds` alternating single-core runs of each tree; each page counts with its fastest."""
+    import json
+    import statistics
+    import subprocess
+
+    old = workdir / "baseline-tree"
+    old.mkdir(parents=True, exist_ok=True)
+    archive = subprocess.run(["git", "archive", baseline, "pipeline"], cwd=scoring.REPO_ROOT,
+                             check=True, capture_output=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(old)], input=archive, check=True)
+    script = str(Path(__file__).resolve().parent / "time_extraction.py")
+    print(f"\ncost: extraction CPU per page, one core, per-page minimum of {rounds} "
+          f"alternating runs (mean of the run means in brackets)")
+    print(f"| items | {baseline} | this tree | change |\n|---|---|---|---|")
+    for feeds in ("bare", "full"):
+        runs: dict[str, list[list[float]]] = {baseline: [], "this tree": []}
+        for _ in range(rounds):
+            for name, root in ((baseline, old), ("this tree", scoring.REPO_ROOT)):
+                command = [sys.executable, script, str(root), set_name, "--feeds", feeds]
+                if limit:
+                    command += ["--limit", str(limit)]
+                out = subprocess.run(command, check=True, capture_output=True, text=True).stdout
+                runs[name].append(json.loads(out)["ms"])
+        per_page = {name: statistics.fmean(min(times) for times in zip(*r, strict=True))
+                    for name, r in runs.items()}
+        means = {name: statistics.fmean(statistics.fmean(run) for run in r)
+                 for name, r in runs.items()}
+        before, after = per_page[baseline], per_page["this tree"]
+        print(f"| {feeds} | {before:.1f} ms ({means[baseline]:.1f}) | {after:.1f} ms "
+              f"({means['this tree']:.1f}) | {(after / before - 1) * 100:+.1f}% |")
+
+
+def _stored_day(row: dict[str, Any] | None) -> str | None:
+    """The publication day as the source wrote it: the page's own date (its offset kept)
+    when the feed gave none, else the feed's."""
+    if not row:
+        return None
+    if row.get("feed_published_at"):
+        return str(row["feed_published_at"])
+    return row.get("page_published_at") or row.get("published_at")
+
+
+def run_set(set_name: str, limit: int | None, workdir: Path, baseline: str | None,
+            rounds: int) -> None:
+    pages = scoring.load_pages(set_name, limit)
+    with ProcessPoolExecutor(min(2, os.cpu_count() or 1)) as pool:  # same pages, in process
+        plain = list(pool.map(_plain, pages, chunksize=8))
+    truths = [page.truth for page in pages]
+    dated = [i for i, page in enumerate(pages) if page.publish_date]
+    authored = [i for i, page in enumerate(pages) if page.author]
+
+    def dates(values: list[Any]) -> str:
+        return _rate([date_matches(values[i], str(pages[i].publish_date)) for i in dated])
+
+    def authors(values: list[Any], lists: bool = False) -> str:
+        return _rate([author_matches(values[i], str(pages[i].author), lists)
+                      for i in authored])
+
+    print(f"\n== {set_name}: {len(pages)} pages ({len(dated)} dated, {len(authored)} with an "
+          f"author in the manifest)")
+    print("| feeds | extractor | shingle F1 | word F1 | date, day as published | "
+          "date, UTC day | author | author (lists) |")
+    print("|---|---|---|---|---|---|---|---|")
+    pairs = list(zip([p["text"] for p in plain], truths, strict=True))
+    plain_dates = [p["meta"].get("date") for p in plain]
+    plain_authors = [p["meta"].get("author") for p in plain]
+    print(f"| any | plain trafilatura 2.3.1 | {_fmt(scoring.corpus_shingle_f1(pairs))} | "
+          f"{_fmt(scoring.corpus_word_f1(pairs))} | {dates(plain_dates)} | "
+          f"{dates(plain_dates)} | {authors(plain_authors)} | "
+          f"{authors(plain_authors, True)} |")
+    notes = []
+    stored: dict[str, list[dict[str, Any] | None]] = {}
+    for feeds in ("bare", "full"):
+        rows, note = _ingest(pages, feeds, workdir / set_name)
+        stored[feeds] = rows
+        notes.append(note)
+        pairs = [(str(row["text"]) if row else "", truth)
+                 for row, truth in zip(rows, truths, strict=True)]
+        found = [row and row["author"] for row in rows]
+        print(f"| {feeds} | **newswire** (stored) | {_fmt(scoring.corpus_shingle_f1(pairs))} | "
+              f"{_fmt(scoring.corpus_word_f1(pairs))} | "
+              f"{dates([_stored_day(row) for row in rows])} | "
+              f"{dates([row and row['published_at'] for row in rows])} | "
+              f"{authors(found)} | {authors(found, True)} |")
+    for note in notes:
+        print(f"- {note}")
+    if dated:
+        both = [row for i in dated if (row := stored["full"][i]) and row["page_published_at"]]
+        agree = [str(row["page_published_at"])[:10] == str(row["feed_published_at"])[:10]
+                 for row in both]
+        print(f"- full feeds: the page's own date agrees with the feed's to the day on "
+              f"{_rate(agree)} of the pages that have both (the feed's date is the "
+              f"manifest's here, so this is the page's accuracy, not a test of the rule)")
+
+    _print_ablation(TEXT_STEPS, [p["steps"]["text"] for p in plain], truths)
+    steps_dates = [p["steps"]["date"] for p in plain]
+    steps_authors = [p["steps"]["author"] for p in plain]
+    if dated:
+        print(f"\nablation, dates (in process, bare items; plain trafilatura "
+              f"{dates(plain_dates)}):\n| step | date to the day |\n|---|---|")
+        for step, (name, _, _) in enumerate(DATE_STEPS):
+            print(f"| {name} | {dates([s[step] for s in steps_dates])} |")
+    if authored:
+        print(f"\nablation, authors (in process, bare items; plain trafilatura "
+              f"{authors(plain_authors)}):\n| step | author | author (lists) |\n|---|---|---|")
+        for step, (name, _) in enumerate(AUTHOR_STEPS):
+            values = [s[step] for s in steps_authors]
+            print(f"| {name} | {authors(values)} | {authors(values, True)} |")
+
+    details = [p["detail"] for p in plain]
+    if dated or authored:
+        print("\nwhere the page's date and author came from (bare items, in process): "
+              "signal: pages (right)")
+        for kind, matches, indices, truth in (
+                ("date", date_matches, dated, "publish_date"),
+                ("author", author_matches, authored, "author")):
+            by_source: dict[str, list[bool]] = {}
+            for i in indices:
+                value = details[i][kind]
+                by_source.setdefault(str(details[i][f"{kind}_source"]), []).append(
+                    bool(value) and matches(value, getattr(pages[i], truth)))
+            print(f"- {kind}: " + ", ".join(f"{source} {len(hits)} ({sum(hits)})" for
+                                           source, hits in sorted(by_source.items())))
+    _language(pages, details)
+    if baseline:
+        _cost(set_name, limit, baseline, rounds, workdir)
+
+
+def _print_ablation(steps: tuple[Any, ...], values: list[list[str]], truths: list[str]
+                    ) -> None:
+    print("\nablation, text (in process, bare items):\n| step | shingle F1 | word F1 |\n"
+          "|---|---|---|")
+    for step, entry in enumerate(steps):
+        pairs = [(texts[step], truth) for texts, truth in zip(values, truths, strict=True)]
+        print(f"| {entry[0]} | {scoring.corpus_shingle_f1(pairs)['f1']:.4f} | "
               f"{scoring.corpus_word_f1(pairs)['f1']:.4f} |")
 
-    dated = [(page, row, meta) for page, row, (_, meta, _) in zip(pages, rows, plain,
-                                                                  strict=True)
-             if page.publish_date]
-    authored = [(page, row, meta) for page, row, (_, meta, _)
-                in zip(pages, rows, plain, strict=True) if page.author]
-    if dated or authored:
-        print("\n| metadata | date matches to the day | author found |")
-        print("|---|---|---|")
-        print(f"| plain trafilatura (`bare_extraction`) | "
-              f"{_rate([date_matches(m.get('date'), p.publish_date) for p, _, m in dated])} | "
-              f"{_rate([author_matches(m.get('author'), p.author) for p, _, m in authored])} |")
-        print(f"| newswire pipeline (stored) | "
-              f"{_rate([bool(r) and date_matches(r['published_at'], p.publish_date) for p, r, _ in dated])} | "  # noqa: E501
-              f"{_rate([bool(r) and author_matches(r['author'], p.author) for p, r, _ in authored])} |")  # noqa: E501
+
+def _language(pages: list[Page], details: list[dict[str, Any]]) -> None:
+    """Detected against declared language on the pages that declare one."""
+    declared = [(page, d) for page, d in zip(pages, details, strict=True) if d["declared"]]
+    judged = [(page, d) for page, d in declared if d["language"]]
+    agree = [d["language"] == d["declared"] for _, d in judged]
+    print(f"\nlanguage: {len(declared)} pages declare one; {len(judged)} long enough to "
+          f"detect; detected = declared on {_rate(agree)}")
+    for page, d in judged:
+        if d["language"] != d["declared"]:
+            print(f"- {page.id}: declared {d['declared']}, detected {d['language']} "
+                  f"({d['words']} words) {page.url[:80]}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -140,6 +345,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--limit", type=int, default=None, help="first N pages of each set")
     parser.add_argument("--quick", action="store_true", help="first 200 pages of each set")
     parser.add_argument("--workdir", default=None, help="keep run directories here")
+    parser.add_argument("--cost-baseline", default=None, metavar="REV",
+                        help="also time extraction per page against this git revision")
+    parser.add_argument("--cost-rounds", type=int, default=3, metavar="N",
+                        help="alternating timing runs of each tree (default 3)")
     args = corpus_site.parse_args(parser, argv)
     if args is None:
         return 0
@@ -147,7 +356,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"== extraction quality: {corpus_site.machine()}")
     with tempfile.TemporaryDirectory(prefix="nw-bench-") as tmp:
         for set_name in scoring.SETS if args.set == "all" else (args.set,):
-            run_set(set_name, limit, Path(args.workdir or tmp))
+            run_set(set_name, limit, Path(args.workdir or tmp), args.cost_baseline,
+                    args.cost_rounds)
     return 0
 
 

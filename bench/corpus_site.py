@@ -89,6 +89,9 @@ class Site:
     # Items carry a pubDate (the manifest's date, else a fixed one) and the manifest's author
     # as dc:creator, as most news feeds do; without, the pipeline finds both on the page.
     dated: bool = False
+    # Items carry the page's meta description; without, an item is a title and a link only
+    # (what a sitemap, a backfill or an import gives).
+    summaries: bool = True
 
     def feed_urls(self) -> list[str]:
         return [f"http://127.0.0.1:{self.feed_port}/feed/{i}.xml" for i in range(len(self.feeds))]
@@ -111,7 +114,7 @@ def _listening_sockets(count: int) -> list[socket.socket]:
 
 
 def build_site(pages: list[Page], total: int, feeds: int, sites: int | None = None,
-               dated: bool = False) -> Site:
+               dated: bool = False, summaries: bool = True) -> Site:
     """`total` served pages cycling through `pages` (copies get distinct URLs), in `feeds`
     feeds of round-robin items. Every original host gets its own port, or with `sites` the
     original hosts share that many ports (a few big sites rather than hundreds of small)."""
@@ -120,7 +123,7 @@ def build_site(pages: list[Page], total: int, feeds: int, sites: int | None = No
     sockets.append(_listening_sockets(1)[0])  # the feeds' own port
     ports = [sock.getsockname()[1] for sock in sockets]
     host_ports = {host: ports[i % (len(ports) - 1)] for i, host in enumerate(hosts)}
-    summaries = [meta_description(p.html) for p in pages]
+    descriptions = [meta_description(p.html) for p in pages]
     served: list[ServedPage] = []
     taken: set[tuple[int, str]] = set()
     for i in range(total):
@@ -136,11 +139,11 @@ def build_site(pages: list[Page], total: int, feeds: int, sites: int | None = No
         if (host_ports[host], _target(url)) in taken:  # two hosts' pages on one port
             url += ("&" if "?" in url else "?") + f"nwsite={host}"
         taken.add((host_ports[host], _target(url)))
-        served.append(ServedPage(url, page, host, copy, summaries[i % len(pages)]))
+        served.append(ServedPage(url, page, host, copy, descriptions[i % len(pages)]))
     items: list[list[int]] = [[] for _ in range(max(1, feeds))]
     for i in range(total):
         items[i % len(items)].append(i)
-    return Site(served, items, host_ports, ports[-1], sockets, dated)
+    return Site(served, items, host_ports, ports[-1], sockets, dated, summaries)
 
 
 def feed_xml(site: Site, index: int) -> bytes:
@@ -154,10 +157,11 @@ def feed_xml(site: Site, index: int) -> bytes:
                     f"{day[:4]} 12:00:00 GMT</pubDate>"
             if served.page.author:
                 extra += f"<dc:creator>{escape(served.page.author)}</dc:creator>"
+        if site.summaries:
+            extra += f"<description>{escape(served.summary)}</description>"
         entries.append(
             f"<item><title>{escape(served.page.title)}</title><link>{escape(served.url)}</link>"
-            f"<guid isPermaLink=\"false\">page-{i}</guid>{extra}"
-            f"<description>{escape(served.summary)}</description></item>")
+            f"<guid isPermaLink=\"false\">page-{i}</guid>{extra}</item>")
     return (f'<?xml version="1.0" encoding="utf-8"?><rss version="2.0" '
             f'xmlns:dc="http://purl.org/dc/elements/1.1/"><channel>'
             f"<title>Corpus feed {index}</title><link>http://127.0.0.1:{site.feed_port}/</link>"
@@ -400,8 +404,7 @@ def stored_articles(database: Path) -> dict[str, dict[str, object]]:
     two served URLs of one article (the corpus has such pairs) both find it."""
     with sqlite3.connect(database) as db:
         db.row_factory = sqlite3.Row
-        rows = db.execute("SELECT e.link, a.id, a.text, a.author, a.published_at, "
-                          "a.text_source, a.duplicate_kind FROM entries e "
+        rows = db.execute("SELECT e.link, a.* FROM entries e "
                           "JOIN articles a ON a.id = e.article_id").fetchall()
     return {row["link"]: dict(row) for row in rows}
 

@@ -8,10 +8,14 @@ The page is decoded and parsed once; metadata and body come from that one tree:
   texts (about a third cheaper than the default mode). Quality check: when that text covers
   less than MIN_PAGE_SHARE of the page's visible words, the default (balanced) mode runs as
   a fallback and the longer text wins. Then `pipeline.boilerplate` drops a repeated headline,
-  call-to-action lines and the lines this site repeats across its pages (from the store).
-- metadata: trafilatura's own meta-tag, JSON-LD, author and htmldate extractors, but only
-  those whose answer the feed entry does not already give (a feed date makes the page date
-  search unnecessary); categories, tags by XPath and licence are never used, so never run.
+  datelines and bylines above the text, call-to-action and promotion lines, closing wire
+  credits and the lines this site repeats across its pages (from the store).
+- metadata: title, site name, description and canonical URL from trafilatura's meta-tag and
+  JSON-LD readers; date, authors and language from `pipeline.metadata` (every signal of the
+  page in order of trust). The page's date and the feed's are both kept; the feed's wins
+  when there is one (htmldate's costly whole-page search is then skipped). The page's
+  authors win over the feed's; the language is detected from the extracted text, the
+  declared `<html lang>` kept beside it.
 - extraction rules (a feed's or a site's, carried by the job): after the metadata is read,
   the `remove` selectors' elements leave the page, and the `body` selector's elements are the
   body, its block elements paragraphs; a body selector that matches nothing falls back to
@@ -29,18 +33,17 @@ import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
-from datetime import UTC, datetime
 from importlib.metadata import version
 from typing import Any
 
-from pipeline import __version__
+from pipeline import __version__, metadata
 from pipeline.boilerplate import clean_lines, line_keys
 from pipeline.dedupe import article_id, canonical_url, same_site
 from pipeline.errors import BodyTooLarge
 from pipeline.messages import Article, Entry, ExtractJob, ExtractResult, ExtractRules, Page
 from pipeline.neardup import fingerprint_article
 from pipeline.text import clean, html_to_text, one_line, word_count
-from pipeline.times import iso, sane_published
+from pipeline.times import utc_from_iso
 from pipeline.values import http_url
 
 # What made a stored text (kept with each article version): this newswire and its extractor.
@@ -120,16 +123,6 @@ def trafilatura_text(lines: list[str]) -> str:
     """trafilatura separates paragraphs by one newline; the corpus uses a blank line.
     Its lines are already whitespace-normalised: only blank lines and controls go."""
     return clean("\n\n".join(text for line in lines if (text := line.strip())))
-
-
-def _date_from_metadata(date: str | None) -> str | None:
-    if not date:
-        return None
-    try:
-        when = datetime.strptime(date[:10], "%Y-%m-%d").replace(tzinfo=UTC)
-    except ValueError:
-        return None
-    return iso(when) if sane_published(when) else None
 
 
 def trim_html(html: str, limit: int = MAX_HTML_CHARS) -> str:
@@ -224,36 +217,36 @@ def extract_body(tree: Any, url: str) -> str:
     return text
 
 
-def page_metadata(tree: Any, url: str, *, title: bool = True, author: bool = True,
-                  date: bool = True) -> dict[str, Any]:
-    """trafilatura's metadata extraction, running the costly searches (XPath title and
-    author, htmldate) only when asked for: the feed entry often answers them already."""
+def page_metadata(tree: Any, url: str, *, title: bool = True, date_search: bool = True
+                  ) -> dict[str, Any]:
+    """The page's metadata: title, site name, description, canonical URL and tags from
+    trafilatura's meta-tag and JSON-LD readers; date and authors from `pipeline.metadata`.
+    `title=False` spares the XPath title search and `date_search=False` htmldate's
+    whole-page search when the feed entry already answers them."""
     from trafilatura import metadata as meta
 
     document = meta.examine_meta(tree)
-    if document.author and " " not in document.author:
-        document.author = None  # trafilatura's own rule: a single word is rarely a name
     with contextlib.suppress(Exception):  # trafilatura's JSON-LD code has known bugs
         document = meta.extract_meta_json(tree, document)
     if title and not document.title:
         document.title = meta.extract_title(tree)
-    if author and not document.author:
-        document.author = meta.extract_author(tree)
     if not document.url:
         document.url = meta.extract_url(tree, url)
-    if date:
-        from htmldate import find_date
-
-        document.date = find_date(tree, url=document.url, original_date=True,
-                                  extensive_search=True,
-                                  max_date=datetime.now(UTC).strftime("%Y-%m-%d"))
     if not document.sitename:
         document.sitename = meta.extract_sitename(tree)
     if document.sitename:
         document.sitename = document.sitename.lstrip("@")
+    document.author = document.date = None  # ours, below
     document.clean_and_trim()
-    return {key: getattr(document, key, None) for key in
-            ("title", "author", "url", "date", "sitename", "description", "tags")}
+    found = {key: getattr(document, key, None) for key in
+             ("title", "url", "sitename", "description", "tags")}
+    objects = metadata.json_ld(tree)
+    window = metadata.headline_window(tree)
+    found["date"], found["date_source"] = metadata.page_date(
+        tree, url, objects, window, heuristics=date_search)
+    found["author"], found["author_source"] = metadata.page_author(
+        tree, url, objects, window, document.sitename)
+    return found
 
 
 def read_page(body: bytes, content_type: str = "", content_encoding: str = "",
@@ -318,8 +311,8 @@ def extract_page(job: ExtractJob
     if tree is None:
         return {}, [], (), None, False
     meta = page_metadata(tree, job.url, title=not job.entry_title,
-                         author=not job.entry_authors, date=not job.entry_published_at)
-    meta["language"] = page_language(html)
+                         date_search=not job.entry_published_at)
+    meta["declared_language"] = page_language(html)
     ruled, note, missed = None, None, False
     if job.rules is not None:
         ruled, note = apply_rules(tree, job.rules)
@@ -329,7 +322,17 @@ def extract_page(job: ExtractJob
     else:
         lines = extract_body(tree, job.url).split("\n")
     titles = [t for t in (job.entry_title, meta.get("title")) if t]
-    return meta, clean_lines(lines, titles, job.site_lines), line_keys(lines), note, missed
+    authors = [str(meta.get("author") or ""), *job.entry_authors]
+    # Walls are judged on the text before the clean-up, which drops "Subscribe to continue
+    # reading" as a promotion line.
+    meta["walls"] = walls("\n".join(lines)[:2000])
+    return (meta, clean_lines(lines, titles, job.site_lines, authors), line_keys(lines), note,
+            missed)
+
+
+def walls(text: str) -> list[str]:
+    """The kinds of wall (paywall, cookie wall, JavaScript wall, soft 404) `text` shows."""
+    return [kind for kind, phrases in _WALLS.items() if phrases.search(text)]
 
 
 def extract_article(job: ExtractJob) -> Article:
@@ -355,8 +358,8 @@ def extract_article(job: ExtractJob) -> Article:
     flags: list[str] = ["rule_missed"] if rule_missed else []
     page_words, feed_words = word_count(page_text), word_count(feed_text)
     if page_text and page_words < 150:
-        walls = [kind for kind, phrases in _WALLS.items() if phrases.search(page_text[:2000])]
-        flags += ["wall", *walls] if walls else []
+        shown = meta.get("walls") or []
+        flags += ["wall", *shown] if shown else []
     use_feed = not page_text or (
         feed_words >= MIN_FEED_WORDS_FOR_FALLBACK
         and page_words < FEED_PREFERRED_RATIO * feed_words)
@@ -373,8 +376,10 @@ def extract_article(job: ExtractJob) -> Article:
         canonical = meta_url  # <link rel=canonical> / og:url, only when on the same site
     canonical = canonical_url(canonical)
 
-    author = one_line(str(meta.get("author") or ""), 300) or (
-        ", ".join(job.entry_authors)[:300] if job.entry_authors else None)
+    feed_author = metadata.normalise_authors(", ".join(job.entry_authors), strict=False)
+    author = one_line(str(meta.get("author") or feed_author or ""), 300)
+    declared = meta.get("declared_language")
+    page_date = meta.get("date")
     tags = meta.get("tags")
     return Article(
         id=article_id(canonical),
@@ -383,9 +388,8 @@ def extract_article(job: ExtractJob) -> Article:
         title=job.entry_title or one_line(str(meta.get("title") or ""), 1000),
         text=text,
         author=author or None,
-        published_at=job.entry_published_at or _date_from_metadata(
-            str(meta.get("date") or "") or None),
-        language=meta.get("language") or job.entry_language or None,
+        published_at=job.entry_published_at or utc_from_iso(page_date),
+        language=metadata.detect_language(text) or declared or job.entry_language or None,
         sitename=one_line(str(meta.get("sitename") or ""), 300) or None,
         text_source=source,
         quality=",".join(flags) or None,
@@ -393,6 +397,9 @@ def extract_article(job: ExtractJob) -> Article:
         description=one_line(str(meta.get("description") or ""), 2000) or None,
         tags=tuple(str(t) for t in tags if t)[:50] if isinstance(tags, list) else (),
         line_keys=keys if source == "page" else (),
+        page_published_at=page_date,
+        feed_published_at=job.entry_published_at,
+        declared_language=declared,
         rules_note=rules_note,
     )
 

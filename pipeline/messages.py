@@ -329,9 +329,9 @@ class Article(Message):
     canonical_url: str
     title: str
     text: str
-    author: str | None
-    published_at: str | None
-    language: str | None
+    author: str | None  # the page's authors, else the feed's; several joined with ", "
+    published_at: str | None  # UTC: the feed's date when it has one, else the page's
+    language: str | None  # detected from the text, else the declared one
     sitename: str | None
     text_source: str  # 'page', 'feed' or 'import'
     quality: str | None = None  # comma-separated flags, e.g. 'short,wall'
@@ -340,6 +340,11 @@ class Article(Message):
     tags: tuple[str, ...] = ()
     line_keys: tuple[int, ...] = ()  # the extracted lines before site filtering, for the store
     claimed_canonical_url: str | None = None  # a canonical claim refused (dedupe.keyed_by_page)
+    # The page's own publication date as written there: ISO 8601 with the page's offset
+    # ('2024-05-10T22:00:00-05:00'), a local time without one, or a day alone ('2024-05-10').
+    page_published_at: str | None = None
+    feed_published_at: str | None = None  # the feed item's date (UTC)
+    declared_language: str | None = None  # the page's <html lang>, lower-cased primary tag
     rules_note: str | None = None  # what the extraction rules did, or that they matched nothing
 
 
@@ -419,6 +424,17 @@ class NewEntry(Message):
 
 
 @dataclass(frozen=True)
+class PageMetadata(Message):
+    """The metadata a re-extraction read from an archived page (issue 12's columns)."""
+
+    author: str | None = None
+    page_published_at: str | None = None
+    published_at: str | None = None  # the page's date in UTC: fills an empty published_at
+    language: str | None = None
+    declared_language: str | None = None
+
+
+@dataclass(frozen=True)
 class Revision(Message):
     """A stored article's page read again (its feed entry changed, or a re-extraction): its
     new title and text (None: unchanged), with the entry that announced it, if any. The
@@ -435,6 +451,9 @@ class Revision(Message):
     entry_key: str | None = None
     entry_title: str | None = None
     entry_updated_at: str | None = None
+    # What the page says of itself, read again (reextract; None keeps the stored value):
+    # authors, its own date as written there and in UTC, detected and declared language.
+    page: PageMetadata | None = None
 
 
 @dataclass(frozen=True)

@@ -66,9 +66,10 @@ def warm_up() -> None:
     """Run one small extraction so lazy imports and compiled patterns live in the fork server
     and every worker forked from it starts warm.
 
-    The costly part is dateparser (htmldate's last resort on free-text dates): the first
-    string no locale accepts compiles every locale's patterns, about a second of CPU that
-    each new worker would otherwise pay again after every recycling.
+    The costly parts are dateparser (htmldate's last resort on free-text dates): the first
+    string no locale accepts compiles every locale's patterns, and py3langid's model (loaded
+    on first use, ~0.6 s): about a second of CPU each that every new worker would otherwise
+    pay again after every recycling. The warm-up page is long enough to be language-detected.
     """
     extract_job(ExtractJob(url="https://warm-up.example/2025/03/04/story", html=_WARM_UP_PAGE,
                            entry_title="", entry_content="", entry_published_at=None))

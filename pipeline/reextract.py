@@ -5,7 +5,10 @@ Each article whose text came from its page is extracted again from the page as a
 engine (the local worker pool, or Celery workers). A text that comes out different becomes a
 new version of the article (pipeline.store.versions: `articles` shows the newest, the
 full-text index and the near-duplicate signature follow); the same text changes nothing, so
-running it again with the same extractor changes nothing.
+running it again with the same extractor changes nothing. The page's authors, own date and
+languages (issue 12) are read again too and stored where they differ, so articles stored
+before migration 10 gain `page_published_at` and `declared_language`; the chosen
+`published_at` is only filled where it was empty.
 """
 
 from __future__ import annotations
@@ -22,7 +25,14 @@ from pipeline.config import Config
 from pipeline.dedupe import text_hash
 from pipeline.engine import Engine, Trace
 from pipeline.extract import EXTRACTOR
-from pipeline.messages import ArchiveLocation, ExtractJob, Revision, RevisionBatch
+from pipeline.messages import (
+    ArchiveLocation,
+    Article,
+    ExtractJob,
+    PageMetadata,
+    Revision,
+    RevisionBatch,
+)
 from pipeline.run import make_engine
 from pipeline.store import Store, Writer
 
@@ -36,11 +46,12 @@ class ReextractReport:
     unchanged: int = 0
     changed: int = 0
     missing: int = 0  # the archived record cannot be read (file gone, damaged)
+    metadata: int = 0  # of the unchanged, those whose authors, dates or language changed
 
     def line(self) -> str:
         return (f"{self.articles} archived pages extracted again: {self.changed} changed "
-                f"(new versions), {self.unchanged} unchanged, {self.missing} missing from "
-                f"the archive")
+                f"(new versions), {self.unchanged} unchanged ({self.metadata} with new "
+                f"authors, dates or language), {self.missing} missing from the archive")
 
 
 async def reextract(config: Config, store: Store, since: str | None = None,
@@ -68,20 +79,26 @@ async def reextract(config: Config, store: Store, since: str | None = None,
                 lines[page_site] = store.site_lines(page_site)
             job = ExtractJob(url=capture.url, html=capture.body,
                              entry_title=row["title"] or "", entry_content="",
-                             entry_published_at=row["published_at"],
+                             entry_published_at=row["feed_published_at"],
                              timeout=config.extract.timeout,
                              content_type=capture.content_type,
                              content_encoding=capture.content_encoding,
                              max_bytes=config.fetch.max_bytes, site_lines=lines[page_site])
             result = await engine.extract(job)
         article = result.article
-        if article.text_source != "page" or not article.text or \
-                text_hash(article.text) == row["text_hash"]:
+        if article.text_source != "page" or not article.text:
             report.unchanged += 1
             return None
+        page = _page_metadata(article, row)
+        if text_hash(article.text) == row["text_hash"]:
+            report.unchanged += 1
+            if page is None:
+                return None
+            report.metadata += 1
+            return Revision(row["id"], "reextract", extractor=EXTRACTOR, page=page)
         report.changed += 1
         return Revision(row["id"], "reextract", text=article.text, extractor=EXTRACTOR,
-                        fingerprint=result.fingerprint)
+                        fingerprint=result.fingerprint, page=page)
 
     after = 0
     async with engine, Writer(store) as writer:
@@ -98,6 +115,21 @@ async def reextract(config: Config, store: Store, since: str | None = None,
             if progress:
                 progress(len(chunk))
     return report
+
+
+def _page_metadata(article: Article, row: dict[str, Any]) -> PageMetadata | None:
+    """The page's authors, dates and languages as this extraction reads them (issue 12),
+    or None when they are what is stored already. The job carried the feed's date only,
+    so `article.published_at` is the feed's or else the page's own, in UTC."""
+    page = PageMetadata(author=article.author, page_published_at=article.page_published_at,
+                        published_at=article.published_at, language=article.language,
+                        declared_language=article.declared_language)
+    stored = [row["author"], row["page_published_at"], row["language"],
+              row["declared_language"]]
+    read = [page.author, page.page_published_at, page.language, page.declared_language]
+    news = [new for new, old in zip(read, stored, strict=True) if new is not None and new != old]
+    filling = row["published_at"] is None and page.published_at is not None
+    return page if news or filling else None
 
 
 def _on(site: str, url: object) -> bool:

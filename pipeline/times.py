@@ -28,3 +28,20 @@ def parse_iso(value: str | None) -> datetime | None:
 def sane_published(when: datetime, now: datetime | None = None) -> bool:
     """Whether a publication time is plausible: not before DATE_FLOOR, not in the future."""
     return when.year >= DATE_FLOOR and when <= (now or datetime.now(UTC)) + FUTURE_SLACK
+
+
+def utc_from_iso(value: str | None) -> str | None:
+    """An ISO 8601 date or time in any offset ('2024-05-10T22:00:00-05:00', '...Z', a local
+    '2024-05-10T08:15:00' or a day alone) as a stored UTC time; None when it is not one.
+
+    A time without an offset and a day alone are taken as UTC (a day becomes its midnight):
+    nothing better is known about them."""
+    if not value:
+        return None
+    try:
+        when = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return iso(when)

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import pytest
+
 from pipeline.boilerplate import (
     MAX_KEYED_WORDS,
     clean_lines,
     is_call_to_action,
+    is_credit,
     is_headline,
+    is_metadata,
+    is_promotion,
     line_key,
     line_keys,
     site_of,
@@ -75,3 +80,79 @@ def test_clean_lines_drops_the_sites_repeated_lines() -> None:
 def test_clean_lines_never_lets_the_site_filter_take_most_of_the_text() -> None:
     repeated = {line_key(line) for line in BODY[:2]}
     assert clean_lines(BODY, site_lines=repeated) == BODY
+
+
+def test_promotion_lines_dropped() -> None:
+    lines = ["The council voted on Tuesday to raise the harbour fees.",
+             "Follow Newsbeat on Instagram, Facebook, Twitter and YouTube.",
+             "Get the latest updates right in your inbox. Subscribe to our newsletters.",
+             "Subscribe to continue is not how this story ends: the vote was unanimous.",
+             "Have a tip? Ana Lopez may be reached at ana@news.example."]
+    assert clean_lines(lines) == [lines[0]]
+    assert is_promotion(lines[1]) and not is_promotion(lines[0])
+    # Promotion phrases inside a sentence are ordinary text.
+    assert not is_promotion("Readers who follow the council on Twitter saw it first.")
+
+
+def test_closing_wire_credits_dropped_only_at_the_end() -> None:
+    body = [f"Paragraph {i} of the story about the harbour fees." for i in range(6)]
+    credits = ["(Reporting by Ana Lopez; Editing by Ben Wu)",
+               "Associated Press writer Ben Wu contributed to this report."]
+    assert clean_lines(body + credits) == body
+    early = ["Reporting by Ana Lopez, the paper found the fees doubled.", *body]
+    assert clean_lines(early) == early  # an opening line is text, not a credit
+    assert is_credit(credits[0]) and not is_credit(body[0])
+
+
+@pytest.mark.parametrize("line", [
+    "October 12, 2017",
+    "November 19, 2019 /  12:21 AM / Updated 14 hours ago",
+    "By Ana Lopez | Updated May 2, 2025, 9:06am",
+    "Posted on December 18, 2025 by Ana Lopez 59 Comments",
+    "Last Updated: December 15th 2025",
+    "6 min read",
+    "By Ana Lopez",
+])
+def test_datelines_and_bylines_are_metadata(line: str) -> None:
+    assert is_metadata(line, ["Ana Lopez"])
+
+
+@pytest.mark.parametrize("line", [
+    "On March 3, 2025, the council voted to raise the harbour fees.",
+    "Date: 16-19 March 2026, Harbour Hall",  # an event's details are text
+    "By Ben Wu and Li Na | Updated May 2, 2025",  # names the page does not credit: text
+    "Ana Lopez said the fees doubled.",
+    "The harbour fees doubled.",
+])
+def test_dated_sentences_are_not_metadata(line: str) -> None:
+    assert not is_metadata(line, ["Ana Lopez"])
+
+
+def test_clean_lines_drops_a_dateline_only_near_the_top() -> None:
+    body = [f"Paragraph {i} of the story about the harbour fees." for i in range(6)]
+    lines = ["By Ana Lopez", "March 3, 2025 · 4 min read", *body, "March 3, 2025"]
+    assert clean_lines(lines, authors=["Ana Lopez"]) == [*body, "March 3, 2025"]
+
+
+@pytest.mark.parametrize("line", [
+    "The best of Harbour Times, delivered to your inbox every morning",
+    "Thanks for subscribing! Look out for your first newsletter soon.",
+    "Awesome, you're subscribed!",
+    "Sign up for our newsletter for the best of the city.",
+    "There was an error processing your subscription.",
+    "This copy is for your personal, non-commercial use only.",
+])
+def test_newsletter_boxes_are_promotion(line: str) -> None:
+    assert is_promotion(line)
+    assert clean_lines(["The council voted on Tuesday.", line]) == ["The council voted on Tuesday."]
+
+
+@pytest.mark.parametrize("line", [
+    "Subscription costs: $9.99 per month, or $99 a year.",
+    "The app's free version limits lessons; full access needs a paid subscription.",
+    "Readers of the weekly newsletter reported the leak first, the council said on Tuesday, "
+    "in a long statement that went on to explain at length why the fees had to rise, by how "
+    "much for each of the harbour's users, and what the money would be spent on next year.",
+])
+def test_subscriptions_as_a_subject_are_text(line: str) -> None:
+    assert not is_promotion(line)

@@ -322,3 +322,40 @@ def test_browser_search_read_article_and_feed_health(served: Served, browser: ob
     gazette = cells[served.gazette.feed_url("rss")]
     assert (gazette["health"], gazette["last_status"], gazette["feed"]) == \
         ("ok", "200", "The Example Gazette")
+
+
+def test_every_article_column_has_a_description(tmp_path: Path) -> None:
+    from pipeline.store import Store
+
+    with Store.open(tmp_path / "nw.db") as store:
+        columns = set(store.db["articles"].columns_dict)
+    described = metadata_for(tmp_path / "nw.db", dead_after=5)["databases"]["nw"]["tables"][
+        "articles"]["columns"]
+    assert columns - set(described) == set()
+
+
+def test_canned_query_dates_feed_vs_page(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    from pipeline.config import FeedConfig
+    from pipeline.store import Store
+    from tests.test_store import entry as new_entry
+    from tests.test_store import make_article, poll
+
+    dates = [("2025-03-03T23:30:00-05:00", "2025-03-04T04:31:00Z"),  # same moment
+             ("2025-03-04", "2025-03-04T09:00:00Z"),  # same day
+             ("2024-11-02T10:00:00Z", "2025-03-04T09:00:00Z"),  # the page's is older
+             (None, "2025-03-04T09:00:00Z")]  # the page has none
+    with Store.open(tmp_path / "nw.db") as store:
+        store.sync_feeds([FeedConfig(url="http://a.example/feed", name="A")])
+        entries = []
+        for i, (page, feed) in enumerate(dates):
+            url = f"http://a.example/{i}"
+            article = replace(make_article(url, text=f"Story {i} " * 40),
+                              page_published_at=page, feed_published_at=feed)
+            entries.append(new_entry(str(i), url, article))
+        store.record_poll(poll(1, *entries))
+        sql = metadata_for(tmp_path / "nw.db", dead_after=5)["databases"]["nw"]["queries"][
+            "dates_feed_vs_page"]["sql"]
+        rows = store.db.execute(sql).fetchall()
+    assert rows == [(1, "A", 3, 1, 2, 1, 0)]

@@ -143,7 +143,8 @@ def test_jsonl_carries_all_metadata_and_cluster_ids(store: Store, tmp_path: Path
     assert copy["seen_in"] == [{"feed_url": "http://feeds.example/rss", "guid": "b",
                                 "link": "http://b.example/copy", "seen_at": copy["fetched_at"]}]
     for column in ("published_at", "author", "language", "sitename", "text_source",
-                   "word_count", "quality", "description"):
+                   "word_count", "quality", "description", "page_published_at",
+                   "feed_published_at", "declared_language"):
         assert column in copy
     second = export_jsonl(store, tmp_path / "out")  # default: canonical articles only
     assert second.written == 2 and second.first != report.first

@@ -55,8 +55,9 @@ def test_page_text_and_metadata() -> None:
     assert article.text.count("\n\n") >= len(PARAS) - 1
     assert article.author == "Ana Writer"
     assert article.sitename == "Example News"
-    assert article.language == "en"  # from <html lang>, trafilatura's detector is optional
-    assert article.published_at == "2025-03-04T00:00:00Z"
+    assert article.language == article.declared_language == "en"
+    assert article.published_at == article.page_published_at == "2025-03-04T10:00:00Z"
+    assert article.feed_published_at is None
     assert article.canonical_url == "https://news.example/a/story"
     assert article.id == article_id("https://news.example/a/story")
 

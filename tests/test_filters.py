@@ -109,12 +109,25 @@ def site() -> Iterator[NewsSite]:
     """Two stories: A (harbour, English) and B (vineyard, German); their feed names their
     authors (Alice for A, Bob for B)."""
     with NewsSite() as news:
-        for slug, title, lang, topic in (
-                (HARBOUR, "Harbour dredging begins", "en", "harbour"),
-                (VINEYARD, "Vineyard harvest ends", "de", "vineyard")):
-            news.route(f"/news/{slug}.html", page_html(title, lang, story(topic)),
+        for slug, title, lang, paragraphs in (
+                (HARBOUR, "Harbour dredging begins", "en", story("harbour")),
+                (VINEYARD, "Vineyard harvest ends", "de", WEINLESE)):
+            news.route(f"/news/{slug}.html", page_html(title, lang, paragraphs),
                        "text/html; charset=utf-8")
         yield news
+
+
+# Story B is written in German: the stored language is detected from the text (issue 12).
+WEINLESE = [
+    "Die Weinlese an der Mosel ist am Freitag zu Ende gegangen. Die Winzer sprechen von "
+    "einem guten Jahrgang, obwohl der Sommer sehr trocken war und viele Trauben klein blieben.",
+    "In den steilen Lagen wurde fast alles von Hand gelesen. Viele Betriebe hatten Mühe, "
+    "genug Helfer zu finden, und mussten die Arbeit auf mehrere Wochen verteilen.",
+    "Der Verband der Winzer rechnet mit einer Menge, die etwas unter dem Durchschnitt der "
+    "letzten zehn Jahre liegt. Die Qualität sei aber hoch, sagte ein Sprecher am Abend.",
+    "Die ersten neuen Weine sollen im Frühjahr in den Handel kommen. Bis dahin bleibt der "
+    "Most in den Kellern, wo er langsam gärt und seinen Geschmack entwickelt.",
+]
 
 
 def feed_body(site: NewsSite) -> str:

@@ -290,6 +290,43 @@ def test_a_version_1_database_is_migrated_across_the_gap(tmp_path: Path) -> None
         assert schema.applied(migrated.db) == set(schema.MIGRATIONS)
 
 
+def test_both_dates_and_both_languages_are_stored(store: Store) -> None:
+    """Migration 10: the page's date with its offset, the feed's date and the declared
+    language beside the chosen UTC date and the detected language."""
+    from dataclasses import replace
+
+    article = replace(make_article("http://a.example/dated"),
+                      published_at="2024-05-11T03:00:00Z", language="de",
+                      page_published_at="2024-05-10T22:00:00-05:00",
+                      feed_published_at="2024-05-11T03:00:00Z", declared_language="en")
+    store.record_poll(poll(1, entry("d", "http://a.example/dated", article)))
+    row = store.db.execute("SELECT published_at, page_published_at, feed_published_at, "
+                           "language, declared_language FROM articles").fetchone()
+    assert row == ("2024-05-11T03:00:00Z", "2024-05-10T22:00:00-05:00",
+                   "2024-05-11T03:00:00Z", "de", "en")
+
+
+def test_a_database_from_main_before_issue_12_gains_its_columns(tmp_path: Path) -> None:
+    """Migration 10 lands after 11, 12, 15 and 16: a database that has those (and the
+    ledger) but not 10 still gains the issue-12 columns, and the ledger records 10."""
+    from pipeline.store import schema
+
+    path = tmp_path / "nw.db"
+    _database_with(path, [n for n in sorted(schema.MIGRATIONS) if n != 10], 16)
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute(schema.LEDGER_SQL)
+    conn.executemany(f"INSERT INTO {schema.LEDGER} VALUES (?, '2026-11-30T00:00:00Z')",
+                     [(n,) for n in schema.MIGRATIONS if n != 10])
+    conn.close()
+    with sqlite3.connect(path) as before:
+        columns = {row[1] for row in before.execute("PRAGMA table_info(articles)")}
+        assert "page_published_at" not in columns
+    with Store.open(path) as migrated:
+        columns = set(migrated.db["articles"].columns_dict)
+        assert {"page_published_at", "feed_published_at", "declared_language"} <= columns
+        assert 10 in schema.applied(migrated.db)
+
+
 def test_migrations_numbered_below_a_databases_version_are_still_applied(
         tmp_path: Path) -> None:
     """A branch may land after one with higher numbers: a database made on main with

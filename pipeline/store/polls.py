@@ -307,6 +307,9 @@ def _add_article(store: Store, entry: NewEntry, feed_id: int, now: str
         "extract_error": article.extract_error, "description": article.description,
         "word_count": len(article.text.split()),
         "claimed_canonical_url": article.claimed_canonical_url,
+        "page_published_at": article.page_published_at,
+        "feed_published_at": article.feed_published_at,
+        "declared_language": article.declared_language,
         "extract_rules": article.rules_note,
         **_archive_columns(entry.archived),
     })

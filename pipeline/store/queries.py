@@ -64,8 +64,9 @@ def archived_articles(db: sqlite_utils.Database, since: str | None = None,
     after rowid `after`: what `reextract` reads again, a page at a time (a text taken from
     the feed stays as it is)."""
     return list(db.query("""
-        SELECT rowid, id, url, title, text_hash, published_at, warc_file, warc_offset,
-               warc_length, warc_record_id, warc_digest FROM articles
+        SELECT rowid, id, url, title, text_hash, published_at, feed_published_at,
+               page_published_at, author, language, declared_language, warc_file,
+               warc_offset, warc_length, warc_record_id, warc_digest FROM articles
         WHERE rowid > :after AND warc_file IS NOT NULL AND text_source = 'page'
           AND (:since IS NULL OR fetched_at >= :since)
         ORDER BY rowid LIMIT :limit""", {"since": since, "after": after, "limit": limit}))

@@ -214,6 +214,14 @@ END""")
     db.execute(STORIES_BY_OUTLETS)
 
 
+def _migration_10(db: sqlite_utils.Database) -> None:
+    """Both publication dates and both languages of an article (issue 12): the page's own
+    date as written there (its offset kept), the feed item's date (UTC), and the page's
+    declared `<html lang>` beside the detected `language`. `published_at` stays the chosen
+    one, in UTC."""
+    for column in ("page_published_at", "feed_published_at", "declared_language"):
+        db.execute(f"ALTER TABLE articles ADD COLUMN {column} TEXT")
+
 
 def _migration_11(db: sqlite_utils.Database) -> None:
     """Filters and tags (issue 14): an entry kept out of the corpus by a keep or block rule
@@ -266,8 +274,8 @@ def _migration_16(db: sqlite_utils.Database) -> None:
 
 
 MIGRATIONS = {1: _migration_1, 2: _migration_2, 5: _migration_5, 6: _migration_6,
-              7: _migration_7, 8: _migration_8, 9: _migration_9, 11: _migration_11,
-              12: _migration_12, 15: _migration_15, 16: _migration_16}
+              7: _migration_7, 8: _migration_8, 9: _migration_9, 10: _migration_10,
+              11: _migration_11, 12: _migration_12, 15: _migration_15, 16: _migration_16}
 SCHEMA_VERSION = max(MIGRATIONS)
 
 

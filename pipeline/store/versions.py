@@ -12,7 +12,7 @@ from typing import Any
 import sqlite_utils
 
 from pipeline.dedupe import text_hash
-from pipeline.messages import Revision
+from pipeline.messages import PageMetadata, Revision
 from pipeline.store import index
 from pipeline.store.schema import ARCHIVE_COLUMNS
 
@@ -28,6 +28,8 @@ def record(db: sqlite_utils.Database, revision: Revision, now: str) -> bool:
                      "FROM articles WHERE id = ?", [revision.article_id]).fetchone()
     if row is None:
         return False
+    if revision.page is not None:
+        _page_metadata(db, revision.article_id, revision.page)
     title = revision.title if revision.title else row[0]
     text = revision.text if revision.text else row[1]
     digest = text_hash(text) if text else None
@@ -58,6 +60,23 @@ def record(db: sqlite_utils.Database, revision: Revision, now: str) -> bool:
     if digest != row[2] and revision.fingerprint is not None:
         index.replace(db, revision.article_id, revision.fingerprint)
     return True
+
+
+def _page_metadata(db: sqlite_utils.Database, article_id: str, page: PageMetadata) -> None:
+    """What a re-extraction read from the page (no version: versions are about the text).
+    The page's authors, own date and languages replace the stored ones where it gave them;
+    the chosen `published_at` is only filled where there was none: the feed's date, or the
+    date an earlier extraction chose, stays."""
+    values = {name: value for name in ("author", "page_published_at", "language",
+                                       "declared_language")
+              if (value := getattr(page, name)) is not None}
+    sets = [f"{name} = ?" for name in values]
+    if page.published_at is not None:
+        sets.append("published_at = coalesce(published_at, ?)")
+        values["published_at"] = page.published_at
+    if sets:
+        db.execute(f"UPDATE articles SET {', '.join(sets)} WHERE id = ?",
+                   [*values.values(), article_id])
 
 
 def _insert(db: sqlite_utils.Database, values: dict[str, Any]) -> None:
