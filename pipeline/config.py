@@ -45,6 +45,7 @@ class ScheduleConfig:
     tick: float = 5.0
     stop_grace: float = 60.0  # the daemon's time to finish in-flight polls on SIGTERM
     dead_after: int = 5  # failures in a row after which a feed counts as dead (still probed)
+    fetch_log_days: int = 30  # raw fetch-log rows kept; older polls live on as daily totals
 
 
 @dataclass(frozen=True)
@@ -224,7 +225,8 @@ def _read_fetch(path: Path, data: Any) -> FetchConfig:
 def _read_schedule(path: Path, data: Any) -> ScheduleConfig:
     r = _Reader(path, "schedule", data)
     r.reject_unknown({"interval", "min_interval", "max_interval", "max_backoff",
-                      "unconditional_every", "tick", "stop_grace", "dead_after"})
+                      "unconditional_every", "tick", "stop_grace", "dead_after",
+                      "fetch_log_days"})
     d = ScheduleConfig()
     config = ScheduleConfig(
         interval=r.get("interval", parse_duration, d.interval),
@@ -235,6 +237,7 @@ def _read_schedule(path: Path, data: Any) -> ScheduleConfig:
         tick=r.get("tick", parse_duration, d.tick),
         stop_grace=r.get("stop_grace", parse_duration, d.stop_grace),
         dead_after=r.get("dead_after", _positive_int, d.dead_after),
+        fetch_log_days=r.get("fetch_log_days", _positive_int, d.fetch_log_days),
     )
     # An interval the bounds would silently override is refused, naming both keys.
     if not config.min_interval <= config.interval <= config.max_interval:

@@ -11,6 +11,7 @@ their duplicate clusters and the evidence. One module per concern:
     index      the near-duplicate signatures and LSH band index
     lines      per-site repeated lines (boilerplate)
     queries    read-only queries for the CLI, Datasette and metrics
+    summaries  counters and daily totals kept at write time; the rolling fetch log
     writer     the single writer a run writes through (group commit)
     repair     checking and repairing a damaged file
 """
