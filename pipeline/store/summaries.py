@@ -53,6 +53,8 @@ TABLES = (
         entries INTEGER NOT NULL DEFAULT 0,
         entries_with_article INTEGER NOT NULL DEFAULT 0,
         PRIMARY KEY (feed_id, day)) WITHOUT ROWID""",
+    # Days across feeds, newest first: the table's page, the dashboards.
+    "CREATE INDEX feed_days_day ON feed_days (day)",
     """CREATE TABLE cluster_outlets (
         cluster_id TEXT NOT NULL REFERENCES clusters(id),
         outlet TEXT NOT NULL,
