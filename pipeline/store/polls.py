@@ -119,15 +119,20 @@ def record(store: Store, item: PollResult | EntryBatch, now: str) -> PollSummary
                            "VALUES (?, ?)", [alias, article_id])
     if isinstance(item, PollResult):
         feeds.after_poll(db, item, now)
-        _insert(db, "fetches", {
-            "feed_id": item.feed_id, "started_at": item.started_at,
-            "duration_ms": item.duration_ms, "status": item.status, "bytes": item.bytes,
-            "new_entries": item.new_entry_count,
-            "new_articles": item.batched_articles + new_articles,
-            "conditional": int(item.conditional), "error": item.error,
-            "skipped_entries": item.skipped_entries,
-        })
+        _insert(db, "fetches", fetch_row(item, new_articles))
     return PollSummary(len(item.entries), new_articles, exact, near)
+
+
+def fetch_row(item: PollResult, new_articles: int) -> dict[str, Any]:
+    """A poll's fetch-log row (`new_articles`: those its entries stored)."""
+    return {
+        "feed_id": item.feed_id, "started_at": item.started_at,
+        "duration_ms": item.duration_ms, "status": item.status, "bytes": item.bytes,
+        "new_entries": item.new_entry_count,
+        "new_articles": item.batched_articles + new_articles,
+        "conditional": int(item.conditional), "error": item.error,
+        "skipped_entries": item.skipped_entries,
+    }
 
 
 def record_write_failure(db: sqlite_utils.Database, feed_id: int, started_at: str,
