@@ -30,11 +30,13 @@ from pipeline.store.queries import health_sql
 ASSETS = Path(__file__).resolve().parent / "datasette"
 METADATA = ASSETS / "metadata.yaml"
 SHIPPED_NAME = "newswire"  # the database's name in metadata.yaml
+# Chosen for a corpus of a million articles (BENCHMARKS.md, "A year of news"): every page a
+# user reaches from the home page answers within Datasette's default time limit.
 SETTINGS = {
     "default_page_size": "50",
     "truncate_cells_html": "300",  # long texts stay short in tables; article pages show all
     "suggest_facets": "off",  # suggestions scan big tables on every page view
-    "sql_time_limit_ms": "3000",
+    "sql_time_limit_ms": "1000",  # Datasette's default: a page slower than this is a bug
 }
 
 

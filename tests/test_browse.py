@@ -3,6 +3,8 @@ metadata; a headless Chromium searches, reads an article and checks feed health.
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
 import json
 import os
 import shutil
@@ -22,7 +24,9 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.browse import metadata_for, serve_command
+from pipeline.browse import ASSETS, metadata_for, serve_command
+from pipeline.datasette.plugins import newswire_limits
+from pipeline.datasette.plugins.newswire_limits import count_within
 from tests.conftest import REPO, fill_site, run_cli, story, write_config
 from tests.newssite import NewsSite
 
@@ -158,7 +162,12 @@ def test_articles_table_metadata_sort_facets_and_search(served: Served) -> None:
     data = served.json("/corpus/articles", _search="raises")  # porter: matches "raised"
     assert data["human_description_en"] == \
         'where search matches "raises" sorted by published_at descending'
-    assert set(data["facet_results"]) == {"feed_id", "sitename", "language", "duplicate_kind"}
+    # Facets are on demand: counting a big table on every page view does not fit the limit.
+    assert data["facet_results"] == {}
+    facets = ("feed_id", "sitename", "language", "duplicate_kind")
+    data = json.loads(served.get("/corpus/articles.json?" + urllib.parse.urlencode(
+        [("_search", "raises"), ("_shape", "objects"), *(("_facet", f) for f in facets)])))
+    assert set(data["facet_results"]) == set(facets)
     sitenames = {r["value"] for r in data["facet_results"]["sitename"]["results"]}
     assert sitenames == {"The Example Gazette", "The Other Herald"}
     assert len(data["rows"]) == 7  # every fetched article mentions the raised rate
@@ -359,3 +368,207 @@ def test_canned_query_dates_feed_vs_page(tmp_path: Path) -> None:
             "dates_feed_vs_page"]["sql"]
         rows = store.db.execute(sql).fetchall()
     assert rows == [(1, "A", 3, 1, 2, 1, 0)]
+
+
+# --- a big corpus: pages that never write, bounded counts, quiet time-outs -------------------
+
+def digest(db: Path) -> tuple[str, ...]:
+    """The database and its WAL, byte for byte (the -shm file is readers' shared memory)."""
+    return tuple(hashlib.sha256(p.read_bytes()).hexdigest() if p.exists() else "-"
+                 for p in (db, Path(f"{db}-wal")))
+
+
+def test_reading_commands_and_pages_never_write(tmp_path: Path) -> None:
+    with NewsSite() as gazette, NewsSite(site_name="The Other Herald") as herald:
+        for i in range(3):
+            gazette.add_article(f"s{i}", f"Story {i}", story(f"topic {i}"),
+                                datetime.now(UTC) - timedelta(hours=i + 1))
+        wire = gazette.article("s0")
+        herald.add_article("copy", wire.title, wire.paragraphs, datetime.now(UTC))
+        config = write_config(tmp_path / "newswire.yaml",
+                              [gazette.feed_url("rss"), herald.feed_url("atom")])
+        assert run_cli("once", config=config).code == 0
+    db = tmp_path / "newswire.db"
+    with sqlite3.connect(db) as conn:
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    before = digest(db), db.stat().st_mtime_ns
+    status = run_cli("status", config=config)
+    assert status.code == 0 and " 3 " in status.stdout, status.stdout
+    assert run_cli("export", str(tmp_path / "out"), config=config).code == 0
+    assert run_cli("export-opml", config=config).code == 0
+    port = free_port()
+    server = subprocess.Popen([sys.executable, "-m", "pipeline", "--config", str(config),
+                               "serve", "--port", str(port)], stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                opener.open(f"http://127.0.0.1:{port}/-/versions.json", timeout=2).close()
+                break
+            except OSError:
+                assert time.monotonic() < deadline and server.poll() is None
+                time.sleep(0.2)
+        for path in ("/", "/newswire", "/newswire/feed_health", "/newswire/several_outlets",
+                     "/newswire/stories_by_outlets", "/newswire/feed_stats",
+                     "/newswire/feed_days", "/newswire/cluster_outlets", "/newswire/fetches",
+                     "/newswire/articles?_facet=feed_id", "/newswire/search?q=topic"):
+            with opener.open(f"http://127.0.0.1:{port}{path}", timeout=30) as response:
+                assert response.status == 200, path
+        with opener.open(f"http://127.0.0.1:{port}/newswire/several_outlets.json"
+                         "?_shape=array", timeout=30) as response:
+            assert b"The Other Herald" in response.read()
+    finally:
+        server.terminate()
+        server.wait(30)
+    assert (digest(db), db.stat().st_mtime_ns) == before
+
+
+def test_a_query_over_the_time_limit_is_one_line_in_the_log(tmp_path: Path) -> None:
+    db = tmp_path / "slow.db"
+    sqlite3.connect(db).execute("CREATE TABLE t (x)").connection.close()
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "datasette", "serve", str(db), "--port", str(port),
+         "--plugins-dir", str(ASSETS / "plugins"), "--setting", "sql_time_limit_ms", "50"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    slow = ("/slow?sql=" + urllib.request.quote(
+        "with recursive c(x) as (select 1 union all select x + 1 from c where x < 1e9) "
+        "select count(*) from c"))
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                opener.open(f"http://127.0.0.1:{port}/-/versions.json", timeout=2).close()
+                break
+            except OSError:
+                assert time.monotonic() < deadline and server.poll() is None
+                time.sleep(0.2)
+        for _ in range(2):
+            with pytest.raises(urllib.error.HTTPError) as error:
+                opener.open(f"http://127.0.0.1:{port}{slow}", timeout=30)
+            assert error.value.code == 400
+            assert b"SQL query took too long" in error.value.read()
+    finally:
+        server.terminate()
+        log = server.communicate(timeout=30)[0]
+    warnings = [line for line in log.splitlines() if "query over the time limit" in line]
+    assert len(warnings) == 2 and "limit_ms=50" in warnings[0], log
+    assert "Traceback" not in log and "Locals" not in log, log
+
+
+def test_table_counts_give_up_at_their_limit(tmp_path: Path) -> None:
+    conn = sqlite3.connect(tmp_path / "c.db", check_same_thread=False)
+    conn.execute("CREATE TABLE big (x)")
+    conn.execute("INSERT INTO big WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 "
+                 "FROM c WHERE x < 5000000) SELECT x FROM c")
+    conn.execute("CREATE TABLE small (x)")
+    conn.execute("INSERT INTO small VALUES (1), (2)")
+    conn.commit()
+    assert count_within(conn, "small", 1000) == 2
+    # One instruction, yet interrupted (the timer thread may come late on a busy machine).
+    assert None in {count_within(conn, "big", 1) for _ in range(10)}
+    assert count_within(conn, "big", 60_000) == 5_000_000
+    assert count_within(conn, "small", 5) == 2  # the interrupt does not linger
+
+
+def test_table_pages_give_up_counting_a_big_table(tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """A table page's whole-table count gets COUNT_LIMIT_MS, then the page goes without its
+    total; filtered counts and small tables are counted as ever."""
+    from datasette.app import Datasette
+    from datasette.plugins import pm
+
+    db = tmp_path / "c.db"
+    with sqlite3.connect(db) as conn:
+        conn.execute("CREATE TABLE big (x INTEGER)")
+        conn.execute("INSERT INTO big WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 "
+                     "FROM c WHERE x < 5000000) SELECT x FROM c")
+        conn.execute("CREATE INDEX big_x ON big (x)")
+        conn.execute("CREATE TABLE small (x)")
+        conn.execute("INSERT INTO small VALUES (1), (2)")
+    monkeypatch.setattr(newswire_limits, "COUNT_LIMIT_MS", 1)
+    pm.register(newswire_limits, name="newswire_limits_under_test")
+    try:
+        async def pages() -> list[dict]:
+            datasette = Datasette([str(db)])
+            await datasette.invoke_startup()
+            found = []
+            for path in ("/c/small.json", "/c/big.json?x=2"):
+                response = await datasette.client.get(path)
+                assert response.status_code == 200, response.text
+                found.append(response.json())
+            # Interrupted (a timer thread on a busy machine may come late: a few tries).
+            for _ in range(10):
+                big = (await datasette.client.get("/c/big.json")).json()
+                database = (await datasette.client.get("/c.json")).json()
+                counts = {t["name"]: t["count"] for t in database["tables"]}
+                if big["filtered_table_rows_count"] is None and counts["big"] is None:
+                    break
+            return [big, *found, counts]
+
+        big, small, filtered, counts = asyncio.run(pages())
+    finally:
+        pm.unregister(name="newswire_limits_under_test")
+    assert big["filtered_table_rows_count"] is None and len(big["rows"]) == 100
+    assert small["filtered_table_rows_count"] == 2
+    assert filtered["filtered_table_rows_count"] == 1
+    assert counts == {"big": None, "small": 2}  # the database page: "Many rows"
+
+
+def test_a_table_searched_for_a_common_word_walks_its_order(tmp_path: Path) -> None:
+    """`?_search=` on a table page: the same rows, newest first, read by walking the
+    order's index and keeping the matches (never every matching row read and sorted)."""
+    from datasette.app import Datasette
+    from datasette.plugins import pm
+
+    db = tmp_path / "s.db"
+    with sqlite3.connect(db) as conn:
+        conn.execute("CREATE TABLE articles (title TEXT, text TEXT, published_at TEXT)")
+        conn.execute("CREATE INDEX articles_published ON articles (published_at)")
+        conn.execute("CREATE VIRTUAL TABLE articles_fts USING fts5(title, text, "
+                     "content='articles')")
+        conn.executemany("INSERT INTO articles VALUES (?, ?, ?)", [
+            (f"Story {i}", "officials said" if i % 3 else "a quiet day",
+             f"2026-01-{1 + i % 28:02d}T{i % 24:02d}:00:00Z") for i in range(3000)])
+        conn.execute("INSERT INTO articles_fts (articles_fts) VALUES ('rebuild')")
+        expected = [r[0] for r in conn.execute(
+            "SELECT rowid FROM articles WHERE text LIKE '%said%' "
+            "ORDER BY published_at DESC, rowid DESC LIMIT 100")]
+    metadata = {"databases": {"s": {"tables": {"articles": {
+        "sort_desc": "published_at", "fts_table": "articles_fts", "fts_pk": "rowid"}}}}}
+    seen: list[str] = []
+    pm.register(newswire_limits, name="newswire_limits_under_test")
+    try:
+        async def page() -> dict:
+            datasette = Datasette([str(db)], metadata=metadata)
+            await datasette.invoke_startup()
+            database = datasette.get_database("s")
+            execute = database.execute
+
+            async def spy(sql: str, *args: object, **kwargs: object) -> object:
+                seen.append(sql)
+                return await execute(sql, *args, **kwargs)
+
+            database.execute = spy  # what reaches the plugin's wrapper, and what it runs
+            response = await datasette.client.get("/s/articles.json?_search=said&_shape=objects")
+            assert response.status_code == 200, response.text
+            return dict(response.json())
+
+        data = asyncio.run(page())
+    finally:
+        pm.unregister(name="newswire_limits_under_test")
+    assert [r["rowid"] for r in data["rows"]] == expected
+    assert data["filtered_table_rows_count"] == 2000
+    rows_sql = [s for s in seen if "match" in s and " order by " in s]
+    assert rows_sql, seen
+    with sqlite3.connect(db) as conn:
+        for sql in rows_sql:
+            rewritten = newswire_limits._SEARCH_FILTER.sub("+rowid in (select rowid from ", sql)
+            assert "+rowid in (select rowid from" in rewritten
+            plan = " ".join(r[3] for r in conn.execute(
+                "EXPLAIN QUERY PLAN " + rewritten.replace("escape_fts(:search)", "'said'")
+                .replace(":search", "'said'").replace(":p0", "100").replace(":p1", "100")))
+            assert "USING INDEX articles_published" in plan and "TEMP B-TREE" not in plan

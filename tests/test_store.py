@@ -9,7 +9,7 @@ from types import SimpleNamespace
 import pytest
 
 from pipeline.boilerplate import line_key
-from pipeline.config import DedupeConfig, FeedConfig
+from pipeline.config import DedupeConfig, FeedConfig, ScheduleConfig
 from pipeline.dedupe import article_id
 from pipeline.errors import LockedError, StoreError, StoreWriteError
 from pipeline.messages import Article, EntryBatch, NewEntry, PollResult
@@ -261,7 +261,7 @@ def test_maintenance_forgets_lines_seen_once_long_ago(store: Store) -> None:
     store.db.execute("INSERT INTO site_lines VALUES ('a.example', 1, 1, '2000-01-01T00:00:00Z'),"
                      " ('a.example', 2, 5, '2000-01-01T00:00:00Z'),"
                      " ('a.example', 3, 1, ?)", [utcnow()])
-    store.maintenance(SimpleNamespace(dedupe=DedupeConfig()))
+    store.maintenance(SimpleNamespace(dedupe=DedupeConfig(), schedule=ScheduleConfig()))
     keys = [r[0] for r in store.db.execute("SELECT line_key FROM site_lines ORDER BY 1")]
     assert keys == [2, 3]
 

@@ -13,6 +13,7 @@ their duplicate clusters and the evidence. One module per concern:
     merges     clusters that heal: merges with their history, resolving merged ids
     lines      per-site repeated lines (boilerplate)
     queries    read-only queries for the CLI, Datasette and metrics
+    summaries  counters and daily totals kept at write time; the rolling fetch log
     writer     the single writer a run writes through (group commit)
     repair     checking and repairing a damaged file
 """

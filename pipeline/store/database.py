@@ -29,7 +29,7 @@ from pipeline.messages import (
     PollSummary,
     RevisionBatch,
 )
-from pipeline.store import feeds, index, lines, merges, polls, queries, schema
+from pipeline.store import feeds, index, lines, merges, polls, queries, schema, summaries
 from pipeline.store.index import ReindexReport
 from pipeline.times import iso, utcnow
 
@@ -336,6 +336,28 @@ class Store:
             raise self.damaged(exc) or StoreWriteError(
                 f"pruning the near-duplicate index: {exc}") from exc
 
+    def prune_fetch_log(self, days: int, now: datetime | None = None) -> int:
+        """Roll the fetch log: drop the raw rows of the UTC days older than `days` days (0:
+        never); their per-feed daily totals (feed_days) stay. Short transactions; returns
+        the rows dropped. One index probe per feed when nothing is due. Raises
+        StoreWriteError."""
+        if not days:
+            return 0
+        cutoff = ((now or datetime.now(UTC)) - timedelta(days=days)).strftime("%Y-%m-%d")
+        dropped = 0
+        try:
+            for feed_id in summaries.feeds_with_fetches_before(self.db, cutoff):
+                while True:
+                    with self.write():
+                        done = summaries.prune_fetches_chunk(self.db, feed_id, cutoff)
+                    dropped += done
+                    if done < summaries.PRUNE_CHUNK:
+                        break
+        except sqlite3.Error as exc:
+            raise self.damaged(exc) or StoreWriteError(
+                f"rolling the fetch log: {exc}") from exc
+        return dropped
+
     def reindex(self, window_days: int, from_text: bool = False,
                 now: datetime | None = None) -> ReindexReport:
         """Rebuild the band and anchor indexes from the stored signatures indexed within the
@@ -355,10 +377,12 @@ class Store:
         return ReindexReport(signatures, band_rows, fingerprinted, window_days, anchor_rows)
 
     def maintenance(self, config: Config) -> None:
-        """Periodic upkeep for the daemon: prune the near-duplicate index to its window,
-        forget lines a site showed only once long ago, and checkpoint the WAL so it does not
-        grow unbounded."""
+        """Periodic upkeep for the daemon: prune the near-duplicate index to its window, roll
+        the fetch log (raw rows for `schedule.fetch_log_days`, then daily totals), forget
+        lines a site showed only once long ago, and checkpoint the WAL so it does not grow
+        unbounded."""
         self.prune_bands(config.dedupe.band_window_days)
+        self.prune_fetch_log(config.schedule.fetch_log_days)
         cutoff = iso(datetime.now(UTC) - timedelta(days=lines.SITE_LINE_SINGLETON_DAYS))
         with self.write():
             lines.forget_singletons(self.db, cutoff)

@@ -224,16 +224,21 @@ def record(store: Store, item: PollResult | EntryBatch | RevisionBatch, now: str
     if isinstance(item, PollResult):
         revised = sum(versions.record(db, r, now) for r in item.revisions)
         feeds.after_poll(db, item, now)
-        _insert(db, "fetches", {
-            "feed_id": item.feed_id, "started_at": item.started_at,
-            "duration_ms": item.duration_ms, "status": item.status, "bytes": item.bytes,
-            "new_entries": item.new_entry_count,
-            "new_articles": item.batched_articles + new_articles,
-            "conditional": int(item.conditional), "error": item.error,
-            "skipped_entries": item.skipped_entries,
-            **_archive_columns(item.archived),
-        })
+        _insert(db, "fetches", fetch_row(item, new_articles))
     return PollSummary(len(item.entries), new_articles, exact, near, revised)
+
+
+def fetch_row(item: PollResult, new_articles: int) -> dict[str, Any]:
+    """A poll's fetch-log row (`new_articles`: those its entries stored)."""
+    return {
+        "feed_id": item.feed_id, "started_at": item.started_at,
+        "duration_ms": item.duration_ms, "status": item.status, "bytes": item.bytes,
+        "new_entries": item.new_entry_count,
+        "new_articles": item.batched_articles + new_articles,
+        "conditional": int(item.conditional), "error": item.error,
+        "skipped_entries": item.skipped_entries,
+        **_archive_columns(item.archived),
+    }
 
 
 def record_write_failure(db: sqlite_utils.Database, feed_id: int, started_at: str,

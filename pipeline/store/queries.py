@@ -32,9 +32,8 @@ def status_rows(db: sqlite_utils.Database, dead_after: int) -> list[dict[str, An
                f.active, f.gone, {health_sql(dead_after)} AS health,
                f.last_polled_at, f.next_poll_at, f.last_status, f.consecutive_failures,
                f.last_error, f.current_interval, f.interval_seconds, f.cron,
-               (SELECT count(*) FROM articles a WHERE a.feed_id = f.id) AS articles,
-               (SELECT count(*) FROM entries e WHERE e.feed_id = f.id) AS entries
-        FROM feeds f ORDER BY f.id"""))
+               coalesce(s.articles, 0) AS articles, coalesce(s.entries, 0) AS entries
+        FROM feeds f LEFT JOIN feed_stats s ON s.feed_id = f.id ORDER BY f.id"""))
 
 
 def health_counts(db: sqlite_utils.Database, dead_after: int) -> dict[str, int]:

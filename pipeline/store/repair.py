@@ -11,6 +11,7 @@ from pathlib import Path
 
 from pipeline.config import DedupeConfig
 from pipeline.errors import StoreError
+from pipeline.store import summaries
 from pipeline.store.database import Store, writer_lock
 
 
@@ -92,7 +93,8 @@ def repair(path: Path, dedupe: DedupeConfig | None = None) -> RepairReport:
 def _copy_readable(damaged: Path, fresh: Path, dedupe: DedupeConfig | None) -> int:
     """Rows of every table of `damaged` into a new database at `fresh`; table scans only
     (NOT INDEXED), so damaged indexes are never read. Columns the damaged file lacks (an
-    older schema) stay empty."""
+    older schema) stay empty. The counters (pipeline.store.summaries) are recounted from
+    the rows that could be copied."""
     rows = 0
     with Store.open(fresh, dedupe) as store:
         db = store.db
@@ -102,6 +104,7 @@ def _copy_readable(damaged: Path, fresh: Path, dedupe: DedupeConfig | None) -> i
             "SELECT name FROM main.sqlite_master WHERE type = 'table' AND name NOT LIKE "
             "'sqlite_%' AND name NOT LIKE 'articles_fts%' ORDER BY name")]
         with store.write():
+            summaries.drop_triggers(db)  # the counters are copied, then recounted
             for table in tables:
                 old = {r[1] for r in db.execute(f"PRAGMA damaged.table_info([{table}])")}
                 columns = ", ".join(f"[{c.name}]" for c in db[table].columns if c.name in old)
@@ -110,6 +113,8 @@ def _copy_readable(damaged: Path, fresh: Path, dedupe: DedupeConfig | None) -> i
                 cursor = db.execute(f"INSERT OR REPLACE INTO main.[{table}] ({columns}) "
                                     f"SELECT {columns} FROM damaged.[{table}] NOT INDEXED")
                 rows += max(cursor.rowcount, 0)
+            summaries.create_triggers(db)
+            summaries.rebuild(db)
         db.execute("DETACH DATABASE damaged")
         db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     return rows

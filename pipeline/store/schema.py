@@ -12,6 +12,7 @@ from __future__ import annotations
 import sqlite_utils
 
 from pipeline import neardup
+from pipeline.store import summaries
 from pipeline.store.lines import SITE_LINE_MIN_PAGES
 
 
@@ -152,7 +153,8 @@ def _migration_8(db: sqlite_utils.Database) -> None:
                [neardup.ANCHOR_SCHEME])
 
 
-STORIES_BY_OUTLETS = """CREATE VIEW stories_by_outlets AS
+# The view as migration 9 left it (counted at read time); migration 14 replaces it.
+STORIES_BY_OUTLETS_9 = """CREATE VIEW stories_by_outlets AS
     SELECT c.id AS cluster_id, canon.title AS canonical_title,
            c.canonical_article_id, canon.url AS canonical_url,
            m.outlets_count, m.outlets, m.articles,
@@ -211,7 +213,7 @@ def _migration_9(db: sqlite_utils.Database) -> None:
   INSERT INTO articles_fts (rowid, title, text) VALUES (new.rowid, new.title, new.text);
 END""")
     db.execute("DROP VIEW IF EXISTS stories_by_outlets")
-    db.execute(STORIES_BY_OUTLETS)
+    db.execute(STORIES_BY_OUTLETS_9)
 
 
 def _migration_10(db: sqlite_utils.Database) -> None:
@@ -246,6 +248,50 @@ def _migration_12(db: sqlite_utils.Database) -> None:
     db.execute("ALTER TABLE articles ADD COLUMN extract_rules TEXT")
 
 
+def _migration_13(db: sqlite_utils.Database) -> None:
+    """Indexes for reading a big corpus (issue 17): a feed's articles (its page, the
+    articles table filtered by feed, newest first), the URLs of an article (its page),
+    clusters by their latest copy (the clusters table), and the articles' facet columns."""
+    db.execute("CREATE INDEX IF NOT EXISTS articles_feed_published ON articles "
+               "(feed_id, published_at)")
+    db.execute("CREATE INDEX IF NOT EXISTS article_urls_article ON article_urls (article_id)")
+    db.execute("CREATE INDEX IF NOT EXISTS clusters_last_seen ON clusters (last_seen_at)")
+    # Facets asked for on demand group a covering index, not the table and its texts.
+    for column in ("sitename", "language", "duplicate_kind"):
+        db.execute(f"CREATE INDEX IF NOT EXISTS articles_{column} ON articles ({column})")
+
+
+def _migration_14(db: sqlite_utils.Database) -> None:
+    """Counters and daily totals kept by the writer (pipeline.store.summaries), filled from
+    what is stored; the stories carried by several outlets read from them."""
+    summaries.create(db)
+    db.execute("CREATE INDEX clusters_several_outlets ON clusters (last_seen_at, id) "
+               "WHERE outlets > 1")
+    db.execute("DROP VIEW IF EXISTS stories_by_outlets")
+    db.execute(STORIES_BY_OUTLETS)
+
+
+# Clusters whose copies come from more than one outlet (site name, else feed name, title or
+# URL), read from the clusters' counters: `ORDER BY last_seen_at DESC` (most recently seen
+# first) and counting its rows are walks of the partial index clusters_several_outlets. No
+# ORDER BY of its own: that would make even `count(*)` compute every row.
+STORIES_BY_OUTLETS = """CREATE VIEW stories_by_outlets AS
+    SELECT c.id AS cluster_id,
+           (SELECT title FROM articles WHERE id = c.canonical_article_id) AS canonical_title,
+           c.canonical_article_id,
+           (SELECT url FROM articles WHERE id = c.canonical_article_id) AS canonical_url,
+           c.outlets AS outlets_count,
+           (SELECT group_concat(outlet) FROM cluster_outlets WHERE cluster_id = c.id)
+               AS outlets,
+           c.size AS articles, c.first_seen_at, c.last_seen_at,
+           (SELECT min(published_at) FROM articles WHERE cluster_id = c.id)
+               AS first_published_at,
+           (SELECT group_concat(x.id) FROM clusters x WHERE x.merged_into = c.id)
+               AS merged_cluster_ids
+    FROM clusters c
+    WHERE c.outlets > 1"""
+
+
 ARCHIVE_COLUMNS = ("warc_file", "warc_offset", "warc_length", "warc_record_id", "warc_digest")
 
 
@@ -275,7 +321,8 @@ def _migration_16(db: sqlite_utils.Database) -> None:
 
 MIGRATIONS = {1: _migration_1, 2: _migration_2, 5: _migration_5, 6: _migration_6,
               7: _migration_7, 8: _migration_8, 9: _migration_9, 10: _migration_10,
-              11: _migration_11, 12: _migration_12, 15: _migration_15, 16: _migration_16}
+              11: _migration_11, 12: _migration_12, 13: _migration_13, 14: _migration_14,
+              15: _migration_15, 16: _migration_16}
 SCHEMA_VERSION = max(MIGRATIONS)
 
 

@@ -1,0 +1,274 @@
+"""Counters and daily totals kept at write time, so that reading them costs nothing at any
+size: `newswire status`, feed health, the several-outlets queries and the dashboards read
+these instead of counting a year of articles, entries and polls.
+
+    feed_stats       per feed: articles stored through it (articles.feed_id), entries,
+                     entries that led to an article
+    feed_days        per feed and UTC day: polls, failed polls, 304s, bytes, poll time, new
+                     entries and articles (from the fetch log), entries and entries with an
+                     article (from entries)
+    cluster_outlets  per cluster and outlet: its articles (the outlet is the page's site name,
+                     else the feed's name, title or URL, as the stories_by_outlets view says)
+    clusters.outlets how many outlets a cluster has (cluster_outlets rows)
+
+They are kept by triggers, so every write that changes what they count keeps them exact in
+the same transaction, whatever writes it (a poll, an import, a write-failure row, a cluster
+change, a feed renamed in the config): the single writer keeps them. Deleting fetch-log rows
+leaves `feed_days` alone: that is the rolling fetch log (raw rows for `fetch_log_days`, then
+only the daily totals; see `prune_fetch_log`).
+
+`RECOUNTS` holds, for each counter, the query it summarises; `rebuild` recomputes every
+counter from them (a migration's backfill, and after `repair` copied rows).
+"""
+
+from __future__ import annotations
+
+import sqlite_utils
+
+# The outlet of an article row `x` (new or old in a trigger): as the stories_by_outlets view.
+_FEED_NAME = "(SELECT coalesce(name, title, url) FROM feeds WHERE id = {x}.feed_id)"
+OUTLET = "coalesce(nullif({x}.sitename, ''), " + _FEED_NAME + ")"
+OUTLET_JOINED = "coalesce(nullif(a.sitename, ''), f.name, f.title, f.url)"
+
+FETCH_COLUMNS = ("polls", "failed_polls", "not_modified", "bytes", "duration_ms",
+                 "new_entries", "new_articles")
+ENTRY_COLUMNS = ("entries", "entries_with_article")
+
+TABLES = (
+    """CREATE TABLE feed_stats (
+        feed_id INTEGER PRIMARY KEY REFERENCES feeds(id),
+        articles INTEGER NOT NULL DEFAULT 0,
+        entries INTEGER NOT NULL DEFAULT 0,
+        entries_with_article INTEGER NOT NULL DEFAULT 0)""",
+    """CREATE TABLE feed_days (
+        feed_id INTEGER NOT NULL REFERENCES feeds(id),
+        day TEXT NOT NULL,
+        polls INTEGER NOT NULL DEFAULT 0,
+        failed_polls INTEGER NOT NULL DEFAULT 0,
+        not_modified INTEGER NOT NULL DEFAULT 0,
+        bytes INTEGER NOT NULL DEFAULT 0,
+        duration_ms INTEGER NOT NULL DEFAULT 0,
+        new_entries INTEGER NOT NULL DEFAULT 0,
+        new_articles INTEGER NOT NULL DEFAULT 0,
+        entries INTEGER NOT NULL DEFAULT 0,
+        entries_with_article INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (feed_id, day)) WITHOUT ROWID""",
+    # Days across feeds, newest first: the table's page, the dashboards.
+    "CREATE INDEX feed_days_day ON feed_days (day)",
+    """CREATE TABLE cluster_outlets (
+        cluster_id TEXT NOT NULL REFERENCES clusters(id),
+        outlet TEXT NOT NULL,
+        articles INTEGER NOT NULL,
+        PRIMARY KEY (cluster_id, outlet)) WITHOUT ROWID""",
+    "ALTER TABLE clusters ADD COLUMN outlets INTEGER NOT NULL DEFAULT 0",
+)
+
+
+def _article_added(x: str) -> str:
+    return f"""
+        INSERT INTO feed_stats (feed_id, articles) SELECT {x}.feed_id, 1
+            WHERE {x}.feed_id IS NOT NULL
+            ON CONFLICT (feed_id) DO UPDATE SET articles = articles + 1;
+        INSERT INTO cluster_outlets (cluster_id, outlet, articles)
+            SELECT {x}.cluster_id, outlet, 1 FROM (SELECT {OUTLET.format(x=x)} AS outlet)
+            WHERE outlet IS NOT NULL AND {x}.cluster_id IS NOT NULL
+            ON CONFLICT (cluster_id, outlet) DO UPDATE SET articles = articles + 1;
+        UPDATE clusters SET outlets = (SELECT count(*) FROM cluster_outlets
+                                       WHERE cluster_id = {x}.cluster_id)
+            WHERE id = {x}.cluster_id;"""
+
+
+def _article_removed(x: str) -> str:
+    return f"""
+        UPDATE feed_stats SET articles = articles - 1 WHERE feed_id = {x}.feed_id;
+        UPDATE cluster_outlets SET articles = articles - 1
+            WHERE cluster_id = {x}.cluster_id AND outlet = {OUTLET.format(x=x)};
+        DELETE FROM cluster_outlets WHERE cluster_id = {x}.cluster_id AND articles <= 0;
+        UPDATE clusters SET outlets = (SELECT count(*) FROM cluster_outlets
+                                       WHERE cluster_id = {x}.cluster_id)
+            WHERE id = {x}.cluster_id;"""
+
+
+def _entry_changed(x: str, sign: str) -> str:
+    with_article = f"({x}.article_id IS NOT NULL)"
+    return f"""
+        INSERT INTO feed_stats (feed_id, entries, entries_with_article)
+            SELECT {x}.feed_id, {sign}1, {sign}{with_article} WHERE {x}.feed_id IS NOT NULL
+            ON CONFLICT (feed_id) DO UPDATE SET entries = entries + excluded.entries,
+                entries_with_article = entries_with_article + excluded.entries_with_article;
+        INSERT INTO feed_days (feed_id, day, entries, entries_with_article)
+            SELECT {x}.feed_id, coalesce(substr({x}.seen_at, 1, 10), ''), {sign}1,
+                   {sign}{with_article} WHERE {x}.feed_id IS NOT NULL
+            ON CONFLICT (feed_id, day) DO UPDATE SET entries = entries + excluded.entries,
+                entries_with_article = entries_with_article + excluded.entries_with_article;"""
+
+
+_FETCH_VALUES = ("1", "(new.error IS NOT NULL)", "coalesce(new.status = 304, 0)",
+                 "coalesce(new.bytes, 0)", "coalesce(new.duration_ms, 0)",
+                 "coalesce(new.new_entries, 0)", "coalesce(new.new_articles, 0)")
+
+TRIGGERS = {
+    "summaries_article_insert": f"AFTER INSERT ON articles BEGIN {_article_added('new')} END",
+    "summaries_article_delete": f"AFTER DELETE ON articles BEGIN {_article_removed('old')} END",
+    "summaries_article_update": (
+        "AFTER UPDATE OF feed_id, cluster_id, sitename ON articles "
+        "WHEN old.feed_id IS NOT new.feed_id OR old.cluster_id IS NOT new.cluster_id "
+        "OR old.sitename IS NOT new.sitename "
+        f"BEGIN {_article_removed('old')} {_article_added('new')} END"),
+    "summaries_entry_insert": f"AFTER INSERT ON entries BEGIN {_entry_changed('new', '')} END",
+    "summaries_entry_delete": f"AFTER DELETE ON entries BEGIN {_entry_changed('old', '-')} END",
+    "summaries_entry_update": (
+        "AFTER UPDATE OF feed_id, article_id, seen_at ON entries "
+        "WHEN old.feed_id IS NOT new.feed_id OR old.article_id IS NOT new.article_id "
+        "OR old.seen_at IS NOT new.seen_at "
+        f"BEGIN {_entry_changed('old', '-')} {_entry_changed('new', '')} END"),
+    # No delete trigger: dropping old fetch-log rows keeps their daily totals.
+    "summaries_fetch_insert": (
+        "AFTER INSERT ON fetches BEGIN "
+        f"INSERT INTO feed_days (feed_id, day, {', '.join(FETCH_COLUMNS)}) "
+        "SELECT new.feed_id, coalesce(substr(new.started_at, 1, 10), ''), "
+        f"{', '.join(_FETCH_VALUES)} WHERE new.feed_id IS NOT NULL "
+        "ON CONFLICT (feed_id, day) DO UPDATE SET "
+        + ", ".join(f"{c} = {c} + excluded.{c}" for c in FETCH_COLUMNS) + "; END"),
+    # A feed renamed (or titled by its first poll) renames the outlet of its articles that
+    # have no site name: their clusters are recounted.
+    "summaries_feed_renamed": (
+        "AFTER UPDATE OF name, title, url ON feeds "
+        "WHEN coalesce(old.name, old.title, old.url) IS NOT coalesce(new.name, new.title, "
+        "new.url) BEGIN "
+        "DELETE FROM cluster_outlets WHERE cluster_id IN (SELECT cluster_id FROM articles "
+        "WHERE feed_id = new.id AND coalesce(sitename, '') = ''); "
+        "INSERT INTO cluster_outlets (cluster_id, outlet, articles) "
+        f"SELECT a.cluster_id, {OUTLET_JOINED}, count(*) "
+        "FROM articles a LEFT JOIN feeds f ON f.id = a.feed_id "
+        "WHERE a.cluster_id IN (SELECT cluster_id FROM articles WHERE feed_id = new.id AND "
+        f"coalesce(sitename, '') = '') AND {OUTLET_JOINED} IS NOT NULL "
+        "GROUP BY 1, 2; "
+        "UPDATE clusters SET outlets = (SELECT count(*) FROM cluster_outlets o "
+        "WHERE o.cluster_id = clusters.id) WHERE id IN (SELECT cluster_id FROM articles "
+        "WHERE feed_id = new.id AND coalesce(sitename, '') = ''); END"),
+}
+
+
+# What each counter summarises: (counter query, the query it summarises). Both return the
+# same rows, ordered, when the counters are exact (the tests compare them). NOT INDEXED
+# keeps the recounts on table scans: walking an index in key order would fetch the rows in
+# random order (a migration recounts a million articles and months of polls with them).
+RECOUNTS = {
+    "feed_stats": (
+        "SELECT feed_id, articles, entries, entries_with_article FROM feed_stats "
+        "WHERE articles OR entries OR entries_with_article ORDER BY feed_id",
+        "SELECT feed_id, sum(a), sum(e), sum(ea) FROM ("
+        "SELECT feed_id, count(*) AS a, 0 AS e, 0 AS ea FROM articles "
+        "WHERE feed_id IS NOT NULL GROUP BY feed_id UNION ALL "
+        "SELECT feed_id, 0, count(*), count(article_id) FROM entries NOT INDEXED "
+        "WHERE feed_id IS NOT NULL GROUP BY feed_id) GROUP BY feed_id ORDER BY feed_id"),
+    "cluster_outlets": (
+        "SELECT cluster_id, outlet, articles FROM cluster_outlets ORDER BY cluster_id, outlet",
+        f"SELECT a.cluster_id, {OUTLET_JOINED} AS outlet, count(*) FROM articles a NOT INDEXED "
+        "LEFT JOIN feeds f ON f.id = a.feed_id WHERE a.cluster_id IS NOT NULL AND "
+        f"{OUTLET_JOINED} IS NOT NULL GROUP BY a.cluster_id, outlet ORDER BY 1, 2"),
+    "clusters.outlets": (
+        "SELECT id, outlets FROM clusters WHERE outlets > 0 ORDER BY id",
+        "SELECT a.cluster_id, count(DISTINCT " + OUTLET_JOINED + ") AS n "
+        "FROM articles a NOT INDEXED "
+        "LEFT JOIN feeds f ON f.id = a.feed_id WHERE a.cluster_id IS NOT NULL "
+        "GROUP BY a.cluster_id HAVING n > 0 ORDER BY 1"),
+    "feed_days entries": (
+        "SELECT feed_id, day, entries, entries_with_article FROM feed_days "
+        "WHERE entries OR entries_with_article ORDER BY feed_id, day",
+        "SELECT feed_id, coalesce(substr(seen_at, 1, 10), '') AS day, count(*), "
+        "count(article_id) FROM entries NOT INDEXED WHERE feed_id IS NOT NULL "
+        "GROUP BY feed_id, day "
+        "ORDER BY feed_id, day"),
+    # Only the days whose raw rows are still kept: older days live on as totals alone.
+    "feed_days fetches": (
+        f"SELECT feed_id, day, {', '.join(FETCH_COLUMNS)} FROM feed_days "
+        "WHERE polls AND day >= coalesce((SELECT substr(min(started_at), 1, 10) "
+        "FROM fetches), '9') ORDER BY feed_id, day",
+        "SELECT feed_id, coalesce(substr(started_at, 1, 10), '') AS day, "
+        f"{', '.join(f'sum({v})' for v in _FETCH_VALUES).replace('new.', '')} "
+        "FROM fetches NOT INDEXED WHERE feed_id IS NOT NULL GROUP BY feed_id, day "
+        "ORDER BY feed_id, day"),
+}
+
+
+def create(db: sqlite_utils.Database) -> None:
+    """The summary tables and their triggers, filled from what is stored (a migration)."""
+    for statement in TABLES:
+        db.execute(statement)
+    create_triggers(db)
+    rebuild(db)
+
+
+def create_triggers(db: sqlite_utils.Database) -> None:
+    for name, body in TRIGGERS.items():
+        db.execute(f"CREATE TRIGGER IF NOT EXISTS {name} {body}")
+
+
+def drop_triggers(db: sqlite_utils.Database) -> None:
+    for name in TRIGGERS:
+        db.execute(f"DROP TRIGGER IF EXISTS {name}")
+
+
+def rebuild(db: sqlite_utils.Database) -> None:
+    """Every counter recomputed from the rows it counts, inside the caller's transaction.
+    The fetch-log totals of days whose raw rows are gone are kept as they are."""
+    db.execute("DELETE FROM feed_stats")
+    db.execute("INSERT INTO feed_stats (feed_id, articles, entries, entries_with_article) "
+               + RECOUNTS["feed_stats"][1].replace(" ORDER BY feed_id", ""))
+    db.execute("DELETE FROM cluster_outlets")
+    db.execute("INSERT INTO cluster_outlets (cluster_id, outlet, articles) "
+               + RECOUNTS["cluster_outlets"][1].replace(" ORDER BY 1, 2", ""))
+    db.execute("UPDATE clusters SET outlets = 0 WHERE outlets != 0")
+    db.execute("UPDATE clusters SET outlets = o.n FROM (SELECT cluster_id, count(*) AS n "
+               "FROM cluster_outlets GROUP BY cluster_id) AS o WHERE clusters.id = o.cluster_id")
+    # Daily totals: entries for every day; the fetch log for the days it still holds.
+    db.execute("UPDATE feed_days SET entries = 0, entries_with_article = 0 "
+               "WHERE entries OR entries_with_article")
+    db.execute("INSERT INTO feed_days (feed_id, day, entries, entries_with_article) "
+               + RECOUNTS["feed_days entries"][1].replace(" ORDER BY feed_id, day", "")
+               .replace("GROUP BY feed_id, day", "GROUP BY feed_id, day HAVING true")
+               + " ON CONFLICT (feed_id, day) DO UPDATE SET entries = excluded.entries, "
+               "entries_with_article = excluded.entries_with_article")
+    kept_from = db.execute("SELECT substr(min(started_at), 1, 10) FROM fetches").fetchone()[0]
+    if kept_from is not None:
+        db.execute("UPDATE feed_days SET " + ", ".join(f"{c} = 0" for c in FETCH_COLUMNS)
+                   + " WHERE day >= ?", [kept_from])
+        db.execute(f"INSERT INTO feed_days (feed_id, day, {', '.join(FETCH_COLUMNS)}) "
+                   + RECOUNTS["feed_days fetches"][1].replace(" ORDER BY feed_id, day", "")
+                   .replace("GROUP BY feed_id, day", "GROUP BY feed_id, day HAVING true")
+                   + " ON CONFLICT (feed_id, day) DO UPDATE SET "
+                   + ", ".join(f"{c} = excluded.{c}" for c in FETCH_COLUMNS))
+    db.execute("DELETE FROM feed_days WHERE " + " AND ".join(
+        f"{c} = 0" for c in FETCH_COLUMNS + ENTRY_COLUMNS))
+
+
+PRUNE_CHUNK = 5000  # fetch-log rows per transaction when rolling
+
+
+def feeds_with_fetches_before(db: sqlite_utils.Database, cutoff_day: str) -> list[int]:
+    """The feeds with fetch-log rows older than cutoff_day (one index probe per feed)."""
+    return [r[0] for r in db.execute(
+        "SELECT id FROM feeds f WHERE EXISTS (SELECT 1 FROM fetches x WHERE x.feed_id = f.id "
+        "AND x.started_at < ?)", [cutoff_day])]
+
+
+def prune_fetches_chunk(db: sqlite_utils.Database, feed_id: int, cutoff_day: str) -> int:
+    """Drop up to PRUNE_CHUNK of a feed's fetch-log rows of days before cutoff_day (whole
+    UTC days: a day's totals stay exactly its rows' sums), oldest first; their daily
+    totals stay in feed_days. How many went."""
+    return int(db.execute(
+        "DELETE FROM fetches WHERE rowid IN (SELECT rowid FROM fetches WHERE feed_id = ? "
+        "AND started_at < ? ORDER BY started_at LIMIT ?)",
+        [feed_id, cutoff_day, PRUNE_CHUNK]).rowcount)
+
+
+def mismatches(db: sqlite_utils.Database) -> dict[str, int]:
+    """For each counter, how many rows differ from the query it summarises (0: exact)."""
+    found = {}
+    for name, (counter, truth) in RECOUNTS.items():
+        have = db.execute(counter).fetchall()
+        want = db.execute(truth).fetchall()
+        found[name] = len(set(have) ^ set(want))
+    return found

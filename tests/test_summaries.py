@@ -1,0 +1,238 @@
+"""Counters and daily totals kept by the writer (pipeline.store.summaries): each stays equal
+to the query it summarises after ingest, import, reindex, a cluster change, a feed renamed,
+the fetch log rolled, a migration and a repair. (The pages and commands that read them, and
+never write, are in tests/test_browse.py.)"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from pipeline.config import FeedConfig, load_config
+from pipeline.errors import ConfigError
+from pipeline.export import import_text
+from pipeline.messages import PollResult
+from pipeline.store import Store, summaries
+from pipeline.store.repair import repair
+from pipeline.times import iso
+from tests.conftest import run_cli, story, write_config
+from tests.newssite import NewsSite
+from tests.test_neardup import WIRE, Corpus, copies_of_the_wire, ingest_story_set
+
+# The view as migration 9 defined it: counted at read time (what stories_by_outlets means).
+OLD_STORIES_BY_OUTLETS = """
+    SELECT c.id AS cluster_id, canon.title AS canonical_title,
+           c.canonical_article_id, canon.url AS canonical_url,
+           m.outlets_count, m.outlets, m.articles,
+           m.first_seen_at, m.last_seen_at, m.first_published_at,
+           (SELECT group_concat(x.id) FROM clusters x WHERE x.merged_into = c.id)
+               AS merged_cluster_ids
+    FROM clusters c
+    JOIN articles canon ON canon.id = c.canonical_article_id
+    JOIN (SELECT a.cluster_id, count(*) AS articles,
+                 count(DISTINCT coalesce(nullif(a.sitename, ''), f.name, f.title, f.url))
+                     AS outlets_count,
+                 group_concat(DISTINCT coalesce(nullif(a.sitename, ''), f.name, f.title,
+                                                f.url)) AS outlets,
+                 min(a.fetched_at) AS first_seen_at, max(a.fetched_at) AS last_seen_at,
+                 min(a.published_at) AS first_published_at
+          FROM articles a LEFT JOIN feeds f ON f.id = a.feed_id
+          WHERE a.cluster_id IN (SELECT id FROM clusters WHERE size > 1)
+          GROUP BY a.cluster_id) m ON m.cluster_id = c.id
+    WHERE m.outlets_count > 1
+    ORDER BY m.last_seen_at DESC, c.id"""
+NEW_ORDER = "SELECT * FROM stories_by_outlets ORDER BY last_seen_at DESC, cluster_id"
+
+
+def exact(store: Store) -> None:
+    assert summaries.mismatches(store.db) == {name: 0 for name in summaries.RECOUNTS}
+
+
+def stories(db: sqlite3.Connection | object, sql: str) -> list[tuple]:
+    """Rows of a stories-by-outlets query, the outlet list as a set (its order is free)."""
+    rows = db.execute(sql).fetchall()  # type: ignore[attr-defined]
+    return [(*r[:5], frozenset(r[5].split(",")), *r[6:]) for r in rows]
+
+
+def old_poll(feed_id: int, started: datetime, error: str | None = None) -> PollResult:
+    return PollResult(feed_id=feed_id, started_at=iso(started), duration_ms=120,
+                      status=None if error else 304, bytes=0, error=error,
+                      next_poll_at="2099-01-01T00:00:00Z", consecutive_failures=int(bool(error)),
+                      current_interval=900.0, conditional=True)
+
+
+@pytest.fixture
+def corpus(tmp_path: Path) -> Corpus:
+    c = Corpus(tmp_path / "nw.db")
+    yield c
+    c.store.close()
+
+
+def test_counters_follow_ingest_import_reindex_and_the_rolled_fetch_log(
+        corpus: Corpus, tmp_path: Path) -> None:
+    store = corpus.store
+    ingest_story_set(corpus)
+    exact(store)
+    db = store.db
+    wire_cluster = db.execute("SELECT cluster_id FROM articles WHERE url LIKE "
+                              "'https://global-wire-service.example/quake'").fetchone()[0]
+    outlets = db.execute("SELECT count(DISTINCT sitename) FROM articles WHERE cluster_id = ?",
+                         [wire_cluster]).fetchone()[0]
+    assert outlets > 3
+    assert db["clusters"].get(wire_cluster)["outlets"] == outlets
+    assert store.status_rows(5)[0]["articles"] == db.execute(
+        "SELECT count(*) FROM articles WHERE feed_id = 1").fetchone()[0] > 0
+    # The view reads the counters and says what it said when it counted at read time.
+    assert stories(db, NEW_ORDER) == \
+        stories(db, OLD_STORIES_BY_OUTLETS) != []
+
+    seed = tmp_path / "seed"
+    seed.mkdir()
+    (seed / "000_0123456789abcdef.txt").write_text("Quake copy\n\n" + "\n\n".join(WIRE))
+    (seed / "001_fedcba9876543210.txt").write_text("Other\n\n" + "\n\n".join(story("x")))
+    report = asyncio.run(import_text(store, seed))
+    assert report.new_articles == 2 and report.exact_duplicates == 1
+    exact(store)
+
+    store.reindex(30)
+    store.reindex(0, from_text=True)
+    exact(store)
+
+    # The fetch log rolled: raw rows of days older than the window go, their totals stay.
+    now = datetime.now(UTC)
+    old = (now - timedelta(days=40)).replace(hour=12, minute=0)
+    store.record_batch([old_poll(2, old), old_poll(2, old + timedelta(minutes=15)),
+                        old_poll(2, old + timedelta(minutes=30), error="HTTP 500")])
+    day = old.strftime("%Y-%m-%d")
+    totals = db.execute("SELECT polls, failed_polls, not_modified FROM feed_days "
+                        "WHERE feed_id = 2 AND day = ?", [day]).fetchone()
+    assert totals == (3, 1, 2)
+    exact(store)
+    polls = db.execute("SELECT count(*) FROM fetches").fetchone()[0]
+    assert store.prune_fetch_log(30, now=now) == 3
+    assert db.execute("SELECT count(*) FROM fetches").fetchone()[0] == polls - 3
+    assert db.execute("SELECT polls, failed_polls, not_modified FROM feed_days "
+                      "WHERE feed_id = 2 AND day = ?", [day]).fetchone() == totals
+    assert store.prune_fetch_log(30, now=now) == 0  # nothing more: one probe per feed
+    assert store.prune_fetch_log(0, now=now) == 0  # 0 keeps the raw log forever
+    exact(store)
+
+
+def test_outlets_follow_feed_names_and_cluster_changes(corpus: Corpus) -> None:
+    """Without a site name the outlet is the feed's name, else its title, else its URL, as
+    they are now: the first poll titles the feed, the config renames it."""
+    store = corpus.store
+    first = corpus.add("quake", WIRE, site="Wire")
+    store.db.execute("UPDATE articles SET sitename = NULL")  # pages without og:site_name
+    for i, text in enumerate(list(copies_of_the_wire().values())[:3]):
+        corpus.add(f"copy-{i}", text, site=f"Outlet {i}", feed_id=2 + i % 2)
+    store.db.execute("UPDATE articles SET sitename = NULL WHERE id != ?", [first])
+    exact(store)
+    cluster = corpus.article(first)["cluster_id"]
+    names = {r[0] for r in store.db.execute(
+        "SELECT outlet FROM cluster_outlets WHERE cluster_id = ?", [cluster])}
+    assert names >= {"http://feeds.example/1", "http://feeds.example/2"}  # feeds 2 and 3
+    with store.write():
+        store.db.execute("UPDATE feeds SET title = 'Feed Two' WHERE id = 2")  # a first poll
+    exact(store)
+    store.sync_feeds([FeedConfig(url=f"http://feeds.example/{i}",
+                                 name="Same Name" if i in (1, 2) else None)
+                      for i in range(4)])
+    exact(store)
+    assert "Same Name" in {r[0] for r in store.db.execute(
+        "SELECT outlet FROM cluster_outlets WHERE cluster_id = ?", [cluster])}
+
+    # A cluster change (a merge moves articles): both clusters are recounted.
+    other = corpus.add("other", story("harbour"), site="Elsewhere")
+    with store.write():
+        store.db.execute("UPDATE articles SET cluster_id = ? WHERE id = ?",
+                         [cluster, other])
+    exact(store)
+    with store.write():
+        store.db.execute("DELETE FROM duplicate_edges")
+        store.db.execute("DELETE FROM neardup_signatures WHERE article_id = ?", [other])
+        store.db.execute("DELETE FROM entries WHERE article_id = ?", [other])
+        store.db.execute("DELETE FROM article_urls WHERE article_id = ?", [other])
+        store.db.execute("DELETE FROM articles WHERE id = ?", [other])
+    exact(store)
+
+
+def test_a_database_from_before_is_migrated_with_its_counters(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from pipeline.store import schema
+
+    # A newswire from before migrations 13 and 14, with every other (15 and 16 included: the
+    # ledger applies the two it lacks, though their numbers are lower).
+    earlier = {n: m for n, m in schema.MIGRATIONS.items() if n not in (13, 14)}
+    monkeypatch.setattr(schema, "MIGRATIONS", earlier)
+    corpus = Corpus(tmp_path / "nw.db")
+    assert schema.applied(corpus.store.db) == set(earlier) and 16 in earlier
+    ingest_story_set(corpus)
+    corpus.store.record_batch([old_poll(1, datetime.now(UTC) - timedelta(hours=2))])
+    before = stories(corpus.store.db, OLD_STORIES_BY_OUTLETS)
+    counts = corpus.store.db.execute("SELECT feed_id, count(*) FROM articles GROUP BY 1 "
+                                     "ORDER BY 1").fetchall()
+    corpus.store.close()
+    monkeypatch.undo()
+    with Store.open(tmp_path / "nw.db") as store:
+        assert schema.applied(store.db) == set(schema.MIGRATIONS) >= {13, 14}
+        exact(store)
+        assert stories(store.db, NEW_ORDER) == before != []
+        assert [(r["id"], r["articles"]) for r in store.status_rows(5)
+                if r["articles"]] == counts
+        assert store.db.execute("SELECT sum(polls) FROM feed_days").fetchone()[0] == \
+            store.db.execute("SELECT count(*) FROM fetches").fetchone()[0] > 0
+
+
+def test_repair_recounts_the_copied_rows(corpus: Corpus, tmp_path: Path) -> None:
+    ingest_story_set(corpus)
+    corpus.store.record_batch([old_poll(1, datetime.now(UTC) - timedelta(days=3))])
+    corpus.store.prune_fetch_log(1)  # a rolled day: only its totals remain
+    rolled = corpus.store.db.execute("SELECT * FROM feed_days ORDER BY 1, 2").fetchall()
+    corpus.store.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    corpus.store.close()
+    path = tmp_path / "nw.db"
+    with sqlite3.connect(path) as conn:  # damage an index: repair copies every row
+        root = conn.execute("SELECT rootpage FROM sqlite_master WHERE name = "
+                            "'articles_feed_published'").fetchone()[0]
+        size = conn.execute("PRAGMA page_size").fetchone()[0]
+    with path.open("r+b") as handle:
+        handle.seek((root - 1) * size)
+        handle.write(b"\xff" * 64)
+    report = repair(path)
+    assert report.ok and report.problems, report
+    with Store.open(path) as store:
+        exact(store)
+        assert store.db.execute("SELECT * FROM feed_days ORDER BY 1, 2").fetchall() == rolled
+
+
+def test_fetch_log_days_is_a_schedule_setting(tmp_path: Path) -> None:
+    config = tmp_path / "c.yaml"
+    write_config(config, ["http://a.example/feed"])
+    assert load_config(config).schedule.fetch_log_days == 30
+    write_config(config, ["http://a.example/feed"], schedule={"fetch_log_days": 7})
+    assert load_config(config).schedule.fetch_log_days == 7
+    write_config(config, ["http://a.example/feed"], schedule={"fetch_log_days": -1})
+    with pytest.raises(ConfigError, match=r"schedule\.fetch_log_days"):
+        load_config(config)
+
+
+def test_once_and_the_daemon_maintenance_roll_the_fetch_log(site: NewsSite,
+                                                            tmp_path: Path) -> None:
+    config = write_config(tmp_path / "newswire.yaml", [site.feed_url("rss")],
+                          schedule={"fetch_log_days": 10})
+    with Store.open(tmp_path / "newswire.db") as store:
+        store.sync_feeds([FeedConfig(url=site.feed_url("rss"))])
+        store.record_batch([old_poll(1, datetime.now(UTC) - timedelta(days=20))])
+    assert run_cli("once", config=config).code == 0
+    with Store.open(tmp_path / "newswire.db") as store:
+        assert store.db.execute("SELECT count(*) FROM fetches").fetchone()[0] == 1
+        assert store.db.execute("SELECT sum(polls) FROM feed_days").fetchone()[0] == 2
+        store.record_batch([old_poll(1, datetime.now(UTC) - timedelta(days=20))])
+        store.maintenance(load_config(config))
+        assert store.db.execute("SELECT count(*) FROM fetches").fetchone()[0] == 1
+        exact(store)
