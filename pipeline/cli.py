@@ -79,10 +79,13 @@ def build_parser() -> argparse.ArgumentParser:
     opml_out = sub.add_parser("export-opml", help="write the feed list as OPML 2.0")
     opml_out.add_argument("file", nargs="?", default="-", help="output file (default: stdout)")
 
-    export = sub.add_parser("export", help="write the corpus as seed-format text or JSONL")
+    export = sub.add_parser("export", help="write the corpus as seed-format text, JSONL or "
+                            "Parquet (with a manifest)")
     export.add_argument("dir", help="output directory (created if needed; nothing in it is "
                         "overwritten)")
-    export.add_argument("--format", choices=("text", "jsonl"), default="text")
+    export.add_argument("--format", choices=("text", "jsonl", "parquet"), default="text",
+                        help="parquet: every article with its cluster labels (copies "
+                        "included), and a manifest beside it")
     export.add_argument("--since", type=_since, metavar="DATE",
                         help="only articles stored at or after DATE (YYYY-MM-DD or ISO time, UTC)")
     export.add_argument("--include-duplicates", action="store_true",
@@ -362,19 +365,27 @@ def cmd_export_opml(config: Config, args: argparse.Namespace) -> int:
 
 
 def cmd_export(config: Config, args: argparse.Namespace) -> int:
-    from pipeline.export import export_jsonl, export_text
+    from pipeline.export import export_jsonl, export_parquet, export_text
 
-    write = export_text if args.format == "text" else export_jsonl
     with _open_store(config, readonly=True) as store, \
             _progress("exporting", None, args.quiet) as bar:
         try:
-            report = write(store, args.dir, since=args.since,
-                           include_duplicates=args.include_duplicates,
-                           progress=bar.advance if bar else None)
+            if args.format == "parquet":  # analysts filter on `canonical` themselves
+                report = export_parquet(store, args.dir, since=args.since,
+                                        progress=bar.advance if bar else None)
+            else:
+                write = export_text if args.format == "text" else export_jsonl
+                report = write(store, args.dir, since=args.since,
+                               include_duplicates=args.include_duplicates,
+                               progress=bar.advance if bar else None)
         except (OSError, ValueError) as exc:
             print(f"newswire: cannot export to {args.dir}: {exc}", file=sys.stderr)
             return EXIT_FAILED
-    if not args.quiet:
+    if args.quiet:
+        return 0
+    if args.format == "parquet":
+        print(f"exported {report.written} articles to {report.first} (manifest beside it)")
+    else:
         print(f"exported {report.written} articles to {args.dir} "
               f"({report.already_present} already there, {report.empty} without text)")
     return 0

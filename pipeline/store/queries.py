@@ -57,6 +57,11 @@ def latest_articles(db: sqlite_utils.Database, limit: int = 20) -> list[dict[str
                          [limit]))
 
 
+def article_columns(db: sqlite_utils.Database) -> list[tuple[str, str]]:
+    """The articles table's columns in order, with their declared SQLite types."""
+    return [(column.name, column.type) for column in db.table("articles").columns]
+
+
 def export_articles(db: sqlite_utils.Database, since: str | None = None,
                     include_duplicates: bool = False) -> Iterator[dict[str, Any]]:
     """Articles in the order they entered the corpus, with their feed, cluster and every

@@ -4,11 +4,16 @@ queries that read better as markup. Everything from the database is escaped firs
 - `snippet`: the search query marks matches with the control characters STX/ETX (stored text
   never contains control characters), shown here as <mark>…</mark>;
 - `article` / `cluster`: a 16-hex id becomes a link to that article's or cluster's page.
+
+It also gives every connection the SQL function `html_text(value)`: the value as escaped
+HTML text (NULL stays NULL). The dashboards' tables show their cells as HTML, so their
+queries pass every text from the database through it.
 """
 
 from __future__ import annotations
 
 import re
+import sqlite3
 from typing import Any
 
 from datasette import hookimpl
@@ -16,6 +21,15 @@ from markupsafe import Markup, escape
 
 _ID = re.compile(r"^[0-9a-f]{16}$")
 _LINKED = {"article": "articles", "cluster": "clusters"}
+
+
+def html_text(value: Any) -> str | None:
+    return None if value is None else str(escape(str(value)))
+
+
+@hookimpl
+def prepare_connection(conn: sqlite3.Connection) -> None:
+    conn.create_function("html_text", 1, html_text, deterministic=True)
 
 
 @hookimpl

@@ -43,7 +43,7 @@ def quiet_default_handler() -> None:
     try:
         # Datasette's plugin manager first: it registers the default handler, which must
         # not be imported half-way through this import (it would register empty).
-        import datasette.plugins  # noqa: F401
+        import datasette.plugins  # noqa: F401, I001 - this order on purpose
         import datasette.handle_exception as default
     except ImportError:  # another Datasette layout: nothing to switch off
         return
