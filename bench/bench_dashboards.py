@@ -1,7 +1,10 @@
 """The front page and every chart, timed on a benchmark corpus (bench/corpus_db.py).
 
 Usage:
-    python bench/bench_dashboards.py DB [--repeat 5] [--now ISO] [--no-cold] [--results F]
+    python bench/bench_dashboards.py [DB] [--repeat 5] [--now ISO] [--no-cold] [--results F]
+
+Without DB (`make bench`), a 10k-article corpus is built first with bench/corpus_db.py in a
+temporary directory (several minutes).
 
 Serves DB with `newswire serve` (its config `DB.yaml` beside it: the shipped settings, so
 Datasette's default 1 s time limit) and asks for what a browser asks for: each dashboard's
@@ -19,7 +22,9 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import subprocess
 import sys
+import tempfile
 import urllib.parse
 from datetime import UTC, datetime
 from pathlib import Path
@@ -67,12 +72,22 @@ def fetch(server: Server, path: str) -> dict[str, Any]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("db", type=Path)
+    parser.add_argument("db", type=Path, nargs="?")
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--now", help="anchor the windows here (ISO time, UTC)")
     parser.add_argument("--no-cold", action="store_true")
     parser.add_argument("--results", type=Path)
     args = parser.parse_args()
+    if args.db is None:
+        with tempfile.TemporaryDirectory(prefix="newswire-bench-dashboards-") as work:
+            args.db = Path(work) / "corpus-10k.db"
+            subprocess.run([sys.executable, str(ROOT / "bench" / "corpus_db.py"),
+                            str(args.db), "--articles", "10k"], check=True)
+            return run(args)
+    return run(args)
+
+
+def run(args: argparse.Namespace) -> int:
     db = args.db.resolve()
     config = db.with_suffix(".yaml")
     dead_after = load_config(config).schedule.dead_after
