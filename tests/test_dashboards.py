@@ -173,9 +173,10 @@ def test_feed_health_over_time(corpus: Corpus) -> None:
 def test_a_storys_spread(corpus: Corpus) -> None:
     spread = corpus.chart("story", "timeline")  # no cluster asked: the biggest of the day
     published = corpus.copy_published
-    assert [(r["outlet"], r["kind"]) for r in spread] == [
-        ("The Example Gazette", "original"), (HOSTILE_SITE, "exact"),
-        ("The Other Herald", "exact")]
+    assert [r["outlet"] for r in spread] == ["The Example Gazette", HOSTILE_SITE,
+                                             "The Other Herald"]  # in order of publication
+    # The original is the copy stored first: the feeds are polled at once, so any of them.
+    assert sorted(r["kind"] for r in spread) == ["exact", "exact", "original"]
     lags = [r["lag_minutes"] for r in spread]
     assert lags[0] == 0.0 and 29 <= lags[1] <= 31 and 59 <= lags[2] <= 61
     assert spread[2]["at"] == published.strftime("%Y-%m-%dT%H:%M:%SZ")
