@@ -173,7 +173,7 @@ def test_a_database_from_before_is_migrated_with_its_counters(
     corpus.store.close()
     monkeypatch.undo()
     with Store.open(tmp_path / "nw.db") as store:
-        assert store.schema_version == schema.SCHEMA_VERSION == 14
+        assert store.schema_version == schema.SCHEMA_VERSION >= 14
         exact(store)
         assert stories(store.db, NEW_ORDER) == before != []
         assert [(r["id"], r["articles"]) for r in store.status_rows(5)
