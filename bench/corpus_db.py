@@ -40,24 +40,45 @@ site lines forgotten on the daemon's six-hourly maintenance rhythm, in simulated
   the written config), 304 when nothing is new on the 85% of feeds that send validators,
   1% dead feeds (connection refused, backed off by the product's schedule), 3% flaky feeds
   (a 500 or a timeout on 10% of polls), a few throttled by 429 + Retry-After. Before that
-  window articles arrive as entry batches (no poll rows), as if an older fetch log had been
-  cleared: the corpus has 30 days of fetch log, like the issue's.
+  window articles arrive as entry batches (no poll rows: the rolling fetch log has deleted
+  them, their daily totals remain): the corpus has 30 days of fetch log, like the issue's.
 - Ends at the moment of the build (rounded to the minute); a config file listing every feed
   (`OUT.yaml` beside the database) lets `newswire --config OUT.yaml status|serve|once` run
   on it.
 
-`--append-hours H` adds H more hours of news (new stories, same feeds, same rules, polled
-poll by poll) to a database this script built, up to now: the way to measure ingest into a
-big database. Needs ../shared/corpus (exits 0 with a message when it is absent).
+**Bulk, and why it writes the same shapes.** A million articles poll by poll through the
+writer takes hours; the build differs from the daemon only where the result cannot differ:
+- Articles and entries always go through `polls.record`, in time order, so every signature,
+  band row, exact or near decision, cluster, canonical choice, edge, counter and daily total
+  is the product's own. Texts and fingerprints are made ahead in `--workers` processes (the
+  extraction stage's output, as `pipeline.run` hands it to the writer).
+- Transactions group up to WRITE_GROUP polls or batches (the writer groups up to 64), with no
+  fsync and a page cache as large as the database: the same rows, committed less often.
+- Polls that brought no entry (most of the fetch log) are inserted with one executemany of
+  the row `polls.fetch_row` makes (the counters' triggers fire per row all the same), and a
+  feed's state is written from the polls that decide it (its last 200, last success and last
+  poll, through `feeds.after_poll`): the state every intermediate poll would have left.
+- Before the fetch-log window articles arrive as entry batches (no poll rows: the rolling
+  fetch log would have deleted them), and the daily totals of those days' polls are written
+  at the end (`older_daily_totals`): each feed's mean day of the window for the poll
+  counts, the entries and articles that day really brought for the rest.
+`--append-hours` (ingest measurement) writes every poll through `polls.record`.
+
+`--append-hours H` adds the next H hours of news after the corpus's end (new stories, same
+feeds, same rules, polled poll by poll): the same corpus appended the same hours gets the
+same news, so this measures ingest into a big database, one code against another. Needs
+../shared/corpus (exits 0 with a message when it is absent).
 """
 
 from __future__ import annotations
 
 import argparse
 import bisect
+import collections
 import heapq
 import json
 import math
+import multiprocessing
 import random
 import re
 import sys
@@ -66,6 +87,7 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import yaml
@@ -86,6 +108,7 @@ from pipeline.messages import (  # noqa: E402
     PollResult,
 )
 from pipeline.store import Store, polls  # noqa: E402
+from pipeline.store import feeds as feed_state  # noqa: E402
 from pipeline.store import lines as site_lines  # noqa: E402
 from pipeline.times import iso  # noqa: E402
 
@@ -100,7 +123,10 @@ COPY_KINDS = (("exact", 0.25), ("wrap", 0.30), ("trim", 0.12), ("edit", 0.15),
               ("add_local", 0.10), ("new_lead", 0.08))
 MAINTENANCE_EVERY = 6 * 3600.0  # the daemon's maintenance rhythm
 BAND_WINDOW_DAYS = 30
-WRITE_GROUP = 400  # polls / batches per transaction (the writer groups up to 64)
+WRITE_GROUP = 5000  # polls / batches per transaction (the writer groups up to 64)
+CACHE_KIB = 10 * 1024 * 1024  # the builder's SQLite page cache: the whole database in memory
+# (the product keeps SQLite's default); random article ids otherwise read a page per insert
+PROGRESS_EVERY = 60.0  # seconds between progress lines
 _DIGITS = re.compile(r"[0-9]")
 _SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-Z\"'])")
 _FIRST_NAMES = ("Anna", "Ben", "Chloe", "David", "Elena", "Farid", "Grace", "Hugo", "Ines",
@@ -147,18 +173,21 @@ class Report:
     batches: int = 0
     seconds: float = 0.0
     write_seconds: float = 0.0  # inside the write transactions: the writer's own work
+    write_cpu: float = 0.0  # ... its CPU seconds (less sensitive to a busy machine)
     articles_written_in_polls: int = 0  # ... of which through timed polls
-    fingerprint_seconds: float = 0.0
+    fingerprint_seconds: float = 0.0  # the writer waiting for texts and fingerprints
     sim_start: str = ""
     sim_end: str = ""
     extra: dict[str, float] = field(default_factory=dict)
 
     def line(self) -> str:
         rate = self.articles / self.write_seconds if self.write_seconds else 0.0
+        per_cpu = self.articles / self.write_cpu if self.write_cpu else 0.0
         return (f"{self.articles:,} new articles, {self.entries:,} entries, {self.polls:,} "
                 f"polls, {self.batches:,} entry batches in {self.seconds:.0f} s "
-                f"(writer {self.write_seconds:.0f} s: {rate:,.0f} articles/s with their "
-                f"polls; fingerprints {self.fingerprint_seconds:.0f} s); "
+                f"(writer {self.write_seconds:.0f} s, {self.write_cpu:.0f} s CPU: "
+                f"{rate:,.0f} articles/s, {per_cpu:,.0f} per CPU second, with their polls; "
+                f"waiting for texts {self.fingerprint_seconds:.0f} s); "
                 f"{self.sim_start} .. {self.sim_end}")
 
 
@@ -337,6 +366,94 @@ class Texts:
         return syndication.retitle(title, rng, outlet), paragraphs
 
 
+# --- articles (made in worker processes) ---------------------------------------------------------
+
+def make_entry(copy: Copy, sites: list[Site], texts: Texts) -> NewEntry:
+    """A copy's first entry, with its article and fingerprint (the extraction stage's output:
+    what `pipeline.run` hands the writer)."""
+    site = sites[copy.site]
+    title, paragraphs = texts.copy(copy.story, copy.member, copy.kind, site.name,
+                                   sites[copy.origin_site].name)
+    slug = re.sub(r"[^a-z0-9]+", "-", title.lower()).strip("-")[:60] or "story"
+    day = datetime.fromtimestamp(copy.at, UTC)
+    url = (f"https://{site.host}/{SECTIONS[copy.story % len(SECTIONS)]}/"
+           f"{day:%Y/%m/%d}/{slug}-{copy.story}")
+    rng = random.Random(copy.story * 31 + copy.member)
+    from_page = rng.random() < 0.92
+    text = "\n\n".join(paragraphs if from_page else paragraphs[:1])
+    language = rng.choices([lang for lang, _ in LANGUAGES],
+                           [share for _, share in LANGUAGES])[0]
+    article = Article(
+        id=article_id(url), url=url, canonical_url=canonical_url(url), title=title,
+        text=text,
+        author=(f"{rng.choice(_FIRST_NAMES)} {rng.choice(_LAST_NAMES)}"
+                if rng.random() < 0.6 else None),
+        published_at=iso(day) if rng.random() < 0.95 else None,
+        language=language if rng.random() < 0.97 else None,
+        sitename=site.name if rng.random() < site.sitename_share else None,
+        text_source="page" if from_page else "feed",
+        quality=None if from_page else "short",
+        description=paragraphs[0][:rng.randint(120, 240)] if rng.random() < 0.7 else None,
+        line_keys=boilerplate.line_keys(paragraphs) if from_page else ())
+    return NewEntry(key=url, guid=url, link=url, title=title, published_at=iso(day),
+                    article=article, url_aliases=(canonical_url(url),),
+                    fingerprint=neardup.fingerprint_article(article))
+
+
+_MAKER: tuple[list[Site], Texts] | None = None  # a worker's (inherited through fork)
+
+
+def _make_many(copies: list[Copy]) -> list[tuple[int, NewEntry]]:
+    assert _MAKER is not None
+    sites, texts = _MAKER
+    return [(c.story * 64 + c.member, make_entry(c, sites, texts)) for c in copies]
+
+
+class Articles:
+    """Every copy's entry with its article, made ahead in time order (by `workers`
+    processes, at most LOOKAHEAD chunks ahead) and handed out by key."""
+
+    CHUNK = 128
+    LOOKAHEAD = 16
+
+    def __init__(self, copies: list[Copy], sites: list[Site], texts: Texts,
+                 workers: int) -> None:
+        global _MAKER
+        _MAKER = (sites, texts)
+        self.ready: dict[int, NewEntry] = {}
+        self.chunks = (copies[i:i + self.CHUNK] for i in range(0, len(copies), self.CHUNK))
+        self.pending: collections.deque[Any] = collections.deque()
+        self.pool = multiprocessing.get_context("fork").Pool(workers) if workers else None
+        self.seconds = 0.0  # waiting for articles
+
+    def _fill(self) -> None:
+        while len(self.pending) < (self.LOOKAHEAD if self.pool else 1):
+            chunk = next(self.chunks, None)
+            if chunk is None:
+                return
+            self.pending.append(self.pool.apply_async(_make_many, (chunk,)) if self.pool
+                                else _make_many(chunk))
+
+    def _until(self, key: int) -> None:
+        started = time.perf_counter()
+        while key not in self.ready:
+            self._fill()
+            if not self.pending:
+                raise KeyError(key)
+            done = self.pending.popleft()
+            self.ready.update(done.get() if self.pool else done)
+        self.seconds += time.perf_counter() - started
+
+    def get(self, key: int) -> NewEntry:
+        self._until(key)
+        return self.ready.pop(key)
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.terminate()
+            self.pool.join()
+
+
 # --- writing ------------------------------------------------------------------------------------
 
 @dataclass
@@ -350,60 +467,39 @@ class FeedSim:
 
 class Builder:
     def __init__(self, store: Store, shape: Shape, sites: list[Site], feeds: list[Feed],
-                 feed_ids: list[int], texts: Texts, report: Report) -> None:
+                 feed_ids: list[int], articles: Articles, report: Report) -> None:
         self.store = store
         self.shape = shape
         self.sites = sites
         self.feeds = feeds
         self.feed_ids = feed_ids
-        self.texts = texts
+        self.articles = articles
         self.report = report
+        self.bulk = True  # polls with no entries in bulk (write_plain); False: all by record
         self.rng = random.Random(shape.seed * 7919)
-        self.written: dict[int, str] = {}  # story * 64 + member -> article id
+        self.again: dict[int, NewEntry] = {}  # copies a second feed will carry too
+        self.progress = False
+        self.last_progress = time.perf_counter()
         self.queue: list[tuple[str, PollResult | EntryBatch]] = []
         self.last_maintenance = 0.0
         self.schedule = ScheduleConfig(interval=shape.poll_minutes * 60)
 
     # articles and entries
 
-    def new_entry(self, copy: Copy, feed: int, at: float) -> NewEntry:
-        site = self.sites[copy.site]
-        origin = self.sites[copy.origin_site]
-        title, paragraphs = self.texts.copy(copy.story, copy.member, copy.kind, site.name,
-                                            origin.name)
-        slug = re.sub(r"[^a-z0-9]+", "-", title.lower()).strip("-")[:60] or "story"
-        day = datetime.fromtimestamp(copy.at, UTC)
-        url = (f"https://{site.host}/{SECTIONS[copy.story % len(SECTIONS)]}/"
-               f"{day:%Y/%m/%d}/{slug}-{copy.story}")
+    def new_entry(self, copy: Copy) -> NewEntry:
+        """The entry of an arrival: with its article the first time; the second (a second
+        section feed carrying the same URL) names the stored article."""
         key = copy.story * 64 + copy.member
-        if key in self.written:
-            return NewEntry(key=url, guid=url, link=url, title=title,
-                            published_at=iso(day), existing_article_id=self.written[key],
-                            url_aliases=(canonical_url(url),))
-        rng = random.Random(copy.story * 31 + copy.member)
-        from_page = rng.random() < 0.92
-        text = "\n\n".join(paragraphs if from_page else paragraphs[:1])
-        language = rng.choices([lang for lang, _ in LANGUAGES],
-                               [share for _, share in LANGUAGES])[0]
-        article = Article(
-            id=article_id(url), url=url, canonical_url=canonical_url(url), title=title,
-            text=text,
-            author=(f"{rng.choice(_FIRST_NAMES)} {rng.choice(_LAST_NAMES)}"
-                    if rng.random() < 0.6 else None),
-            published_at=iso(day) if rng.random() < 0.95 else None,
-            language=language if rng.random() < 0.97 else None,
-            sitename=site.name if rng.random() < site.sitename_share else None,
-            text_source="page" if from_page else "feed",
-            quality=None if from_page else "short",
-            description=paragraphs[0][:rng.randint(120, 240)] if rng.random() < 0.7 else None,
-            line_keys=boilerplate.line_keys(paragraphs) if from_page else ())
-        started = time.perf_counter()
-        fingerprint = neardup.fingerprint_article(article)
-        self.report.fingerprint_seconds += time.perf_counter() - started
-        self.written[key] = article.id
-        return NewEntry(key=url, guid=url, link=url, title=title, published_at=iso(day),
-                        article=article, url_aliases=(canonical_url(url),),
-                        fingerprint=fingerprint)
+        if key in self.again:
+            return self.again.pop(key)
+        entry = self.articles.get(key)
+        assert entry.article is not None
+        if copy.second_feed >= 0:
+            self.again[key] = NewEntry(
+                key=entry.key, guid=entry.guid, link=entry.link, title=entry.title,
+                published_at=entry.published_at, existing_article_id=entry.article.id,
+                url_aliases=entry.url_aliases)
+        return entry
 
     def entries_due(self, sim: FeedSim, until: float) -> tuple[NewEntry, ...]:
         due = [(at, c, second) for at, c, second in sim.pending if at <= until]
@@ -411,8 +507,8 @@ class Builder:
             return ()
         sim.pending = [p for p in sim.pending if p[0] > until]
         entries = []
-        for at, copy, second in due:
-            entries.append(self.new_entry(copy, copy.second_feed if second else copy.feed, at))
+        for _at, copy, _second in due:
+            entries.append(self.new_entry(copy))
         return tuple(entries)
 
     # the write queue
@@ -432,16 +528,52 @@ class Builder:
     def flush(self) -> None:
         if not self.queue:
             return
-        started = time.perf_counter()
+        started, started_cpu = time.perf_counter(), time.process_time()
+        plain: list[tuple[str, PollResult]] = []  # polls with no entries, in time order
         with self.store.write():
             for now, item in self.queue:
+                if self.bulk and isinstance(item, PollResult) and not item.entries:
+                    plain.append((now, item))
+                    continue
+                self.write_plain(plain)
                 summary = polls.record(self.store, item, now)
                 self.report.articles += summary.new_articles
                 self.report.entries += summary.new_entries
                 if isinstance(item, PollResult):
                     self.report.articles_written_in_polls += summary.new_articles
+            self.write_plain(plain)
         self.report.write_seconds += time.perf_counter() - started
+        self.report.write_cpu += time.process_time() - started_cpu
         self.queue.clear()
+        if self.progress and time.perf_counter() - self.last_progress >= PROGRESS_EVERY:
+            self.last_progress = time.perf_counter()
+            print(f"  {now}: {self.report.articles:,} articles, {self.report.polls:,} polls "
+                  f"(writer {self.report.write_seconds:.0f} s)", flush=True)
+
+    def write_plain(self, plain: list[tuple[str, PollResult]]) -> None:
+        """Polls that brought no entries, in bulk: their fetch-log rows in one executemany
+        (the counters' triggers fire per row as for `polls.record`), and each feed's state
+        from the polls that decide it, as `feeds.after_poll` leaves it after all of them:
+        its last 200 (validators, title), its last success, its last poll."""
+        if not plain:
+            return
+        rows = [polls.fetch_row(item, 0) for _now, item in plain]
+        columns = list(rows[0])
+        self.store.db.conn.executemany(
+            f"INSERT INTO fetches ({', '.join(columns)}) "
+            f"VALUES ({', '.join('?' * len(columns))})",
+            [[row[c] for c in columns] for row in rows])
+        deciding: dict[tuple[int, str], int] = {}
+        for position, (_now, item) in enumerate(plain):
+            deciding[(item.feed_id, "last")] = position
+            if schedule.polled_ok(item.status, item.error):
+                deciding[(item.feed_id, "ok")] = position
+                if item.status == 200:
+                    deciding[(item.feed_id, "200")] = position
+        for position in sorted(set(deciding.values())):
+            now, item = plain[position]
+            feed_state.after_poll(self.store.db, item, now)
+        plain.clear()
 
     def maintain(self, at: float) -> None:
         """The daemon's maintenance, in simulated time."""
@@ -466,7 +598,7 @@ class Builder:
              c.second_at < until], key=lambda a: a[0])
         for at, copy, second in arrivals:
             feed = copy.second_feed if second else copy.feed
-            entry = self.new_entry(copy, feed, at)
+            entry = self.new_entry(copy)
             self.put(at, EntryBatch(feed_id=self.feed_ids[feed], entries=(entry,)))
 
     def polls(self, copies: list[Copy], sims: list[FeedSim], start: float, end: float) -> None:
@@ -548,28 +680,32 @@ class Builder:
 
 # --- the whole build ------------------------------------------------------------------------------
 
-def build(path: Path, shape: Shape, progress: bool = True) -> Report:
-    """Write a database of `shape.articles` articles at path (which must not exist), and
-    its config beside it (path.with_suffix('.yaml'))."""
+def build(path: Path, shape: Shape, progress: bool = True, workers: int = 2,
+          end: float | None = None, bulk: bool = True) -> Report:
+    """Write a database of `shape.articles` articles at path (which must not exist), its
+    config beside it (path.with_suffix('.yaml')) and what was built (.corpus.json), ending
+    at `end` (seconds since the epoch; default: now, to the minute). `workers` processes
+    make the texts and fingerprints (0: this process); `bulk` False writes every poll
+    through `polls.record` (how the tests check that the bulk path writes the same)."""
     if path.exists():
         raise FileExistsError(f"{path} exists")
-    end = float(int(time.time()) // 60 * 60)
+    end = float(int(time.time()) // 60 * 60) if end is None else end
     start = end - shape.days * 86400
-    return _run(path, shape, start, end, story_base=0, progress=progress)
+    return _run(path, shape, start, end, story_base=0, progress=progress, workers=workers,
+                bulk=bulk)
 
 
-def append(path: Path, hours: float, progress: bool = True) -> Report:
-    """Add `hours` of news, up to now, to a database `build` made (its stored shape)."""
+def append(path: Path, hours: float, progress: bool = True, workers: int = 2) -> Report:
+    """Add the next `hours` of news after the end of a database `build` made (its shape,
+    new stories, every poll), and move its recorded end. The same database appended the
+    same hours gets the same news: how ingest into a big database is compared."""
     shape = Shape(**json.loads(_meta(path)["shape"]))
-    end = float(int(time.time()) // 60 * 60)
-    start = end - hours * 3600
-    last = _meta(path)["end"]
-    if start < float(last):
-        start = float(last)
+    start = float(_meta(path)["end"])
+    end = start + hours * 3600
     scaled = Shape(**{**asdict(shape), "articles": max(1, round(
         shape.articles * (end - start) / (shape.days * 86400)))})
     return _run(path, scaled, start, end, story_base=10_000_000 + int(start) % 1_000_000,
-                progress=progress, base_shape=shape)
+                progress=progress, base_shape=shape, workers=workers)
 
 
 def _meta(path: Path) -> dict[str, str]:
@@ -578,7 +714,7 @@ def _meta(path: Path) -> dict[str, str]:
 
 
 def _run(path: Path, shape: Shape, start: float, end: float, story_base: int, progress: bool,
-         base_shape: Shape | None = None) -> Report:
+         base_shape: Shape | None = None, workers: int = 2, bulk: bool = True) -> Report:
     if not CORPUS.is_dir():
         raise FileNotFoundError(f"{CORPUS} is absent: the builder needs its sentences")
     started = time.perf_counter()
@@ -588,6 +724,7 @@ def _run(path: Path, shape: Shape, start: float, end: float, story_base: int, pr
     texts = Texts(load_sentences(), shape.seed)
     copies = plan_copies(shape, sites, feeds, start, end,
                          random.Random(shape.seed * 17 + story_base), story_base)
+    articles = Articles(copies, sites, texts, workers)
     report = Report(sim_start=iso(datetime.fromtimestamp(start, UTC)),
                     sim_end=iso(datetime.fromtimestamp(end, UTC)))
     config_path = path.with_suffix(".yaml")
@@ -598,11 +735,14 @@ def _run(path: Path, shape: Shape, start: float, end: float, story_base: int, pr
     with Store.open(path) as store:
         # A build, not a live corpus: no fsync (the product's own setting is NORMAL).
         store.db.execute("PRAGMA synchronous = OFF")
+        store.db.execute(f"PRAGMA cache_size = -{CACHE_KIB}")
         store.sync_feeds(configured, now=iso(datetime.fromtimestamp(start, UTC)))
         ids = dict(store.db.execute("SELECT url, id FROM feeds").fetchall())
         feed_ids = [int(ids[f.url]) for f in feeds]
-        builder = Builder(store, shape, sites, feeds, feed_ids, texts, report)
+        builder = Builder(store, shape, sites, feeds, feed_ids, articles, report)
         builder.last_maintenance = start
+        builder.progress = progress
+        builder.bulk = bulk and base_shape is None  # appending measures ingest: every poll
         window = max(start, end - shape.fetch_log_days * 86400)
         if progress:
             print(f"{len(feeds)} feeds on {len(sites)} sites; {len(copies):,} articles planned "
@@ -617,14 +757,57 @@ def _run(path: Path, shape: Shape, start: float, end: float, story_base: int, pr
         builder.polls(copies, sims, window, end)
         builder.flush()
         builder.maintain(end)
+        if base_shape is None:
+            report.extra["older_daily_totals"] = older_daily_totals(
+                store, report.sim_start, iso(datetime.fromtimestamp(window, UTC)),
+                report.sim_end)
         store.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    articles.close()
+    report.fingerprint_seconds = articles.seconds
     path.with_suffix(".corpus.json").write_text(json.dumps(
         {"shape": json.dumps(asdict(base_shape or shape)), "end": str(end),
-         "report": asdict(report)}, indent=1), encoding="utf-8")
+         "report": asdict(report), "appended": base_shape is not None}, indent=1),
+        encoding="utf-8")
     report.seconds = time.perf_counter() - started
     if progress:
         print(report.line(), flush=True)
     return report
+
+
+def older_daily_totals(store: Store, start: str, window: str, end: str) -> int:
+    """The daily totals of the polls before the fetch-log window, whose raw rows the
+    product's rolling fetch log would have deleted by now: each feed's mean day of polls,
+    failures, 304s, bytes and poll time in the window's whole days, and the entries and
+    articles that day really brought. Returns the days written."""
+    with store.write():
+        store.db.execute(
+            """WITH RECURSIVE days(day) AS (
+                   SELECT date(:start) UNION ALL SELECT date(day, '+1 day') FROM days
+                   WHERE day < date(:window, '-1 day')),
+               rates AS (
+                   SELECT feed_id, avg(polls) AS polls, avg(failed_polls) AS failed,
+                          avg(not_modified) AS nm, avg(bytes) AS bytes,
+                          avg(duration_ms) AS duration FROM feed_days
+                   WHERE day > date(:window) AND day < date(:end) GROUP BY feed_id),
+               stored AS (
+                   SELECT feed_id, substr(fetched_at, 1, 10) AS day, count(*) AS articles
+                   FROM articles WHERE fetched_at < date(:window) GROUP BY 1, 2)
+               INSERT INTO feed_days (feed_id, day, polls, failed_polls, not_modified, bytes,
+                                      duration_ms, new_entries, new_articles)
+               SELECT r.feed_id, d.day, round(r.polls), round(r.failed), round(r.nm),
+                      round(r.bytes), round(r.duration), coalesce(fd.entries, 0),
+                      coalesce(s.articles, 0)
+               FROM rates r CROSS JOIN days d
+               LEFT JOIN feed_days fd ON fd.feed_id = r.feed_id AND fd.day = d.day
+               LEFT JOIN stored s ON s.feed_id = r.feed_id AND s.day = d.day
+               WHERE true
+               ON CONFLICT (feed_id, day) DO UPDATE SET
+                   polls = excluded.polls, failed_polls = excluded.failed_polls,
+                   not_modified = excluded.not_modified, bytes = excluded.bytes,
+                   duration_ms = excluded.duration_ms, new_entries = excluded.new_entries,
+                   new_articles = excluded.new_articles""",
+            {"start": start, "window": window, "end": end})
+        return int(store.db.execute("SELECT changes()").fetchone()[0])
 
 
 def feeds_state(store: Store, feed_id: int) -> FeedState:
@@ -660,17 +843,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--append-hours", type=float, default=0.0,
                         help="add this many hours of news to an existing database")
+    parser.add_argument("--workers", type=int, default=2,
+                        help="processes making texts and fingerprints (0: none)")
     args = parser.parse_args(argv)
     if not CORPUS.is_dir():
         print(f"skipped: {CORPUS} is absent (the builder recombines its sentences)")
         return 0
     if args.append_hours:
-        append(args.database, args.append_hours)
+        append(args.database, args.append_hours, workers=args.workers)
         return 0
     (articles,) = iter_sizes(args.articles)
     build(args.database, Shape(articles=articles, feeds=args.feeds, days=args.days,
                                fetch_log_days=args.fetch_log_days,
-                               poll_minutes=args.poll_minutes, seed=args.seed))
+                               poll_minutes=args.poll_minutes, seed=args.seed),
+          workers=args.workers)
     return 0
 
 

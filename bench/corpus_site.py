@@ -373,8 +373,13 @@ class RunStats:
 
 def run_once(config: Path, *extra: str) -> RunStats:
     """Run the real CLI (`python -m pipeline once`) and measure it with its worker processes."""
-    command = [sys.executable, "-m", "pipeline", "--config", str(config), "once", *extra]
-    out_path, err_path = config.parent / "once.out", config.parent / "once.err"
+    return run_cli(config, "once", *extra)
+
+
+def run_cli(config: Path, *args: str) -> RunStats:
+    """Run any `python -m pipeline` command and measure it with its worker processes."""
+    command = [sys.executable, "-m", "pipeline", "--config", str(config), *args]
+    out_path, err_path = config.parent / f"{args[0]}.out", config.parent / f"{args[0]}.err"
     with open(out_path, "w") as out, open(err_path, "w") as err:
         started = time.perf_counter()
         proc = subprocess.Popen(command, cwd=REPO, stdout=out, stderr=err)

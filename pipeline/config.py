@@ -12,12 +12,14 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import yaml
 
 from pipeline.errors import ConfigError
+from pipeline.messages import ExtractRules, FeedSettings
 from pipeline.opml import read_opml
-from pipeline.values import check_feed_url
+from pipeline.values import check_feed_url, url_scope
 
 DEFAULT_CONFIG = Path("config/newswire.yaml")
 # libyaml's safe loader when PyYAML has it: the pure-Python one takes a second per 5,000
@@ -76,9 +78,38 @@ DEFAULT_AGENCIES: tuple[str, ...] = (
 @dataclass(frozen=True)
 class DedupeConfig:
     band_window_days: int = 30  # 0 = never prune the near-duplicate index
-    threshold: float = 0.8  # estimated containment for a near duplicate
-    related_threshold: float = 0.6  # ... and for a "related" edge
+    # Verification (pipeline.verify): the share of the shorter body aligned, in order, with
+    # the other for a near duplicate (a copy), and for a "related" edge.
+    threshold: float = 0.6
+    related_threshold: float = 0.3
     agencies: tuple[str, ...] = DEFAULT_AGENCIES
+
+
+@dataclass(frozen=True)
+class ArchiveConfig:
+    """The WARC archive of fetched pages and parsed feeds (pipeline.archive)."""
+
+    enabled: bool = True
+    dir: Path = Path("archive")  # resolved: beside the database unless the config says
+    max_file_bytes: int = 1_000_000_000  # a file is closed at this size (and each UTC day)
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    """Where the stages run: `local` (this process and its worker pool) or `celery` (workers
+    anywhere, through a Redis broker; pipeline.celery_engine)."""
+
+    kind: str = "local"
+    broker: str = "redis://127.0.0.1:6379/0"
+    result_backend: str | None = None  # default: the broker
+    result_expires: float = 3600.0  # results never read (a coordinator that died) go then
+    feed_queue: str = "newswire.feeds"
+    page_queue: str = "newswire.pages"
+    task_timeout: float = 600.0  # a task's result later than this is lost: it is sent again
+    task_retries: int = 2  # ... this many times, then the run stops (EngineError)
+    visibility_timeout: float = 3600.0  # unacknowledged tasks return to the queue after it
+    worker_wait: float = 10.0  # how long the coordinator waits for a worker to answer
+    max_in_flight: int = 64  # page tasks sent and not yet returned, per coordinator
 
 
 @dataclass(frozen=True)
@@ -89,12 +120,71 @@ class MetricsConfig:
     host: str = "127.0.0.1"
 
 
+FILTER_FIELDS = ("title", "url", "text", "author", "language")
+
+
+@dataclass(frozen=True)
+class FilterRule:
+    """One keep or block rule: a regular expression searched in one field of an entry
+    (case-insensitive unless `case_sensitive`). See pipeline.filters."""
+
+    field: str
+    pattern: str
+    case_sensitive: bool = False
+
+
+@dataclass(frozen=True)
+class Filters:
+    keep: tuple[FilterRule, ...] = ()
+    block: tuple[FilterRule, ...] = ()
+
+    def __bool__(self) -> bool:
+        return bool(self.keep or self.block)
+
+
+@dataclass(frozen=True)
+class AuthConfig:
+    """HTTP basic auth: the password is read from the environment variable `password_env`
+    when a request is made, never written anywhere by newswire."""
+
+    username: str
+    password_env: str
+
+
 @dataclass(frozen=True)
 class FeedConfig:
     url: str
     name: str | None = None
     interval: float | None = None
     cron: str | None = None
+    user_agent: str | None = None
+    headers: tuple[tuple[str, str], ...] = ()
+    auth: AuthConfig | None = None
+    proxy: str | None = None
+    fetch_pages: bool = True
+    rules: ExtractRules | None = None
+    filters: Filters = field(default_factory=Filters)
+
+    def settings(self) -> FeedSettings:
+        """The feed's fetching settings, as the message the fetcher receives."""
+        return FeedSettings(
+            user_agent=self.user_agent, headers=self.headers,
+            auth_username=self.auth.username if self.auth else None,
+            auth_password_env=self.auth.password_env if self.auth else None,
+            proxy=self.proxy, fetch_pages=self.fetch_pages,
+            scope=url_scope(self.url))
+
+    @property
+    def has_settings(self) -> bool:
+        """Whether anything besides url, name and schedule is set."""
+        return bool(self.user_agent or self.headers or self.auth or self.proxy
+                    or not self.fetch_pages or self.rules or self.filters)
+
+
+@dataclass(frozen=True)
+class SiteConfig:
+    host: str  # lower case, without `www.`
+    rules: ExtractRules
 
 
 @dataclass(frozen=True)
@@ -107,6 +197,30 @@ class Config:
     extract: ExtractConfig = field(default_factory=ExtractConfig)
     dedupe: DedupeConfig = field(default_factory=DedupeConfig)
     metrics: MetricsConfig | None = None
+    engine: EngineConfig = field(default_factory=EngineConfig)
+    archive: ArchiveConfig = field(default_factory=ArchiveConfig)
+    filters: Filters = field(default_factory=Filters)  # global: applied to every feed
+    sites: tuple[SiteConfig, ...] = ()
+
+    def feed_config(self, url: str | None) -> FeedConfig | None:
+        """The config entry of the feed listed under this URL, if any."""
+        return next((f for f in self.feeds if f.url == url), None) if url else None
+
+    def feed_named(self, name: str) -> FeedConfig | None:
+        """The feed with this name (or URL), ignoring case."""
+        wanted = name.strip().casefold()
+        return next((f for f in self.feeds if (f.name or "").casefold() == wanted
+                     or f.url == name.strip()), None)
+
+    def rules_for(self, feed: FeedConfig | None, page_url: str) -> ExtractRules | None:
+        """The extraction rules for a page: its feed's own, else its site's."""
+        if feed is not None and feed.rules is not None:
+            return feed.rules
+        try:
+            host = (urlsplit(page_url).hostname or "").lower().removeprefix("www.")
+        except ValueError:
+            return None
+        return next((s.rules for s in self.sites if s.host == host), None)
 
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
@@ -297,6 +411,58 @@ def _names(value: Any) -> tuple[str, ...]:
     return tuple(_text(item).strip() for item in value)
 
 
+def _read_archive(path: Path, data: Any, base: Path, database: Path) -> ArchiveConfig:
+    r = _Reader(path, "archive", data)
+    r.reject_unknown({"enabled", "dir", "max_file_bytes"})
+    d = ArchiveConfig()
+    directory = r.get("dir", _text, None)
+    size = r.get("max_file_bytes", _positive_int, d.max_file_bytes)
+    if size < 1_000_000:
+        raise ConfigError(path, "archive.max_file_bytes", "must be at least 1000000")
+    return ArchiveConfig(
+        enabled=r.get("enabled", _boolean, d.enabled),
+        dir=(base / directory).resolve() if directory else database.parent / "archive",
+        max_file_bytes=size)
+
+
+def _read_engine(path: Path, data: Any) -> EngineConfig:
+    r = _Reader(path, "engine", data)
+    r.reject_unknown({"kind", "broker", "result_backend", "result_expires", "feed_queue",
+                      "page_queue", "task_timeout", "task_retries", "visibility_timeout",
+                      "worker_wait", "max_in_flight"})
+    d = EngineConfig()
+    kind = r.get("kind", _text, d.kind)
+    if kind not in ("local", "celery"):
+        raise ConfigError(path, "engine.kind", f"must be local or celery, got {kind!r}")
+    config = EngineConfig(
+        kind=kind,
+        broker=r.get("broker", _redis_url, d.broker),
+        result_backend=r.get("result_backend", _redis_url, d.result_backend),
+        result_expires=r.get("result_expires", parse_duration, d.result_expires),
+        feed_queue=r.get("feed_queue", _text, d.feed_queue),
+        page_queue=r.get("page_queue", _text, d.page_queue),
+        task_timeout=r.get("task_timeout", parse_duration, d.task_timeout),
+        task_retries=r.get("task_retries", _positive_int, d.task_retries),
+        visibility_timeout=r.get("visibility_timeout", parse_duration, d.visibility_timeout),
+        worker_wait=r.get("worker_wait", parse_duration, d.worker_wait),
+        max_in_flight=r.get("max_in_flight", _positive_int, d.max_in_flight),
+    )
+    if config.max_in_flight < 1:
+        raise ConfigError(path, "engine.max_in_flight", "must be at least 1")
+    if config.visibility_timeout <= config.task_timeout:
+        # A task still running when its message reappears in the queue would run twice.
+        raise ConfigError(path, "engine.visibility_timeout",
+                          f"must exceed engine.task_timeout ({config.task_timeout:g}s)")
+    return config
+
+
+def _redis_url(value: Any) -> str:
+    text = _text(value).strip()
+    if not text.startswith(("redis://", "rediss://", "unix://")):
+        raise ValueError(f"must be a redis:// URL, got {text!r}")
+    return text
+
+
 def _read_metrics(path: Path, data: Any) -> MetricsConfig | None:
     if data is None or data is False:
         return None
@@ -314,6 +480,10 @@ def _read_metrics(path: Path, data: Any) -> MetricsConfig | None:
     return MetricsConfig(port=port, host=host)
 
 
+FEED_KEYS = {"url", "name", "interval", "cron", "user_agent", "headers", "auth", "proxy",
+             "fetch_pages", "rules", "filters"}
+
+
 def _read_feeds(path: Path, data: Any) -> tuple[FeedConfig, ...]:
     if data is None:
         return ()
@@ -322,24 +492,293 @@ def _read_feeds(path: Path, data: Any) -> tuple[FeedConfig, ...]:
     feeds: list[FeedConfig] = []
     seen: set[str] = set()
     for i, item in enumerate(data):
-        prefix = f"feeds[{i}]"
-        if isinstance(item, str):
-            item = {"url": item}
-        r = _Reader(path, prefix, item)
-        r.reject_unknown({"url", "name", "interval", "cron"})
-        if "url" not in r.data:
-            raise ConfigError(path, f"{prefix}.url", "missing")
-        url = r.get("url", check_feed_url, None)
-        if url in seen:
-            raise ConfigError(path, f"{prefix}.url", f"duplicate feed {url!r}")
-        seen.add(url)
-        feeds.append(FeedConfig(
-            url=url,
-            name=r.get("name", _text, None),
-            interval=r.get("interval", parse_duration, None),
-            cron=r.get("cron", _cron, None),
-        ))
+        feed = read_feed(path, f"feeds[{i}]", item)
+        if feed.url in seen:
+            raise ConfigError(path, f"feeds[{i}].url", f"duplicate feed {feed.url!r}")
+        seen.add(feed.url)
+        feeds.append(feed)
     return tuple(feeds)
+
+
+def read_feed(path: Path | str, prefix: str, item: Any) -> FeedConfig:
+    """One feed's entry (a URL, or a mapping in the config's shape), validated; errors
+    name `prefix` and the key. `newswire add` and `import-opml` read their settings here too."""
+    path = Path(path)
+    if isinstance(item, str):
+        item = {"url": item}
+    r = _Reader(path, prefix, item)
+    r.reject_unknown(FEED_KEYS)
+    if "url" not in r.data:
+        raise ConfigError(path, r.key("url"), "missing")
+    url = r.get("url", check_feed_url, None)
+    name = r.get("name", _text, None)
+    return FeedConfig(
+        url=url,
+        name=name,
+        interval=r.get("interval", parse_duration, None),
+        cron=r.get("cron", _cron, None),
+        user_agent=r.get("user_agent", header_value, None),
+        headers=r.get("headers", extra_headers, ()),
+        auth=_read_auth(path, r.key("auth"), r.data.get("auth")),
+        proxy=r.get("proxy", proxy_url, None),
+        fetch_pages=r.get("fetch_pages", _boolean, True),
+        rules=read_rules(path, r.key("rules"), r.data.get("rules"), f"feed {name or url}"),
+        filters=read_filters(path, r.key("filters"), r.data.get("filters")),
+    )
+
+
+def feed_item(feed: FeedConfig, secrets: bool = True) -> dict[str, Any]:
+    """A feed's config entry as written in the config file (what `read_feed` reads back).
+    Without `secrets`, what may leave the machine (an OPML export): no headers (cookies),
+    auth or proxy."""
+    item: dict[str, Any] = {"url": feed.url}
+    if feed.name:
+        item["name"] = feed.name
+    if feed.interval is not None:
+        item["interval"] = f"{feed.interval:g}s"
+    if feed.cron:
+        item["cron"] = feed.cron
+    if feed.user_agent:
+        item["user_agent"] = feed.user_agent
+    if secrets and feed.headers:
+        item["headers"] = dict(feed.headers)
+    if secrets and feed.auth:
+        item["auth"] = {"username": feed.auth.username, "password_env": feed.auth.password_env}
+    if secrets and feed.proxy:
+        item["proxy"] = feed.proxy
+    if not feed.fetch_pages:
+        item["fetch_pages"] = False
+    if feed.rules:
+        item["rules"] = rules_item(feed.rules)
+    if feed.filters:
+        item["filters"] = filters_item(feed.filters)
+    return item
+
+
+def rules_item(rules: ExtractRules) -> dict[str, Any]:
+    item: dict[str, Any] = {}
+    if rules.body:
+        item["body"] = rules.body
+    if rules.remove:
+        item["remove"] = list(rules.remove)
+    return item
+
+
+def filters_item(filters: Filters) -> dict[str, Any]:
+    def rule(r: FilterRule) -> dict[str, Any]:
+        return {"field": r.field, "pattern": r.pattern,
+                **({"case_sensitive": True} if r.case_sensitive else {})}
+    return {kind: [rule(r) for r in getattr(filters, kind)]
+            for kind in ("keep", "block") if getattr(filters, kind)}
+
+
+# --- per-feed settings -----------------------------------------------------------------------
+
+_TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+# Headers the fetcher owns (framing, conditional GET, decoding) or another key sets.
+_OWN_HEADERS = {
+    "host": "set by the URL", "content-length": "set by the request",
+    "transfer-encoding": "set by the request", "connection": "hop-by-hop",
+    "keep-alive": "hop-by-hop", "te": "hop-by-hop", "trailer": "hop-by-hop",
+    "upgrade": "hop-by-hop", "proxy-connection": "hop-by-hop",
+    "proxy-authorization": "not supported", "accept-encoding": "newswire decodes bodies itself",
+    "if-none-match": "newswire sends the validators itself",
+    "if-modified-since": "newswire sends the validators itself",
+    "user-agent": "use the feed's user_agent key",
+    "authorization": "use the feed's auth key (username and password_env)",
+}
+
+
+def header_value(value: Any) -> str:
+    """A header value: one line of text, no control characters."""
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise ValueError(f"must be a string, got {value!r}")
+    text = str(value)
+    if not text.strip():
+        raise ValueError("must not be empty")
+    if not text.isascii() or any(ord(c) < 32 and c != "\t" or ord(c) == 127 for c in text):
+        raise ValueError("must be one line of ASCII text without control characters")
+    return text.strip()
+
+
+def header_name(name: Any) -> str:
+    if not isinstance(name, str) or not _TOKEN.match(name):
+        raise ValueError(f"not an HTTP header name: {name!r}")
+    reason = _OWN_HEADERS.get(name.lower())
+    if reason:
+        raise ValueError(f"header {name!r} cannot be set here: {reason}")
+    return name
+
+
+def extra_headers(value: Any) -> tuple[tuple[str, str], ...]:
+    """A mapping of extra request headers (`{Cookie: "consent=yes"}`)."""
+    if not isinstance(value, dict):
+        raise ValueError("must be a mapping of header names to values, e.g. "
+                         "{Cookie: \"consent=yes\"}")
+    headers: list[tuple[str, str]] = []
+    for name, item in value.items():
+        try:
+            headers.append((header_name(name), header_value(item)))
+        except ValueError as exc:
+            raise ValueError(f"{name}: {exc}") from None
+    return tuple(headers)
+
+
+def env_name(value: Any) -> str:
+    if not isinstance(value, str) or not _ENV_NAME.match(value):
+        raise ValueError(f"must be the name of an environment variable (letters, digits "
+                         f"and _), got {value!r}")
+    return value
+
+
+def _username(value: Any) -> str:
+    text = header_value(value)
+    if ":" in text:
+        raise ValueError("a basic-auth username cannot contain ':'")
+    return text
+
+
+def _read_auth(path: Path, prefix: str, data: Any) -> AuthConfig | None:
+    if data is None:
+        return None
+    r = _Reader(path, prefix, data)
+    if "password" in r.data:
+        raise ConfigError(path, f"{prefix}.password", "passwords are not kept in the config: "
+                          "put it in an environment variable and name that variable in "
+                          f"{prefix}.password_env")
+    r.reject_unknown({"username", "password_env"})
+    for key in ("username", "password_env"):
+        if r.data.get(key) is None:
+            raise ConfigError(path, f"{prefix}.{key}", "missing")
+    return AuthConfig(username=r.get("username", _username, None),
+                      password_env=r.get("password_env", env_name, None))
+
+
+def proxy_url(value: Any) -> str:
+    """An http(s) proxy URL: scheme, host and port only (no credentials, no path)."""
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(f"must be a proxy URL such as http://proxy.example:3128, got "
+                         f"{value!r}")
+    text = value.strip()
+    try:
+        parts = urlsplit(text)
+        _ = parts.port
+    except ValueError as exc:
+        raise ValueError(f"not a proxy URL: {exc}") from None
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"must be an http:// or https:// proxy URL with a host, got {text!r}")
+    if parts.username is not None or parts.password is not None:
+        raise ValueError("credentials in the proxy URL are not supported (they would sit in "
+                         "the config file)")
+    if parts.path not in ("", "/") or parts.query or parts.fragment:
+        raise ValueError(f"a proxy URL has no path or query, got {text!r}")
+    return text
+
+
+def css_selector(value: Any) -> str:
+    """A CSS selector that lxml can apply (cssselect's syntax, with :contains() etc.)."""
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(f"must be a CSS selector, got {value!r}")
+    from cssselect import HTMLTranslator, SelectorError
+
+    try:
+        HTMLTranslator().css_to_xpath(value.strip())
+    except SelectorError as exc:
+        raise ValueError(f"not a CSS selector {value.strip()!r}: {exc}") from None
+    return value.strip()
+
+
+def _selectors(value: Any) -> tuple[str, ...]:
+    items = [value] if isinstance(value, str) else value
+    if not isinstance(items, list):
+        raise ValueError("must be a CSS selector or a list of them")
+    return tuple(css_selector(item) for item in items)
+
+
+def read_rules(path: Path, prefix: str, data: Any, origin: str) -> ExtractRules | None:
+    """`{body: SELECTOR, remove: [SELECTOR, ...]}`."""
+    if data is None:
+        return None
+    r = _Reader(path, prefix, data)
+    r.reject_unknown({"body", "remove"})
+    rules = ExtractRules(body=r.get("body", css_selector, None),
+                         remove=r.get("remove", _selectors, ()), origin=origin)
+    if rules.body is None and not rules.remove:
+        raise ConfigError(path, prefix, "needs `body` (a CSS selector) or `remove` (a list)")
+    return rules
+
+
+def filter_rule(value: Any) -> FilterRule:
+    """`{field: title|url|text|author|language, pattern: REGEX, case_sensitive: false}`."""
+    if not isinstance(value, dict):
+        raise ValueError("each rule is a mapping: {field: title, pattern: \"...\"}")
+    unknown = set(value) - {"field", "pattern", "case_sensitive"}
+    if unknown:
+        raise ValueError(f"unknown key {sorted(map(str, unknown))[0]!r} (use field, pattern, "
+                         "case_sensitive)")
+    field_name = value.get("field")
+    if field_name not in FILTER_FIELDS:
+        raise ValueError(f"field must be one of {', '.join(FILTER_FIELDS)}, got "
+                         f"{field_name!r}")
+    pattern = value.get("pattern")
+    if not isinstance(pattern, str) or not pattern:
+        raise ValueError(f"pattern must be a regular expression, got {pattern!r}")
+    case_sensitive = value.get("case_sensitive", False)
+    if not isinstance(case_sensitive, bool):
+        raise ValueError(f"case_sensitive must be true or false, got {case_sensitive!r}")
+    try:
+        re.compile(pattern, 0 if case_sensitive else re.IGNORECASE)
+    except re.error as exc:
+        raise ValueError(f"pattern {pattern!r} is not a regular expression: {exc}") from None
+    return FilterRule(field_name, pattern, case_sensitive)
+
+
+def read_filters(path: Path, prefix: str, data: Any) -> Filters:
+    """`{keep: [RULE, ...], block: [RULE, ...]}`."""
+    if data is None:
+        return Filters()
+    r = _Reader(path, prefix, data)
+    r.reject_unknown({"keep", "block"})
+    lists: dict[str, tuple[FilterRule, ...]] = {}
+    for kind in ("keep", "block"):
+        items = r.data.get(kind) or []
+        if not isinstance(items, list):
+            raise ConfigError(path, f"{prefix}.{kind}", "must be a list of rules")
+        rules = []
+        for i, item in enumerate(items):
+            try:
+                rules.append(filter_rule(item))
+            except ValueError as exc:
+                raise ConfigError(path, f"{prefix}.{kind}[{i}]", str(exc)) from None
+        lists[kind] = tuple(rules)
+    return Filters(keep=lists["keep"], block=lists["block"])
+
+
+_HOST = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$")
+
+
+def _read_sites(path: Path, data: Any) -> tuple[SiteConfig, ...]:
+    """`sites: {HOST: {rules: {...}}}`: extraction rules for every page of a site."""
+    if data is None:
+        return ()
+    if not isinstance(data, dict):
+        raise ConfigError(path, "sites", "must be a mapping of host names to settings")
+    sites: list[SiteConfig] = []
+    for host, settings in data.items():
+        prefix = f"sites.{host}"
+        name = str(host).strip().lower()
+        if not _HOST.match(name):
+            raise ConfigError(path, prefix, "must be a host name such as example.org (no "
+                              "scheme, port or path)")
+        r = _Reader(path, prefix, settings)
+        r.reject_unknown({"rules"})
+        rules = read_rules(path, f"{prefix}.rules", r.data.get("rules"),
+                           f"site {name.removeprefix('www.')}")
+        if rules is None:
+            raise ConfigError(path, f"{prefix}.rules", "missing")
+        sites.append(SiteConfig(name.removeprefix("www."), rules))
+    return tuple(sites)
 
 
 def load_config(path: str | os.PathLike[str] | None = None) -> Config:
@@ -357,7 +796,7 @@ def load_config(path: str | os.PathLike[str] | None = None) -> Config:
         raise ConfigError(path, "(file)", f"invalid YAML: {exc}") from None
     top = _Reader(path, "", raw)
     top.reject_unknown({"database", "fetch", "schedule", "extract", "dedupe", "feeds", "opml",
-                        "metrics"})
+                        "metrics", "engine", "archive", "filters", "sites"})
     base = path.resolve().parent
     database = top.get("database", _text, None)
     if database is None:
@@ -368,15 +807,20 @@ def load_config(path: str | os.PathLike[str] | None = None) -> Config:
         feeds.extend(_feeds_from_opml(path, base / opml, {f.url for f in feeds}))
     if not feeds:
         raise ConfigError(path, "feeds", "no feeds configured")
+    database_path = (base / database).resolve() if database != ":memory:" else Path(database)
     return Config(
         path=path.resolve(),
-        database=(base / database).resolve() if database != ":memory:" else Path(database),
+        database=database_path,
         feeds=tuple(feeds),
         fetch=_read_fetch(path, raw.get("fetch")),
         schedule=_read_schedule(path, raw.get("schedule")),
         extract=_read_extract(path, raw.get("extract")),
         dedupe=_read_dedupe(path, raw.get("dedupe")),
         metrics=_read_metrics(path, raw.get("metrics")),
+        engine=_read_engine(path, raw.get("engine")),
+        archive=_read_archive(path, raw.get("archive"), base, database_path),
+        filters=read_filters(path, "filters", raw.get("filters")),
+        sites=_read_sites(path, raw.get("sites")),
     )
 
 
@@ -385,4 +829,5 @@ def _feeds_from_opml(path: Path, opml_path: Path, known: set[str]) -> list[FeedC
         outlines = read_opml(opml_path.read_bytes())
     except (OSError, ValueError) as exc:
         raise ConfigError(path, "opml", f"cannot read {opml_path}: {exc}") from None
-    return [FeedConfig(url=o.url, name=o.title) for o in outlines if o.url not in known]
+    return [read_feed(path, f"opml ({o.url})", {"url": o.url, "name": o.title, **o.settings})
+            for o in outlines if o.url not in known]

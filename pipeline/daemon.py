@@ -20,7 +20,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.base import BaseTrigger
 
 from pipeline.config import Config
-from pipeline.errors import StoreError
+from pipeline.errors import EngineError, StoreError
 from pipeline.fetch import Resolver, system_resolver
 from pipeline.metrics import Metrics
 from pipeline.run import Runner
@@ -130,6 +130,8 @@ async def _serve(config: Config, store: Store, resolver: Resolver, stop: asyncio
                 if isinstance(error, StoreError):  # the database is unusable: stop
                     fatal.append(error)
                     stop.set()
+                elif isinstance(error, EngineError):  # workers or broker away: next tick
+                    log.warning("poll pass skipped: %s", error)
                 elif error is not None:
                     log.error("poll pass failed", exc_info=error)
             finally:

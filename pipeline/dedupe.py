@@ -1,28 +1,32 @@
 """Deduplication: the keys, and every decision about what duplicates what.
 
-Layers, cheapest first (see ../shared/docs/dedupe.md): entry keys live in `parse`; here are the
-canonical URL (one article per canonical URL across all feeds), the article id derived from it,
-and the hash of the normalised body (the same text under another URL). Near-duplicate
-fingerprints and their comparison live in `pipeline.neardup`.
+Layers, cheapest first (see ../shared/docs/dedupe.md): entry keys live in `parse`, and here
+what tells the items of a feed apart when their GUIDs do not (`separate_items`,
+`unseen_key`); here too are the canonical URL (one article per canonical URL across all
+feeds), the article id derived from it, and the hash of the normalised body (the same text
+under another URL). Near-duplicate fingerprints and their comparison live in
+`pipeline.neardup`.
 
 The decisions are pure functions over what the store read for them (pipeline.store.polls):
 whether a canonical claim merges two pages, whether a new article is an original, an exact
-copy or a near copy (exact first) with the evidence edges to record, and which member of a
-cluster is its canonical one.
+copy or a near copy (exact first) with the evidence edges to record and the clusters its
+evidence merges, and which member of a cluster is its canonical one. Near copies are
+verified on the texts (pipeline.verify); merges are planned by pipeline.clusters.
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
 from functools import lru_cache
+from typing import Protocol
 from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsplit
 
-from pipeline import neardup
-from pipeline.messages import Article, Fingerprint
-from pipeline.neardup import Similarity
+from pipeline import clusters, neardup, verify
+from pipeline.clusters import Cluster, Merge
+from pipeline.messages import Article, Entry, Fingerprint
 from pipeline.text import normalise_for_hash
 
 MAX_EDGES = 20  # evidence edges kept per new article (the best matches)
@@ -92,16 +96,118 @@ def same_site(a: str, b: str) -> bool:
     return bool(host(a)) and host(a) == host(b)
 
 
+# --- feed items that share a GUID ----------------------------------------------------------
+
+def _item_digest(entry: Entry) -> str:
+    return hashlib.sha256(f"{entry.title}\x00{entry.content}".encode()).hexdigest()[:16]
+
+
+def _guid_key(entry: Entry) -> str | None:
+    return "guid:" + entry.guid if entry.guid else None
+
+
+def same_item(a: Entry, b: Entry) -> bool:
+    """Whether two items of one document are the same item: not when their links differ,
+    nor when both their titles and their contents differ."""
+    if a.link and b.link and canonical_url(a.link) != canonical_url(b.link):
+        return False
+    return a.title == b.title or a.content == b.content
+
+
+def separate_key(entry: Entry, with_digest: bool = False) -> str:
+    """The key of an item whose GUID other items carry too: the GUID and its link (or a
+    digest of its title and content when it has no link, or shares the link as well)."""
+    key = _guid_key(entry) or entry.key
+    if entry.link:
+        key += "|link:" + canonical_url(entry.link)
+    if with_digest or not entry.link:
+        key += "|hash:" + _item_digest(entry)
+    return key
+
+
+def separate_items(entries: Sequence[Entry]) -> list[Entry]:
+    """The items of one document, each under its own key, in feed order. Items that share
+    a GUID and are different items (`same_item`) get separate keys; repeats of one item,
+    byte-identical or not, keep one key (the caller keeps the first)."""
+    groups: dict[str, list[int]] = {}
+    for i, entry in enumerate(entries):
+        if entry.guid and entry.key == _guid_key(entry):
+            groups.setdefault(entry.key, []).append(i)
+    result = list(entries)
+    for indices in groups.values():
+        if len(indices) < 2:
+            continue
+        items: list[tuple[Entry, list[int]]] = []  # each item's first copy, and its copies
+        for i in indices:
+            for first, copies in items:
+                if same_item(first, entries[i]):
+                    copies.append(i)
+                    break
+            else:
+                items.append((entries[i], [i]))
+        if len(items) < 2:
+            continue
+        used: set[str] = set()
+        for first, copies in items:
+            key = separate_key(first)
+            if key in used:  # another item under the same link
+                key = separate_key(first, with_digest=True)
+            used.add(key)
+            for i in copies:
+                result[i] = replace(entries[i], key=key)
+    return result
+
+
+def guid_reused(stored_link: str | None, stored_title: str | None, entry: Entry) -> bool:
+    """Whether the item the feed carried under this GUID before is another item: another
+    link and another title (a changed link alone is a corrected URL)."""
+    if stored_link and entry.link and canonical_url(stored_link) == canonical_url(entry.link):
+        return False
+    return (stored_title or "") != entry.title
+
+
+def guid_key(entry: Entry) -> str | None:
+    """The plain key of an entry's GUID (`guid:...`); the keys of items that share it
+    start with it and `|`."""
+    return _guid_key(entry)
+
+
+def unseen_key(entry: Entry, stored: Mapping[str, tuple[str | None, str | None]]
+               ) -> str | None:
+    """The key to record a feed item under, or None when the feed carried it before.
+
+    `stored` maps the keys the feed has recorded to their (link, title): at least the
+    entry's key and, for an item with a GUID, every key recorded under that GUID (plain or
+    separate). An item is not new when the feed carried the same item under its GUID in any
+    of those keys (`guid_reused` says it is another item); a GUID already recorded for other
+    items gives a new item a key of its own."""
+    gkey = _guid_key(entry)
+    if gkey is None:
+        return None if entry.key in stored else entry.key
+    if entry.key in stored and (entry.key != gkey or not guid_reused(*stored[entry.key], entry)):
+        return None
+    under_guid = [value for key, value in stored.items()
+                  if key == gkey or key.startswith(gkey + "|")]
+    if any(not guid_reused(link, title, entry) for link, title in under_guid):
+        return None  # the same item, recorded under another key of its GUID
+    if entry.key not in stored:
+        return entry.key
+    key = separate_key(entry)
+    if key in stored:
+        key = separate_key(entry, with_digest=True)
+    return None if key in stored else key
+
+
 def canonical_claim_holds(page_url: str, stored_page_url: str | None, same_text: bool,
-                          similarity: Similarity | None, threshold: float) -> bool:
+                          near_copy: bool) -> bool:
     """Whether a page may join the article already stored under the same id (its canonical
     URL). A site can point many distinct pages at one canonical (its home or a section
-    page), so only the same page, the same text or a near duplicate of it joins; any other
-    page keeps its own URL, and nothing is lost."""
+    page), so only the same page, the same text or a near copy of it (`is_near_copy`)
+    joins; any other page keeps its own URL, and nothing is lost."""
     if page_url and stored_page_url and canonical_url(page_url) == canonical_url(
             stored_page_url):
         return True  # the same page again (its text may have changed since)
-    return same_text or (similarity is not None and similarity.containment >= threshold)
+    return same_text or near_copy
 
 
 def keyed_by_page(article: Article) -> Article:
@@ -124,10 +230,10 @@ class ExactMatch:
 
 @dataclass(frozen=True)
 class Candidate:
-    """A stored article the band index offers as a possible near copy."""
+    """A stored article the indexes (LSH bands, anchors) offer as a possible near copy."""
 
     article_id: str
-    cluster_id: str
+    cluster_id: str  # its cluster now (the store keeps it current through merges)
     signature: bytes
     shingles: int
     numbers: tuple[str, ...]
@@ -140,19 +246,42 @@ class Edge:
     article_id: str
     other_id: str
     kind: str  # exact | near | related
-    containment: float
-    jaccard: float
+    containment: float  # the MinHash estimate of 5-shingle containment
+    jaccard: float  # ... and of their Jaccard
     numbers_overlap: float | None = None
     note: str | None = None
+    coverage: float | None = None  # the texts' aligned coverage, when they were compared
 
 
 @dataclass(frozen=True)
 class Decision:
     kind: str | None  # None: an original, starting its own cluster; 'exact' or 'near'
     duplicate_of: str | None
-    score: float | None
-    cluster_id: str
+    score: float | None  # 1.0 for exact; the verification's score (coverage) for near
+    cluster_id: str  # the cluster it joins (its own id for an original)
     edges: tuple[Edge, ...] = ()
+    merges: tuple[Merge, ...] = ()  # clusters its evidence joins into `cluster_id`
+
+
+class Stored(Protocol):
+    """What a decision reads of the stored corpus besides its candidates, and only when it
+    needs it (the store's reader, pipeline.store.index.Reader)."""
+
+    def text(self, article_id: str) -> tuple[str, str]:
+        """A stored article's (text, title); empty strings when there is none."""
+        ...
+
+    def clusters(self, ids: Collection[str]) -> Mapping[str, Cluster]:
+        """What the survivor choice of a merge needs of these clusters."""
+        ...
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """The verification's coverage thresholds (`dedupe.threshold`, `related_threshold`)."""
+
+    near: float = verify.NEAR_COVERAGE
+    related: float = verify.RELATED_COVERAGE
 
 
 def is_text_dedupe_candidate(text: str) -> bool:
@@ -161,52 +290,82 @@ def is_text_dedupe_candidate(text: str) -> bool:
 
 
 def decide(article_id: str, exact: ExactMatch | None, fingerprint: Fingerprint | None,
-           candidates: Sequence[Candidate], threshold: float,
-           related_threshold: float) -> Decision:
-    """What a new article is: an exact copy (first: same text), else a near copy of the best
-    verified candidate, else an original in a cluster of its own. Every verified candidate
-    at or above the related threshold becomes an evidence edge (the best MAX_EDGES).
+           candidates: Sequence[Candidate], stored: Stored, text: str = "", title: str = "",
+           thresholds: Thresholds = Thresholds()) -> Decision:
+    """What a new article is: an exact copy (first: same text), else a near copy of its best
+    verified candidate, else an original in a cluster of its own; and which clusters its
+    evidence joins (clusters that heal, pipeline.clusters).
 
-    `candidates` are in the order the index returned them, oldest first: ties go to the
+    Candidates are verified on the texts (`pipeline.verify.check`: the figures, the aligned
+    coverage of the shorter body), reading a candidate's stored text only when its
+    fingerprint does not settle it. Every near or related candidate becomes an evidence edge
+    (at most MAX_EDGES: the near ones first, then the best related). The article joins the
+    cluster of its best near match; every other cluster it matches with the same evidence
+    merges into one survivor (`clusters.plan`).
+
+    `candidates` are in the order the indexes returned them, oldest first: ties go to the
     earliest indexed copy."""
     if exact is not None:
         edge = Edge(article_id, exact.original_id, "exact", 1.0, 1.0)
         return Decision("exact", exact.original_id, 1.0, exact.cluster_id, (edge,))
     if fingerprint is None or not candidates:
         return Decision(None, None, None, article_id)
-    matches = verify(fingerprint, candidates, threshold, related_threshold)
-    near = [m for m in matches if m[2] == "near"]
-    best = near[0] if near else None
+    found = examine(fingerprint, text, title, candidates, stored, thresholds)
+    matches = [clusters.Match(c.article_id, c.cluster_id, e.kind, e.score)
+               for c, e, _ in found if e.kind is not None]
+    involved = {m.cluster_id for m in matches if m.kind in clusters.JOINING_KINDS}
+    plan = clusters.plan(matches, stored.clusters(involved) if len(involved) > 1 else {})
+    merged = {m.source for m in plan.merges}
     edges = []
-    for candidate, similarity, kind, note in matches[:MAX_EDGES]:
-        if kind == "near" and best is not None and candidate.cluster_id != best[0].cluster_id:
-            note = "in another cluster"
-        edges.append(Edge(article_id, candidate.article_id, kind,
-                          round(similarity.containment, 4), round(similarity.jaccard, 4),
-                          None if similarity.numbers_overlap is None
-                          else round(similarity.numbers_overlap, 4), note))
-    if best is None:
+    for candidate, evidence, jaccard in sorted(  # near matches first: a join's evidence
+            (f for f in found if f[1].kind is not None),
+            key=lambda f: (f[1].kind != "near", -f[1].score))[:MAX_EDGES]:
+        assert evidence.kind is not None
+        note = evidence.note
+        if candidate.cluster_id in merged and evidence.kind == "near":
+            note = "cluster merged"
+        edges.append(Edge(article_id, candidate.article_id, evidence.kind,
+                          round(evidence.containment, 4), round(jaccard, 4),
+                          _round(evidence.numbers_overlap), note, _round(evidence.coverage)))
+    if plan.cluster_id is None:
         return Decision(None, None, None, article_id, tuple(edges))
-    return Decision("near", best[0].article_id, round(best[1].containment, 4),
-                    best[0].cluster_id, tuple(edges))
+    return Decision(plan.kind, plan.duplicate_of, _round(plan.score), plan.cluster_id,
+                    tuple(edges), plan.merges)
 
 
-def verify(fingerprint: Fingerprint, candidates: Sequence[Candidate], threshold: float,
-           related_threshold: float
-           ) -> list[tuple[Candidate, Similarity, str, str | None]]:
-    """The candidates that match at all, best first: (candidate, similarity, kind, note)."""
+def examine(fingerprint: Fingerprint, text: str, title: str, candidates: Sequence[Candidate],
+            stored: Stored, thresholds: Thresholds = Thresholds()
+            ) -> list[tuple[Candidate, verify.Evidence, float]]:
+    """The evidence on every candidate examined, in the candidates' order: (candidate,
+    evidence, MinHash Jaccard estimate). The MinHash estimates order and screen them
+    (`verify.check`); the texts decide."""
     others = neardup.signature_matrix([c.signature for c in candidates])
-    matches = []
-    for position, (candidate, jaccard) in enumerate(zip(
-            candidates, neardup.jaccard_many(fingerprint.signature, others), strict=True)):
-        similarity = neardup.compare(fingerprint, float(jaccard), candidate.shingles,
-                                     candidate.numbers)
-        verdict = neardup.verdict(similarity, threshold, related_threshold)
-        if verdict is not None:
-            matches.append((position, candidate, similarity, *verdict))
-    matches.sort(key=lambda m: (-m[2].containment, m[0]))
-    return [(candidate, similarity, kind, note)
-            for _, candidate, similarity, kind, note in matches]
+    jaccards = [float(j) for j in neardup.jaccard_many(fingerprint.signature, others)]
+    position = {c.article_id: i for i, c in enumerate(candidates)}
+    pending = [verify.Candidate(c.article_id, c.cluster_id,
+                                neardup.containment(j, fingerprint.shingles, c.shingles),
+                                c.numbers)
+               for c, j in zip(candidates, jaccards, strict=True)]
+    checked = verify.check(text, title, fingerprint.numbers, pending, stored.text,
+                           near=thresholds.near, related=thresholds.related)
+    return sorted(((candidates[position[c.article_id]], evidence,
+                    jaccards[position[c.article_id]]) for c, evidence in checked),
+                  key=lambda f: position[f[0].article_id])
+
+
+def is_near_copy(fingerprint: Fingerprint | None, text: str, title: str,
+                 stored_copy: Candidate | None, stored: Stored,
+                 thresholds: Thresholds = Thresholds()) -> bool:
+    """Whether a text is a near copy of one stored article, by the same verification as a
+    new article's candidates (`decide`)."""
+    if fingerprint is None or stored_copy is None:
+        return False
+    found = examine(fingerprint, text, title, [stored_copy], stored, thresholds)
+    return any(evidence.kind == "near" for _, evidence, _ in found)
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 4)
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ into one of these, or into a recorded failure of the feed concerned. `Extraction
     │   ├── BlockedAddressError   the address guard refused every address
     │   └── BodyTooLarge          a body beyond max_bytes
     ├── WorkerCrashed         a worker process died mid-job
+    ├── EngineError           the distributed engine cannot do the work (no broker, no worker)
     ├── DiscoveryError        no feed found for a URL (`newswire add`)
     ├── ConfigEditError       the config file could not be updated
     └── MetricsError          the metrics endpoint cannot listen
@@ -85,6 +86,11 @@ class BodyTooLarge(FetchError):
 
 class WorkerCrashed(NewswireError):
     """A worker process died mid-job (killed, out of memory); its pool has been replaced."""
+
+
+class EngineError(NewswireError):
+    """The Celery engine cannot do the run's work: the broker cannot be reached, or no
+    worker takes the tasks. Nothing is recorded against the feeds: they stay due."""
 
 
 class DiscoveryError(NewswireError):

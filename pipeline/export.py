@@ -43,7 +43,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from pipeline import __version__
+from pipeline import __version__, archive
 from pipeline.messages import Article, NewEntry, PollResult
 from pipeline.neardup import fingerprint_article
 from pipeline.store import Store, Writer
@@ -206,15 +206,7 @@ def export_jsonl(store: Store, directory: str | os.PathLike[str], since: str | N
                 record["seen_in"] = json.loads(record["seen_in"] or "[]")
                 handle.write(json.dumps(record, ensure_ascii=False) + "\n")
                 report.written += 1
-        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-        for attempt in range(1000):
-            name = f"newswire-{stamp}" + (f"-{attempt}" if attempt else "") + ".jsonl"
-            try:
-                os.link(temporary, _contained(target, name))
-            except FileExistsError:
-                continue
-            report.wrote(target / name)
-            break
+        _publish(target, temporary, ".jsonl", report)
     finally:
         os.unlink(temporary)
     return report
@@ -313,6 +305,53 @@ def export_parquet(store: Store, directory: str | os.PathLike[str], since: str |
     finally:
         os.unlink(temporary)
     return report
+
+
+def export_warc(store: Store, directory: str | os.PathLike[str], archive_dir: Path,
+                since: str | None = None, include_duplicates: bool = False,
+                progress: Progress | None = None) -> ExportReport:
+    """Write the archived records of the exported articles (the request and response of
+    each page, as archived) into one new `newswire-<UTC time>.warc.gz` after a `warcinfo`
+    record: a corpus others can process with their own tools. Articles without an archived
+    page (imports, feed-only entries, the archive turned off) count as `empty`."""
+    target = _prepare(directory)
+    report = ExportReport()
+    fd, temporary = tempfile.mkstemp(dir=target, prefix=".newswire-", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            archive.write_warcinfo(handle, "newswire-export.warc.gz",
+                                   "articles exported by newswire: their pages as archived")
+            for row in store.export_articles(since, include_duplicates):
+                if progress:
+                    progress(1)
+                if not row["warc_file"]:
+                    report.empty += 1
+                    continue
+                try:
+                    handle.write(archive.raw(archive_dir, row["warc_file"],
+                                             row["warc_offset"], row["warc_length"]))
+                except OSError:
+                    report.empty += 1
+                    continue
+                report.written += 1
+        _publish(target, temporary, ".warc.gz", report)
+    finally:
+        os.unlink(temporary)
+    return report
+
+
+def _publish(target: Path, temporary: str, suffix: str, report: ExportReport) -> None:
+    """Give the finished file its name, `newswire-<UTC time>[-N]<suffix>`, never replacing
+    one that exists."""
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    for attempt in range(1000):
+        name = f"newswire-{stamp}" + (f"-{attempt}" if attempt else "") + suffix
+        try:
+            os.link(temporary, _contained(target, name))
+        except FileExistsError:
+            continue
+        report.wrote(target / name)
+        return
 
 
 # --- import -----------------------------------------------------------------------------------

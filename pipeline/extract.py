@@ -12,6 +12,10 @@ The page is decoded and parsed once; metadata and body come from that one tree:
 - metadata: trafilatura's own meta-tag, JSON-LD, author and htmldate extractors, but only
   those whose answer the feed entry does not already give (a feed date makes the page date
   search unnecessary); categories, tags by XPath and licence are never used, so never run.
+- extraction rules (a feed's or a site's, carried by the job): after the metadata is read,
+  the `remove` selectors' elements leave the page, and the `body` selector's elements are the
+  body, its block elements paragraphs; a body selector that matches nothing falls back to
+  the general extraction and says so (`Article.rules_note`, quality flag `rule_missed`).
 bench/bench_extraction.py measures the result against plain trafilatura on both corpus sets.
 """
 
@@ -26,16 +30,21 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime
+from importlib.metadata import version
 from typing import Any
 
+from pipeline import __version__
 from pipeline.boilerplate import clean_lines, line_keys
 from pipeline.dedupe import article_id, canonical_url, same_site
 from pipeline.errors import BodyTooLarge
-from pipeline.messages import Article, Entry, ExtractJob, ExtractResult, Page
+from pipeline.messages import Article, Entry, ExtractJob, ExtractResult, ExtractRules, Page
 from pipeline.neardup import fingerprint_article
 from pipeline.text import clean, html_to_text, one_line, word_count
 from pipeline.times import iso, sane_published
 from pipeline.values import http_url
+
+# What made a stored text (kept with each article version): this newswire and its extractor.
+EXTRACTOR = f"newswire-{__version__}/trafilatura-{version('trafilatura')}"
 
 # Page text shorter than this share of the feed's own text means the page lost the story
 # (paywall teaser, cookie wall, soft 404): keep the feed text instead.
@@ -258,8 +267,47 @@ def read_page(body: bytes, content_type: str = "", content_encoding: str = "",
     return decode_html(body, content_type)
 
 
-def extract_page(job: ExtractJob) -> tuple[dict[str, Any], list[str], tuple[int, ...]]:
-    """(metadata, cleaned text lines, keys of the raw lines) of the job's page."""
+def _select(tree: Any, selector: str) -> list[Any]:
+    from lxml.cssselect import CSSSelector
+
+    return list(CSSSelector(selector, translator="html")(tree))
+
+
+def apply_rules(tree: Any, rules: ExtractRules) -> tuple[str | None, str]:
+    """Apply extraction rules to a page's tree: drop the `remove` selectors' elements (in
+    place), then take the text of the `body` selector's elements. (the body's text, or None
+    when there is no body selector or it matched nothing; a note of what was done)."""
+    import lxml.html
+
+    notes = []
+    removed = 0
+    for selector in rules.remove:
+        for element in _select(tree, selector):
+            if element.getparent() is not None:
+                element.drop_tree()  # its tail text stays
+                removed += 1
+    if rules.remove:
+        notes.append(f"removed {removed} element{'s' * (removed != 1)} "
+                     f"({', '.join(rules.remove)})")
+    body = None
+    if rules.body:
+        matched = _select(tree, rules.body)
+        outer = [e for e in matched if not any(a in matched for a in e.iterancestors())]
+        if outer:
+            fragment = "".join(lxml.html.tostring(e, encoding="unicode") for e in outer)
+            body = html_to_text(fragment)
+            notes.insert(0, f"body {rules.body!r} matched {len(outer)} element"
+                            f"{'s' * (len(outer) != 1)}")
+        else:
+            notes.insert(0, f"body {rules.body!r} matched nothing: general extraction used")
+    origin = f"{rules.origin}: " if rules.origin else ""
+    return body, origin + "; ".join(notes)
+
+
+def extract_page(job: ExtractJob
+                 ) -> tuple[dict[str, Any], list[str], tuple[int, ...], str | None, bool]:
+    """(metadata, cleaned text lines, keys of the raw lines, what the extraction rules did,
+    whether a body rule matched nothing) of the job's page."""
     import trafilatura
 
     html = job.html
@@ -268,13 +316,20 @@ def extract_page(job: ExtractJob) -> tuple[dict[str, Any], list[str], tuple[int,
     html = trim_html(html or "")
     tree = trafilatura.load_html(html) if html else None
     if tree is None:
-        return {}, [], ()
+        return {}, [], (), None, False
     meta = page_metadata(tree, job.url, title=not job.entry_title,
                          author=not job.entry_authors, date=not job.entry_published_at)
     meta["language"] = page_language(html)
-    lines = extract_body(tree, job.url).split("\n")
+    ruled, note, missed = None, None, False
+    if job.rules is not None:
+        ruled, note = apply_rules(tree, job.rules)
+        missed = bool(job.rules.body) and ruled is None
+    if ruled is not None:
+        lines = [line for line in ruled.split("\n") if line.strip()]
+    else:
+        lines = extract_body(tree, job.url).split("\n")
     titles = [t for t in (job.entry_title, meta.get("title")) if t]
-    return meta, clean_lines(lines, titles, job.site_lines), line_keys(lines)
+    return meta, clean_lines(lines, titles, job.site_lines), line_keys(lines), note, missed
 
 
 def extract_article(job: ExtractJob) -> Article:
@@ -284,10 +339,11 @@ def extract_article(job: ExtractJob) -> Article:
     error = job.page_error
     page_text = ""
     keys: tuple[int, ...] = ()
+    rules_note, rule_missed = None, False
     if job.html is not None and error is None:
         try:
             with time_limit(job.timeout):
-                meta, lines, keys = extract_page(job)
+                meta, lines, keys, rules_note, rule_missed = extract_page(job)
             page_text = trafilatura_text(lines)
             if not page_text:
                 error = "extractor found no main text"
@@ -296,7 +352,7 @@ def extract_article(job: ExtractJob) -> Article:
         except Exception as exc:  # noqa: BLE001 - a bad page must not stop the run
             error = f"extractor failed: {type(exc).__name__}: {exc}"
 
-    flags: list[str] = []
+    flags: list[str] = ["rule_missed"] if rule_missed else []
     page_words, feed_words = word_count(page_text), word_count(feed_text)
     if page_text and page_words < 150:
         walls = [kind for kind, phrases in _WALLS.items() if phrases.search(page_text[:2000])]
@@ -329,7 +385,7 @@ def extract_article(job: ExtractJob) -> Article:
         author=author or None,
         published_at=job.entry_published_at or _date_from_metadata(
             str(meta.get("date") or "") or None),
-        language=meta.get("language") or None,
+        language=meta.get("language") or job.entry_language or None,
         sitename=one_line(str(meta.get("sitename") or ""), 300) or None,
         text_source=source,
         quality=",".join(flags) or None,
@@ -337,6 +393,7 @@ def extract_article(job: ExtractJob) -> Article:
         description=one_line(str(meta.get("description") or ""), 2000) or None,
         tags=tuple(str(t) for t in tags if t)[:50] if isinstance(tags, list) else (),
         line_keys=keys if source == "page" else (),
+        rules_note=rules_note,
     )
 
 
@@ -357,8 +414,9 @@ def extract_and_fingerprint(job: ExtractJob) -> ExtractResult:
 
 
 def job_for(entry: Entry, page: Page | None, site_lines: frozenset[int], timeout: float,
-            max_bytes: int) -> ExtractJob:
-    """The extraction job of an entry and its fetched page (None: no page to fetch).
+            max_bytes: int, rules: ExtractRules | None = None) -> ExtractJob:
+    """The extraction job of an entry and its fetched page (None: no page to fetch), with
+    the extraction rules for the page (pipeline.config.Config.rules_for).
 
     A page over MAX_HTML_CHARS is decoded and trimmed here (rare), so it is not copied
     whole into a worker; every other page goes as sent and is decoded there."""
@@ -381,4 +439,5 @@ def job_for(entry: Entry, page: Page | None, site_lines: frozenset[int], timeout
         entry_title=entry.title, entry_content=entry.content or entry.summary,
         entry_published_at=entry.published_at, entry_authors=entry.authors,
         page_error=error, timeout=timeout,
-        site_lines=site_lines if html is not None else frozenset())
+        site_lines=site_lines if html is not None else frozenset(),
+        rules=rules if html is not None else None, entry_language=entry.language)

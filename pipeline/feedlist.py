@@ -7,7 +7,12 @@ load) before it atomically replaces the original. The database then follows the 
 every run. Feeds can also be added to the database only (`--no-config`).
 
 Discovery fetches through `pipeline.fetch.Fetcher`, so the address guard, deadlines and size
-caps apply: a page cannot steer newswire to a private address.
+caps apply: a page cannot steer newswire to a private address. A feed added with settings
+(user agent, headers, auth, proxy) is discovered with them.
+
+`try_page` (`newswire try URL [--feed NAME]`) fetches one page the same guarded way, with a
+feed's settings, and extracts it with that feed's (or the page's site's) rules, in this
+process, without the database: what a rule does is seen before it is saved.
 """
 
 from __future__ import annotations
@@ -26,10 +31,12 @@ import lxml.etree
 import lxml.html
 import yaml
 
-from pipeline.config import Config, FeedConfig, FetchConfig, load_config
+from pipeline import filters
+from pipeline.config import Config, FeedConfig, FetchConfig, feed_item, load_config
 from pipeline.errors import ConfigEditError, ConfigError, DiscoveryError, FeedParseError
+from pipeline.extract import extract_and_fingerprint, job_for
 from pipeline.fetch import FEED_ACCEPT, Fetcher, Resolver, system_resolver
-from pipeline.messages import FetchResult, ParsedFeed
+from pipeline.messages import Article, Entry, ExtractRules, FeedSettings, FetchResult, ParsedFeed
 from pipeline.parse import parse_feed
 from pipeline.store import Store
 from pipeline.values import http_url
@@ -97,9 +104,11 @@ def _as_feed(result: FetchResult) -> ParsedFeed | None:
         return None
 
 
-async def discover_feed(url: str, fetcher: Fetcher) -> FoundFeed:
-    """The feed at url, or the feed of the web page at url; raise DiscoveryError if none."""
-    response = await fetcher.fetch(url, accept=FEED_ACCEPT)
+async def discover_feed(url: str, fetcher: Fetcher,
+                        settings: FeedSettings | None = None) -> FoundFeed:
+    """The feed at url, or the feed of the web page at url; raise DiscoveryError if none.
+    `settings`: the feed-to-be's own (its user agent, headers, auth, proxy)."""
+    response = await fetcher.fetch(url, accept=FEED_ACCEPT, settings=settings)
     if response.error:
         raise DiscoveryError(f"cannot fetch {url}: {response.error}")
     if response.status != 200:
@@ -118,7 +127,7 @@ async def discover_feed(url: str, fetcher: Fetcher) -> FoundFeed:
         if len(tried) >= MAX_CANDIDATES:
             break
         tried.append(candidate)
-        parsed = _as_feed(await fetcher.fetch(candidate, accept=FEED_ACCEPT))
+        parsed = _as_feed(await fetcher.fetch(candidate, accept=FEED_ACCEPT, settings=settings))
         if parsed is not None:
             return FoundFeed(candidate, parsed.title or None, via)
     where = f"{len(announced)} announced in the page" if announced else "none announced"
@@ -126,9 +135,47 @@ async def discover_feed(url: str, fetcher: Fetcher) -> FoundFeed:
 
 
 async def find_feed(fetch_config: FetchConfig, url: str,
-                    resolver: Resolver = system_resolver) -> FoundFeed:
+                    resolver: Resolver = system_resolver,
+                    settings: FeedSettings | None = None) -> FoundFeed:
     async with Fetcher(fetch_config, resolver) as fetcher:
-        return await discover_feed(url, fetcher)
+        return await discover_feed(url, fetcher, settings)
+
+
+# --- trying a page ------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Trial:
+    """What `newswire try` found: the page's article as extraction makes it (with the
+    rules that applied), or why there is none, and whether the filters would keep it."""
+
+    url: str
+    final_url: str
+    feed: FeedConfig | None
+    rules: ExtractRules | None
+    article: Article | None
+    error: str | None = None
+    filtered_by: str | None = None
+
+
+async def try_page(config: Config, url: str, feed: FeedConfig | None = None,
+                   resolver: Resolver = system_resolver) -> Trial:
+    """Fetch one page (guarded, with the feed's settings) and extract it with the feed's
+    rules, else its site's; the global and the feed's filters say whether it would be kept.
+    Nothing is written."""
+    settings = feed.settings() if feed is not None else None
+    async with Fetcher(config.fetch, resolver) as fetcher:
+        page = await fetcher.fetch_page(url, None, settings)
+    if page.body is None:
+        return Trial(url, page.final_url, feed, None, None, error=page.error)
+    rules = config.rules_for(feed, page.final_url)
+    entry = Entry(key="try", guid=None, link=url, title="", summary="", content="",
+                  published_at=None, published_raw=None)
+    job = job_for(entry, page, frozenset(), config.extract.timeout, config.fetch.max_bytes,
+                  rules)
+    article = extract_and_fingerprint(job).article
+    sets = filters.filter_sets(config.filters, feed.filters if feed is not None else None)
+    verdict = filters.verdict(sets, filters.after_extract(entry, article))
+    return Trial(url, page.final_url, feed, rules, article, article.extract_error, verdict)
 
 
 # --- the config file --------------------------------------------------------------------------
@@ -148,8 +195,8 @@ def _scalar(value: str) -> str:
     return value if plain_ok else json.dumps(value, ensure_ascii=False)
 
 
-def _item(feed: FeedConfig) -> dict[str, str]:
-    return {"url": feed.url, **({"name": feed.name} if feed.name else {})}
+def _item(feed: FeedConfig) -> dict[str, Any]:
+    return feed_item(feed)
 
 
 def append_feed_items(text: str, feeds: Sequence[FeedConfig]) -> str:
@@ -179,9 +226,14 @@ def append_feed_items(text: str, feeds: Sequence[FeedConfig]) -> str:
 def _render(feeds: Sequence[FeedConfig], indent: str) -> list[str]:
     out = []
     for feed in feeds:
-        out.append(f"{indent}- url: {_scalar(feed.url)}\n")
-        if feed.name:
-            out.append(f"{indent}  name: {_scalar(feed.name)}\n")
+        item = feed_item(feed)
+        out.append(f"{indent}- url: {_scalar(item.pop('url'))}\n")
+        if "name" in item:
+            out.append(f"{indent}  name: {_scalar(item.pop('name'))}\n")
+        if item:  # the feed's settings, nested mappings and lists as YAML blocks
+            text = yaml.safe_dump(item, sort_keys=False, allow_unicode=True,
+                                  default_flow_style=False, width=1_000_000)
+            out += [f"{indent}  {line}\n" for line in text.splitlines()]
     return out
 
 
@@ -234,6 +286,9 @@ def add_feeds(config: Config, store: Store, feeds: Sequence[FeedConfig],
             config = append_to_config(config.path, new)
         store.sync_feeds(config.feeds)
         return AddReport(tuple(new), tuple(already))
+    if any(f.has_settings for f in feeds):
+        raise ConfigEditError("a feed's settings (user agent, headers, auth, proxy, rules, "
+                              "filters, fetch_pages) live in the config file: drop --no-config")
     listed = {row["url"] for row in store.feed_list() if row["active"]} | configured
     new = [f for f in feeds if f.url not in listed]
     for feed in new:

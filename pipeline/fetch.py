@@ -8,7 +8,11 @@ What it guarantees, whatever the server does:
 - at most `max_redirects` hops, http and https only;
 - an address guard that checks the address actually connected to, after DNS, on every hop,
   and connects to exactly the address it checked (no DNS-rebinding window);
-- per-host concurrency and spacing between request starts.
+- per-host concurrency and spacing between request starts;
+- a feed's own settings (pipeline.messages.FeedSettings): its user agent and proxy on every
+  request made for it, its extra headers and basic auth only on requests to its own host.
+  Through a proxy, the guard checks the proxy's address when connecting to it and, before
+  the request is handed over, the addresses the target's name resolves to.
 
 Failures never raise: they come back as a `FetchResult` with `error` set, so the caller
 records them against the feed and carries on.
@@ -17,14 +21,16 @@ records them against the feed and carries on.
 from __future__ import annotations
 
 import asyncio
+import base64
 import http.cookiejar
 import ipaddress
+import os
 import socket
 import time
 import zlib
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import replace
-from typing import Any
+from typing import Any, BinaryIO, Protocol
 from urllib.parse import urljoin, urlsplit
 from urllib.robotparser import RobotFileParser
 
@@ -33,8 +39,9 @@ import httpx
 
 from pipeline.config import FetchConfig
 from pipeline.errors import BlockedAddressError, BodyTooLarge
-from pipeline.messages import FeedRequest, FetchResult, Page
-from pipeline.values import content_length, http_url, parse_int
+from pipeline.messages import FeedRequest, FeedSettings, FetchResult, Page
+from pipeline.times import utcnow
+from pipeline.values import content_length, http_url, parse_int, url_scope
 
 FEED_ACCEPT = (
     "application/rss+xml, application/atom+xml, application/rdf+xml, application/feed+json, "
@@ -193,8 +200,21 @@ def decode_body(raw: bytes, content_encoding: str, limit: int) -> bytes:
 
 # --- politeness -----------------------------------------------------------------------------
 
+class Permit(Protocol):
+    """The right to make one request to a host, given back with `release()`."""
+
+    def release(self) -> None: ...
+
+
+class Limiter(Protocol):
+    """Per-host politeness: `acquire(host)` waits for the host's turn."""
+
+    async def acquire(self, host: str) -> Permit: ...
+
+
 class HostLimiter:
-    """At most `concurrency` requests in flight per host, starts at least `delay` s apart."""
+    """At most `concurrency` requests in flight per host, starts at least `delay` s apart,
+    within this process (pipeline.politeness shares the limits across Celery workers)."""
 
     def __init__(self, concurrency: int, delay: float) -> None:
         self.concurrency = concurrency
@@ -227,25 +247,71 @@ class HostLimiter:
 
 # --- the fetcher ------------------------------------------------------------------------------
 
+class MissingSecret(Exception):
+    """A feed's password variable is not set: no request is made without it."""
+
+
+def feed_headers(url: str, settings: FeedSettings | None) -> dict[str, str]:
+    """The request headers a feed's settings add to a request for `url`: the user agent
+    always; the extra headers and basic auth only when `url` is on the feed's own host
+    (`FeedSettings.scope`), so they never reach another site, redirects included. The
+    password is read from its environment variable here, at request time (MissingSecret
+    when unset), and goes nowhere but into this request's Authorization header."""
+    if settings is None:
+        return {}
+    headers: dict[str, str] = {}
+    if settings.user_agent:
+        headers["User-Agent"] = settings.user_agent
+    if not settings.scope or url_scope(url) != settings.scope:
+        return headers
+    headers.update(settings.headers)
+    if settings.auth_username and settings.auth_password_env:
+        password = os.environ.get(settings.auth_password_env)
+        if password is None:
+            raise MissingSecret(f"basic auth: the environment variable "
+                                f"{settings.auth_password_env} (auth.password_env) is not set")
+        token = f"{settings.auth_username}:{password}".encode()
+        headers["Authorization"] = "Basic " + base64.b64encode(token).decode("ascii")
+    return headers
+
+
 class Fetcher:
-    """One shared httpx client with the guard, the limits and the decoding above.
+    """httpx clients with the guard, the limits and the decoding above: one for direct
+    requests, and one per proxy that a feed's settings name (made on first use).
 
     Use as `async with Fetcher(config) as f: await f.fetch(url)`.
     """
 
-    def __init__(self, config: FetchConfig, resolver: Resolver = system_resolver) -> None:
+    def __init__(self, config: FetchConfig, resolver: Resolver = system_resolver,
+                 limiter: Limiter | None = None) -> None:
         self.config = config
         self.guard = AddressGuard(config.allow_networks)
-        self.limiter = HostLimiter(config.per_host_concurrency, config.per_host_delay)
+        self.resolver = resolver
+        self.limiter = limiter or HostLimiter(config.per_host_concurrency,
+                                              config.per_host_delay)
+        self._clients: dict[str | None, httpx.AsyncClient] = {}
+        self.client = self.client_for(None)
+        self._robots: dict[str, asyncio.Task[RobotFileParser | None]] = {}
+
+    def client_for(self, proxy: str | None) -> httpx.AsyncClient:
+        """The client for direct requests (None) or for requests through `proxy`. Each
+        connects only through the guarded backend: directly, to the checked address of the
+        target; through a proxy, to the checked address of the proxy."""
+        client = self._clients.get(proxy)
+        if client is not None:
+            return client
+        backend = GuardedBackend(self.guard, self.resolver)
         transport = httpx.AsyncHTTPTransport(retries=0)
         # httpx has no public hook for the network backend; the pool is where it lives.
-        transport._pool = httpcore.AsyncConnectionPool(
-            ssl_context=httpx.create_ssl_context(),
-            max_connections=100,
-            max_keepalive_connections=20,
-            network_backend=GuardedBackend(self.guard, resolver),
-        )
-        self.client = httpx.AsyncClient(
+        if proxy is None:
+            transport._pool = httpcore.AsyncConnectionPool(
+                ssl_context=httpx.create_ssl_context(), max_connections=100,
+                max_keepalive_connections=20, network_backend=backend)
+        else:
+            transport._pool = httpcore.AsyncHTTPProxy(
+                proxy_url=proxy, ssl_context=httpx.create_ssl_context(),
+                max_connections=100, max_keepalive_connections=20, network_backend=backend)
+        client = httpx.AsyncClient(
             transport=transport,
             follow_redirects=False,
             trust_env=False,  # a proxy from the environment would bypass the address guard
@@ -253,10 +319,11 @@ class Fetcher:
             # its host, other feeds' included, and can grow until the server answers 400.
             cookies=http.cookiejar.CookieJar(http.cookiejar.DefaultCookiePolicy(
                 allowed_domains=[])),
-            timeout=httpx.Timeout(config.timeout),
-            headers={"User-Agent": config.user_agent, "Accept-Encoding": "gzip, deflate"},
+            timeout=httpx.Timeout(self.config.timeout),
+            headers={"User-Agent": self.config.user_agent, "Accept-Encoding": "gzip, deflate"},
         )
-        self._robots: dict[str, asyncio.Task[RobotFileParser | None]] = {}
+        self._clients[proxy] = client
+        return client
 
     async def __aenter__(self) -> Fetcher:
         return self
@@ -265,33 +332,42 @@ class Fetcher:
         await self.aclose()
 
     async def aclose(self) -> None:
-        await self.client.aclose()
+        for client in self._clients.values():
+            await client.aclose()
 
     async def fetch(self, url: str, *, etag: str | None = None,
                     last_modified: str | None = None, accept: str = FEED_ACCEPT,
-                    decode: bool = True, slot: Slot | None = None) -> FetchResult:
+                    decode: bool = True, slot: Slot | None = None,
+                    settings: FeedSettings | None = None, sink: BinaryIO | None = None,
+                    timeout: float | None = None) -> FetchResult:
         """GET url (conditionally when validators are given) within the whole deadline.
 
         With decode=False the body stays as sent (Content-Encoding applied, max_bytes
         capping its raw size): decompressing is then the caller's job, with decode_body, in
         a worker process rather than on the event loop. A `slot` is taken once the host's
-        limit lets the request go, and left for the caller to release.
+        limit lets the request go, and left for the caller to release. `settings` are the
+        feed's own (user agent, headers, auth, proxy), when the request is made for a feed.
+        With a `sink`, the raw body is written there instead of kept (a large file:
+        `max_bytes` does not apply, `timeout` replaces `fetch.timeout` as the deadline).
         """
         started = time.monotonic()
         conditional = bool(etag or last_modified)
+        limit = timeout or self.config.timeout
         try:
-            async with asyncio.timeout(self.config.timeout) as deadline:
+            async with asyncio.timeout(limit) as deadline:
                 result = await self._follow(url, etag, last_modified, accept, deadline,
-                                            decode, slot)
+                                            decode, slot, settings, sink)
         except TimeoutError:
-            result = FetchResult(url, url, error=f"deadline of {self.config.timeout:g}s exceeded",
+            result = FetchResult(url, url, error=f"deadline of {limit:g}s exceeded",
                                  error_kind="timeout")
         elapsed = int((time.monotonic() - started) * 1000)
         return _replace(result, elapsed_ms=elapsed, conditional=conditional)
 
     async def _follow(self, url: str, etag: str | None, last_modified: str | None,
                       accept: str, deadline: asyncio.Timeout,
-                      decode: bool, slot: Slot | None) -> FetchResult:
+                      decode: bool, slot: Slot | None,
+                      settings: FeedSettings | None = None,
+                      sink: BinaryIO | None = None) -> FetchResult:
         current = url
         permanent = True
         visited: set[str] = set()
@@ -305,7 +381,13 @@ class Fetcher:
                 headers["If-None-Match"] = etag
             if last_modified:
                 headers["If-Modified-Since"] = last_modified
-            result = await self._get_once(url, current, headers, deadline, decode, slot)
+            try:
+                headers.update(feed_headers(current, settings))
+            except MissingSecret as exc:
+                return FetchResult(url, current, error=str(exc), error_kind="auth")
+            proxy = settings.proxy if settings is not None else None
+            result = await self._get_once(url, current, headers, deadline, decode, slot,
+                                          proxy, sink)
             if result.error or result.status not in REDIRECT_CODES:
                 moved = current if (current != url and permanent) else None
                 return _replace(result, permanent_redirect=moved)
@@ -325,9 +407,22 @@ class Fetcher:
         return FetchResult(url, current, error=f"more than {self.config.max_redirects} redirects",
                            error_kind="redirect")
 
+    async def _check_target(self, url: str) -> None:
+        """Before a request goes through a proxy (which resolves and connects on its own):
+        the addresses the target's name resolves to here must pass the guard."""
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        port = parts.port or (443 if parts.scheme.lower() == "https" else 80)
+        addresses = await self.resolver(host, port)
+        if not any(self.guard.permits(a) for a in addresses):
+            raise BlockedAddressError(
+                f"refused: {host} resolves to non-public address {', '.join(addresses)} "
+                "(checked before asking the proxy)")
+
     async def _get_once(self, url: str, current: str, headers: dict[str, str],
                         deadline: asyncio.Timeout, decode: bool,
-                        slot: Slot | None) -> FetchResult:
+                        slot: Slot | None, proxy: str | None = None,
+                        sink: BinaryIO | None = None) -> FetchResult:
         host = (urlsplit(current).hostname or "").lower()
         # Waiting for the host's turn (and then for a slot) is politeness and our own
         # congestion, not the server's slowness: the deadline stops while queued, so a busy
@@ -344,14 +439,20 @@ class Fetcher:
             raise
         deadline.reschedule(loop.time() + max(remaining, 0.0))
         try:
-            async with self.client.stream("GET", current, headers=headers) as response:
+            if proxy is not None:
+                await self._check_target(current)
+            client = self.client_for(proxy)
+            async with client.stream("GET", current, headers=headers) as response:
                 resp_headers = {k.lower(): v for k, v in response.headers.items()}
+                sent = dict(response.request.headers.items())
                 status = response.status_code
                 if status in REDIRECT_CODES or status == 304:
-                    return FetchResult(url, current, status=status, headers=resp_headers)
-                body = await self._read_body(response, decode)
+                    return FetchResult(url, current, status=status, headers=resp_headers,
+                                       request_headers=sent)
+                body = await self._read_body(response, decode) if sink is None else \
+                    await self._copy_body(response, sink)
                 return FetchResult(url, str(response.url), status=status, headers=resp_headers,
-                                   body=body)
+                                   body=body, request_headers=sent)
         except BlockedAddressError as exc:
             return FetchResult(url, current, error=str(exc), error_kind="blocked")
         except BodyTooLarge as exc:
@@ -369,6 +470,12 @@ class Fetcher:
         finally:
             sem.release()
 
+    async def _copy_body(self, response: httpx.Response, sink: BinaryIO) -> bytes:
+        """The raw body written to `sink` chunk by chunk (flat memory): nothing kept."""
+        async for chunk in response.aiter_raw():
+            sink.write(chunk)
+        return b""
+
     async def _read_body(self, response: httpx.Response, decode: bool = True) -> bytes:
         limit = self.config.max_bytes
         length = content_length(response.headers.get("content-length"))
@@ -383,16 +490,21 @@ class Fetcher:
     # -- the two fetching stages
 
     async def fetch_feed(self, request: FeedRequest) -> FetchResult:
-        """A feed, conditionally when the request carries validators."""
+        """A feed, conditionally when the request carries validators, with its settings."""
         return await self.fetch(request.url, etag=request.etag,
-                                last_modified=request.last_modified)
+                                last_modified=request.last_modified, settings=request.settings)
 
-    async def fetch_page(self, url: str, slot: Slot | None = None) -> Page:
+    async def fetch_page(self, url: str, slot: Slot | None = None,
+                         settings: FeedSettings | None = None) -> Page:
         """An article page, if robots.txt allows it and it is an HTML page; the body stays
-        as sent (decompressing is worker work, pipeline.extract.read_page)."""
-        if not await self.allowed_by_robots(url):
+        as sent (decompressing is worker work, pipeline.extract.read_page). `settings`: the
+        settings of the feed whose entry links to it."""
+        agent = settings.user_agent if settings is not None else None
+        if not await self.allowed_by_robots(url, agent):
             return Page(url, url, error="disallowed by robots.txt")
-        response = await self.fetch(url, accept=PAGE_ACCEPT, decode=False, slot=slot)
+        fetched_at = utcnow()
+        response = await self.fetch(url, accept=PAGE_ACCEPT, decode=False, slot=slot,
+                                    settings=settings)
         error = response.error
         if error is None and response.status != 200:
             error = f"HTTP {response.status}"
@@ -402,10 +514,13 @@ class Fetcher:
             return Page(url, response.final_url, error=error)
         return Page(url, response.final_url, response.body,
                     content_type=response.headers.get("content-type", ""),
-                    content_encoding=response.headers.get("content-encoding", ""))
+                    content_encoding=response.headers.get("content-encoding", ""),
+                    status=response.status, headers=response.headers,
+                    request_headers=response.request_headers, fetched_at=fetched_at)
 
-    async def allowed_by_robots(self, url: str) -> bool:
-        """Whether robots.txt of url's host lets our user agent fetch it (cached per host)."""
+    async def allowed_by_robots(self, url: str, user_agent: str | None = None) -> bool:
+        """Whether robots.txt of url's host lets our user agent (or the feed's, when it has
+        its own) fetch it (cached per host)."""
         if not self.config.respect_robots:
             return True
         parts = urlsplit(url)
@@ -416,7 +531,7 @@ class Fetcher:
         if parser is None:
             return True
         try:
-            return parser.can_fetch(self.config.user_agent, url)
+            return parser.can_fetch(user_agent or self.config.user_agent, url)
         except ValueError:  # a URL the robots parser cannot split: the fetch will say why
             return True
 

@@ -1,9 +1,10 @@
 """The messages that cross stage boundaries: small frozen dataclasses with a JSON form.
 
-    FeedState ─► FeedRequest ─► fetch ─► FetchResult ─► parse ─► ParseOutcome (ParsedFeed:
-    Entry...) ─► store plans ─► EntryPlan ─► fetch page ─► Page ─► ExtractJob ─► extract
-    and fingerprint ─► ExtractResult (Article, Fingerprint) ─► NewEntry ─► EntryBatch /
-    PollResult ─► store writes ─► PollSummary
+    FeedState ─► FeedRequest (FeedSettings) ─► fetch ─► FetchResult ─► parse ─►
+    ParseOutcome (ParsedFeed: Entry...) ─► store plans ─► EntryPlan (StoredArticle...) ─►
+    fetch page ─► Page ─► ExtractJob (ExtractRules) ─► extract and fingerprint ─►
+    ExtractResult (Article, Fingerprint) ─► NewEntry ─► EntryBatch / PollResult ─► store
+    writes ─► PollSummary
 
 Every stage takes and returns these, never a connection or a socket, so a stage can run in a
 worker process or on another machine. `to_dict()` gives plain JSON data and `from_dict()`
@@ -123,18 +124,40 @@ class FeedState(Message):
     current_interval: float | None
     last_unconditional_at: str | None
     gone: bool
+    config_url: str | None = None  # the URL in the config file: its settings' key
+
+
+@dataclass(frozen=True)
+class FeedSettings(Message):
+    """How one feed is fetched, from its config entry (pipeline.config.FeedConfig.settings):
+    the feed's requests and its pages' requests carry it to the fetcher.
+
+    No secret travels here: the basic-auth password is named by an environment variable,
+    read by the fetcher at request time. The credentials (`headers`, `auth_*`) go only to
+    `scope`, the host (and explicit port) of the feed's configured URL, a `www.` prefix
+    aside (pipeline.values.url_scope); the user agent and the proxy apply to every request
+    made for the feed."""
+
+    user_agent: str | None = None
+    headers: tuple[tuple[str, str], ...] = ()
+    auth_username: str | None = None
+    auth_password_env: str | None = None
+    proxy: str | None = None
+    fetch_pages: bool = True
+    scope: str = ""
 
 
 @dataclass(frozen=True)
 class FeedRequest(Message):
     """One feed fetch to make: with the validators, or without them when an unconditional
-    fetch is due (pipeline.schedule.plan_request)."""
+    fetch is due (pipeline.schedule.plan_request), and the feed's own settings."""
 
     feed_id: int
     url: str
     etag: str | None = None
     last_modified: str | None = None
     started_at: str = ""  # when the poll started (ISO, UTC)
+    settings: FeedSettings = field(default_factory=FeedSettings)
 
 
 @dataclass(frozen=True)
@@ -147,10 +170,12 @@ class FetchResult(Message):
     headers: dict[str, str] = field(default_factory=dict)
     body: bytes = b""
     error: str | None = None
-    error_kind: str | None = None  # blocked, timeout, too_large, encoding, redirect, network
+    error_kind: str | None = None  # blocked, timeout, too_large, encoding, redirect, network,
+    # auth (the feed's password variable is not set)
     permanent_redirect: str | None = None
     elapsed_ms: int = 0
     conditional: bool = False
+    request_headers: dict[str, str] = field(default_factory=dict)  # as sent, for the archive
 
     @property
     def ok(self) -> bool:
@@ -190,7 +215,9 @@ class Entry(Message):
     published_at: str | None
     published_raw: str | None
     authors: tuple[str, ...] = ()
-    tags: tuple[str, ...] = ()
+    tags: tuple[str, ...] = ()  # the item's categories
+    language: str | None = None  # declared by the item or its feed (`en`, `de`)
+    updated_at: str | None = None  # the feed's own "updated" date, when it gives one
 
 
 @dataclass(frozen=True)
@@ -214,14 +241,36 @@ class ParseOutcome(Message):
 
 
 @dataclass(frozen=True)
+class FeedPolled(Message):
+    """A feed fetched and, when it answered 200, parsed: what a worker sends back (the body
+    stays in `response`: its size is the poll's `bytes`)."""
+
+    response: FetchResult
+    outcome: ParseOutcome | None = None
+
+
+@dataclass(frozen=True)
+class StoredArticle(Message):
+    """What the filters read of an article already stored (pipeline.filters)."""
+
+    id: str
+    url: str
+    author: str | None
+    language: str | None
+    text: str
+
+
+@dataclass(frozen=True)
 class EntryPlan(Message):
     """What the store knows of a poll's entries (pipeline.store.Store.plan_entries): the
-    entries not seen in this feed before, and the articles already stored under their links
-    (canonical link → article id)."""
+    entries not seen in this feed before, the articles already stored under their links
+    (canonical link → article id) and, when the feed's filters read them, those articles'
+    fields (article id → StoredArticle)."""
 
     feed_id: int
     fresh: tuple[Entry, ...]
     stored: dict[str, str] = field(default_factory=dict)
+    stored_articles: dict[str, StoredArticle] = field(default_factory=dict)
 
 
 # --- pages and articles -----------------------------------------------------------------------
@@ -237,6 +286,20 @@ class Page(Message):
     content_type: str = ""  # the Content-Type header (its charset decodes the body)
     content_encoding: str = ""  # the body is still compressed this way
     error: str | None = None
+    status: int | None = None  # the final response, as received: for the archive
+    headers: dict[str, str] = field(default_factory=dict)
+    request_headers: dict[str, str] = field(default_factory=dict)
+    fetched_at: str = ""  # ISO, UTC
+
+
+@dataclass(frozen=True)
+class ExtractRules(Message):
+    """A feed's or a site's extraction rules (pipeline.config): CSS selectors for the body
+    and for elements to remove, applied before the general extraction."""
+
+    body: str | None = None
+    remove: tuple[str, ...] = ()
+    origin: str = ""  # where the rules come from: `feed NAME` or `site HOST`
 
 
 @dataclass(frozen=True)
@@ -255,6 +318,8 @@ class ExtractJob(Message):
     content_encoding: str = ""  # bytes still compressed this way (gzip, deflate) ...
     max_bytes: int = 15_000_000  # ... and decompressed to at most this many bytes
     site_lines: frozenset[int] = frozenset()  # line keys the page's site repeats (the store)
+    rules: ExtractRules | None = None  # the feed's or the page's site's rules
+    entry_language: str | None = None  # declared by the feed: the page's own comes first
 
 
 @dataclass(frozen=True)
@@ -275,6 +340,7 @@ class Article(Message):
     tags: tuple[str, ...] = ()
     line_keys: tuple[int, ...] = ()  # the extracted lines before site filtering, for the store
     claimed_canonical_url: str | None = None  # a canonical claim refused (dedupe.keyed_by_page)
+    rules_note: str | None = None  # what the extraction rules did, or that they matched nothing
 
 
 @dataclass(frozen=True)
@@ -283,7 +349,19 @@ class Fingerprint(Message):
 
     signature: bytes  # NUM_PERM MinHash values as little-endian uint32
     shingles: int  # distinct 5-shingles in the body
-    numbers: tuple[str, ...]  # distinct tokens containing a digit, sorted
+    numbers: tuple[str, ...]  # figures of the title and the sentences, sorted (neardup.figures)
+    anchors: tuple[int, ...] = ()  # anchor keys (signed 64-bit), ascending (neardup.anchor_keys)
+
+
+@dataclass(frozen=True)
+class ArchiveLocation(Message):
+    """Where a fetched response is kept in the WARC archive (pipeline.archive)."""
+
+    file: str  # relative to archive.dir
+    offset: int
+    length: int  # of the gzip member(s): the request record and the response record
+    record_id: str  # the response record's WARC-Record-ID
+    digest: str  # its WARC-Payload-Digest
 
 
 @dataclass(frozen=True)
@@ -292,6 +370,31 @@ class ExtractResult(Message):
 
     article: Article
     fingerprint: Fingerprint | None = None
+
+
+@dataclass(frozen=True)
+class PageTask(Message):
+    """One entry's page to fetch and extract, with what extraction needs from the store: the
+    repeated lines of the site its link points to (pipeline.store.lines)."""
+
+    entry: Entry
+    site: str  # pipeline.boilerplate.site_of(entry.link); "" without a link
+    site_lines: frozenset[int] = frozenset()
+    timeout: float = 30.0  # extraction time limit (extract.timeout)
+    max_bytes: int = 15_000_000  # fetch.max_bytes
+    settings: FeedSettings = field(default_factory=FeedSettings)  # the feed's own
+    rules: ExtractRules | None = None  # for the site its link points to (Config.rules_for)
+
+
+@dataclass(frozen=True)
+class PageDone(Message):
+    """A page task's outcome: the extraction (None when the link led to another site whose
+    repeated lines the task did not carry: then extract `page` with those), and the page as
+    fetched, for the archive."""
+
+    final_url: str
+    result: ExtractResult | None = None
+    page: Page | None = None
 
 
 # --- what the store records -------------------------------------------------------------------
@@ -305,10 +408,40 @@ class NewEntry(Message):
     link: str | None
     title: str
     published_at: str | None
+    updated_at: str | None = None
     article: Article | None = None  # freshly extracted
     existing_article_id: str | None = None  # already stored under one of its URLs
     url_aliases: tuple[str, ...] = ()  # canonical forms of every URL that led to the article
     fingerprint: Fingerprint | None = None  # near-duplicate signature
+    tags: tuple[str, ...] = ()  # the item's categories
+    filtered_by: str | None = None  # the filter rule that kept it out of the corpus
+    archived: ArchiveLocation | None = None  # the article's page in the archive
+
+
+@dataclass(frozen=True)
+class Revision(Message):
+    """A stored article's page read again (its feed entry changed, or a re-extraction): its
+    new title and text (None: unchanged), with the entry that announced it, if any. The
+    store records a version only when something changed (pipeline.store.versions)."""
+
+    article_id: str
+    reason: str  # update | reextract
+    title: str | None = None
+    text: str | None = None
+    extractor: str = ""  # pipeline.extract.EXTRACTOR
+    archived: ArchiveLocation | None = None
+    fingerprint: Fingerprint | None = None
+    feed_id: int | None = None  # the entry that announced the change (update)
+    entry_key: str | None = None
+    entry_title: str | None = None
+    entry_updated_at: str | None = None
+
+
+@dataclass(frozen=True)
+class RevisionBatch(Message):
+    """Revisions written on their own (`newswire reextract`)."""
+
+    revisions: tuple[Revision, ...]
 
 
 @dataclass(frozen=True)
@@ -346,6 +479,8 @@ class PollResult(Message):
     warning: str | None = None
     entries: tuple[NewEntry, ...] = ()
     storage_error: bool = False  # the poll's own write failed (recorded as far as possible)
+    archived: ArchiveLocation | None = None  # the parsed feed body in the archive
+    revisions: tuple[Revision, ...] = ()  # stored articles whose entries changed
     skipped_entries: int = 0  # items of the feed that could not be read
     # A poll with many new entries is written in batches (EntryBatch) before this result,
     # which carries the last batch: these count the entries and articles already written.
@@ -363,15 +498,18 @@ class PollSummary(Message):
     new_articles: int = 0
     exact_duplicates: int = 0
     near_duplicates: int = 0
+    revised: int = 0  # stored articles given a new version
 
     def __add__(self, other: PollSummary) -> PollSummary:
         return PollSummary(self.new_entries + other.new_entries,
                            self.new_articles + other.new_articles,
                            self.exact_duplicates + other.exact_duplicates,
-                           self.near_duplicates + other.near_duplicates)
+                           self.near_duplicates + other.near_duplicates,
+                           self.revised + other.revised)
 
 
 MESSAGES: tuple[type[Message], ...] = (
-    FeedState, FeedRequest, FetchResult, Entry, ParsedFeed, ParseOutcome, EntryPlan, Page,
-    ExtractJob, Article, Fingerprint, ExtractResult, NewEntry, EntryBatch, PollResult,
-    PollSummary)
+    FeedState, FeedSettings, FeedRequest, FetchResult, Entry, ParsedFeed, ParseOutcome,
+    FeedPolled, StoredArticle, EntryPlan, PageTask, Page, ExtractRules, ExtractJob, Article,
+    Fingerprint, ExtractResult, PageDone, ArchiveLocation, NewEntry, Revision, RevisionBatch,
+    EntryBatch, PollResult, PollSummary)

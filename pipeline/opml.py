@@ -4,14 +4,25 @@ Reading is defensive: an OPML file comes from another program or another person,
 declarations are refused outright (OPML never needs them; they are how billion-laughs and
 external-entity attacks arrive), nothing is fetched while parsing, and outlines whose feed URL
 is not an absolute http(s) URL are set aside with the reason instead of failing the whole file.
+
+A feed's settings travel as namespaced attributes (OPML 2.0 allows them): newswire's own
+(`newswire:userAgent`, `newswire:fetchPages`, `newswire:bodySelector`,
+`newswire:removeSelectors`, `newswire:filters`) and FreshRSS's for the same things
+(`frss:cssFullContent`, `frss:cssContentFilter`, `frss:CURLOPT_USERAGENT`, and on import
+`frss:CURLOPT_COOKIE`). They are read into `Outline.settings` in the config's shape, for
+pipeline.config.read_feed to validate. Credentials, extra headers and proxies are never
+written: an OPML file is for sharing; a proxy is never read from one either (routing a feed
+through a proxy is a decision for the config file).
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import format_datetime
+from typing import Any
 
 import lxml.etree
 
@@ -19,6 +30,8 @@ from pipeline.text import one_line
 from pipeline.values import check_feed_url, http_url
 
 MAX_OPML_BYTES = 10_000_000
+NEWSWIRE_NS = "urn:newswire:opml:1"
+FRESHRSS_NS = "https://freshrss.org/opml"
 
 
 @dataclass(frozen=True)
@@ -29,6 +42,72 @@ class Outline:
     title: str | None = None
     html_url: str | None = None
     category: str | None = None  # the enclosing outline's text, if the feed sits in a folder
+    # the feed's settings in the config's shape (user_agent, fetch_pages, rules, filters...)
+    settings: dict[str, Any] = field(default_factory=dict, compare=False)
+
+
+def _namespaced(element: lxml.etree._Element, namespace: str, name: str) -> str | None:
+    value = element.get(f"{{{namespace}}}{name}")
+    return value.strip() if isinstance(value, str) and value.strip() else None
+
+
+def _json(value: str | None) -> Any:
+    try:
+        return json.loads(value) if value else None
+    except ValueError:
+        return value  # kept as it is: the config reader says what is wrong with it
+
+
+def read_settings(element: lxml.etree._Element) -> dict[str, Any]:
+    """The settings an outline carries in newswire's and FreshRSS's attributes, in the
+    config's shape (not validated here)."""
+    ours = {name: _namespaced(element, NEWSWIRE_NS, name) for name in
+            ("userAgent", "fetchPages", "bodySelector", "removeSelectors", "filters")}
+    theirs = {name: _namespaced(element, FRESHRSS_NS, name) for name in
+              ("cssFullContent", "cssContentFilter", "CURLOPT_USERAGENT", "CURLOPT_COOKIE")}
+    settings: dict[str, Any] = {}
+    agent = ours["userAgent"] or theirs["CURLOPT_USERAGENT"]
+    if agent:
+        settings["user_agent"] = agent
+    if theirs["CURLOPT_COOKIE"]:
+        settings["headers"] = {"Cookie": theirs["CURLOPT_COOKIE"]}
+    if ours["fetchPages"]:
+        settings["fetch_pages"] = {"true": True, "false": False}.get(
+            ours["fetchPages"].lower(), ours["fetchPages"])
+    rules: dict[str, Any] = {}
+    body = ours["bodySelector"] or theirs["cssFullContent"]
+    if body:
+        rules["body"] = body
+    if ours["removeSelectors"]:
+        rules["remove"] = _json(ours["removeSelectors"])
+    elif theirs["cssContentFilter"]:
+        rules["remove"] = [theirs["cssContentFilter"]]
+    if rules:
+        settings["rules"] = rules
+    if ours["filters"]:
+        settings["filters"] = _json(ours["filters"])
+    return settings
+
+
+def _settings_attributes(settings: dict[str, Any]) -> dict[str, str]:
+    """The attributes that carry a feed's shareable settings (never headers, auth, proxy)."""
+    attributes: dict[str, str] = {}
+    ours, theirs = f"{{{NEWSWIRE_NS}}}", f"{{{FRESHRSS_NS}}}"
+    if settings.get("user_agent"):
+        attributes[ours + "userAgent"] = str(settings["user_agent"])
+        attributes[theirs + "CURLOPT_USERAGENT"] = str(settings["user_agent"])
+    if settings.get("fetch_pages") is False:
+        attributes[ours + "fetchPages"] = "false"
+    rules = settings.get("rules") or {}
+    if rules.get("body"):
+        attributes[ours + "bodySelector"] = str(rules["body"])
+        attributes[theirs + "cssFullContent"] = str(rules["body"])
+    if rules.get("remove"):
+        attributes[ours + "removeSelectors"] = json.dumps(list(rules["remove"]))
+        attributes[theirs + "cssContentFilter"] = ", ".join(rules["remove"])
+    if settings.get("filters"):
+        attributes[ours + "filters"] = json.dumps(settings["filters"], ensure_ascii=False)
+    return attributes
 
 
 @dataclass(frozen=True)
@@ -96,7 +175,8 @@ def parse_opml(data: bytes) -> OpmlDocument:
             seen.add(url)
             html_url = _attribute(element, "htmlUrl")
             outlines.append(Outline(url=url, title=text, category=category,
-                                    html_url=http_url(html_url)))
+                                    html_url=http_url(html_url),
+                                    settings=read_settings(element)))
 
     walk(body, None)
     return OpmlDocument(title=title or None, outlines=tuple(outlines), skipped=tuple(skipped))
@@ -109,8 +189,12 @@ def read_opml(data: bytes) -> list[Outline]:
 
 def write_opml(outlines: Iterable[Outline], title: str = "newswire feeds",
                now: datetime | None = None) -> bytes:
-    """An OPML 2.0 document listing the feeds, grouped by category when they have one."""
-    root = lxml.etree.Element("opml", version="2.0")
+    """An OPML 2.0 document listing the feeds, grouped by category when they have one, with
+    their shareable settings (see the module's docstring)."""
+    outlines = list(outlines)
+    namespaces = {"newswire": NEWSWIRE_NS, "frss": FRESHRSS_NS} \
+        if any(o.settings for o in outlines) else None
+    root = lxml.etree.Element("opml", version="2.0", nsmap=namespaces)
     head = lxml.etree.SubElement(root, "head")
     lxml.etree.SubElement(head, "title").text = title
     lxml.etree.SubElement(head, "dateCreated").text = format_datetime(
@@ -128,5 +212,6 @@ def write_opml(outlines: Iterable[Outline], title: str = "newswire feeds",
         attributes = {"type": "rss", "text": name, "title": name, "xmlUrl": outline.url}
         if outline.html_url:
             attributes["htmlUrl"] = outline.html_url
+        attributes.update(_settings_attributes(outline.settings))
         lxml.etree.SubElement(parent, "outline", attributes)
     return lxml.etree.tostring(root, xml_declaration=True, encoding="UTF-8", pretty_print=True)

@@ -15,12 +15,14 @@ import json
 import re
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urljoin
 
 import feedparser
-from feedparser.datetimes import _parse_date as feedparser_date
+import lxml.etree
 from feedparser.encodings import convert_to_utf8
 
-from pipeline.dedupe import canonical_url
+from pipeline.dates import parse_date
+from pipeline.dedupe import canonical_url, separate_items
 from pipeline.errors import FeedParseError
 from pipeline.messages import Entry, FetchResult, ParsedFeed, ParseOutcome
 from pipeline.text import clean, one_line, plain_title
@@ -109,7 +111,16 @@ def entry_key(guid: str | None, link: str | None, title: str, content: str) -> s
 
 # --- the parser -------------------------------------------------------------------------------
 
-def _first_link(entry: Any) -> str | None:
+def _link_values(entry: Any) -> list[str]:
+    """The item's link as feedparser read it: `link`, then the `links` hrefs."""
+    values = [entry.get("link")] + [item.get("href") for item in entry.get("links") or []]
+    return [v.strip() for v in values if isinstance(v, str) and v.strip()]
+
+
+def _first_link(entry: Any, alternatives: dict[str, str]) -> str | None:
+    """The item's http(s) link. When its link is something else (`at://...`), the http(s)
+    URL another element or attribute of the item carries: feedburner:origLink, or what
+    `link_alternatives` found beside it in the document."""
     link = http_link(entry.get("link"))
     if link:
         return link
@@ -120,8 +131,68 @@ def _first_link(entry: Any) -> str | None:
                 return link
     guid = entry.get("id")
     if entry.get("guidislink") and guid:
-        return http_link(guid)
-    return None
+        link = http_link(guid)
+        if link:
+            return link
+    link = http_link(entry.get("feedburner_origlink"))
+    if link:
+        return link
+    return next((alternatives[v] for v in _link_values(entry) if v in alternatives), None)
+
+
+_ITEM_TAGS = frozenset({"item", "entry"})
+_LINK_ATTRIBUTES = ("href", "uri", "url")
+
+
+def link_alternatives(body: bytes, base: str) -> dict[str, str]:
+    """For each item link of the document that is not http(s), the http(s) URL the same
+    item carries elsewhere: the link element's text or another of its attributes
+    (`<link uri="at://...">https://...</link>`, whose text feedparser drops),
+    feedburner:origLink, or a permalink GUID. Read only when an item needs it; the parser
+    resolves no entities and fetches nothing."""
+    parser = lxml.etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False,
+                                  huge_tree=False, recover=True)
+    try:
+        root = lxml.etree.fromstring(body, parser)
+    except (lxml.etree.XMLSyntaxError, ValueError):
+        return {}
+    found: dict[str, str] = {}
+    if root is None:
+        return found
+    for item in root.iter():
+        if not isinstance(item.tag, str) or lxml.etree.QName(item).localname not in _ITEM_TAGS:
+            continue
+        unusable: list[str] = []
+        usable: list[str] = []
+        for child in item:
+            if not isinstance(child.tag, str):
+                continue
+            name = lxml.etree.QName(child).localname.lower()
+            if name == "link":
+                values = [child.get(a) for a in _LINK_ATTRIBUTES] + [child.text]
+            elif name == "origlink" or (name == "guid" and (
+                    child.get("isPermaLink") or "true").strip().lower() != "false"):
+                values = [child.text]
+            else:
+                continue
+            for value in values:
+                if not isinstance(value, str) or not value.strip():
+                    continue
+                value = value.strip()
+                url = http_link(urljoin(base, value) if base else value)
+                if url:
+                    usable.append(url)
+                elif name == "link":
+                    unusable.append(value)
+        if usable:
+            for value in unusable:
+                found.setdefault(value, usable[0])
+    return found
+
+
+def _needs_alternatives(raw_entries: list[Any]) -> bool:
+    return any(not http_link(raw.get("link")) and _link_values(raw)
+               and not http_link(raw.get("feedburner_origlink")) for raw in raw_entries)
 
 
 def _content(entry: Any) -> str:
@@ -133,18 +204,58 @@ def _content(entry: Any) -> str:
     return clean(best or entry.get("summary") or "", MAX_FIELD)
 
 
-def _entry(raw: Any, now: datetime) -> Entry:
+def title_kind(detail: Any, declared: bool) -> str | None:
+    """What a title says it is, for `plain_title`: Atom declares "text" (its default) or
+    HTML; RSS, RDF and JSON Feed declare nothing (None)."""
+    if not declared:
+        return None
+    kind = str(detail.get("type", "")) if isinstance(detail, dict) else ""
+    return "html" if "html" in kind else "text"
+
+
+_LANGUAGE = re.compile(r"^\s*([A-Za-z]{2,3})(?:[-_][A-Za-z0-9-]*)?\s*$")
+
+
+def language_code(value: Any) -> str | None:
+    """The primary language subtag, lower-cased (`de-DE` → `de`), or None."""
+    match = _LANGUAGE.match(value) if isinstance(value, str) else None
+    return match.group(1).lower() if match else None
+
+
+def _entry_language(raw: Any, feed_language: str | None) -> str | None:
+    for key in ("title_detail", "summary_detail"):
+        detail = dict.get(raw, key)
+        if isinstance(detail, dict) and language_code(detail.get("language")):
+            return language_code(detail.get("language"))
+    return language_code(dict.get(raw, "language")) or feed_language
+
+
+def _published(raw: Any, now: datetime) -> tuple[str | None, str | None]:
+    """(sane UTC date, the raw string) of the item's published, else updated, else created
+    date; one feedparser could not read in a common language read here (pipeline.dates)."""
+    first_raw = None
+    for key in ("published", "updated", "created"):
+        # dict.get: feedparser's .get maps a missing `published` to `updated`, with a warning
+        value = dict.get(raw, key)
+        parsed = dict.get(raw, key + "_parsed")
+        if not value and not parsed:
+            continue
+        first_raw = first_raw or (value if isinstance(value, str) else None)
+        if not parsed and isinstance(value, str):
+            parsed = parse_date(value)
+        if parsed:
+            return sane_date(parsed, now), first_raw
+    return None, first_raw
+
+
+def _entry(raw: Any, now: datetime, alternatives: dict[str, str] | None = None,
+           declared_titles: bool = False, feed_language: str | None = None) -> Entry:
     guid = one_line(raw.get("id") or "", 2000) or None
-    link = _first_link(raw)
-    detail = raw.get("title_detail") or {}
-    title = plain_title(raw.get("title"), MAX_TITLE, "html" in str(detail.get("type", "")))
+    link = _first_link(raw, alternatives or {})
+    title = plain_title(raw.get("title"), MAX_TITLE,
+                        title_kind(raw.get("title_detail"), declared_titles))
     content = _content(raw)
-    # dict.get: feedparser's own .get maps a missing `published` to `updated` with a warning
-    published_raw = next((dict.get(raw, k) for k in ("published", "updated", "created")
-                          if dict.get(raw, k)), None)
-    published = sane_date(next((dict.get(raw, k) for k in ("published_parsed", "updated_parsed",
-                                                           "created_parsed")
-                                if dict.get(raw, k)), None), now)
+    published, published_raw = _published(raw, now)
     authors = tuple(dict.fromkeys(
         one_line(a.get("name"), 200) for a in raw.get("authors") or [] if a.get("name")))
     if not authors and raw.get("author"):
@@ -160,8 +271,10 @@ def _entry(raw: Any, now: datetime) -> Entry:
         content=content,
         published_at=published,
         published_raw=one_line(published_raw, 200) if isinstance(published_raw, str) else None,
+        updated_at=sane_date(dict.get(raw, "updated_parsed"), now),
         authors=authors,
         tags=tags,
+        language=_entry_language(raw, feed_language),
     )
 
 
@@ -260,7 +373,19 @@ def _json_list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else []
 
 
-def _json_item(item: dict[str, Any]) -> dict[str, Any]:
+def _json_link(item: dict[str, Any], base: str) -> Any:
+    """`url`, else `external_url`, resolved against the feed's URL: the first usable one."""
+    values = [item.get("url"), item.get("external_url")]
+    for value in values:
+        if isinstance(value, str) and value.strip():
+            joined = urljoin(base, value.strip()) if base else value
+            if http_link(joined):
+                return joined
+    return next((v for v in values if v), None)
+
+
+def _json_item(item: dict[str, Any], base: str = "",
+               feed_language: Any = None) -> dict[str, Any]:
     """A JSON Feed item in the shape of a feedparser entry, so one code path cleans both."""
     content = item.get("content_html")
     if not isinstance(content, str) or not content:
@@ -271,32 +396,62 @@ def _json_item(item: dict[str, Any]) -> dict[str, Any]:
     title = item.get("title")
     return {
         "id": str(item["id"]) if item.get("id") is not None else None,
-        "link": item.get("url") or item.get("external_url"),
-        "title": title if isinstance(title, str) else "",  # plain_title strips any tags
+        "link": _json_link(item, base),
+        "title": title if isinstance(title, str) else "",  # plain_title: tags of evident HTML
         "summary": item.get("summary") if isinstance(item.get("summary"), str) else "",
         "content": [{"value": content}],
         "published": published,
-        "published_parsed": feedparser_date(published) if published else None,
+        "published_parsed": parse_date(published) if published else None,
         "authors": _json_authors(item),
         "tags": [{"term": t} for t in _json_list(item.get("tags")) if isinstance(t, str)],
+        "language": item.get("language") or feed_language,
     }
 
 
-def parse_json_feed(body: bytes) -> tuple[dict[str, Any], list[dict[str, Any]], str] | None:
-    """(feed, items, version) of a JSON Feed, or None when the body is not one."""
+# `"version": "https://jsonfeed.org/version/1.1"` is the rule; feeds in the wild also write
+# "1", "1.0", "1.1", "v1", "version 1.1", "http://jsonfeed.org/version/1/", "jsonfeed 1.1"...
+
+
+def is_json_feed(data: Any) -> bool:
+    """Whether a JSON document is a JSON Feed: its version names jsonfeed, or, whatever
+    its version says (or without one), it has the two other required members of a JSON
+    Feed, a `title` and an `items` list."""
+    if not isinstance(data, dict):
+        return False
+    if "jsonfeed" in str(data.get("version", "")).lower().replace(" ", ""):
+        return True
+    return isinstance(data.get("items"), list) and isinstance(data.get("title"), str)
+
+
+def _json_version(version: Any) -> str:
+    minor = re.search(r"1\.([0-9]+)", str(version))
+    return "json11" if minor and int(minor.group(1)) >= 1 else "json1"
+
+
+def _json_document(body: bytes) -> Any:
     try:
-        data = json.loads(body.decode("utf-8-sig"))
+        return json.loads(body.decode("utf-8-sig"))
     except (ValueError, RecursionError):  # also ints over the 4300-digit limit
         return None
-    if not isinstance(data, dict) or "jsonfeed.org" not in str(data.get("version", "")):
+
+
+def parse_json_feed(body: bytes, base: str = ""
+                    ) -> tuple[dict[str, Any], list[dict[str, Any]], str] | None:
+    """(feed, items, version) of a JSON Feed, or None when the body is not one. Relative
+    `url`, `external_url` and `home_page_url` are resolved against `base` (the feed's URL)."""
+    data = _json_document(body)
+    if not is_json_feed(data):
         return None
     items = data.get("items")
     if not isinstance(items, list):
         raise FeedParseError("JSON Feed without an items list")
-    version = "json1" + ("1" if str(data["version"]).rstrip("/").endswith("1.1") else "")
+    home = data.get("home_page_url")
+    language = data.get("language")
     feed = {"title": str(data.get("title") or ""),
-            "link": data.get("home_page_url")}
-    return feed, [_json_item(i) for i in items if isinstance(i, dict)], version
+            "link": urljoin(base, home) if base and isinstance(home, str) else home,
+            "language": language if isinstance(language, str) else None}
+    return (feed, [_json_item(i, base, feed["language"]) for i in items if isinstance(i, dict)],
+            _json_version(data.get("version")))
 
 
 def parse_feed(body: bytes, headers: dict[str, str] | None = None, url: str = "",
@@ -305,11 +460,16 @@ def parse_feed(body: bytes, headers: dict[str, str] | None = None, url: str = ""
     if not body.strip():
         raise FeedParseError("empty body")
     response_headers = {k.lower(): v for k, v in (headers or {}).items()}
-    json_feed = parse_json_feed(body) if _looks_like_json(body, response_headers) else None
+    looks_like_json = _looks_like_json(body, response_headers)
+    json_feed = parse_json_feed(body, url) if looks_like_json else None
     items_seen = 0
+    cut = body
     if json_feed is not None:
         feed, items, version = json_feed
         parsed: dict[str, Any] = {"feed": feed, "entries": items, "version": version}
+    elif looks_like_json and isinstance(_json_document(body), dict | list):
+        raise FeedParseError("a JSON document, not a JSON Feed (no JSON Feed `version`, "
+                             "no `items` list with a feed `title`)")
     else:
         cut, items_seen = cut_after_items(body, max_entries)
         parsed = _parse_xml(cut, response_headers, url)
@@ -320,20 +480,26 @@ def parse_feed(body: bytes, headers: dict[str, str] | None = None, url: str = ""
             raise FeedParseError("an HTML page, not a feed")
         reason = parsed.get("bozo_exception")
         raise FeedParseError(f"not a feed: {reason}" if reason else "not a recognisable feed")
-    entries: list[Entry] = []
-    seen: set[str] = set()
+    feed = parsed.get("feed") or {}
+    raw_entries = raw_entries[:max_entries]
+    alternatives = link_alternatives(cut, url) \
+        if json_feed is None and _needs_alternatives(raw_entries) else {}
+    atom = str(parsed.get("version") or "").startswith("atom")
+    feed_language = language_code(feed.get("language"))
+    read: list[Entry] = []
     skipped = 0
-    for raw in raw_entries[:max_entries]:
+    for raw in raw_entries:
         try:
-            entry = _entry(raw, now)
+            read.append(_entry(raw, now, alternatives, atom, feed_language))
         except Exception:  # noqa: BLE001 - one bad item must not lose the others
             skipped += 1  # counted in the poll's fetch-log row
-            continue
-        if entry.key in seen:  # duplicate GUIDs within one document: keep the first
+    entries: list[Entry] = []
+    seen: set[str] = set()
+    for entry in separate_items(read):  # items sharing a GUID: each different one kept
+        if entry.key in seen:  # a repeat of an item within one document: keep the first
             continue
         seen.add(entry.key)
         entries.append(entry)
-    feed = parsed.get("feed") or {}
     warning = None
     if items_seen > CUT_FACTOR * max_entries:
         warning = f"only the first {max_entries} of {items_seen} items read"
@@ -341,7 +507,8 @@ def parse_feed(body: bytes, headers: dict[str, str] | None = None, url: str = ""
         warning = one_line(f"{type(parsed['bozo_exception']).__name__}: "
                            f"{parsed['bozo_exception']}", 500)
     return ParsedFeed(
-        title=plain_title(feed.get("title"), MAX_TITLE),
+        title=plain_title(feed.get("title"), MAX_TITLE,
+                          title_kind(feed.get("title_detail"), atom)),
         link=http_link(feed.get("link")),
         version=str(parsed.get("version") or ""),
         entries=tuple(entries),

@@ -1,16 +1,20 @@
 """One poll of one feed end to end, and one pass over all due feeds: composition only.
 
-    FeedState ─plan_request─► FeedRequest ─fetch_feed─► FetchResult ─parse (worker)─►
-    ParseOutcome ─store.plan_entries─► EntryPlan ─fetch_page─► Page ─job_for─► ExtractJob
-    ─extract and fingerprint (worker)─► ExtractResult ─► NewEntry ─► EntryBatch / PollResult
-    ─writer─► PollSummary
+    FeedState ─plan_request─► FeedRequest ─engine.poll_feed (fetch, parse)─► FeedPolled
+    ─store.plan_entries─► EntryPlan ─filters (title, url)─► PageTask ─engine.process_page
+    (fetch, extract, fingerprint)─► PageDone ─filters (text, author, language)─► NewEntry
+    ─► EntryBatch / PollResult ─writer─► PollSummary
+
+A feed's config entry gives its settings (user agent, headers, auth, proxy, whether pages
+are fetched: the FeedSettings its requests carry), its extraction rules (else its pages'
+site's, carried by the ExtractJob) and, with the global ones, its filters (pipeline.filters).
 
 Every arrow is a stage function on messages (pipeline.messages) defined in its own module:
-the schedule decides, the fetcher fetches, the worker pool parses and extracts, the store
-plans from what it knows and its writer records. This module only calls them in order and
-bounds what is in flight, so memory stays flat however large the backlog: feeds are pulled
-from the due list by a fixed number of pollers, a poll works through its entries in batches,
-and a page holds one of MAX_PAGES_IN_FLIGHT slots only while it is fetched or extracted.
+the schedule decides, the engine fetches, parses and extracts (in this process and its
+worker pool, or on Celery workers: pipeline.engine), the store plans from what it knows and
+its writer records. This module only calls them in order and bounds what is in flight, so
+memory stays flat however large the backlog: feeds are pulled from the due list by a fixed
+number of pollers, and a poll works through its entries in batches.
 """
 
 from __future__ import annotations
@@ -18,43 +22,67 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from types import TracebackType
 
+from pipeline import filters
+from pipeline.archive import Archiver, Capture
 from pipeline.boilerplate import site_of
-from pipeline.config import Config
+from pipeline.config import Config, FeedConfig
 from pipeline.dedupe import article_id, canonical_url
-from pipeline.errors import StoreError, StoreWriteError, WorkerCrashed
-from pipeline.extract import extract_and_fingerprint, job_for
-from pipeline.fetch import Fetcher, Resolver, Slot, system_resolver
+from pipeline.engine import Engine, LocalEngine, Trace
+from pipeline.errors import EngineError, StoreError, StoreWriteError
+from pipeline.extract import EXTRACTOR, job_for
+from pipeline.fetch import Resolver, system_resolver
 from pipeline.messages import (
+    ArchiveLocation,
     Article,
     Entry,
     EntryBatch,
+    EntryPlan,
     ExtractResult,
+    FeedSettings,
     FeedState,
     Message,
     NewEntry,
-    ParseOutcome,
+    PageTask,
     PollResult,
     PollSummary,
+    Revision,
 )
 from pipeline.metrics import Metrics
 from pipeline.outcome import crashed, poll_outcome, poll_result, response_error, write_failed
-from pipeline.parse import parse_response
-from pipeline.pool import WorkerPool
 from pipeline.schedule import plan_request
 from pipeline.store import Store, Writer
 
 log = logging.getLogger("newswire")
 
 MAX_FEEDS_IN_FLIGHT = 16
-MAX_PAGES_IN_FLIGHT = 32  # pages fetched or being extracted at once: bounds the HTML held
 ENTRY_BATCH = 50  # a poll's entries are planned, extracted and written this many at a time
 
-Trace = Callable[[Message], None]
+_Extracted = tuple[str, ExtractResult, ArchiveLocation | None]  # final url, article, archive
+PageFuture = asyncio.Task[_Extracted]
+
+
+@dataclass(frozen=True)
+class FeedPlan:
+    """A feed's own settings for one poll (from its config entry): how its requests are
+    made, the extraction rules of its pages, and the filters its entries pass through."""
+
+    config: FeedConfig
+    settings: FeedSettings
+    filters: tuple[filters.FilterSet, ...]
+
+    @property
+    def page_variant(self) -> Hashable:
+        """What makes this feed's fetch and extraction of a page differ from another
+        feed's: None for default settings, so feeds carrying the same story share one."""
+        if not (self.config.user_agent or self.config.headers or self.config.auth
+                or self.config.proxy or not self.config.fetch_pages or self.config.rules):
+            return None
+        return (self.settings, self.config.rules)
 
 
 @dataclass
@@ -98,31 +126,33 @@ class Runner:
     `trace`, when given, sees every message as it crosses a stage boundary."""
 
     def __init__(self, config: Config, store: Store, resolver: Resolver = system_resolver,
-                 metrics: Metrics | None = None, trace: Trace | None = None) -> None:
+                 metrics: Metrics | None = None, trace: Trace | None = None,
+                 engine: Engine | None = None) -> None:
         self.config = config
         self.store = store
-        self.resolver = resolver
         self.metrics = metrics
         self.trace = trace
-        self.fetcher = Fetcher(config.fetch, resolver)
-        self.pool = WorkerPool(config.extract)
-        self.writer = Writer(store)
+        self.engine = engine or make_engine(config, resolver, trace)
+        self.archiver = Archiver(config.archive) if config.archive.enabled else None
+        self.writer = Writer(store, self.archiver.sync if self.archiver else None)
         self.stopping = False
-        # Pages being fetched in this pass, by canonical URL: feeds that carry the same
-        # story share one fetch and one extraction. Dropped once their batch is written.
-        self._page_tasks: dict[str, asyncio.Task[tuple[str, ExtractResult]]] = {}
-        self._pages = asyncio.Semaphore(MAX_PAGES_IN_FLIGHT)
+        # Pages being fetched in this pass, by canonical URL (and the feed's page settings,
+        # FeedPlan.page_variant): feeds that carry the same story share one fetch and one
+        # extraction. Dropped once their batch is written.
+        self._page_tasks: dict[str, dict[Hashable, PageFuture]] = {}
         self._site_lines: dict[str, frozenset[int]] = {}  # per pass, from the store
 
     async def __aenter__(self) -> Runner:
+        await self.engine.__aenter__()
         await self.writer.__aenter__()
         return self
 
     async def __aexit__(self, exc_type: type[BaseException] | None,
                         exc: BaseException | None, tb: TracebackType | None) -> None:
         await self.writer.__aexit__(exc_type, exc, tb)  # everything handed over is written
-        await self.fetcher.aclose()
-        self.pool.close()
+        await self.engine.__aexit__(exc_type, exc, tb)
+        if self.archiver is not None:
+            self.archiver.close()
 
     def _trace(self, message: Message) -> None:
         if self.trace is not None:
@@ -136,14 +166,17 @@ class Runner:
         """Poll every due feed (every active feed with include_all), concurrently."""
         report = RunReport()
         due = self.store.due_feeds(self.config.schedule, include_all)
+        if due:
+            await self.engine.ready()
         if self.metrics:
             self.metrics.observe_pass(len(due), self.store.health_counts(
                 self.config.schedule.dead_after))
         feeds: Iterator[FeedState] = iter(due)
+        halted = False  # the pass cannot go on: start no more polls
 
         async def poller() -> None:
             for feed in feeds:  # the pollers share one iterator: each feed is polled once
-                if self.stopping:
+                if self.stopping or halted:
                     return
                 result, summary = await self.poll_and_record(feed)
                 report.add(feed, result, summary)
@@ -152,8 +185,8 @@ class Runner:
 
         try:
             await asyncio.gather(*(poller() for _ in range(MAX_FEEDS_IN_FLIGHT)))
-        except (StoreError, asyncio.CancelledError):  # a damaged database, or shutdown
-            self.stopping = True  # the other pollers start no more polls
+        except (StoreError, EngineError, asyncio.CancelledError):  # the pass cannot go on
+            halted = True  # the other pollers start no more polls
             raise
         finally:
             self._page_tasks.clear()
@@ -171,7 +204,7 @@ class Runner:
         clock = time.monotonic()
         try:
             result, written, write_error = await self._poll(feed, started, clock)
-        except StoreError:  # the database itself is unusable: no feed can be recorded
+        except (StoreError, EngineError):  # no feed can be polled or recorded: stop the run
             raise
         except Exception as exc:  # noqa: BLE001 - one feed must never stop the others
             fatal = self.store.damaged(exc)
@@ -199,25 +232,33 @@ class Runner:
             self.metrics.observe_poll(result, summary)
         return result, summary
 
+    def feed_plan(self, feed: FeedState) -> FeedPlan:
+        """The feed's config entry (defaults for a feed added to the database only) as the
+        settings, rules and filters of its poll."""
+        config = self.config.feed_config(feed.config_url) or FeedConfig(url=feed.url)
+        return FeedPlan(config, config.settings(),
+                        filters.filter_sets(self.config.filters, config.filters))
+
     async def _poll(self, feed: FeedState, started: datetime, clock: float
                     ) -> tuple[PollResult, PollSummary, StoreWriteError | None]:
         """The stages of one poll, writing its entry batches as they are ready: (the poll's
         result, what the batches wrote, the write error that stopped them)."""
         self._trace(feed)
-        request = plan_request(feed, self.config.schedule, started)
+        own = self.feed_plan(feed)
+        request = plan_request(feed, self.config.schedule, started, own.settings)
         self._trace(request)
-        response = await self.fetcher.fetch_feed(request)
-        self._trace(response)
+        polled = await self.engine.poll_feed(request, self.config.extract.max_entries_per_poll)
+        self._trace(polled)
+        response, outcome = polled.response, polled.outcome
+        archived = None
+        if outcome is not None and response.status is not None:  # a feed body was parsed
+            archived = await self._archive(Capture(
+                response.final_url, response.status, response.headers, response.body,
+                response.request_headers, request.started_at, decoded=True))
         error = response_error(response)
         entries: tuple[Entry, ...] = ()
         parsed = None
-        if error is None and response.status == 200:
-            try:
-                outcome = await self.pool.run(parse_response, response,
-                                              self.config.extract.max_entries_per_poll)
-            except WorkerCrashed as exc:
-                outcome = ParseOutcome(error=str(exc))
-            self._trace(outcome)
+        if outcome is not None:
             if outcome.feed is None:
                 kind = response.content_type or "no Content-Type"
                 error = f"feed parse error ({kind}): {outcome.error}"
@@ -226,14 +267,38 @@ class Runner:
                 entries = parsed.entries
 
         fresh = self.store.unseen_entries(feed.id, entries)
+        revisions = await self._revisions(feed, own, entries)
+        written, last, write_error = await self._store_entries(feed, own, fresh,
+                                                               keep_last=True)
+        result = replace(poll_result(feed, response, parsed, error, len(fresh), last, written,
+                                     started, _ms_since(clock), self.config.schedule),
+                         archived=archived, revisions=revisions)
+        return result, written, write_error
+
+    async def ingest(self, feed: FeedState, entries: Sequence[Entry]) -> PollSummary:
+        """Entries from elsewhere than a feed poll (a sitemap backfill) for a source feed:
+        the new ones planned, their pages fetched and extracted, written in batches."""
+        fresh = self.store.unseen_entries(feed.id, entries)
+        written, _last, write_error = await self._store_entries(feed, self.feed_plan(feed),
+                                                                fresh, keep_last=False)
+        if write_error is not None:
+            raise write_error
+        return written
+
+    async def _store_entries(self, feed: FeedState, own: FeedPlan, fresh: Sequence[Entry],
+                             keep_last: bool) -> tuple[PollSummary, tuple[NewEntry, ...],
+                                                       StoreWriteError | None]:
+        """New entries planned, extracted and written ENTRY_BATCH at a time: (what the
+        batches wrote, the last batch unwritten when `keep_last` (it goes with the poll),
+        the write error that stopped them)."""
         written, last = PollSummary(), tuple[NewEntry, ...]()
-        write_error: StoreWriteError | None = None
         for start in range(0, len(fresh), ENTRY_BATCH):
-            plan = self.store.plan_entries(feed.id, fresh[start:start + ENTRY_BATCH])
+            plan = self.store.plan_entries(feed.id, fresh[start:start + ENTRY_BATCH],
+                                           with_articles=filters.reads_articles(own.filters))
             self._trace(plan)
             new = tuple(await asyncio.gather(*(
-                self._entry_with_article(feed, entry, plan.stored) for entry in plan.fresh)))
-            if start + ENTRY_BATCH >= len(fresh):
+                self._entry_with_article(feed, own, entry, plan) for entry in plan.fresh)))
+            if keep_last and start + ENTRY_BATCH >= len(fresh):
                 last = new  # written with the poll, validators and all
                 break
             batch = EntryBatch(feed.id, new)
@@ -241,13 +306,9 @@ class Runner:
             try:
                 written += await self.writer.write(batch)
             except StoreWriteError as exc:
-                write_error = exc  # the poll is not recorded: its feed stays due
-                break
+                return written, last, exc  # the poll is not recorded: its feed stays due
             self._forget_pages(e.link for e in new)
-
-        result = poll_result(feed, response, parsed, error, len(fresh), last, written,
-                             started, _ms_since(clock), self.config.schedule)
-        return result, written, write_error
+        return written, last, None
 
     def _write_failed(self, feed: FeedState, result: PollResult,
                       exc: StoreWriteError) -> PollResult:
@@ -267,58 +328,111 @@ class Runner:
         """Written articles are found in the store from now on; drop their finished tasks."""
         for link in links:
             if link:
-                task = self._page_tasks.get(canonical_url(link))
-                if task is not None and task.done():
-                    del self._page_tasks[canonical_url(link)]
+                tasks = self._page_tasks.get(canonical_url(link), {})
+                for variant, task in list(tasks.items()):
+                    if task.done():
+                        del tasks[variant]
+                if not tasks:
+                    self._page_tasks.pop(canonical_url(link), None)
 
     # -- entries and their pages
 
-    async def _entry_with_article(self, feed: FeedState, entry: Entry,
-                                  stored: dict[str, str]) -> NewEntry:
-        """A new entry with its article: already stored under its link, or extracted."""
+    async def _revisions(self, feed: FeedState, own: FeedPlan, entries: Sequence[Entry]
+                         ) -> tuple[Revision, ...]:
+        """Stored articles whose feed entry changed (a new title, a later `updated`): their
+        pages fetched again, politely, and their new text (the store keeps a version only
+        when something changed)."""
+        async def revise(entry: Entry, article_id: str, refetch: bool) -> Revision:
+            base = Revision(article_id, "update", feed_id=feed.id, entry_key=entry.key,
+                            entry_title=entry.title, entry_updated_at=entry.updated_at)
+            if not refetch or not entry.link or not own.settings.fetch_pages:
+                return base
+            _url, result, archived = await self._article(entry, own)
+            page = result.article.text_source == "page"  # else the page failed: keep ours
+            return replace(base, title=entry.title, text=result.article.text if page else None,
+                           extractor=EXTRACTOR, archived=archived,
+                           fingerprint=result.fingerprint if page else None)
+
+        changed = self.store.changed_entries(feed.id, entries)
+        return tuple(await asyncio.gather(*(revise(*found) for found in changed)))
+
+    async def _entry_with_article(self, feed: FeedState, own: FeedPlan, entry: Entry,
+                                  plan: EntryPlan) -> NewEntry:
+        """A new entry with its article: already stored under its link, or extracted; or
+        the filter rule that keeps it out (a blocked title or URL is decided before its page
+        is fetched, text, author and language once it is extracted)."""
         new = NewEntry(key=entry.key, guid=entry.guid, link=entry.link, title=entry.title,
-                       published_at=entry.published_at)
-        existing = stored.get(canonical_url(entry.link)) if entry.link else None
+                       published_at=entry.published_at, updated_at=entry.updated_at,
+                       tags=entry.tags)
+        rule = filters.verdict(own.filters, filters.before_fetch(entry))
+        if rule is not None:
+            return replace(new, filtered_by=rule)
+        existing = plan.stored.get(canonical_url(entry.link)) if entry.link else None
         if existing:  # the same article reached us through another feed or URL
+            stored = plan.stored_articles.get(existing)
+            rule = filters.verdict(own.filters, filters.after_extract(entry, stored)) \
+                if stored is not None else None
+            if rule is not None:
+                return replace(new, filtered_by=rule)
             return replace(new, existing_article_id=existing)
         if entry.link:
             key = canonical_url(entry.link)
-            if key not in self._page_tasks:
-                self._page_tasks[key] = asyncio.ensure_future(self._article(entry))
-            page_url, result = await self._page_tasks[key]
+            tasks = self._page_tasks.setdefault(key, {})
+            if own.page_variant not in tasks:
+                tasks[own.page_variant] = asyncio.ensure_future(self._article(entry, own))
+            page_url, result, archived = await tasks[own.page_variant]
             article = result.article
         else:  # no URL at all: the feed's content, with an id from the feed and entry key
-            page_url, result = await self._article(entry)
+            page_url, result, archived = await self._article(entry, own)
             article = _without_url(result.article, feed.url, entry.key)
+        rule = filters.verdict(own.filters, filters.after_extract(entry, article))
+        if rule is not None:
+            return replace(new, filtered_by=rule)
         aliases = {canonical_url(u) for u in (entry.link, page_url, article.canonical_url) if u}
         return replace(new, article=article, url_aliases=tuple(sorted(aliases)),
-                       fingerprint=result.fingerprint)
+                       fingerprint=result.fingerprint, archived=archived)
 
-    async def _article(self, entry: Entry) -> tuple[str, ExtractResult]:
-        """Fetch the entry's page and extract it in the pool: (final url, extraction).
-
-        A page holds one of MAX_PAGES_IN_FLIGHT slots from the moment its host lets the
-        request go until its extraction returns, so fetched HTML never piles up; waiting
-        for its host's turn holds none, so a slow host cannot starve the others."""
-        slot = Slot(self._pages)
-        try:
-            page = await self.fetcher.fetch_page(entry.link, slot) if entry.link else None
-            if page is not None:
-                self._trace(page)
-            await slot.take()  # extraction is work too, page or not
-            lines = self._lines_of_site(page.final_url) \
-                if page is not None and page.body is not None else frozenset()
-            job = job_for(entry, page, lines, self.config.extract.timeout,
-                          self.config.fetch.max_bytes)
+    async def _article(self, entry: Entry, own: FeedPlan) -> _Extracted:
+        """The entry's page fetched (unless its feed says `fetch_pages: false`) with the
+        feed's settings, archived, and extracted with the rules and repeated lines of its
+        site, by the engine: (final url, extraction, archive location)."""
+        link = entry.link if own.settings.fetch_pages else None
+        task = PageTask(entry, site_of(link) if link else "",
+                        self._lines_of_site(link) if link else frozenset(),
+                        self.config.extract.timeout, self.config.fetch.max_bytes,
+                        own.settings, self.config.rules_for(own.config, link) if link else None)
+        self._trace(task)
+        done = await self.engine.process_page(task)
+        self._trace(done)
+        archived, page = None, done.page
+        if page is not None and page.body is not None:
+            archived = await self._archive(Capture(
+                page.final_url, page.status or 200, page.headers, page.body,
+                page.request_headers, page.fetched_at))
+        result = done.result
+        if result is None:  # the link led to another site: extract with that site's own
+            assert done.page is not None
+            job = job_for(entry, done.page, self._lines_of_site(done.final_url),
+                          task.timeout, task.max_bytes,
+                          self.config.rules_for(own.config, done.final_url))
             self._trace(job)
-            try:
-                result = await self.pool.run(extract_and_fingerprint, job)
-            except WorkerCrashed as exc:  # keep the entry: the feed's own content, no page
-                result = extract_and_fingerprint(replace(job, html=None, page_error=str(exc)))
-            self._trace(result)
-        finally:
-            slot.release()
-        return (page.final_url if page is not None else entry.link or ""), result
+            result = await self.engine.extract(job)
+        self._trace(result)
+        if result.article.rules_note and "rule_missed" in (result.article.quality or ""):
+            log.warning("extraction rule matched nothing", extra={"fields": {
+                "url": done.final_url, "rules": result.article.rules_note}})
+        return done.final_url, result, archived
+
+    async def _archive(self, capture: Capture) -> ArchiveLocation | None:
+        """Keep a fetched response in the archive; its location, or None when the archive is
+        off or cannot be written (the article is stored all the same)."""
+        if self.archiver is None:
+            return None
+        try:
+            return await self.archiver.store(capture)
+        except OSError as exc:
+            log.warning("could not archive %s: %s", capture.url, exc)
+            return None
 
     def _lines_of_site(self, url: str) -> frozenset[int]:
         """The site's repeated lines, an input of its pages' extraction jobs (cached for
@@ -327,6 +441,16 @@ class Runner:
         if site not in self._site_lines:
             self._site_lines[site] = self.store.site_lines(site)
         return self._site_lines[site]
+
+
+def make_engine(config: Config, resolver: Resolver = system_resolver,
+                trace: Trace | None = None) -> Engine:
+    """The engine the config names (`engine.kind`)."""
+    if config.engine.kind == "celery":
+        from pipeline.celery_engine import CeleryEngine  # Celery only where it is used
+
+        return CeleryEngine(config)
+    return LocalEngine(config, resolver, trace)
 
 
 def _ms_since(clock: float) -> int:

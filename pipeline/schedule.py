@@ -24,7 +24,7 @@ from datetime import UTC, datetime, timedelta
 from apscheduler.triggers.cron import CronTrigger
 
 from pipeline.config import ScheduleConfig
-from pipeline.messages import FeedRequest, FeedState
+from pipeline.messages import FeedRequest, FeedSettings, FeedState
 from pipeline.times import iso, parse_iso
 from pipeline.values import cache_lifetime
 
@@ -44,14 +44,18 @@ def throttled(status: int | None, retry_after: float | None) -> bool:
     return status in THROTTLING and retry_after is not None
 
 
-def plan_request(feed: FeedState, config: ScheduleConfig, now: datetime) -> FeedRequest:
+def plan_request(feed: FeedState, config: ScheduleConfig, now: datetime,
+                 settings: FeedSettings | None = None) -> FeedRequest:
     """The fetch for a poll: with the stored validators, unless an unconditional fetch is
-    due (some servers send stale ETags) or the last one lies in the future (a clock jump)."""
+    due (some servers send stale ETags) or the last one lies in the future (a clock jump);
+    and with the feed's own settings (pipeline.config.FeedConfig.settings)."""
+    settings = settings or FeedSettings()
     last = parse_iso(feed.last_unconditional_at)
     age = (now - last).total_seconds() if last else None
     if age is None or age < 0 or age >= config.unconditional_every:
-        return FeedRequest(feed.id, feed.url, started_at=iso(now))
-    return FeedRequest(feed.id, feed.url, feed.etag, feed.last_modified, started_at=iso(now))
+        return FeedRequest(feed.id, feed.url, started_at=iso(now), settings=settings)
+    return FeedRequest(feed.id, feed.url, feed.etag, feed.last_modified, started_at=iso(now),
+                       settings=settings)
 
 
 @dataclass(frozen=True)

@@ -32,14 +32,56 @@ def one_line(text: str | None, max_chars: int = 1000) -> str:
     return " ".join(clean(text).split())[:max_chars]
 
 
-def plain_title(text: str | None, max_chars: int = 1000, is_html: bool = False) -> str:
-    """A title as plain text: tags stripped and, for an HTML title, entities decoded once."""
+# Elements whose tags in a title show it is HTML (when they come in pairs, or are void).
+_HTML_ELEMENTS = frozenset({
+    "a", "abbr", "acronym", "audio", "b", "bdi", "bdo", "big", "blink", "blockquote", "body",
+    "br", "button", "canvas", "center", "cite", "code", "dd", "del", "dfn", "div", "dl", "dt",
+    "em", "embed", "figcaption", "figure", "font", "form", "h1", "h2", "h3", "h4", "h5", "h6",
+    "head", "hr", "html", "i", "iframe", "img", "input", "ins", "kbd", "li", "link", "mark",
+    "marquee", "meta", "nobr", "noscript", "object", "ol", "p", "picture", "pre", "q", "rp",
+    "rt", "ruby", "s", "samp", "script", "section", "small", "source", "span", "strike",
+    "strong", "style", "sub", "sup", "svg", "table", "tbody", "td", "th", "thead", "time",
+    "title", "tr", "tt", "u", "ul", "var", "video", "wbr"})
+_VOID_IN_TITLES = frozenset({"br", "hr", "img", "wbr"})
+_TAG = re.compile(r"<(/?)([A-Za-z][A-Za-z0-9]*)(?:\s[^<>]*)?/?>")
+_ENTITY_REF = re.compile(r"&(?:#[0-9]{1,7}|#[xX][0-9a-fA-F]{1,6}|[A-Za-z][A-Za-z0-9]{1,31});")
+
+
+def evidently_html(text: str) -> bool:
+    """Whether an undeclared title is HTML: an HTML element opened and closed in it, or a
+    `<br>`/`<img>`-like void tag. `Use the <canvas> element`, `</example>` or `Vector<T>`
+    are text that happens to contain angle brackets."""
+    opened: set[str] = set()
+    closed: set[str] = set()
+    for match in _TAG.finditer(text):
+        name = match.group(2).lower()
+        if name not in _HTML_ELEMENTS:
+            continue
+        if name in _VOID_IN_TITLES:
+            return True
+        (closed if match.group(1) else opened).add(name)
+    return bool(opened & closed)
+
+
+def plain_title(text: str | None, max_chars: int = 1000, declared: str | None = None) -> str:
+    """A title as plain text.
+
+    `declared` is what the feed says the title is: "text" (Atom's text type: every
+    character is kept, `<canvas>` included), "html" (tags stripped, entities decoded once),
+    or None (RSS, RDF, JSON Feed: HTML only when it evidently is, see `evidently_html`;
+    otherwise the characters are kept, an escaped entity decoded once).
+    """
     text = clean(text)
-    if is_html and "&" in text and not _MARKUP.search(text):
+    if declared == "text":
+        return one_line(text, max_chars)
+    if declared == "html" or evidently_html(text):
+        if _MARKUP.search(text):
+            text = html_to_text(text)
+        elif "&" in text:
+            text = html.unescape(text)
+    elif _ENTITY_REF.search(text):  # escaped twice by the feed: `AT&amp;T` for AT&T
         text = html.unescape(text)
-    elif _MARKUP.search(text):
-        text = html_to_text(text)
-    return one_line(text, max_chars)
+    return one_line(clean(text), max_chars)
 
 
 def html_to_text(html: str | None) -> str:

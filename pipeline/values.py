@@ -134,6 +134,20 @@ def http_url(value: object) -> str | None:
     return text
 
 
+def url_scope(url: str) -> str:
+    """Where a feed's credentials may go (pipeline.fetch.feed_headers): the URL's host
+    without `www.`, and its port when not the scheme's default (`example.org`,
+    `127.0.0.1:8080`); "" for a URL without a host."""
+    try:
+        parts = urlsplit(url)
+        host, port = (parts.hostname or "").lower(), parts.port
+    except ValueError:
+        return ""
+    host = host.removeprefix("www.")
+    default = {"http": 80, "https": 443}.get(parts.scheme.lower())
+    return f"{host}:{port}" if host and port and port != default else host
+
+
 def check_feed_url(url: object) -> str:
     """`http_url` for a URL a user gave (config, `newswire add`, OPML): the URL, or
     ValueError saying what is wrong with it."""

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -83,15 +84,16 @@ def site() -> Iterator[NewsSite]:
         yield news
 
 
-def write_config(path: Path, feeds: list[str], **sections: dict) -> Path:
-    """A config file with the test conventions: only 127.0.0.1 allowed, no spacing."""
+def write_config(path: Path, feeds: list[str] | list[str | dict], **sections: Any) -> Path:
+    """A config file with the test conventions: only 127.0.0.1 allowed, no spacing. A feed
+    is its URL, or its whole config entry as a mapping."""
     import yaml
 
     fetch = {"allow_networks": ["127.0.0.1/32"], "per_host_delay": "0s", "timeout": "5s"}
     fetch.update(sections.pop("fetch", {}))
     data = {"database": "newswire.db", "fetch": fetch,
             "extract": {"workers": 2, **sections.pop("extract", {})},
-            "feeds": [{"url": url} for url in feeds], **sections}
+            "feeds": [f if isinstance(f, dict) else {"url": f} for f in feeds], **sections}
     path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
     return path
 

@@ -294,6 +294,10 @@ class _Handler(BaseHTTPRequestHandler):
         site = self.server.site
         self._req_path = _norm_path(self.path)
         self._req_headers = Headers(self.headers.items())
+        refusal = site._refusal(self._req_path, self._req_headers)
+        if refusal is not None:
+            self._send(refusal, head, "required")
+            return
         fault = site._take_fault(self._req_path)
         kind = fault.kind if fault else None
         if fault is not None and fault.kind != "delay":
@@ -446,6 +450,7 @@ class NewsSite:
         self._feed_items: dict[str, list[str] | None] = dict.fromkeys(FEED_PATHS)
         self._faults: dict[str, _Fault] = {}
         self._routes: dict[str, _Response] = {}
+        self._required: dict[str, tuple[str, str, int, dict[str, str]]] = {}
         self._log: list[RequestRecord] = []
         self._conns: set[socket.socket] = set()
         self._stopping = threading.Event()
@@ -630,6 +635,22 @@ class NewsSite:
         with self._lock:
             self._faults[_norm_path(path)] = _Fault(kind, dict(kw), times, payload)
 
+    def require_header(self, path_prefix: str, name: str, value: str, *, status: int = 403,
+                       headers: Mapping[str, str] | None = None) -> None:
+        """Answer ``status`` (with ``headers``, e.g. a ``WWW-Authenticate`` challenge) to
+        requests under ``path_prefix`` that do not carry the header ``name: value``."""
+        with self._lock:
+            self._required[path_prefix] = (name, value, status, dict(headers or {}))
+
+    def _refusal(self, path: str, req: Headers) -> _Response | None:
+        with self._lock:
+            required = [r for prefix, r in self._required.items() if path.startswith(prefix)]
+        for name, value, status, headers in required:
+            if req.get(name) != value:
+                return _Response(status, [("Content-Type", "text/plain; charset=utf-8"),
+                                          *headers.items()], b"not without the right header\n")
+        return None
+
     def clear_fault(self, path: str) -> None:
         """Remove the fault on ``path`` (no error if none)."""
         with self._lock:
@@ -797,7 +818,9 @@ class NewsSite:
             out += [
                 "<entry>",
                 _el("id", entry_id),
-                _el("title", a.title),
+                # The site's titles are HTML (RSS and JSON Feed carry them as such): Atom
+                # says so, as WordPress does; an Atom title without a type is plain text.
+                _el("title", a.title, ' type="html"'),
                 f'<link rel="alternate" type="text/html" href={quoteattr(a.url)}/>',
                 _el("published", a.published.isoformat()),
                 _el("updated", a.modified.isoformat()),

@@ -211,6 +211,24 @@ def test_canned_query_stories_carried_by_several_outlets(served: Served) -> None
     assert rows[0]["first_seen_at"] <= rows[0]["last_seen_at"]
 
 
+def test_canned_query_a_cluster_by_id_follows_merges(tmp_path: Path) -> None:
+    from tests.test_neardup import WIRE, Corpus
+
+    corpus = Corpus(tmp_path / "c.db")
+    head = corpus.add("head", WIRE[:4], site="One")
+    tail = corpus.add("tail", WIRE[4:], site="Two")
+    full = corpus.add("full", WIRE, site="Three")
+    live = corpus.article(full)["cluster_id"]
+    (gone,) = {head, tail} - {live}
+    sql = metadata_for(tmp_path / "c.db", 5)["databases"]["c"]["queries"]["cluster"]["sql"]
+    for asked in (live, gone):  # the merged id leads to the live cluster
+        rows = corpus.store.db.execute(sql, {"cluster_id": asked}).fetchall()
+        assert {r[0] for r in rows} == {live} and {r[1] for r in rows} == {head, tail, full}
+        assert rows[0][-1] == 1 and sum(r[-1] for r in rows) == 1  # canonical first
+    assert corpus.store.db.execute(sql, {"cluster_id": "nothing"}).fetchall() == []
+    corpus.store.close()
+
+
 def test_canned_query_feed_health(served: Served) -> None:
     rows = {r["url"]: r for r in served.rows("/corpus/feed_health")}
     assert len(rows) == 3  # the import source is not a polled feed

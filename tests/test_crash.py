@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from pipeline import archive
+from pipeline.messages import ArchiveLocation
 from tests.conftest import REPO, write_config
 from tests.newssite import NewsSite
 
@@ -153,6 +155,12 @@ def check_nothing_lost_nothing_doubled(db: Path, sites: list[NewsSite],
         assert conn.execute("SELECT sum(size) FROM clusters").fetchone()[0] == len(served)
         fts = conn.execute("SELECT count(*) FROM articles_fts").fetchone()[0]
         assert fts == len(served)
+        # The archive: every row points at a record that is on disk and is its page.
+        pointers = conn.execute("SELECT url, warc_file, warc_offset, warc_length, "
+                                "warc_record_id, warc_digest FROM articles").fetchall()
+    for url, *where in pointers:
+        capture = archive.read(db.parent / "archive", ArchiveLocation(*where))
+        assert capture.url == url and served[url].paragraphs[0].encode() in capture.body
 
 
 def test_kill_9_at_random_points_loses_and_doubles_nothing(tmp_path: Path) -> None:

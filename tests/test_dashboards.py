@@ -185,6 +185,13 @@ def test_a_storys_spread(corpus: Corpus) -> None:
     table = corpus.chart("story", "copies")
     assert table[1]["outlet"].startswith("The &lt;img") and "<img" not in table[1]["outlet"]
     assert table[0]["article"].startswith('<a href="/corpus/articles/')
+    # A cluster merged into this one (its id bookmarked before the merge) leads here.
+    wire_cluster = query(corpus.db, "SELECT DISTINCT cluster_id FROM articles WHERE title = ?",
+                         (corpus.gazette.article("story-0").title,))[0][0]
+    with sqlite3.connect(corpus.db) as conn:
+        conn.execute("INSERT INTO clusters (id, size, merged_into) VALUES (?, 0, ?)",
+                     ("feedfacefeedface", wire_cluster))
+    assert corpus.chart("story", "timeline", cluster="feedfacefeedface") == spread
     lone = query(corpus.db, "SELECT cluster_id FROM articles WHERE id = '0123456789abcdef'")
     [imported] = corpus.chart("story", "timeline", cluster=lone[0][0])
     assert (imported["outlet"], imported["kind"], imported["lag_minutes"]) == \

@@ -273,3 +273,26 @@ def test_export_into_a_file_and_import_from_nowhere_fail_clearly(tmp_path: Path)
     assert result.code == 1 and "not a directory" in result.stderr
     result = run_cli("import", str(tmp_path / "missing"), config=config)
     assert result.code == 1 and "not a directory" in result.stderr
+
+
+def test_an_import_heals_clusters_and_the_export_follows_the_merge(tmp_path: Path) -> None:
+    """A backfill where two parts of a story come before the whole: the whole joins one
+    part's cluster and merges the other's; the export then writes the story once."""
+    from tests.test_neardup import WIRE
+
+    seed = tmp_path / "seed"
+    write_seed(seed, "000_1111111111111111.txt", "Quake, part one\n\n" + "\n\n".join(WIRE[:4]))
+    write_seed(seed, "001_2222222222222222.txt", "Quake, part two\n\n" + "\n\n".join(WIRE[4:]))
+    write_seed(seed, "002_3333333333333333.txt", "Quake\n\n" + "\n\n".join(WIRE))
+    with Store.open(tmp_path / "c.db") as store:
+        report = asyncio.run(import_text(store, seed))
+        assert (report.new_articles, report.near_duplicates) == (3, 1)
+        (cluster,) = {r[0] for r in store.db.execute("SELECT cluster_id FROM articles")}
+        assert store.db.execute("SELECT count(*) FROM cluster_merges").fetchone()[0] == 1
+        text = export_text(store, tmp_path / "out")
+        jsonl = export_jsonl(store, tmp_path / "jsonl", include_duplicates=True)
+    # One file: the cluster's canonical article (undated, so the longest text).
+    assert text.written == 1 and text.first.name == "000_3333333333333333.txt"
+    records = [json.loads(line) for line in jsonl.first.read_text().splitlines()]
+    assert {(r["cluster_id"], r["cluster_canonical_id"], r["cluster_size"])
+            for r in records} == {(cluster, "3333333333333333", 3)}

@@ -514,12 +514,12 @@ def test_row26_a_worker_killed_mid_extraction_loses_nothing(
 
     async def go() -> tuple[PollResult, int]:
         async with Runner(config, store) as runner:
-            doomed = asyncio.ensure_future(runner.pool.run(_busy_extraction, None))
-            while not runner.pool.pending:  # submitted once the pool's first worker is up
+            doomed = asyncio.ensure_future(runner.engine.pool.run(_busy_extraction, None))
+            while not runner.engine.pool.pending:  # submitted once the pool's first worker is up
                 await asyncio.sleep(0.05)
             await asyncio.sleep(0.2)
-            assert runner.pool.pool is not None
-            for pid in list(runner.pool.pool._processes):  # what the OOM killer would do
+            assert runner.engine.pool.pool is not None
+            for pid in list(runner.engine.pool.pool._processes):  # what the OOM killer would do
                 os.kill(pid, signal.SIGKILL)
             with pytest.raises(Exception, match="worker process died"):
                 await doomed
@@ -775,15 +775,15 @@ def test_row35_workers_get_plain_data_and_no_database(site: NewsSite, tmp_path: 
 
     async def go() -> dict[str, Any]:
         async with Runner(config, store) as runner:
-            real_run = runner.pool.run
+            real_run = runner.engine.pool.run
 
             async def recording(fn: Any, *args: Any) -> Any:
                 submitted.append((fn, *args))
                 return await real_run(fn, *args)
 
-            runner.pool.run = recording  # type: ignore[method-assign]
+            runner.engine.pool.run = recording  # type: ignore[method-assign]
             await runner.poll_and_record(store.feed(1))
-            return await runner.pool.run(_worker_probe)
+            return await runner.engine.pool.run(_worker_probe)
 
     probe = asyncio.run(go())
     assert probe["pid"] != os.getpid()

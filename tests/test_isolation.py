@@ -40,7 +40,7 @@ from xml.sax.saxutils import escape
 
 import pytest
 
-from pipeline import run
+from pipeline import engine, run
 from pipeline.config import load_config
 from pipeline.daemon import run_daemon
 from pipeline.fetch import decode_body
@@ -288,10 +288,10 @@ def test_a_poll_that_raises_is_recorded_and_backed_off_in_the_daemon(
                                       schedule={"tick": "0.5s", "min_interval": "1s"}))
     plan_request = run.plan_request
 
-    def explode(feed: Any, config: Any, now: datetime) -> Any:
+    def explode(feed: Any, config: Any, now: datetime, *args: Any) -> Any:
         if feed.url == bad:
             raise ValueError("a value nobody parsed")
-        return plan_request(feed, config, now)
+        return plan_request(feed, config, now, *args)
 
     monkeypatch.setattr(run, "plan_request", explode)
     store = Store.open(config.database)
@@ -625,7 +625,7 @@ def test_a_slow_host_does_not_starve_the_others(tmp_path: Path,
     """Eight trickling pages on one host, four page slots: before, the slow host's pages
     held every slot while queued for their host, and the healthy host's pages waited for
     most of them to time out."""
-    monkeypatch.setattr(run, "MAX_PAGES_IN_FLIGHT", 4)
+    monkeypatch.setattr(engine, "MAX_PAGES_IN_FLIGHT", 4)
 
     async def resolve(host: str, port: int) -> list[str]:
         return ["127.0.0.1"]

@@ -15,6 +15,7 @@ import pytest
 from pipeline import run
 from pipeline.config import load_config
 from pipeline.messages import MESSAGES, Message
+from pipeline.reextract import reextract
 from pipeline.run import Runner
 from pipeline.store import Store
 from tests.conftest import story, write_config
@@ -32,19 +33,27 @@ def nested(value: object) -> Iterator[Message]:
     elif isinstance(value, tuple | list):
         for item in value:
             yield from nested(item)
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from nested(item)
 
 
 def test_real_messages_round_trip_through_json(tmp_path: Path,
                                                monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(run, "ENTRY_BATCH", 2)  # a poll in several batches: EntryBatch too
+    # one feed after the other: the second finds the first one's articles stored
+    monkeypatch.setattr(run, "MAX_FEEDS_IN_FLIGHT", 1)
     seen: list[Message] = []
     with NewsSite() as site:
         for i in range(5):  # every page ends with the same line: the site's boilerplate
             site.add_article(f"story-{i}", f"Story {i}", [*story(f"topic {i}"), FOOTER],
                              datetime.now(UTC) - timedelta(hours=i + 1))
         site.set_fault("/news/story-4.html", "status", code=404)  # a page error travels too
-        config = load_config(write_config(tmp_path / "newswire.yaml",
-                                          [site.feed_url("rss"), site.feed_url("json")]))
+        # Extraction rules travel in the jobs; a text filter reads the stored articles.
+        config = load_config(write_config(
+            tmp_path / "newswire.yaml",
+            [{"url": site.feed_url("rss"), "rules": {"remove": [".ad"]}}, site.feed_url("json")],
+            filters={"block": [{"field": "text", "pattern": "no story says this"}]}))
         store = Store.open(config.database)
         store.sync_feeds(config.feeds)
 
@@ -54,7 +63,12 @@ def test_real_messages_round_trip_through_json(tmp_path: Path,
                 for i in range(3):  # the site's repeated lines are known by now
                     site.add_article(f"later-{i}", f"Later story {i}", story(f"later {i}"),
                                      datetime.now(UTC) - timedelta(minutes=i))
+                old = site.article("story-1")  # a new headline: the page is read again
+                site.add_article("story-1", "Story 1, updated", [*old.paragraphs, FOOTER],
+                                 old.published)
                 await runner.run_due(include_all=True)
+            # The first pages kept the footer the site repeats: read again, it goes.
+            await reextract(config, store, trace=seen.append)
 
         asyncio.run(passes())
         store.close()

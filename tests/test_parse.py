@@ -256,7 +256,8 @@ def test_rss_titles_become_plain_text(raw: str, expected: str) -> None:
 @pytest.mark.parametrize(("title", "expected"), [
     ('<title type="html">&lt;script&gt;x()&lt;/script&gt;AT&amp;amp;T &lt;b&gt;up&lt;/b&gt;'
      "</title>", "AT&T up"),
-    ('<title type="text">&lt;b&gt;x&lt;/b&gt; AT&amp;T</title>', "x AT&T"),
+    # a text title is plain text: every character is kept, angle brackets included
+    ('<title type="text">&lt;b&gt;x&lt;/b&gt; AT&amp;T</title>', "<b>x</b> AT&T"),
     ('<title type="xhtml"><div xmlns="http://www.w3.org/1999/xhtml">A <b>b</b>'
      "<script>evil()</script></div></title>", "A b"),
 ])
@@ -761,10 +762,10 @@ def test_one_bad_item_is_skipped_and_counted_in_the_fetch_log(
 
     real_entry = parse._entry
 
-    def entry(raw: Any, now: Any) -> Any:
+    def entry(raw: Any, now: Any, *args: Any) -> Any:
         if raw.get("title") == "Story 2: a headline about topic 2":
             raise ValueError("an item nothing can read")
-        return real_entry(raw, now)
+        return real_entry(raw, now, *args)
 
     monkeypatch.setattr(parse, "_entry", entry)
     monkeypatch.setattr(pool.WorkerPool, "run", _in_process)

@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 import pytest
 
-from pipeline import pool, run
+from pipeline import engine, pool, run
 from pipeline.config import Config, load_config
 from pipeline.dedupe import article_id
 from pipeline.extract import extract_and_fingerprint
@@ -86,7 +86,7 @@ def test_all_entries_of_a_poll_are_counted_across_its_batches(
 
 def test_pages_in_flight_are_bounded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A page holds its slot from fetched to extracted: fetched HTML never piles up."""
-    monkeypatch.setattr(run, "MAX_PAGES_IN_FLIGHT", 2)
+    monkeypatch.setattr(engine, "MAX_PAGES_IN_FLIGHT", 2)
 
     class Slots(asyncio.Semaphore):
         held = peak = 0
@@ -106,11 +106,13 @@ def test_pages_in_flight_are_bounded(tmp_path: Path, monkeypatch: pytest.MonkeyP
 
         def __init__(self, *args: Any) -> None:
             super().__init__(*args)
-            self._pages = self.slots = Slots(run.MAX_PAGES_IN_FLIGHT)
-            fetch_page, pool_run = self.fetcher.fetch_page, self.pool.run
+            local = self.engine
+            assert isinstance(local, engine.LocalEngine)
+            local._pages = self.slots = Slots(engine.MAX_PAGES_IN_FLIGHT)
+            fetch_page, pool_run = local.fetcher.fetch_page, local.pool.run
 
-            async def fetched(url: str, slot: Any) -> Any:
-                page = await fetch_page(url, slot)
+            async def fetched(url: str, slot: Any, *args: Any) -> Any:
+                page = await fetch_page(url, slot, *args)
                 self.inflight += 1  # its HTML is held from here until extracted
                 self.peak = max(self.peak, self.inflight)
                 return page
@@ -122,8 +124,8 @@ def test_pages_in_flight_are_bounded(tmp_path: Path, monkeypatch: pytest.MonkeyP
                     if fn is extract_and_fingerprint:
                         self.inflight -= 1
 
-            self.fetcher.fetch_page = fetched  # type: ignore[method-assign]
-            self.pool.run = extracted  # type: ignore[method-assign]
+            local.fetcher.fetch_page = fetched  # type: ignore[method-assign]
+            local.pool.run = extracted  # type: ignore[method-assign]
 
     with NewsSite() as site:
         add_stories(site, range(8))
@@ -154,7 +156,7 @@ def test_a_run_of_only_not_modified_feeds_never_starts_the_pool(tmp_path: Path) 
             async with Runner(config, store) as runner:
                 report = await runner.run_due(include_all=True)
                 assert report.not_modified == 1
-                return runner.pool.pool
+                return runner.engine.pool.pool
 
         assert asyncio.run(again()) is None  # no worker (and no fork server) was started
         store.close()

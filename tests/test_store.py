@@ -9,7 +9,7 @@ from types import SimpleNamespace
 import pytest
 
 from pipeline.boilerplate import line_key
-from pipeline.config import DedupeConfig, FeedConfig
+from pipeline.config import DedupeConfig, FeedConfig, ScheduleConfig
 from pipeline.dedupe import article_id
 from pipeline.errors import LockedError, StoreError, StoreWriteError
 from pipeline.messages import Article, EntryBatch, NewEntry, PollResult
@@ -261,19 +261,66 @@ def test_maintenance_forgets_lines_seen_once_long_ago(store: Store) -> None:
     store.db.execute("INSERT INTO site_lines VALUES ('a.example', 1, 1, '2000-01-01T00:00:00Z'),"
                      " ('a.example', 2, 5, '2000-01-01T00:00:00Z'),"
                      " ('a.example', 3, 1, ?)", [utcnow()])
-    store.maintenance(SimpleNamespace(dedupe=DedupeConfig()))
+    store.maintenance(SimpleNamespace(dedupe=DedupeConfig(), schedule=ScheduleConfig()))
     keys = [r[0] for r in store.db.execute("SELECT line_key FROM site_lines ORDER BY 1")]
     assert keys == [2, 3]
 
 
-def test_a_version_1_database_is_migrated_across_the_gap(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Migration numbers are handed out per feature, so the sequence may have gaps."""
+def _database_with(path: Path, numbers: list[int], version: int) -> None:
+    """A database as an older newswire left it: these migrations applied, no ledger."""
+    import sqlite_utils
+
     from pipeline.store import schema
 
-    monkeypatch.setattr(schema, "SCHEMA_VERSION", 1)
-    Store.open(tmp_path / "nw.db").close()  # made by a newswire before migration 5
-    monkeypatch.undo()
+    conn = sqlite3.connect(path, isolation_level=None)
+    for number in numbers:
+        schema.MIGRATIONS[number](sqlite_utils.Database(conn))
+    conn.execute(f"PRAGMA user_version = {version}")
+    conn.close()
+
+
+def test_a_version_1_database_is_migrated_across_the_gap(tmp_path: Path) -> None:
+    """Migration numbers are handed out per feature, so the sequence has gaps."""
+    from pipeline.store import schema
+
+    _database_with(tmp_path / "nw.db", [1], 1)
     with Store.open(tmp_path / "nw.db") as migrated:
         assert migrated.schema_version == max(schema.MIGRATIONS) == SCHEMA_VERSION
         assert migrated.db["site_lines"].exists()
+        assert schema.applied(migrated.db) == set(schema.MIGRATIONS)
+
+
+def test_migrations_numbered_below_a_databases_version_are_still_applied(
+        tmp_path: Path) -> None:
+    """A branch may land after one with higher numbers: a database made on main with
+    migrations 11 and 12 (user_version 12) still gets 8, 9, 15 and 16, and the ledger
+    records each once."""
+    from pipeline.store import schema
+
+    path = tmp_path / "nw.db"
+    _database_with(path, [1, 2, 5, 6, 7, 11, 12], 12)
+    with pytest.raises(StoreError, match=r"older than this newswire.*lacks migrations 8, 9"):
+        Store.open(path, readonly=True)
+    with Store.open(path) as migrated:
+        assert migrated.db["neardup_anchors"].exists()  # 8
+        assert "merged_into" in migrated.db["clusters"].columns_dict  # 9
+        assert migrated.db["article_versions"].exists()  # 16
+        ledger = [r[0] for r in migrated.db.execute(
+            "SELECT number FROM schema_migrations ORDER BY number")]
+        assert ledger == sorted(schema.MIGRATIONS)
+        assert migrated.schema_version == SCHEMA_VERSION
+    with Store.open(path) as again:  # nothing left to apply
+        assert schema.pending(schema.applied(again.db)) == []
+    Store.open(path, readonly=True).close()
+
+
+def test_a_database_with_a_migration_unknown_here_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "nw.db"
+    Store.open(path).close()
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("INSERT INTO schema_migrations VALUES (999, '2030-01-01T00:00:00Z')")
+    conn.close()
+    with pytest.raises(StoreError, match="newer than this newswire.*999"):
+        Store.open(path)
+    with pytest.raises(StoreError, match="newer than this newswire"):
+        Store.open(path, readonly=True)

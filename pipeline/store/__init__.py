@@ -8,7 +8,9 @@ their duplicate clusters and the evidence. One module per concern:
     schema     migrations
     feeds      feed rows: the config's list, the schedule, each poll's effect on its feed
     polls      recording polls (entries, articles, clusters, evidence, fetch log); planning reads
-    index      the near-duplicate signatures and LSH band index
+    index      the near-duplicate signatures, the LSH band and anchor indexes, and what a
+               dedupe decision reads (candidates' texts, cluster sizes)
+    merges     clusters that heal: merges with their history, resolving merged ids
     lines      per-site repeated lines (boilerplate)
     queries    read-only queries for the CLI, Datasette and metrics
     summaries  counters and daily totals kept at write time; the rolling fetch log

@@ -17,7 +17,7 @@ import sqlite_utils
 
 from pipeline import schedule
 from pipeline.config import Config, DedupeConfig, FeedConfig, ScheduleConfig
-from pipeline.dedupe import Decision, decide
+from pipeline.dedupe import Decision, Thresholds, decide
 from pipeline.errors import DatabaseDamaged, LockedError, StoreError, StoreWriteError
 from pipeline.messages import (
     Entry,
@@ -27,8 +27,9 @@ from pipeline.messages import (
     Fingerprint,
     PollResult,
     PollSummary,
+    RevisionBatch,
 )
-from pipeline.store import feeds, index, lines, polls, queries, schema, summaries
+from pipeline.store import feeds, index, lines, merges, polls, queries, schema, summaries
 from pipeline.store.index import ReindexReport
 from pipeline.times import iso, utcnow
 
@@ -109,14 +110,16 @@ class Store:
             store.immutable = True
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"cannot read database {path}: {exc}") from None
-        version = store.schema_version
-        if version != schema.SCHEMA_VERSION:
+        done, version = schema.applied(store.db), store.schema_version
+        if schema.unknown(done) or schema.pending(done):
             store.close()
             raise StoreError(
-                f"database schema {version} is newer than this newswire "
-                f"({schema.SCHEMA_VERSION}); upgrade newswire" if version > schema.SCHEMA_VERSION
+                f"database schema {version} is newer than this newswire (migrations "
+                f"{_numbers(schema.unknown(done))} unknown here); upgrade newswire"
+                if schema.unknown(done)
                 else f"database schema {version} is older than this newswire "
-                f"({schema.SCHEMA_VERSION}): run `newswire once` to upgrade it")
+                f"(it lacks migrations {_numbers(schema.pending(done))}): run "
+                "`newswire once` to upgrade it")
         store.readonly = True
         return store
 
@@ -154,14 +157,25 @@ class Store:
         return int(self.db.execute("PRAGMA user_version").fetchone()[0])
 
     def migrate(self) -> None:
-        version = self.schema_version
-        if version > schema.SCHEMA_VERSION:
-            raise StoreError(f"database schema {version} is newer than this newswire "
-                             f"({schema.SCHEMA_VERSION}); upgrade newswire")
-        for target in schema.pending(version):
+        """Apply every migration this database lacks, each in its own transaction, recording
+        it in the ledger (schema.LEDGER)."""
+        done = schema.applied(self.db)
+        if schema.unknown(done):
+            raise StoreError(f"database schema {self.schema_version} is newer than this "
+                             f"newswire (migrations {_numbers(schema.unknown(done))} unknown "
+                             "here); upgrade newswire")
+        if not self.db[schema.LEDGER].exists():
+            with self.write():
+                self.db.execute(schema.LEDGER_SQL)
+                self.db.conn.executemany(f"INSERT INTO {schema.LEDGER} VALUES (?, ?)",
+                                    [(n, utcnow()) for n in sorted(done)])
+        for target in schema.pending(done):
             with self.write():
                 schema.MIGRATIONS[target](self.db)
-                self.db.execute(f"PRAGMA user_version = {target}")
+                self.db.execute(f"INSERT INTO {schema.LEDGER} VALUES (?, ?)",
+                                [target, utcnow()])
+                highest = max(target, self.schema_version)
+                self.db.execute(f"PRAGMA user_version = {highest}")
 
     def acquire_lock(self) -> None:
         """Take the exclusive writer lock (a sidecar file), or raise LockedError."""
@@ -234,8 +248,15 @@ class Store:
     def unseen_entries(self, feed_id: int, entries: Sequence[Entry]) -> tuple[Entry, ...]:
         return polls.unseen(self.db, feed_id, entries)
 
-    def plan_entries(self, feed_id: int, entries: Sequence[Entry]) -> EntryPlan:
-        return polls.plan_entries(self.db, feed_id, entries)
+    def changed_entries(self, feed_id: int, entries: Sequence[Entry]
+                        ) -> list[tuple[Entry, str, bool]]:
+        return polls.changed(self.db, feed_id, entries)
+
+    def plan_entries(self, feed_id: int, entries: Sequence[Entry],
+                     with_articles: bool = False) -> EntryPlan:
+        """See pipeline.store.polls.plan_entries (with_articles: the stored articles'
+        fields the feed's filters read)."""
+        return polls.plan_entries(self.db, feed_id, entries, with_articles)
 
     def article_ids_for_urls(self, urls: Sequence[str]) -> dict[str, str]:
         return polls.articles_for_urls(self.db, urls)
@@ -243,16 +264,30 @@ class Store:
     def site_lines(self, site: str) -> frozenset[int]:
         return lines.repeated(self.db, site)
 
-    def near_match(self, article_id: str, fingerprint: Fingerprint) -> Decision:
-        """The near-duplicate lookup: the band index's candidates for a fingerprint, verified
-        (pipeline.dedupe.decide): a near copy, or an original with its related edges."""
+    @property
+    def thresholds(self) -> Thresholds:
+        """The verification's thresholds, from the config (`dedupe.threshold`, ...)."""
+        return Thresholds(self.dedupe.threshold, self.dedupe.related_threshold)
+
+    def near_match(self, article_id: str, fingerprint: Fingerprint, text: str = "",
+                   title: str = "") -> Decision:
+        """The near-duplicate lookup of a new article (its fingerprint, text and title): the
+        candidates of the band and anchor indexes, verified on their stored texts
+        (pipeline.dedupe.decide): a near copy with the clusters its evidence merges, or an
+        original with its related edges."""
         self.check_scheme()
         return decide(article_id, None, fingerprint, index.candidates(self.db, fingerprint),
-                      self.dedupe.threshold, self.dedupe.related_threshold)
+                      index.Reader(self.db), text, title, self.thresholds)
+
+    def resolve_cluster(self, cluster_id: str) -> str | None:
+        """The live cluster a cluster id stands for (itself, or the cluster it was merged
+        into); None for an unknown id."""
+        return merges.resolve(self.db, cluster_id)
 
     # -- recording (the writer, pipeline.store.writer, is the one caller in a run)
 
-    def record_batch(self, items: Sequence[PollResult | EntryBatch]) -> list[PollSummary]:
+    def record_batch(self, items: Sequence[PollResult | EntryBatch | RevisionBatch]
+                     ) -> list[PollSummary]:
         """Write several polls (and entry batches) in one short transaction, in order.
 
         Each poll stays atomic (it is written whole or not at all, with its validators);
@@ -283,9 +318,9 @@ class Store:
     # -- upkeep
 
     def prune_bands(self, window_days: int, now: datetime | None = None) -> int:
-        """Drop the band rows of signatures indexed more than `window_days` ago (0: never);
-        the signatures stay. Short transactions; returns how many signatures left the index.
-        Raises StoreWriteError."""
+        """Drop the band and anchor rows of signatures indexed more than `window_days` ago
+        (0: never); the signatures stay. Short transactions; returns how many signatures
+        left the index. Raises StoreWriteError."""
         if not window_days:
             return 0
         cutoff = iso((now or datetime.now(UTC)) - timedelta(days=window_days))
@@ -325,9 +360,10 @@ class Store:
 
     def reindex(self, window_days: int, from_text: bool = False,
                 now: datetime | None = None) -> ReindexReport:
-        """Rebuild the band index from the stored signatures indexed within the window
-        (0: all), in one transaction. With from_text, first recompute every signature from
-        the stored texts and titles. Cluster assignments never change."""
+        """Rebuild the band and anchor indexes from the stored signatures indexed within the
+        window (0: all), in one transaction. With from_text, first recompute every
+        signature (and its figures and anchors) from the stored texts and titles. Cluster
+        assignments never change."""
         fingerprinted = 0
         if from_text:
             with self.write():
@@ -337,8 +373,8 @@ class Store:
         cutoff = iso((now or datetime.now(UTC)) - timedelta(days=window_days)) \
             if window_days else ""
         with self.write():
-            signatures, band_rows = index.rebuild(self.db, cutoff)
-        return ReindexReport(signatures, band_rows, fingerprinted, window_days)
+            signatures, band_rows, anchor_rows = index.rebuild(self.db, cutoff)
+        return ReindexReport(signatures, band_rows, fingerprinted, window_days, anchor_rows)
 
     def maintenance(self, config: Config) -> None:
         """Periodic upkeep for the daemon: prune the near-duplicate index to its window, roll
@@ -373,6 +409,10 @@ class Store:
                         ) -> Iterator[dict[str, Any]]:
         return queries.export_articles(self.db, since, include_duplicates)
 
+    def archived_articles(self, since: str | None = None, after: int = 0,
+                          limit: int = 200) -> list[dict[str, Any]]:
+        return queries.archived_articles(self.db, since, after, limit)
+
 
 def writer_lock(path: Path) -> Any:
     """The exclusive writer lock on a database (a sidecar file holding the pid): the open
@@ -392,3 +432,7 @@ def writer_lock(path: Path) -> Any:
     handle.write(str(os.getpid()))
     handle.flush()
     return handle
+
+
+def _numbers(numbers: set[int] | list[int]) -> str:
+    return ", ".join(str(n) for n in sorted(numbers))

@@ -87,6 +87,7 @@ def state(row: dict[str, Any]) -> FeedState:
         interval_seconds=row["interval_seconds"], cron=row["cron"],
         current_interval=row["current_interval"],
         last_unconditional_at=row["last_unconditional_at"], gone=bool(row["gone"]),
+        config_url=row["config_url"],
     )
 
 

@@ -1,12 +1,16 @@
-"""The near-duplicate index: signatures and their LSH band rows (see pipeline.neardup).
+"""The near-duplicate index: signatures, their LSH band rows and their anchor rows (see
+pipeline.neardup), and the reads a decision makes of the corpus (`Reader`).
 
-`neardup_signatures` keeps every article's MinHash signature forever (so the index can be
-rebuilt); `neardup_bands` is the LSH index over the recent ones, pruned to
-`dedupe.band_window_days`. Signatures made by another MinHash scheme are never mixed in.
+`neardup_signatures` keeps every article's MinHash signature and anchors forever (so the
+index can be rebuilt); `neardup_bands` (LSH) and `neardup_anchors` (the second candidate
+index, issue 11) index the recent ones, pruned to `dedupe.band_window_days` together.
+Signatures made by another MinHash scheme, or anchors by another anchor scheme, are never
+mixed in.
 """
 
 from __future__ import annotations
 
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,10 +18,10 @@ import numpy as np
 import sqlite_utils
 
 from pipeline import neardup
+from pipeline.clusters import Cluster
 from pipeline.dedupe import Candidate
 from pipeline.errors import StoreError
 from pipeline.messages import Article, Fingerprint
-from pipeline.neardup import Similarity
 
 # A cap on the candidates read: an index bucket shared by thousands of boilerplate texts
 # must not make one insert slow.
@@ -28,77 +32,135 @@ PRUNE_CHUNK = 2000  # signatures per transaction when pruning it
 
 @dataclass(frozen=True)
 class ReindexReport:
-    signatures: int  # signatures now in the band index
+    signatures: int  # signatures now in the band and anchor indexes
     band_rows: int
     fingerprinted: int  # signatures recomputed from stored text (--from-text)
     window_days: int
+    anchor_rows: int = 0
 
 
 def check_scheme(db: sqlite_utils.Database, path: Path | None) -> None:
-    """Refuse to mix signatures made by another MinHash scheme (say, a new rensa)."""
-    row = db.execute("SELECT value FROM neardup_meta WHERE key = 'scheme'").fetchone()
-    if row is None or row[0] != neardup.SCHEME:
-        if db.execute("SELECT 1 FROM neardup_signatures LIMIT 1").fetchone():
-            raise StoreError(
-                f"near-duplicate signatures in {path} were made by "
-                f"{row[0] if row else 'an unknown scheme'}, this newswire uses "
-                f"{neardup.SCHEME}: run `newswire reindex --from-text`")
-        set_scheme(db)
+    """Refuse to mix signatures made by another MinHash scheme (say, a new rensa), or
+    anchors made by another anchor scheme."""
+    for key, current, stored_any in (
+            ("scheme", neardup.SCHEME, "SELECT 1 FROM neardup_signatures LIMIT 1"),
+            ("anchor_scheme", neardup.ANCHOR_SCHEME,
+             "SELECT 1 FROM neardup_signatures WHERE anchors IS NOT NULL LIMIT 1")):
+        row = db.execute("SELECT value FROM neardup_meta WHERE key = ?", [key]).fetchone()
+        if row is None or row[0] != current:
+            if db.execute(stored_any).fetchone():
+                what = "signatures" if key == "scheme" else "anchors"
+                raise StoreError(
+                    f"near-duplicate {what} in {path} were made by "
+                    f"{row[0] if row else 'an unknown scheme'}, this newswire uses "
+                    f"{current}: run `newswire reindex --from-text`")
+            set_scheme(db, key)
 
 
-def set_scheme(db: sqlite_utils.Database) -> None:
-    db.execute("INSERT OR REPLACE INTO neardup_meta (key, value) VALUES ('scheme', ?)",
-               [neardup.SCHEME])
+def set_scheme(db: sqlite_utils.Database, key: str | None = None) -> None:
+    """Record the schemes of the signatures (`scheme`) and anchors (`anchor_scheme`)."""
+    for name, value in (("scheme", neardup.SCHEME), ("anchor_scheme", neardup.ANCHOR_SCHEME)):
+        if key in (None, name):
+            db.execute("INSERT OR REPLACE INTO neardup_meta (key, value) VALUES (?, ?)",
+                       [name, value])
+
+
+def anchors_blob(anchors: Sequence[int]) -> bytes:
+    """Anchor keys as stored with their signature: little-endian signed 64-bit."""
+    return np.asarray(anchors, dtype="<i8").tobytes()
+
+
+def anchors_of(blob: bytes | None) -> np.ndarray:
+    return np.frombuffer(blob or b"", dtype="<i8")
+
+
+# The newest ANCHOR_BUCKET_LIMIT + 1 holders of one anchor (more: the anchor is ignored).
+_ANCHOR_BUCKET = ("SELECT * FROM (SELECT anchor, signature_id FROM neardup_anchors "
+                  "WHERE anchor = ? ORDER BY signature_id DESC LIMIT ?)")
+
+
+def anchor_candidates(db: sqlite_utils.Database, anchors: Sequence[int]) -> list[int]:
+    """Signature ids sharing at least ANCHOR_MIN_SHARED anchors with these
+    (neardup.anchor_candidates); one statement."""
+    if len(anchors) < neardup.ANCHOR_MIN_SHARED:
+        return []
+    limit = neardup.ANCHOR_BUCKET_LIMIT + 1
+    buckets: dict[int, list[int]] = {}
+    for anchor, signature_id in db.execute(" UNION ALL ".join([_ANCHOR_BUCKET] * len(anchors)),
+                                           [v for a in anchors for v in (a, limit)]):
+        buckets.setdefault(anchor, []).append(signature_id)
+    return neardup.anchor_candidates(buckets)
 
 
 def candidates(db: sqlite_utils.Database, fingerprint: Fingerprint) -> list[Candidate]:
-    """Indexed articles sharing a band with the fingerprint, oldest first (at most the
-    MAX_CANDIDATES most recent)."""
+    """Indexed articles sharing a band with the fingerprint, or enough anchors, oldest
+    first (at most the MAX_CANDIDATES most recent)."""
     keys = neardup.band_keys(fingerprint.signature)
+    anchored = anchor_candidates(db, fingerprint.anchors)
+    extra = f" UNION VALUES {','.join(['(?)'] * len(anchored))}" if anchored else ""
     rows = db.execute(
         "SELECT article_id, cluster_id, signature, shingles, numbers "
         "FROM neardup_signatures WHERE id IN (SELECT signature_id FROM neardup_bands "
-        f"WHERE bucket IN ({','.join('?' * len(keys))})) ORDER BY id DESC LIMIT ?",
-        [*keys, MAX_CANDIDATES]).fetchall()
+        f"WHERE bucket IN ({','.join('?' * len(keys))}){extra}) ORDER BY id DESC LIMIT ?",
+        [*keys, *anchored, MAX_CANDIDATES]).fetchall()
     return [Candidate(r[0], r[1], r[2], r[3], tuple((r[4] or "").split()))
             for r in reversed(rows)]
 
 
-def similarity(db: sqlite_utils.Database, article_id: str,
-               fingerprint: Fingerprint | None) -> Similarity | None:
-    """How a fingerprint compares with a stored article's, if both exist."""
-    if fingerprint is None:
-        return None
-    row = db.execute("SELECT signature, shingles, numbers FROM neardup_signatures "
-                     "WHERE article_id = ?", [article_id]).fetchone()
-    if row is None:
-        return None
-    jaccard = float(neardup.jaccard_many(fingerprint.signature,
-                                         neardup.signature_matrix([row[0]]))[0])
-    return neardup.compare(fingerprint, jaccard, row[1], tuple((row[2] or "").split()))
+def stored_candidate(db: sqlite_utils.Database, article_id: str) -> Candidate | None:
+    """A stored article's signature as a candidate (None when it has none)."""
+    row = db.execute("SELECT article_id, cluster_id, signature, shingles, numbers "
+                     "FROM neardup_signatures WHERE article_id = ?", [article_id]).fetchone()
+    return None if row is None else Candidate(row[0], row[1], row[2], row[3],
+                                              tuple((row[4] or "").split()))
+
+
+class Reader:
+    """What a dedupe decision reads of the corpus (pipeline.dedupe.Stored): candidates'
+    texts for verification, and the clusters a merge involves."""
+
+    def __init__(self, db: sqlite_utils.Database) -> None:
+        self.db = db
+
+    def text(self, article_id: str) -> tuple[str, str]:
+        row = self.db.execute("SELECT text, title FROM articles WHERE id = ?",
+                              [article_id]).fetchone()
+        return (row[0] or "", row[1] or "") if row else ("", "")
+
+    def clusters(self, ids: Collection[str]) -> Mapping[str, Cluster]:
+        ids = list(ids)
+        found = {r[0]: Cluster(r[0], r[1] or 0, r[2] or "") for r in self.db.execute(
+            f"SELECT id, size, first_seen_at FROM clusters WHERE id IN "
+            f"({','.join('?' * len(ids))})", ids)}
+        return {i: found.get(i, Cluster(i, 0, "")) for i in ids}
 
 
 def add(db: sqlite_utils.Database, article_id: str, cluster_id: str,
         fingerprint: Fingerprint, indexable: bool, now: str) -> None:
-    """Keep an article's signature; add it to the band index when indexable (an exact copy
-    is not: its twin is there already)."""
+    """Keep an article's signature and anchors; add them to the band and anchor indexes
+    when indexable (an exact copy is not: its twin is there already)."""
     cursor = db.execute(
         "INSERT INTO neardup_signatures (article_id, cluster_id, signature, shingles, "
-        "numbers, indexed_at, in_index, indexable) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+        "numbers, indexed_at, in_index, indexable, anchors) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
         "ON CONFLICT (article_id) DO NOTHING",
         [article_id, cluster_id, fingerprint.signature, fingerprint.shingles,
-         " ".join(fingerprint.numbers), now, int(indexable), int(indexable)])
+         " ".join(fingerprint.numbers), now, int(indexable), int(indexable),
+         anchors_blob(fingerprint.anchors)])
     if cursor.rowcount and indexable:
         db.conn.executemany(
             "INSERT OR IGNORE INTO neardup_bands (bucket, signature_id) VALUES (?, ?)",
             [(key, cursor.lastrowid) for key in neardup.band_keys(fingerprint.signature)])
+        db.conn.executemany(
+            "INSERT OR IGNORE INTO neardup_anchors (anchor, signature_id) VALUES (?, ?)",
+            [(key, cursor.lastrowid) for key in fingerprint.anchors])
 
 
 def prune_chunk(db: sqlite_utils.Database, cutoff: str) -> int:
-    """Drop the band rows of up to PRUNE_CHUNK signatures indexed before cutoff (the
-    signatures stay); how many left the index. One empty index probe when none is due."""
+    """Drop the band and anchor rows of up to PRUNE_CHUNK signatures indexed before cutoff
+    (the signatures stay); how many left the index. One empty index probe when none is
+    due."""
     rows = db.execute(
-        "SELECT id, signature FROM neardup_signatures WHERE in_index = 1 AND "
+        "SELECT id, signature, anchors FROM neardup_signatures WHERE in_index = 1 AND "
         "indexed_at < ? ORDER BY indexed_at, id LIMIT ?", [cutoff, PRUNE_CHUNK]).fetchall()
     if not rows:
         return 0
@@ -107,19 +169,23 @@ def prune_chunk(db: sqlite_utils.Database, cutoff: str) -> int:
     db.conn.executemany(
         "DELETE FROM neardup_bands WHERE bucket = ? AND signature_id = ?",
         ((int(key), sid) for sid, row_keys in zip(ids, keys, strict=True) for key in row_keys))
+    db.conn.executemany(
+        "DELETE FROM neardup_anchors WHERE anchor = ? AND signature_id = ?",
+        ((int(anchor), r[0]) for r in rows for anchor in anchors_of(r[2])))
     db.conn.executemany("UPDATE neardup_signatures SET in_index = 0 WHERE id = ?",
                         [(sid,) for sid in ids])
     return len(rows)
 
 
-def rebuild(db: sqlite_utils.Database, cutoff: str) -> tuple[int, int]:
-    """The band index rebuilt from the indexable signatures indexed at or after cutoff:
-    (signatures, band rows). Run inside one write transaction."""
-    band_rows = signatures = 0
+def rebuild(db: sqlite_utils.Database, cutoff: str) -> tuple[int, int, int]:
+    """The band and anchor indexes rebuilt from the indexable signatures indexed at or
+    after cutoff: (signatures, band rows, anchor rows). Run inside one write transaction."""
+    band_rows = anchor_rows = signatures = 0
     db.execute("DELETE FROM neardup_bands")
+    db.execute("DELETE FROM neardup_anchors")
     db.execute("UPDATE neardup_signatures SET in_index = 0 WHERE in_index = 1")
-    cursor = db.execute("SELECT id, signature FROM neardup_signatures WHERE indexable = 1 "
-                        "AND indexed_at >= ? ORDER BY id", [cutoff])
+    cursor = db.execute("SELECT id, signature, anchors FROM neardup_signatures "
+                        "WHERE indexable = 1 AND indexed_at >= ? ORDER BY id", [cutoff])
     while chunk := cursor.fetchmany(REINDEX_CHUNK):
         ids = np.fromiter((r[0] for r in chunk), dtype=np.int64, count=len(chunk))
         keys = neardup.band_keys_many(neardup.signature_matrix([r[1] for r in chunk]))
@@ -128,17 +194,27 @@ def rebuild(db: sqlite_utils.Database, cutoff: str) -> tuple[int, int]:
         db.conn.executemany(
             "INSERT OR IGNORE INTO neardup_bands (bucket, signature_id) VALUES (?, ?)",
             pairs.tolist())
-        band_rows += len(pairs)
+        anchors = [anchors_of(r[2]) for r in chunk]
+        holders = np.repeat(ids, [len(a) for a in anchors])
+        if len(holders):
+            pairs = np.column_stack([np.concatenate(anchors), holders])
+            pairs = pairs[np.lexsort((pairs[:, 1], pairs[:, 0]))]
+            db.conn.executemany(
+                "INSERT OR IGNORE INTO neardup_anchors (anchor, signature_id) VALUES (?, ?)",
+                pairs.tolist())
+        band_rows += len(keys) * neardup.BANDS
+        anchor_rows += len(holders)
         signatures += len(chunk)
     db.execute("UPDATE neardup_signatures SET in_index = 1 WHERE indexable = 1 "
                "AND indexed_at >= ?", [cutoff])
-    return signatures, band_rows
+    return signatures, band_rows, anchor_rows
 
 
 def refingerprint(db: sqlite_utils.Database, now: str) -> int:
-    """Recompute every stored article's signature from its text and title (after a change
-    of MinHash scheme, or for articles stored before clustering existed). Run inside one
-    write transaction; leaves the band index to `rebuild`."""
+    """Recompute every stored article's signature, figures and anchors from its text and
+    title (after a change of MinHash or anchor scheme, or for articles stored before
+    clustering or anchors existed). Run inside one write transaction; leaves the indexes to
+    `rebuild`."""
     count = 0
     cursor = db.execute("SELECT id, cluster_id, text, title, fetched_at, duplicate_kind "
                         "FROM articles ORDER BY fetched_at, id")
@@ -152,12 +228,39 @@ def refingerprint(db: sqlite_utils.Database, now: str) -> int:
                 continue
             db.execute(
                 "INSERT INTO neardup_signatures (article_id, cluster_id, signature, "
-                "shingles, numbers, indexed_at, in_index, indexable) "
-                "VALUES (?, ?, ?, ?, ?, ?, 0, ?) ON CONFLICT (article_id) DO UPDATE "
+                "shingles, numbers, indexed_at, in_index, indexable, anchors) "
+                "VALUES (?, ?, ?, ?, ?, ?, 0, ?, ?) ON CONFLICT (article_id) DO UPDATE "
                 "SET signature = excluded.signature, shingles = excluded.shingles, "
-                "numbers = excluded.numbers",
+                "numbers = excluded.numbers, anchors = excluded.anchors, "
+                "cluster_id = excluded.cluster_id",
                 [article_id, cluster_id, fingerprint.signature, fingerprint.shingles,
-                 " ".join(fingerprint.numbers), fetched_at or now, int(kind != "exact")])
+                 " ".join(fingerprint.numbers), fetched_at or now, int(kind != "exact"),
+                 anchors_blob(fingerprint.anchors)])
             count += 1
     set_scheme(db)
     return count
+
+
+def replace(db: sqlite_utils.Database, article_id: str, fingerprint: Fingerprint) -> None:
+    """A stored article's new signature and anchors (its text changed): its band and anchor
+    rows follow."""
+    row = db.execute("SELECT id, signature, anchors, in_index FROM neardup_signatures "
+                     "WHERE article_id = ?", [article_id]).fetchone()
+    if row is None:
+        return
+    signature_id, old, old_anchors, in_index = row
+    if in_index:
+        db.conn.executemany("DELETE FROM neardup_bands WHERE bucket = ? AND signature_id = ?",
+                            [(key, signature_id) for key in neardup.band_keys(old)])
+        db.conn.executemany("DELETE FROM neardup_anchors WHERE anchor = ? AND signature_id = ?",
+                            [(int(key), signature_id) for key in anchors_of(old_anchors)])
+        db.conn.executemany(
+            "INSERT OR IGNORE INTO neardup_bands (bucket, signature_id) VALUES (?, ?)",
+            [(key, signature_id) for key in neardup.band_keys(fingerprint.signature)])
+        db.conn.executemany(
+            "INSERT OR IGNORE INTO neardup_anchors (anchor, signature_id) VALUES (?, ?)",
+            [(key, signature_id) for key in fingerprint.anchors])
+    db.execute("UPDATE neardup_signatures SET signature = ?, shingles = ?, numbers = ?, "
+               "anchors = ? WHERE id = ?",
+               [fingerprint.signature, fingerprint.shingles, " ".join(fingerprint.numbers),
+                anchors_blob(fingerprint.anchors), signature_id])

@@ -62,6 +62,19 @@ def article_columns(db: sqlite_utils.Database) -> list[tuple[str, str]]:
     return [(column.name, column.type) for column in db.table("articles").columns]
 
 
+def archived_articles(db: sqlite_utils.Database, since: str | None = None,
+                      after: int = 0, limit: int = 200) -> list[dict[str, Any]]:
+    """Up to `limit` articles extracted from an archived page, in the order they were stored,
+    after rowid `after`: what `reextract` reads again, a page at a time (a text taken from
+    the feed stays as it is)."""
+    return list(db.query("""
+        SELECT rowid, id, url, title, text_hash, published_at, warc_file, warc_offset,
+               warc_length, warc_record_id, warc_digest FROM articles
+        WHERE rowid > :after AND warc_file IS NOT NULL AND text_source = 'page'
+          AND (:since IS NULL OR fetched_at >= :since)
+        ORDER BY rowid LIMIT :limit""", {"since": since, "after": after, "limit": limit}))
+
+
 def export_articles(db: sqlite_utils.Database, since: str | None = None,
                     include_duplicates: bool = False) -> Iterator[dict[str, Any]]:
     """Articles in the order they entered the corpus, with their feed, cluster and every

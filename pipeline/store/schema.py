@@ -1,7 +1,10 @@
 """The database's shape: numbered migrations, applied in order inside write transactions.
 
-`PRAGMA user_version` holds the number of the last migration applied. Numbers were reserved
-per feature branch, so the sequence has gaps. A database newer than this code is refused.
+Numbers are reserved per feature branch, so the sequence has gaps and a branch may land
+after one with higher numbers. The table `schema_migrations` therefore records each migration
+applied, and every migration a database lacks is applied in number order, whatever its
+neighbours. `PRAGMA user_version` still holds the highest number applied. A database with a
+migration this code does not know is newer than it, and refused.
 """
 
 from __future__ import annotations
@@ -136,6 +139,107 @@ def _migration_7(db: sqlite_utils.Database) -> None:
     db.execute("ALTER TABLE fetches ADD COLUMN skipped_entries INTEGER")
 
 
+def _migration_8(db: sqlite_utils.Database) -> None:
+    """The anchor index (issue 11), a second candidate index beside the LSH bands: each
+    signature keeps its anchors (pipeline.neardup.anchor_keys) as little-endian int64 in
+    `neardup_signatures.anchors`, and `neardup_anchors` indexes them for the signatures in
+    the window, pruned and rebuilt with the band rows. Articles stored before have no
+    anchors (NULL) until `newswire reindex --from-text`; the band index still finds them.
+    `neardup_meta.anchor_scheme` names the anchors' scheme, checked like `scheme`."""
+    db.execute("ALTER TABLE neardup_signatures ADD COLUMN anchors BLOB")
+    db.execute("CREATE TABLE neardup_anchors (anchor INTEGER NOT NULL, signature_id INTEGER "
+               "NOT NULL, PRIMARY KEY (anchor, signature_id)) WITHOUT ROWID")
+    db.execute("INSERT OR REPLACE INTO neardup_meta (key, value) VALUES ('anchor_scheme', ?)",
+               [neardup.ANCHOR_SCHEME])
+
+
+# The view as migration 9 left it (counted at read time); migration 14 replaces it.
+STORIES_BY_OUTLETS_9 = """CREATE VIEW stories_by_outlets AS
+    SELECT c.id AS cluster_id, canon.title AS canonical_title,
+           c.canonical_article_id, canon.url AS canonical_url,
+           m.outlets_count, m.outlets, m.articles,
+           m.first_seen_at, m.last_seen_at, m.first_published_at,
+           (SELECT group_concat(x.id) FROM clusters x WHERE x.merged_into = c.id)
+               AS merged_cluster_ids
+    FROM clusters c
+    JOIN articles canon ON canon.id = c.canonical_article_id
+    JOIN (SELECT a.cluster_id, count(*) AS articles,
+                 count(DISTINCT coalesce(nullif(a.sitename, ''), f.name, f.title, f.url))
+                     AS outlets_count,
+                 group_concat(DISTINCT coalesce(nullif(a.sitename, ''), f.name, f.title,
+                                                f.url)) AS outlets,
+                 min(a.fetched_at) AS first_seen_at, max(a.fetched_at) AS last_seen_at,
+                 min(a.published_at) AS first_published_at
+          FROM articles a LEFT JOIN feeds f ON f.id = a.feed_id
+          WHERE a.cluster_id IN (SELECT id FROM clusters WHERE size > 1)
+          GROUP BY a.cluster_id) m ON m.cluster_id = c.id
+    WHERE m.outlets_count > 1
+    ORDER BY m.last_seen_at DESC, c.id"""
+
+
+def _migration_9(db: sqlite_utils.Database) -> None:
+    """Clusters that heal (issue 11; pipeline.store.merges).
+
+    A merged cluster keeps its row as a forwarding address: `merged_into` (the live cluster
+    its members went to), `merged_at`, size 0, no canonical. `cluster_merges` is the
+    history: which cluster became which, when, on the evidence of which article and its
+    best match in each cluster. `duplicate_edges.coverage` is the verification's aligned
+    coverage of a pair whose texts were compared. The view `stories_by_outlets` lists the
+    ids merged into each story (`merged_cluster_ids`). Moving articles between clusters
+    updates their cluster only, so the full-text index is rewritten only when a title or
+    text changes."""
+    db.execute("ALTER TABLE clusters ADD COLUMN merged_into TEXT REFERENCES clusters(id)")
+    db.execute("ALTER TABLE clusters ADD COLUMN merged_at TEXT")
+    db.execute("CREATE INDEX clusters_merged_into ON clusters (merged_into) "
+               "WHERE merged_into IS NOT NULL")
+    db.execute("""CREATE TABLE cluster_merges (
+        id INTEGER PRIMARY KEY,
+        source_id TEXT NOT NULL REFERENCES clusters(id),  -- merged away (now forwards)
+        target_id TEXT NOT NULL REFERENCES clusters(id),  -- the cluster it became
+        merged_at TEXT NOT NULL,
+        article_id TEXT NOT NULL REFERENCES articles(id), -- whose evidence joined them
+        source_match_id TEXT REFERENCES articles(id),     -- its best match in source ...
+        source_score REAL,
+        target_match_id TEXT REFERENCES articles(id),     -- ... and in target
+        target_score REAL,
+        source_size INTEGER, target_size INTEGER)         -- before the merge""")
+    db.execute("CREATE INDEX cluster_merges_source ON cluster_merges (source_id)")
+    db.execute("CREATE INDEX cluster_merges_target ON cluster_merges (target_id)")
+    db.execute("ALTER TABLE duplicate_edges ADD COLUMN coverage REAL")
+    db.execute("DROP TRIGGER IF EXISTS articles_au")
+    db.execute("""CREATE TRIGGER articles_au AFTER UPDATE OF title, text ON articles BEGIN
+  INSERT INTO articles_fts (articles_fts, rowid, title, text)
+      VALUES ('delete', old.rowid, old.title, old.text);
+  INSERT INTO articles_fts (rowid, title, text) VALUES (new.rowid, new.title, new.text);
+END""")
+    db.execute("DROP VIEW IF EXISTS stories_by_outlets")
+    db.execute(STORIES_BY_OUTLETS_9)
+
+
+
+def _migration_11(db: sqlite_utils.Database) -> None:
+    """Filters and tags (issue 14): an entry kept out of the corpus by a keep or block rule
+    says which (`filtered_by`); the categories feeds give their items, one row per entry
+    and tag (with the entry's feed and article, for faceting)."""
+    db.execute("ALTER TABLE entries ADD COLUMN filtered_by TEXT")
+    db.execute("CREATE INDEX entries_filtered ON entries (feed_id, filtered_by) "
+               "WHERE filtered_by IS NOT NULL")
+    db.execute("""CREATE TABLE tags (
+        entry_id INTEGER NOT NULL REFERENCES entries(id),
+        tag TEXT NOT NULL,
+        feed_id INTEGER NOT NULL REFERENCES feeds(id),
+        article_id TEXT REFERENCES articles(id),
+        PRIMARY KEY (entry_id, tag))""")
+    db.execute("CREATE INDEX tags_tag ON tags (tag)")
+    db.execute("CREATE INDEX tags_article ON tags (article_id)")
+
+
+def _migration_12(db: sqlite_utils.Database) -> None:
+    """What a feed's or site's extraction rules did to the page (or that their body
+    selector matched nothing and the general extraction was used)."""
+    db.execute("ALTER TABLE articles ADD COLUMN extract_rules TEXT")
+
+
 def _migration_13(db: sqlite_utils.Database) -> None:
     """Indexes for reading a big corpus (issue 17): a feed's articles (its page, the
     articles table filtered by feed, newest first), the URLs of an article (its page),
@@ -192,16 +296,70 @@ STORIES_BY_OUTLETS = """CREATE VIEW stories_by_outlets AS
                AS outlets,
            c.size AS articles, c.first_seen_at, c.last_seen_at,
            (SELECT min(published_at) FROM articles WHERE cluster_id = c.id)
-               AS first_published_at
+               AS first_published_at,
+           (SELECT group_concat(x.id) FROM clusters x WHERE x.merged_into = c.id)
+               AS merged_cluster_ids
     FROM clusters c
     WHERE c.outlets > 1"""
 
 
+ARCHIVE_COLUMNS = ("warc_file", "warc_offset", "warc_length", "warc_record_id", "warc_digest")
+
+
+def _migration_15(db: sqlite_utils.Database) -> None:
+    """Where each article's page and each parsed feed body is kept in the WARC archive
+    (pipeline.archive): file, offset and length of its records, record id, payload digest."""
+    for table in ("articles", "fetches"):
+        for column in ARCHIVE_COLUMNS:
+            kind = "INTEGER" if column in ("warc_offset", "warc_length") else "TEXT"
+            db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
+
+
+def _migration_16(db: sqlite_utils.Database) -> None:
+    """Every text an article has had: a revision when its page changed (the feed said so,
+    or a re-extraction read the archived page differently)."""
+    db.execute("""CREATE TABLE article_versions (
+        article_id TEXT NOT NULL REFERENCES articles(id),
+        version INTEGER NOT NULL,        -- 1 for the first text stored
+        title TEXT, text TEXT, text_hash TEXT,
+        created_at TEXT NOT NULL,
+        reason TEXT NOT NULL,            -- first | update | reextract
+        extractor TEXT,                  -- pipeline.extract.EXTRACTOR (what made the text)
+        warc_file TEXT, warc_offset INTEGER, warc_length INTEGER,
+        PRIMARY KEY (article_id, version)) WITHOUT ROWID""")
+    db.execute("ALTER TABLE entries ADD COLUMN updated_at TEXT")
+
+
 MIGRATIONS = {1: _migration_1, 2: _migration_2, 5: _migration_5, 6: _migration_6,
-              7: _migration_7, 13: _migration_13, 14: _migration_14, 18: _migration_18}
+              7: _migration_7, 8: _migration_8, 9: _migration_9, 11: _migration_11,
+              12: _migration_12, 13: _migration_13, 14: _migration_14, 15: _migration_15,
+              16: _migration_16, 18: _migration_18}
 SCHEMA_VERSION = max(MIGRATIONS)
 
 
-def pending(version: int) -> list[int]:
-    """The migrations a database at `version` still needs, in order."""
-    return sorted(n for n in MIGRATIONS if version < n <= SCHEMA_VERSION)
+LEDGER = "schema_migrations"
+LEDGER_SQL = f"""CREATE TABLE IF NOT EXISTS {LEDGER} (
+    number INTEGER PRIMARY KEY,
+    applied_at TEXT NOT NULL)"""
+
+# The migrations main had before the ledger existed: a database without the ledger has
+# applied exactly those of them numbered up to its user_version.
+BEFORE_LEDGER = (1, 2, 5, 6, 7, 11, 12)
+
+
+def applied(db: sqlite_utils.Database) -> set[int]:
+    """The migrations this database has had (read from the ledger, or inferred)."""
+    if db[LEDGER].exists():
+        return {int(r[0]) for r in db.execute(f"SELECT number FROM {LEDGER}")}
+    version = int(db.execute("PRAGMA user_version").fetchone()[0])
+    return {n for n in BEFORE_LEDGER if n <= version}
+
+
+def unknown(done: set[int]) -> set[int]:
+    """Migrations applied by a newer newswire than this one."""
+    return done - MIGRATIONS.keys()
+
+
+def pending(done: set[int]) -> list[int]:
+    """The migrations a database that has had `done` still needs, in order."""
+    return sorted(MIGRATIONS.keys() - done)

@@ -10,15 +10,17 @@ so one bad write fails alone and the others go in.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from types import TracebackType
 
-from pipeline.messages import EntryBatch, PollResult, PollSummary
+from pipeline.errors import StoreWriteError
+from pipeline.messages import EntryBatch, PollResult, PollSummary, RevisionBatch
 from pipeline.store.database import Store
 
 WRITE_QUEUE = 64  # writes waiting for the writer before producers wait too
 MAX_WRITE_GROUP = 64  # writes committed together in one transaction
 
-Write = PollResult | EntryBatch
+Write = PollResult | EntryBatch | RevisionBatch
 _Waiting = tuple[Write, "asyncio.Future[PollSummary]"]
 
 
@@ -26,8 +28,10 @@ class Writer:
     """Use as `async with Writer(store) as writer: summary = await writer.write(result)`.
     Leaving the block waits until everything handed over is written."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store,
+                 before_commit: Callable[[], Awaitable[None]] | None = None) -> None:
         self.store = store
+        self.before_commit = before_commit  # e.g. the archive's fsync (pipeline.archive)
         self._queue: asyncio.Queue[_Waiting] = asyncio.Queue(WRITE_QUEUE)
         self._task: asyncio.Task[None] | None = None
 
@@ -54,10 +58,24 @@ class Writer:
             while len(group) < MAX_WRITE_GROUP and not self._queue.empty():
                 group.append(self._queue.get_nowait())
             try:
-                self._commit(group)
+                if await self._prepared(group):
+                    self._commit(group)
             finally:
                 for _ in group:
                     self._queue.task_done()
+
+    async def _prepared(self, group: list[_Waiting]) -> bool:
+        """Run `before_commit`; when it fails, the whole group fails with it."""
+        if self.before_commit is None:
+            return True
+        try:
+            await self.before_commit()
+        except OSError as exc:
+            for _, future in group:
+                if not future.done():
+                    future.set_exception(StoreWriteError(f"archive not synced: {exc}"))
+            return False
+        return True
 
     def _commit(self, group: list[_Waiting]) -> None:
         try:

@@ -22,6 +22,7 @@ the time limit on a big corpus, and quiet failures when a query does not.
 
 from __future__ import annotations
 
+import importlib
 import re
 import sqlite3
 import sys
@@ -43,12 +44,12 @@ def quiet_default_handler() -> None:
     try:
         # Datasette's plugin manager first: it registers the default handler, which must
         # not be imported half-way through this import (it would register empty).
-        import datasette.plugins  # noqa: F401, I001 - this order on purpose
-        import datasette.handle_exception as default
+        importlib.import_module("datasette.plugins")
+        default = importlib.import_module("datasette.handle_exception")
     except ImportError:  # another Datasette layout: nothing to switch off
         return
     if hasattr(default, "rich"):
-        default.rich = None
+        setattr(default, "rich", None)  # noqa: B010 (a module attribute mypy cannot see)
 
 
 quiet_default_handler()

@@ -1,0 +1,65 @@
+"""Article versions: every title and text an article has had (`article_versions`).
+
+The first text is recorded as version 1 only when a second one comes, so an article that
+never changes costs nothing here. `articles` always shows the newest; the full-text index
+follows through its triggers, and the near-duplicate signature is replaced.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlite_utils
+
+from pipeline.dedupe import text_hash
+from pipeline.messages import Revision
+from pipeline.store import index
+from pipeline.store.schema import ARCHIVE_COLUMNS
+
+
+def record(db: sqlite_utils.Database, revision: Revision, now: str) -> bool:
+    """Apply one revision inside the caller's transaction; whether a version was added."""
+    if revision.entry_key is not None and revision.feed_id is not None:
+        db.execute("UPDATE entries SET title = coalesce(?, title), "
+                   "updated_at = coalesce(?, updated_at) WHERE feed_id = ? AND entry_key = ?",
+                   [revision.entry_title, revision.entry_updated_at, revision.feed_id,
+                    revision.entry_key])
+    row = db.execute(f"SELECT title, text, text_hash, fetched_at, {', '.join(ARCHIVE_COLUMNS)} "
+                     "FROM articles WHERE id = ?", [revision.article_id]).fetchone()
+    if row is None:
+        return False
+    title = revision.title if revision.title else row[0]
+    text = revision.text if revision.text else row[1]
+    digest = text_hash(text) if text else None
+    if title == row[0] and digest == row[2]:
+        return False
+    versions = db.execute("SELECT max(version) FROM article_versions WHERE article_id = ?",
+                          [revision.article_id]).fetchone()[0]
+    if versions is None:  # the first text becomes version 1 now that there is a second
+        _insert(db, {"article_id": revision.article_id, "version": 1, "title": row[0],
+                     "text": row[1], "text_hash": row[2], "created_at": row[3],
+                     "reason": "first", "warc_file": row[4], "warc_offset": row[5],
+                     "warc_length": row[6]})
+        versions = 1
+    archived = revision.archived
+    _insert(db, {"article_id": revision.article_id, "version": versions + 1, "title": title,
+                 "text": text, "text_hash": digest, "created_at": now,
+                 "reason": revision.reason, "extractor": revision.extractor,
+                 "warc_file": archived.file if archived else None,
+                 "warc_offset": archived.offset if archived else None,
+                 "warc_length": archived.length if archived else None})
+    values: dict[str, Any] = {"title": title, "text": text, "text_hash": digest,
+                              "word_count": len(text.split()) if text else 0}
+    if archived is not None:
+        values.update(zip(ARCHIVE_COLUMNS, (archived.file, archived.offset, archived.length,
+                                            archived.record_id, archived.digest), strict=True))
+    db.execute(f"UPDATE articles SET {', '.join(f'{k} = ?' for k in values)} WHERE id = ?",
+               [*values.values(), revision.article_id])
+    if digest != row[2] and revision.fingerprint is not None:
+        index.replace(db, revision.article_id, revision.fingerprint)
+    return True
+
+
+def _insert(db: sqlite_utils.Database, values: dict[str, Any]) -> None:
+    db.execute(f"INSERT INTO article_versions ({', '.join(values)}) "
+               f"VALUES ({', '.join('?' * len(values))})", list(values.values()))

@@ -1,0 +1,50 @@
+"""The benchmark corpus builder (bench/corpus_db.py): its bulk path writes what the
+writer's own path writes, poll by poll, and its counters are what they count."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from bench import corpus_db
+from pipeline.store import Store, summaries
+
+pytestmark = pytest.mark.skipif(not corpus_db.CORPUS.is_dir(),
+                                reason="needs ../shared/corpus (the builder's sentences)")
+
+END = 1_780_000_020.0  # a fixed minute: both builds simulate the same days
+SHAPE = corpus_db.Shape(articles=250, feeds=24, days=6, fetch_log_days=2, poll_minutes=30)
+# Every table the two paths write, in a fixed order.
+TABLES = {
+    "feeds": "id", "fetches": "rowid", "feed_days": "feed_id, day", "feed_stats": "feed_id",
+    "articles": "id", "clusters": "id", "entries": "rowid", "cluster_outlets": "1, 2",
+    "duplicate_edges": "1, 2", "neardup_signatures": "1", "neardup_bands": "1, 2",
+}
+
+
+def rows(path: Path, table: str) -> list[tuple]:
+    with sqlite3.connect(path) as conn:
+        return conn.execute(f"SELECT * FROM {table} ORDER BY {TABLES[table]}").fetchall()
+
+
+def test_the_bulk_path_writes_what_every_poll_through_the_writer_writes(
+        tmp_path: Path) -> None:
+    bulk, each = tmp_path / "bulk.db", tmp_path / "each.db"
+    report = corpus_db.build(bulk, SHAPE, progress=False, workers=0, end=END)
+    corpus_db.build(each, SHAPE, progress=False, workers=0, end=END, bulk=False)
+    assert report.articles == 250 and report.polls > 24 * 48  # two days of half-hourly polls
+    for table in TABLES:
+        assert rows(bulk, table) == rows(each, table), table
+    with Store.open(bulk) as store:
+        assert summaries.mismatches(store.db) == {name: 0 for name in summaries.RECOUNTS}
+        db = store.db
+        # Raw polls only in the window; older days live on as daily totals of every feed.
+        first_poll = db.execute("SELECT min(started_at) FROM fetches").fetchone()[0]
+        assert first_poll >= "2026-05-26"  # END is 2026-05-28T20:27Z
+        days = db.execute("SELECT count(DISTINCT day), min(day) FROM feed_days "
+                          "WHERE polls > 0").fetchone()
+        assert days[0] >= 6 and days[1] <= "2026-05-23"
+        assert db.execute("SELECT count(*) FROM feeds WHERE last_polled_at IS NULL "
+                          "OR next_poll_at IS NULL").fetchone()[0] == 0
