@@ -2,6 +2,7 @@
 
 Usage:
     python bench/bench_ingest_indexes.py [CORPUS.db] [--hours 12] [--rounds 3] [--workdir DIR]
+                                         [--news-scale 1]
 
 CORPUS.db is a database bench/corpus_db.py built (its config and .corpus.json beside it);
 without it a 10k corpus is built first. Each round copies it three times: "after" as it is
@@ -9,7 +10,8 @@ without it a 10k corpus is built first. Each round copies it three times: "after
 counters' triggers dropped (the indexes alone), "before" with both dropped (what the writer
 maintained before issue 17); then appends the same `--hours` of news to each copy through
 the writer's own path (`corpus_db.append`: every poll through `pipeline.store.polls.record`),
-in a rotating order. Reported: the writer's CPU seconds per 1,000 polls with their articles
+in a rotating order (`--news-scale` N: N times the corpus's rate of news, more articles per
+poll). Reported: the writer's CPU seconds per 1,000 polls with their articles
 (less sensitive than wall time on a shared machine), its wall time, the medians over the
 rounds and their ratios to "before".
 """
@@ -64,6 +66,7 @@ def main() -> int:
     parser.add_argument("--hours", type=float, default=12.0)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--workdir", type=Path)
+    parser.add_argument("--news-scale", type=float, default=1.0)
     args = parser.parse_args()
     if not corpus_db.CORPUS.is_dir():
         print(f"skipped: {corpus_db.CORPUS} is absent (the corpus builder needs it)")
@@ -83,7 +86,8 @@ def main() -> int:
             copy(corpus, db)
             if label != "after":
                 strip(db, indexes=label == "before")
-            report = corpus_db.append(db, args.hours, progress=False)
+            report = corpus_db.append(db, args.hours, progress=False,
+                                      news_scale=args.news_scale)
             runs[label].append((report.write_cpu, report.write_seconds, report.polls))
             print(f"round {round_ + 1} {label:<7}: {report.polls:,} polls, "
                   f"{report.articles:,} articles; writer {report.write_cpu:.2f} s CPU, "

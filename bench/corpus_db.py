@@ -695,15 +695,17 @@ def build(path: Path, shape: Shape, progress: bool = True, workers: int = 2,
                 bulk=bulk)
 
 
-def append(path: Path, hours: float, progress: bool = True, workers: int = 2) -> Report:
+def append(path: Path, hours: float, progress: bool = True, workers: int = 2,
+           news_scale: float = 1.0) -> Report:
     """Add the next `hours` of news after the end of a database `build` made (its shape,
     new stories, every poll), and move its recorded end. The same database appended the
-    same hours gets the same news: how ingest into a big database is compared."""
+    same hours gets the same news: how ingest into a big database is compared.
+    `news_scale` times the corpus's rate of news (a busier hour: more articles per poll)."""
     shape = Shape(**json.loads(_meta(path)["shape"]))
     start = float(_meta(path)["end"])
     end = start + hours * 3600
     scaled = Shape(**{**asdict(shape), "articles": max(1, round(
-        shape.articles * (end - start) / (shape.days * 86400)))})
+        news_scale * shape.articles * (end - start) / (shape.days * 86400)))})
     return _run(path, scaled, start, end, story_base=10_000_000 + int(start) % 1_000_000,
                 progress=progress, base_shape=shape, workers=workers)
 

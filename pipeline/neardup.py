@@ -184,6 +184,22 @@ def fingerprint(text: str, title: str = "") -> Fingerprint | None:
                        anchors=anchor_keys(tokens[:ANCHOR_SPAN]))
 
 
+def gram_keys(word_hashes: np.ndarray, words: int) -> np.ndarray:
+    """One 64-bit key per run of `words` consecutive words, from the words' hashes (uint64):
+    each word mixed in with the splitmix64 finaliser, in plain integer arithmetic."""
+    count = len(word_hashes) - words + 1
+    if count <= 0:
+        return np.zeros(0, dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        key = np.full(count, _GOLDEN, dtype=np.uint64)
+        for row in range(words):
+            key = (key ^ word_hashes[row:row + count]) * _MIX1
+            key ^= key >> np.uint64(31)
+            key *= _MIX2
+            key ^= key >> np.uint64(29)
+    return key
+
+
 def anchor_keys(tokens: Sequence[str]) -> tuple[int, ...]:
     """The anchors of a body's words: the word 4-grams with at least two words of four
     letters or more whose 64-bit hash has its top ANCHOR_RATE_BITS bits zero, the
@@ -200,14 +216,7 @@ def anchor_keys(tokens: Sequence[str]) -> tuple[int, ...]:
                             count=len(vocabulary))[ids]
     is_long = np.fromiter((len(w) >= 4 for w in vocabulary), dtype=np.int8,
                           count=len(vocabulary))[ids]
-    count = len(tokens) - ANCHOR_WORDS + 1
-    with np.errstate(over="ignore"):
-        key = np.full(count, _GOLDEN, dtype=np.uint64)
-        for row in range(ANCHOR_WORDS):
-            key = (key ^ word_hash[row:row + count]) * _MIX1
-            key ^= key >> np.uint64(31)
-            key *= _MIX2
-            key ^= key >> np.uint64(29)
+    key = gram_keys(word_hash, ANCHOR_WORDS)
     sampled = (key >> np.uint64(64 - ANCHOR_RATE_BITS)) == 0
     sampled &= np.convolve(is_long, np.ones(ANCHOR_WORDS, dtype=np.int8),
                            "valid") >= ANCHOR_MIN_LONG_WORDS

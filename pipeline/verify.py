@@ -62,9 +62,6 @@ SPAN_WORDS = 1000
 
 _WORD = re.compile(r"\w+")
 _DIGIT = re.compile(r"\d")
-_GOLDEN = np.uint64(0x9E3779B97F4A7C15)  # splitmix64's constants, as in pipeline.neardup
-_MIX1 = np.uint64(0xBF58476D1CE4E5B9)
-_MIX2 = np.uint64(0x94D049BB133111EB)
 
 
 @dataclass(frozen=True)
@@ -218,22 +215,12 @@ def prepare(text: str, title: str = "") -> Prepared:
 
 
 def _gram_keys(words: Sequence[str]) -> np.ndarray:
-    """One 64-bit key per word GRAM_WORDS-gram: the words' string hashes mixed in order
-    (splitmix64 finaliser). Equal keys mean equal grams, up to 2^-64; the keys are only
-    compared within one process, so Python's per-process hash seed does not matter."""
-    count = len(words) - GRAM_WORDS + 1
-    if count <= 0:
-        return np.zeros(0, dtype=np.uint64)
+    """One 64-bit key per word GRAM_WORDS-gram (neardup.gram_keys over the words' string
+    hashes). Equal keys mean equal grams, up to 2^-64; the keys are only compared within
+    one process, so Python's per-process hash seed does not matter."""
     hashes = np.fromiter((hash(w) for w in words), dtype=np.int64,
                          count=len(words)).view(np.uint64)
-    with np.errstate(over="ignore"):
-        key = np.full(count, _GOLDEN, dtype=np.uint64)
-        for row in range(GRAM_WORDS):
-            key = (key ^ hashes[row:row + count]) * _MIX1
-            key ^= key >> np.uint64(31)
-            key *= _MIX2
-            key ^= key >> np.uint64(29)
-    return key
+    return neardup.gram_keys(hashes, GRAM_WORDS)
 
 
 def aligned(text: Prepared, other: Prepared, in_order: bool = True) -> np.ndarray:

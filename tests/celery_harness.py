@@ -13,6 +13,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from types import TracebackType
@@ -93,11 +94,13 @@ class Worker:
     """`newswire worker` on a config, in its own process group."""
 
     def __init__(self, config: Path, concurrency: int = 1) -> None:
+        # The log goes to a file, not a pipe: a worker logs a line per task, and a pipe
+        # nobody reads until stop() fills up and blocks it mid-run.
+        self.log = tempfile.TemporaryFile()  # noqa: SIM115 (lives as long as the worker)
         self.process = subprocess.Popen(
             [sys.executable, "-m", "pipeline", "--config", str(config), "worker",
              f"--concurrency={concurrency}"],
-            cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-            start_new_session=True)
+            cwd=REPO, stdout=subprocess.DEVNULL, stderr=self.log, start_new_session=True)
 
     def kill(self) -> None:
         """SIGKILL the worker and its processes, as the OOM killer or a pulled plug would."""
@@ -110,11 +113,11 @@ class Worker:
         if self.process.poll() is None:
             os.killpg(self.process.pid, signal.SIGTERM)
         try:
-            _out, err = self.process.communicate(timeout=30)
+            self.process.wait(timeout=30)
         except subprocess.TimeoutExpired:
             self.kill()
-            _out, err = self.process.communicate()
-        return err.decode(errors="replace") if err else ""
+        self.log.seek(0)
+        return self.log.read().decode(errors="replace")
 
 
 def wait_for_workers(broker: str, count: int, timeout: float = 60) -> None:

@@ -479,3 +479,59 @@ def test_table_pages_give_up_counting_a_big_table(tmp_path: Path,
     assert small["filtered_table_rows_count"] == 2
     assert filtered["filtered_table_rows_count"] == 1
     assert counts == {"big": None, "small": 2}  # the database page: "Many rows"
+
+
+def test_a_table_searched_for_a_common_word_walks_its_order(tmp_path: Path) -> None:
+    """`?_search=` on a table page: the same rows, newest first, read by walking the
+    order's index and keeping the matches (never every matching row read and sorted)."""
+    from datasette.app import Datasette
+    from datasette.plugins import pm
+
+    db = tmp_path / "s.db"
+    with sqlite3.connect(db) as conn:
+        conn.execute("CREATE TABLE articles (title TEXT, text TEXT, published_at TEXT)")
+        conn.execute("CREATE INDEX articles_published ON articles (published_at)")
+        conn.execute("CREATE VIRTUAL TABLE articles_fts USING fts5(title, text, "
+                     "content='articles')")
+        conn.executemany("INSERT INTO articles VALUES (?, ?, ?)", [
+            (f"Story {i}", "officials said" if i % 3 else "a quiet day",
+             f"2026-01-{1 + i % 28:02d}T{i % 24:02d}:00:00Z") for i in range(3000)])
+        conn.execute("INSERT INTO articles_fts (articles_fts) VALUES ('rebuild')")
+        expected = [r[0] for r in conn.execute(
+            "SELECT rowid FROM articles WHERE text LIKE '%said%' "
+            "ORDER BY published_at DESC, rowid DESC LIMIT 100")]
+    metadata = {"databases": {"s": {"tables": {"articles": {
+        "sort_desc": "published_at", "fts_table": "articles_fts", "fts_pk": "rowid"}}}}}
+    seen: list[str] = []
+    pm.register(newswire_limits, name="newswire_limits_under_test")
+    try:
+        async def page() -> dict:
+            datasette = Datasette([str(db)], metadata=metadata)
+            await datasette.invoke_startup()
+            database = datasette.get_database("s")
+            execute = database.execute
+
+            async def spy(sql: str, *args: object, **kwargs: object) -> object:
+                seen.append(sql)
+                return await execute(sql, *args, **kwargs)
+
+            database.execute = spy  # what reaches the plugin's wrapper, and what it runs
+            response = await datasette.client.get("/s/articles.json?_search=said&_shape=objects")
+            assert response.status_code == 200, response.text
+            return dict(response.json())
+
+        data = asyncio.run(page())
+    finally:
+        pm.unregister(name="newswire_limits_under_test")
+    assert [r["rowid"] for r in data["rows"]] == expected
+    assert data["filtered_table_rows_count"] == 2000
+    rows_sql = [s for s in seen if "match" in s and " order by " in s]
+    assert rows_sql, seen
+    with sqlite3.connect(db) as conn:
+        for sql in rows_sql:
+            rewritten = newswire_limits._SEARCH_FILTER.sub("+rowid in (select rowid from ", sql)
+            assert "+rowid in (select rowid from" in rewritten
+            plan = " ".join(r[3] for r in conn.execute(
+                "EXPLAIN QUERY PLAN " + rewritten.replace("escape_fts(:search)", "'said'")
+                .replace(":search", "'said'").replace(":p0", "100").replace(":p1", "100")))
+            assert "USING INDEX articles_published" in plan and "TEMP B-TREE" not in plan

@@ -23,7 +23,7 @@ from bench.syndication import (
     wrap,
 )
 from pipeline import neardup, verify
-from pipeline.config import DedupeConfig, FeedConfig
+from pipeline.config import DedupeConfig, FeedConfig, ScheduleConfig
 from pipeline.dedupe import article_id
 from pipeline.errors import StoreError
 from pipeline.messages import Article, NewEntry, PollResult
@@ -536,7 +536,8 @@ def test_daemon_maintenance_prunes_the_index(corpus: Corpus) -> None:
     corpus.add("new", story("harbour plan", 6), site="Two")
     corpus.store.db.execute("UPDATE neardup_signatures SET indexed_at = ? WHERE article_id = ?",
                             ["2000-01-01T00:00:00Z", old])
-    corpus.store.maintenance(SimpleNamespace(dedupe=DedupeConfig(band_window_days=30)))
+    corpus.store.maintenance(SimpleNamespace(dedupe=DedupeConfig(band_window_days=30),
+                                             schedule=ScheduleConfig()))
     rows = dict(corpus.store.db.execute(
         "SELECT article_id, in_index FROM neardup_signatures").fetchall())
     assert rows[old] == 0 and sum(rows.values()) == 1
