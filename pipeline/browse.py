@@ -1,9 +1,10 @@
 """Browsing the corpus in Datasette, over the live database, read-only.
 
 The shipped Datasette files live in the package (`pipeline/datasette/`: metadata with table
-and column descriptions, facets, sorting, FTS and canned queries; a row template that shows
-an article as paragraphs; a small cell-rendering plugin), so `newswire serve` finds them from
-any working directory and in any install.
+and column descriptions, facets, sorting, FTS and canned queries; the dashboards, charts drawn
+by the datasette-dashboards plugin; a row template that shows an article as paragraphs; small
+plugins for cells and limits), so `newswire serve` finds them from any working directory and
+in any install. The home page links the front page first: the `corpus` dashboard.
 
 Read-only, and live: the database is served as a normal (mutable) file, which Datasette opens
 with `mode=ro` connections and re-reads as the daemon writes (WAL lets readers and the one
@@ -20,15 +21,19 @@ import signal
 import subprocess
 import sys
 import tempfile
+import urllib.parse
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from pipeline.store.queries import health_sql
+from pipeline.store.summaries import OUTLET_JOINED
 
 ASSETS = Path(__file__).resolve().parent / "datasette"
 METADATA = ASSETS / "metadata.yaml"
+DASHBOARDS = ASSETS / "dashboards.yaml"
+FRONT_PAGE = "/-/dashboards/corpus"
 SHIPPED_NAME = "newswire"  # the database's name in metadata.yaml
 # Chosen for a corpus of a million articles (BENCHMARKS.md, "A year of news"): every page a
 # user reaches from the home page answers within Datasette's default time limit.
@@ -46,18 +51,46 @@ def database_name(database: Path) -> str:
 
 
 HEALTH_PLACEHOLDER = "HEALTH_EXPRESSION"  # in canned queries: the store's health rule
+OUTLET_PLACEHOLDER = "OUTLET_EXPRESSION"  # in dashboards: the store's outlet of an article
+DATABASE_PLACEHOLDER = "DATABASE"  # in dashboards: the served database's name
 
 
 def metadata_for(database: Path, dead_after: int) -> dict[str, Any]:
-    """The shipped metadata with its database section filed under this database's name, and
-    the feed-health rule (pipeline.store.queries.health_sql, `schedule.dead_after`) in the
-    canned queries that show it."""
+    """The shipped metadata with its database section filed under this database's name, the
+    feed-health rule (pipeline.store.queries.health_sql, `schedule.dead_after`) in the
+    canned queries that show it, and the dashboards (dashboards_for)."""
     metadata = yaml.safe_load(METADATA.read_text(encoding="utf-8"))
     databases = metadata.get("databases", {})
     section = databases[database_name(database)] = databases.pop(SHIPPED_NAME)
     for query in section.get("queries", {}).values():
         query["sql"] = query["sql"].replace(HEALTH_PLACEHOLDER, health_sql(dead_after))
+    metadata.setdefault("plugins", {})["datasette-dashboards"] = \
+        dashboards_for(database, dead_after)
     return metadata
+
+
+def dashboards_for(database: Path, dead_after: int) -> dict[str, Any]:
+    """The shipped dashboards (dashboards.yaml) over this database: its shared queries, the
+    store's health and outlet rules and the database's name put in where they stand."""
+    config = yaml.safe_load(DASHBOARDS.read_text(encoding="utf-8"))
+    shared = config.pop("shared")
+    name = database_name(database)
+
+    def filled(text: str) -> str:
+        for key, sql in shared.items():
+            text = text.replace(key, f"({sql})")
+        return (text.replace(OUTLET_PLACEHOLDER, OUTLET_JOINED)
+                .replace(HEALTH_PLACEHOLDER, health_sql(dead_after))
+                .replace(f"/{DATABASE_PLACEHOLDER}", "/" + urllib.parse.quote(name)))
+
+    for dashboard in config.values():
+        for chart in dashboard.get("charts", {}).values():
+            if chart.get("db") == DATABASE_PLACEHOLDER:
+                chart["db"] = name
+            for key in ("query", "display"):
+                if isinstance(chart.get(key), str):
+                    chart[key] = filled(chart[key])
+    return dict(config)
 
 
 def serve_command(database: Path, host: str, port: int, metadata_file: Path,

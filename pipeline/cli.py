@@ -85,12 +85,15 @@ def build_parser() -> argparse.ArgumentParser:
     opml_out = sub.add_parser("export-opml", help="write the feed list as OPML 2.0")
     opml_out.add_argument("file", nargs="?", default="-", help="output file (default: stdout)")
 
-    export = sub.add_parser("export", help="write the corpus as seed-format text or JSONL")
+    export = sub.add_parser("export", help="write the corpus as seed-format text, JSONL or "
+                            "Parquet (with a manifest)")
     export.add_argument("dir", help="output directory (created if needed; nothing in it is "
                         "overwritten)")
-    export.add_argument("--format", choices=("text", "jsonl", "warc"), default="text",
-                        help="seed-format text files, one JSONL file, or one WARC file of "
-                        "the archived pages")
+    export.add_argument("--format", choices=("text", "jsonl", "warc", "parquet"),
+                        default="text",
+                        help="seed-format text files, one JSONL file, one WARC file of the "
+                        "archived pages, or one Parquet file of every article with its "
+                        "cluster labels (copies included) and a manifest beside it")
     export.add_argument("--since", type=_since, metavar="DATE",
                         help="only articles stored at or after DATE (YYYY-MM-DD or ISO time, UTC)")
     export.add_argument("--include-duplicates", action="store_true",
@@ -573,10 +576,13 @@ def _print_fields(lines: list[tuple[str, str]]) -> None:
 
 
 def cmd_export(config: Config, args: argparse.Namespace) -> int:
-    from pipeline.export import export_jsonl, export_text, export_warc
+    from pipeline.export import export_jsonl, export_parquet, export_text, export_warc
 
+    # Parquet holds every article (analysts filter on `canonical` themselves).
     write: Any = {"text": export_text, "jsonl": export_jsonl,
-                  "warc": partial(export_warc, archive_dir=config.archive.dir)}[args.format]
+                  "warc": partial(export_warc, archive_dir=config.archive.dir),
+                  "parquet": lambda store, directory, include_duplicates, **rest:
+                      export_parquet(store, directory, **rest)}[args.format]
     with _open_store(config, readonly=True) as store, \
             _progress("exporting", None, args.quiet) as bar:
         try:
@@ -586,7 +592,11 @@ def cmd_export(config: Config, args: argparse.Namespace) -> int:
         except (OSError, ValueError) as exc:
             print(f"newswire: cannot export to {args.dir}: {exc}", file=sys.stderr)
             return EXIT_FAILED
-    if not args.quiet:
+    if args.quiet:
+        return 0
+    if args.format == "parquet":
+        print(f"exported {report.written} articles to {report.first} (manifest beside it)")
+    else:
         print(f"exported {report.written} articles to {args.dir} "
               f"({report.already_present} already there, {report.empty} without text)")
     return 0

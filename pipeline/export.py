@@ -1,4 +1,4 @@
-"""Corpus export and import: the seed text format and JSONL.
+"""Corpus export and import: the seed text format, JSONL, and Parquet for analysts.
 
 Seed text format (see ../shared/DESIGN.md): one UTF-8 file per article named
 `NNN_<16 hex id>.txt` — a zero-padded sequence number of at least three digits and the
@@ -15,6 +15,13 @@ Export rules:
   the same directory adds only what is new;
 - by default one file per cluster: the cluster's canonical article.
 
+Parquet (`export_parquet`): every article (copies included) with every column, its feed, its
+cluster's id, canonical article and size, a `canonical` flag and `seen_in` (a list of
+structs), in one `newswire-<UTC time>.parquet` written a row group at a time (bounded
+memory), beside a manifest `newswire-<UTC time>.manifest.json` (counts, the file's SHA-256,
+columns, schema version, export time, newswire and pyarrow versions) so that a snapshot can
+be cited and checked. Times stay ISO 8601 UTC strings, as stored.
+
 Import reads seed-format files in sequence order through the store's normal article path, so
 dedupe applies; the id in the file name is kept as the article id. Each directory is recorded
 as an inactive source feed whose entries are the imported files: importing the same directory
@@ -24,6 +31,7 @@ again adds nothing.
 from __future__ import annotations
 
 import errno
+import hashlib
 import json
 import os
 import re
@@ -35,7 +43,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from pipeline import archive
+from pipeline import __version__, archive
 from pipeline.messages import Article, NewEntry, PollResult
 from pipeline.neardup import fingerprint_article
 from pipeline.store import Store, Writer
@@ -199,6 +207,101 @@ def export_jsonl(store: Store, directory: str | os.PathLike[str], since: str | N
                 handle.write(json.dumps(record, ensure_ascii=False) + "\n")
                 report.written += 1
         _publish(target, temporary, ".jsonl", report)
+    finally:
+        os.unlink(temporary)
+    return report
+
+
+# --- Parquet --------------------------------------------------------------------------------
+
+PARQUET_ROW_GROUP = 2000  # articles per row group: what the export holds in memory at once
+PARQUET_FORMAT = "newswire-parquet/1"  # the manifest's name for this layout
+_ARROW_TYPES = {"TEXT": "string", "INTEGER": "int64", "REAL": "float64", "FLOAT": "float64"}
+_SEEN_IN = ("feed_url", "guid", "link", "seen_at")
+
+
+def _parquet_schema(columns: list[tuple[str, str]]) -> Any:
+    """The articles' columns with their SQLite types as Arrow types, then the feed and
+    cluster columns of the export, the canonical flag and seen_in."""
+    import pyarrow as pa
+
+    fields = [pa.field(name, _ARROW_TYPES.get(kind.upper(), "string"))
+              for name, kind in columns]
+    fields += [pa.field("feed_url", pa.string()), pa.field("feed_name", pa.string()),
+               pa.field("cluster_canonical_id", pa.string()),
+               pa.field("cluster_size", pa.int64()), pa.field("canonical", pa.bool_()),
+               pa.field("seen_in", pa.list_(pa.struct(
+                   [pa.field(name, pa.string()) for name in _SEEN_IN])))]
+    return pa.schema(fields)
+
+
+def export_parquet(store: Store, directory: str | os.PathLike[str], since: str | None = None,
+                   progress: Progress | None = None) -> ExportReport:
+    """Write every article (copies included: `canonical` tells them apart) into a new
+    `newswire-<UTC time>.parquet` in directory, and its manifest beside it."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    target = _prepare(directory)
+    schema = _parquet_schema(store.article_columns())
+    report = ExportReport()
+    counts = {"articles": 0, "canonical": 0, "exact_copies": 0, "near_copies": 0}
+    clusters: set[str] = set()
+    fd, temporary = tempfile.mkstemp(dir=target, prefix=".newswire-", suffix=".tmp")
+    os.close(fd)
+    try:
+        writer = pq.ParquetWriter(temporary, schema, compression="zstd")
+        batch: list[dict[str, Any]] = []
+
+        def flush() -> None:
+            writer.write_table(pa.Table.from_pylist(batch, schema=schema))
+            batch.clear()
+
+        with writer:
+            for row in store.export_articles(since, include_duplicates=True):
+                if progress:
+                    progress(1)
+                record: dict[str, Any] = dict(row)
+                record["canonical"] = record["cluster_canonical_id"] in (None, record["id"])
+                record["seen_in"] = json.loads(record["seen_in"] or "[]")
+                batch.append(record)
+                counts["articles"] += 1
+                counts["canonical"] += record["canonical"]
+                kind = record["duplicate_kind"]
+                if kind in ("exact", "near"):
+                    counts[f"{kind}_copies"] += 1
+                if record["cluster_id"]:
+                    clusters.add(record["cluster_id"])
+                if len(batch) >= PARQUET_ROW_GROUP:
+                    flush()
+            if batch or not counts["articles"]:
+                flush()  # an empty export is still a readable file with the schema
+        digest = hashlib.sha256()
+        with open(temporary, "rb") as handle:
+            for chunk in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(chunk)
+        now = datetime.now(UTC)
+        stamp = now.strftime("%Y%m%dT%H%M%SZ")
+        for attempt in range(1000):
+            base = f"newswire-{stamp}" + (f"-{attempt}" if attempt else "")
+            try:
+                os.link(temporary, _contained(target, base + ".parquet"))
+            except FileExistsError:
+                continue
+            break
+        manifest = {
+            "format": PARQUET_FORMAT, "file": base + ".parquet",
+            "sha256": digest.hexdigest(), "bytes": os.path.getsize(temporary),
+            "rows": counts["articles"], **counts, "clusters": len(clusters),
+            "since": since, "exported_at": iso(now),
+            "schema_version": store.schema_version, "newswire_version": __version__,
+            "pyarrow_version": pa.__version__, "row_group_size": PARQUET_ROW_GROUP,
+            "columns": [{"name": f.name, "type": str(f.type)} for f in schema],
+        }
+        _create(target, base + ".manifest.json",
+                (json.dumps(manifest, indent=2) + "\n").encode("utf-8"))
+        report.written = counts["articles"]
+        report.wrote(target / (base + ".parquet"))
     finally:
         os.unlink(temporary)
     return report

@@ -402,6 +402,9 @@ class Store:
     def latest_articles(self, limit: int = 20) -> list[dict[str, Any]]:
         return queries.latest_articles(self.db, limit)
 
+    def article_columns(self) -> list[tuple[str, str]]:
+        return queries.article_columns(self.db)
+
     def export_articles(self, since: str | None = None, include_duplicates: bool = False
                         ) -> Iterator[dict[str, Any]]:
         return queries.export_articles(self.db, since, include_duplicates)

@@ -57,6 +57,11 @@ def latest_articles(db: sqlite_utils.Database, limit: int = 20) -> list[dict[str
                          [limit]))
 
 
+def article_columns(db: sqlite_utils.Database) -> list[tuple[str, str]]:
+    """The articles table's columns in order, with their declared SQLite types."""
+    return [(column.name, column.type) for column in db.table("articles").columns]
+
+
 def archived_articles(db: sqlite_utils.Database, since: str | None = None,
                       after: int = 0, limit: int = 200) -> list[dict[str, Any]]:
     """Up to `limit` articles extracted from an archived page, in the order they were stored,

@@ -271,6 +271,25 @@ def _migration_14(db: sqlite_utils.Database) -> None:
     db.execute(STORIES_BY_OUTLETS)
 
 
+def _migration_18(db: sqlite_utils.Database) -> None:
+    """Indexes the dashboards read (issue 15), so that each chart reads a window of small
+    index entries and never an article's row with its text:
+    - the articles of recent days with what the charts group them by (cluster, feed, site,
+      copy or not): the front page's counts, articles per site per day, outlets compared;
+    - a cluster's articles with their times, feed and site: a story's spread and the lag of
+      each copy (it replaces the index on cluster_id alone, a prefix of it);
+    - the feeds' daily totals by day with the polls and articles the charts add up (it
+      replaces the index on day alone)."""
+    db.execute("CREATE INDEX articles_day_spread ON articles "
+               "(fetched_at, cluster_id, feed_id, sitename, published_at, duplicate_kind)")
+    db.execute("CREATE INDEX articles_cluster_spread ON articles "
+               "(cluster_id, published_at, fetched_at, feed_id, sitename, duplicate_kind)")
+    db.execute("DROP INDEX IF EXISTS idx_articles_cluster_id")
+    db.execute("CREATE INDEX feed_days_day_totals ON feed_days "
+               "(day, polls, failed_polls, not_modified, new_articles)")
+    db.execute("DROP INDEX IF EXISTS feed_days_day")
+
+
 # Clusters whose copies come from more than one outlet (site name, else feed name, title or
 # URL), read from the clusters' counters: `ORDER BY last_seen_at DESC` (most recently seen
 # first) and counting its rows are walks of the partial index clusters_several_outlets. No
@@ -322,7 +341,7 @@ def _migration_16(db: sqlite_utils.Database) -> None:
 MIGRATIONS = {1: _migration_1, 2: _migration_2, 5: _migration_5, 6: _migration_6,
               7: _migration_7, 8: _migration_8, 9: _migration_9, 10: _migration_10,
               11: _migration_11, 12: _migration_12, 13: _migration_13, 14: _migration_14,
-              15: _migration_15, 16: _migration_16}
+              15: _migration_15, 16: _migration_16, 18: _migration_18}
 SCHEMA_VERSION = max(MIGRATIONS)
 
 

@@ -6,12 +6,17 @@ queries that read better as markup. Everything from the database is escaped firs
 - `article` / `cluster`: a 16-hex id becomes a link to that article's or cluster's page;
 - `changes`: a diff of two texts (the SQL function `text_diff` registered here), shown
   preformatted with removed and added lines marked.
+
+It also gives every connection the SQL function `html_text(value)`: the value as escaped
+HTML text (NULL stays NULL). The dashboards' tables show their cells as HTML, so their
+queries pass every text from the database through it.
 """
 
 from __future__ import annotations
 
 import difflib
 import re
+import sqlite3
 from typing import Any
 
 from datasette import hookimpl
@@ -21,8 +26,13 @@ _ID = re.compile(r"^[0-9a-f]{16}$")
 _LINKED = {"article": "articles", "cluster": "clusters"}
 
 
+def html_text(value: Any) -> str | None:
+    return None if value is None else str(escape(str(value)))
+
+
 @hookimpl
-def prepare_connection(conn: Any) -> None:
+def prepare_connection(conn: sqlite3.Connection) -> None:
+    conn.create_function("html_text", 1, html_text, deterministic=True)
     conn.create_function("text_diff", 2, text_diff, deterministic=True)
 
 

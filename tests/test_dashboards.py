@@ -1,0 +1,272 @@
+"""The front page and the charts (datasette-dashboards over pipeline/datasette/dashboards.yaml)
+served by `newswire serve` over a small real corpus: each chart's SQL, sent as the plugin
+sends it, returns the numbers the corpus holds; a headless Chromium draws every dashboard
+with data and saves screenshots (test-artifacts/browser/dash-*.png)."""
+
+from __future__ import annotations
+
+import json
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.parse
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pipeline.browse import FRONT_PAGE, dashboards_for
+from pipeline.datasette.plugins.newswire_cells import html_text
+from tests.conftest import fill_site, run_cli, story, write_config
+from tests.newssite import NewsSite
+from tests.test_browse import (
+    _OPENER,
+    _seed_dir,
+    browser,  # noqa: F401 - the headless Chromium fixture
+    free_port,
+    query,
+    screenshot,
+)
+
+HOSTILE_SITE = 'The <img src=x onerror="alert(1)"> Courier & Co'
+
+
+@dataclass
+class Corpus:
+    root: str  # http://127.0.0.1:PORT
+    db: Path
+    gazette: NewsSite
+    refused_feed: str
+    copy_published: datetime  # the Herald's copy of the Gazette's story-0
+
+    def get(self, path: str, status: int = 200) -> str:
+        try:
+            with _OPENER.open(self.root + path, timeout=30) as response:
+                code, body = response.status, response.read()
+        except urllib.error.HTTPError as error:
+            code, body = error.code, error.read()
+        assert code == status, body[:500]
+        return body.decode("utf-8")
+
+    def chart(self, dashboard: str, chart: str, **filters: str) -> list[dict[str, Any]]:
+        """The chart's rows, asked for as datasette-dashboards asks (its SQL, the filters)."""
+        sql = dashboards_for(self.db, dead_after=10)[dashboard]["charts"][chart]["query"]
+        params = urllib.parse.urlencode({"sql": sql, **filters, "_shape": "objects"})
+        data = json.loads(self.get(f"/corpus.json?{params}"))
+        assert not data.get("truncated")
+        return data["rows"]
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Corpus]:
+    """Three outlets: the Gazette (five stories), the Herald (a copy of the Gazette's first
+    story an hour later, and a story of its own) and a Courier whose site name is hostile
+    HTML (a copy of the same story); a feed that refuses connections; an imported article."""
+    tmp = tmp_path_factory.mktemp("dashboards")
+    now = datetime.now(UTC).replace(microsecond=0)
+    with NewsSite() as gazette, NewsSite(site_name="The Other Herald") as herald, \
+            NewsSite(site_name=HOSTILE_SITE) as courier:
+        fill_site(gazette)  # story-i published i + 1 hours ago
+        wire = gazette.article("story-0")
+        herald.add_article("wire-copy", wire.title, wire.paragraphs, now, author=wire.author)
+        herald.add_article("local", "Herald local news", story("harbour dredging"),
+                           now - timedelta(hours=9))
+        courier.add_article("wire", wire.title, wire.paragraphs, now - timedelta(minutes=30))
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            refused = f"http://127.0.0.1:{sock.getsockname()[1]}/feed.xml"
+        config = write_config(tmp / "corpus.yaml", [gazette.feed_url("rss"),
+                                                    herald.feed_url("atom"),
+                                                    courier.feed_url("rss"), refused],
+                              schedule={"dead_after": 10})
+        config.write_text(config.read_text().replace("newswire.db", "corpus.db"))
+        assert run_cli("once", config=config).code == 0
+        seed = _seed_dir(tmp / "seed", {"000_0123456789abcdef.txt": (
+            "Lighthouse keepers meet", ["The keepers of the coast met on Sunday."])})
+        assert run_cli("import", str(seed), config=config).code == 0
+
+        port = free_port()
+        server = subprocess.Popen(
+            [sys.executable, "-m", "pipeline", "--config", str(config), "serve", "--port",
+             str(port)], cwd=tmp, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        root = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    _OPENER.open(root + "/-/versions.json", timeout=2).close()
+                    break
+                except (urllib.error.URLError, OSError):
+                    if server.poll() is not None or time.monotonic() > deadline:
+                        output = server.stdout.read() if server.stdout else ""
+                        pytest.fail(f"newswire serve did not start: {output}")
+                    time.sleep(0.2)
+            yield Corpus(root, tmp / "corpus.db", gazette, refused, now)
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
+
+
+def test_home_links_the_front_page_first(corpus: Corpus) -> None:
+    home = corpus.get("/")
+    assert home.index(f'href="{FRONT_PAGE}"') < home.index('href="/corpus"')
+    assert "datasette-dashboards" in corpus.get("/-/plugins.json")
+    page = corpus.get(FRONT_PAGE)
+    assert "newswire at a glance" in page and "Biggest stories of the last 24 hours" in page
+
+
+def test_front_page_figures(corpus: Corpus) -> None:
+    def metric(chart: str) -> Any:
+        rows = corpus.chart("corpus", chart)
+        assert len(rows) == 1
+        return next(iter(rows[0].values()))
+
+    stored = query(corpus.db, "SELECT count(*), count(duplicate_kind) FROM articles")[0]
+    assert stored == (9, 2)  # 5 + 2 + 1 fetched, 1 imported; the two copies of story-0
+    assert metric("articles-today") == metric("articles-7d") == 9
+    assert metric("copies-7d") == round(100 * 2 / 9, 1)
+    assert (metric("feeds-ok"), metric("feeds-failing"), metric("feeds-dead")) == (3, 1, 0)
+    [biggest] = corpus.chart("corpus", "biggest-stories")
+    wire = corpus.gazette.article("story-0")
+    cluster = query(corpus.db, "SELECT cluster_id FROM articles WHERE title = ? "
+                               "AND duplicate_kind IS NULL", (wire.title,))[0][0]
+    assert biggest["story"] == f'<a href="/-/dashboards/story?cluster={cluster}">' \
+                               f"{wire.title}</a>"
+    assert (biggest["outlets"], biggest["copies"]) == (3, 3)
+    # Table cells are shown as HTML: the hostile site name arrives as text.
+    assert "&lt;img src=x onerror=&#34;alert(1)&#34;&gt; Courier &amp; Co" in \
+        biggest["carried_by"] and "<img" not in biggest["carried_by"]
+    [today] = corpus.chart("corpus", "articles-per-day")
+    assert today == {"day": datetime.now(UTC).strftime("%Y-%m-%d"), "articles": 9,
+                     "copies": 2}
+
+
+def test_articles_per_day_per_feed_and_per_site(corpus: Corpus) -> None:
+    per_feed = {r["feed"]: r["articles"] for r in corpus.chart("volume", "per-feed")}
+    # The Courier's feed title comes sanitised by the feed parser; its pages' site name not.
+    assert per_feed == {"The Example Gazette": 5, "The Other Herald": 2,
+                        "The Courier & Co": 1, "import: seed": 1}
+    per_site = {r["site"]: r["articles"] for r in corpus.chart("volume", "per-site")}
+    assert per_site == {"The Example Gazette": 5, "The Other Herald": 2, HOSTILE_SITE: 1,
+                        "import: seed": 1}  # the import has no site: its feed stands in
+    by_feed = dict(query(corpus.db, "SELECT coalesce(f.name, f.title), count(*) FROM "
+                                    "articles a JOIN feeds f ON f.id = a.feed_id GROUP BY 1"))
+    assert by_feed == per_feed
+
+
+def test_feed_health_over_time(corpus: Corpus) -> None:
+    [today] = corpus.chart("health", "polls-per-day")
+    assert today == {"day": datetime.now(UTC).strftime("%Y-%m-%d"), "ok": 4,
+                     "not_modified": 0, "failed": 1}  # four feeds and the import batch
+    [failing] = corpus.chart("health", "unhealthy")
+    assert (failing["feed"], failing["health"], failing["failures"]) == \
+        (corpus.refused_feed, "failing", 1)
+    assert "Connect" in failing["last_error"]
+
+
+def test_a_storys_spread(corpus: Corpus) -> None:
+    spread = corpus.chart("story", "timeline")  # no cluster asked: the biggest of the day
+    published = corpus.copy_published
+    assert [r["outlet"] for r in spread] == ["The Example Gazette", HOSTILE_SITE,
+                                             "The Other Herald"]  # in order of publication
+    # The original is the copy stored first: the feeds are polled at once, so any of them.
+    assert sorted(r["kind"] for r in spread) == ["exact", "exact", "original"]
+    lags = [r["lag_minutes"] for r in spread]
+    assert lags[0] == 0.0 and 29 <= lags[1] <= 31 and 59 <= lags[2] <= 61
+    assert spread[2]["at"] == published.strftime("%Y-%m-%dT%H:%M:%SZ")
+    by_lag = corpus.chart("story", "lags")
+    assert sorted(r["lag_minutes"] for r in by_lag) == [r["lag_minutes"] for r in by_lag]
+    table = corpus.chart("story", "copies")
+    assert table[1]["outlet"].startswith("The &lt;img") and "<img" not in table[1]["outlet"]
+    assert table[0]["article"].startswith('<a href="/corpus/articles/')
+    # A cluster merged into this one (its id bookmarked before the merge) leads here.
+    wire_cluster = query(corpus.db, "SELECT DISTINCT cluster_id FROM articles WHERE title = ?",
+                         (corpus.gazette.article("story-0").title,))[0][0]
+    with sqlite3.connect(corpus.db) as conn:
+        conn.execute("INSERT INTO clusters (id, size, merged_into) VALUES (?, 0, ?)",
+                     ("feedfacefeedface", wire_cluster))
+    assert corpus.chart("story", "timeline", cluster="feedfacefeedface") == spread
+    lone = query(corpus.db, "SELECT cluster_id FROM articles WHERE id = '0123456789abcdef'")
+    [imported] = corpus.chart("story", "timeline", cluster=lone[0][0])
+    assert (imported["outlet"], imported["kind"], imported["lag_minutes"]) == \
+        ("import: seed", "original", 0.0)
+
+
+def test_outlets_compared(corpus: Corpus) -> None:
+    rows = {r["outlet"]: r for r in corpus.chart("outlets", "median-lag")}
+    gazette, herald = rows["The Example Gazette"], rows["The Other Herald"]
+    courier = rows[HOSTILE_SITE]
+    assert (gazette["articles"], gazette["shared_copies"], gazette["median_lag_minutes"],
+            gazette["wire_share"]) == (5, 1, 0.0, 0.0)  # first with the story
+    assert (herald["articles"], herald["shared_copies"], herald["wire_share"]) == (2, 1, 50.0)
+    assert 59 <= herald["median_lag_minutes"] <= 61
+    assert (courier["articles"], courier["wire_share"]) == (1, 100.0)
+    assert 29 <= courier["median_lag_minutes"] <= 31
+    assert rows["import: seed"]["median_lag_minutes"] is None  # nothing shared
+    assert corpus.chart("outlets", "table")[0]["outlet"] == "The Example Gazette"
+
+
+def test_chart_queries_fit_the_time_limit_by_reading_indexes(corpus: Corpus) -> None:
+    """No chart scans the articles table (its rows hold the texts): each reads a window of
+    an index, or the writer's daily totals."""
+    for slug, dashboard in dashboards_for(corpus.db, dead_after=10).items():
+        for name, chart in dashboard["charts"].items():
+            if "query" not in chart:
+                continue
+            with sqlite3.connect(corpus.db) as conn:
+                conn.create_function("html_text", 1, html_text)
+                details = [row[3] for row in conn.execute(
+                    "EXPLAIN QUERY PLAN " + chart["query"], {"cluster": ""})]
+            assert not [d for d in details if d.startswith("SCAN a ") or d == "SCAN a"
+                        or d.startswith("SCAN articles")], (slug, name, details)
+
+
+# --- the browser ------------------------------------------------------------------------------
+
+DASHBOARDS = ("corpus", "volume", "health", "story", "outlets")
+
+
+def test_browser_draws_every_dashboard_with_data(corpus: Corpus,
+                                                 browser: object) -> None:  # noqa: F811
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    driver = browser
+    config = dashboards_for(corpus.db, dead_after=10)
+    for number, slug in enumerate(DASHBOARDS, 1):
+        driver.get(f"{corpus.root}/-/dashboards/{slug}")
+        charts = {name: chart["library"] for name, chart in config[slug]["charts"].items()}
+
+        def drawn(driver: Any, charts: dict[str, str] = charts) -> bool:
+            for name, library in charts.items():
+                card = driver.find_element(By.ID, f"chart-{name}")
+                if library == "vega-lite" and not card.find_elements(
+                        By.CSS_SELECTOR, "svg g.mark-rect path, svg g.mark-symbol path"):
+                    return False
+                if library == "table" and not card.find_elements(By.CSS_SELECTOR,
+                                                                 "tbody tr"):
+                    return False
+                if library == "metric" and not card.text.strip():
+                    return False
+            return True
+
+        WebDriverWait(driver, 30).until(drawn)
+        screenshot(driver, f"dash-{number}-{slug}")
+        for name, library in charts.items():  # a metric of an empty or failed query
+            if library == "metric":
+                text = driver.find_element(By.ID, f"chart-{name}").text
+                assert text.replace(".", "").replace(" %", "").isdigit(), (name, text)
+        errors = [entry for entry in driver.get_log("browser")
+                  if entry["level"] == "SEVERE"] if hasattr(driver, "get_log") else []
+        assert not errors, errors
+    driver.get(f"{corpus.root}/-/dashboards/corpus")
+    WebDriverWait(driver, 30).until(lambda d: d.find_elements(
+        By.CSS_SELECTOR, "#chart-biggest-stories tbody tr"))
+    assert not driver.find_elements(By.CSS_SELECTOR, "#chart-biggest-stories img")
+    assert "<img src=x" in driver.find_element(By.ID, "chart-biggest-stories").text
