@@ -16,7 +16,7 @@ from pipeline.config import FeedConfig, load_config
 from pipeline.errors import ConfigError
 from pipeline.export import import_text
 from pipeline.messages import PollResult
-from pipeline.store import Store, summaries
+from pipeline.store import Store, schema, summaries
 from pipeline.store.repair import repair
 from pipeline.times import iso
 from tests.conftest import run_cli, story, write_config
@@ -24,27 +24,7 @@ from tests.newssite import NewsSite
 from tests.test_neardup import WIRE, Corpus, copies_of_the_wire, ingest_story_set
 
 # The view as migration 9 defined it: counted at read time (what stories_by_outlets means).
-OLD_STORIES_BY_OUTLETS = """
-    SELECT c.id AS cluster_id, canon.title AS canonical_title,
-           c.canonical_article_id, canon.url AS canonical_url,
-           m.outlets_count, m.outlets, m.articles,
-           m.first_seen_at, m.last_seen_at, m.first_published_at,
-           (SELECT group_concat(x.id) FROM clusters x WHERE x.merged_into = c.id)
-               AS merged_cluster_ids
-    FROM clusters c
-    JOIN articles canon ON canon.id = c.canonical_article_id
-    JOIN (SELECT a.cluster_id, count(*) AS articles,
-                 count(DISTINCT coalesce(nullif(a.sitename, ''), f.name, f.title, f.url))
-                     AS outlets_count,
-                 group_concat(DISTINCT coalesce(nullif(a.sitename, ''), f.name, f.title,
-                                                f.url)) AS outlets,
-                 min(a.fetched_at) AS first_seen_at, max(a.fetched_at) AS last_seen_at,
-                 min(a.published_at) AS first_published_at
-          FROM articles a LEFT JOIN feeds f ON f.id = a.feed_id
-          WHERE a.cluster_id IN (SELECT id FROM clusters WHERE size > 1)
-          GROUP BY a.cluster_id) m ON m.cluster_id = c.id
-    WHERE m.outlets_count > 1
-    ORDER BY m.last_seen_at DESC, c.id"""
+OLD_STORIES_BY_OUTLETS = schema.STORIES_BY_OUTLETS_9.split(" AS\n", 1)[1]
 NEW_ORDER = "SELECT * FROM stories_by_outlets ORDER BY last_seen_at DESC, cluster_id"
 
 
@@ -163,8 +143,6 @@ def test_outlets_follow_feed_names_and_cluster_changes(corpus: Corpus) -> None:
 
 def test_a_database_from_before_is_migrated_with_its_counters(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from pipeline.store import schema
-
     # A newswire from before migrations 13 and 14, with every other (15 and 16 included: the
     # ledger applies the two it lacks, though their numbers are lower) but 18, which indexes
     # 14's daily totals for the dashboards.
