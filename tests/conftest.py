@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -103,6 +105,22 @@ class CliResult:
     code: int
     stdout: str
     stderr: str
+
+
+def wait_until_serving(server: subprocess.Popen[Any], root: str, timeout: float = 60) -> None:
+    """Until the Datasette at `root` answers (`/-/versions.json`); fails with what the server
+    printed when it exits or does not answer in time."""
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            opener.open(root + "/-/versions.json", timeout=2).close()
+            return
+        except OSError:
+            if server.poll() is not None or time.monotonic() > deadline:
+                output = server.stdout.read() if server.stdout else ""
+                pytest.fail(f"the server did not start: {output!r}")
+            time.sleep(0.2)
 
 
 def run_cli(*args: str, config: Path | None = None, timeout: float = 120,

@@ -13,7 +13,6 @@ import sqlite3
 import subprocess
 import sys
 import tempfile
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -27,7 +26,7 @@ import pytest
 from pipeline.browse import ASSETS, metadata_for, serve_command
 from pipeline.datasette.plugins import newswire_limits
 from pipeline.datasette.plugins.newswire_limits import count_within
-from tests.conftest import REPO, fill_site, run_cli, story, write_config
+from tests.conftest import REPO, fill_site, run_cli, story, wait_until_serving, write_config
 from tests.newssite import NewsSite
 
 ARTIFACTS = REPO / "test-artifacts" / "browser"
@@ -108,16 +107,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
              str(port)], cwd=tmp, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         root = f"http://127.0.0.1:{port}"
         try:
-            deadline = time.monotonic() + 60
-            while True:
-                try:
-                    _OPENER.open(root + "/-/versions.json", timeout=2).close()
-                    break
-                except (urllib.error.URLError, OSError):
-                    if server.poll() is not None or time.monotonic() > deadline:
-                        output = server.stdout.read() if server.stdout else ""
-                        pytest.fail(f"newswire serve did not start: {output}")
-                    time.sleep(0.2)
+            wait_until_serving(server, root)
             yield Served(f"{root}/corpus", root, config, tmp / "corpus.db", gazette, refused)
         finally:
             server.terminate()
@@ -402,14 +392,7 @@ def test_reading_commands_and_pages_never_write(tmp_path: Path) -> None:
                               stderr=subprocess.DEVNULL)
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                opener.open(f"http://127.0.0.1:{port}/-/versions.json", timeout=2).close()
-                break
-            except OSError:
-                assert time.monotonic() < deadline and server.poll() is None
-                time.sleep(0.2)
+        wait_until_serving(server, f"http://127.0.0.1:{port}")
         for path in ("/", "/newswire", "/newswire/feed_health", "/newswire/several_outlets",
                      "/newswire/stories_by_outlets", "/newswire/feed_stats",
                      "/newswire/feed_days", "/newswire/cluster_outlets", "/newswire/fetches",
@@ -438,14 +421,7 @@ def test_a_query_over_the_time_limit_is_one_line_in_the_log(tmp_path: Path) -> N
         "select count(*) from c"))
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                opener.open(f"http://127.0.0.1:{port}/-/versions.json", timeout=2).close()
-                break
-            except OSError:
-                assert time.monotonic() < deadline and server.poll() is None
-                time.sleep(0.2)
+        wait_until_serving(server, f"http://127.0.0.1:{port}")
         for _ in range(2):
             with pytest.raises(urllib.error.HTTPError) as error:
                 opener.open(f"http://127.0.0.1:{port}{slow}", timeout=30)

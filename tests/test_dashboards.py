@@ -10,7 +10,6 @@ import socket
 import sqlite3
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.parse
 from collections.abc import Iterator
@@ -23,7 +22,7 @@ import pytest
 
 from pipeline.browse import FRONT_PAGE, dashboards_for
 from pipeline.datasette.plugins.newswire_cells import html_text
-from tests.conftest import fill_site, run_cli, story, write_config
+from tests.conftest import fill_site, run_cli, story, wait_until_serving, write_config
 from tests.newssite import NewsSite
 from tests.test_browse import (
     _OPENER,
@@ -97,16 +96,7 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Corpus]:
              str(port)], cwd=tmp, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         root = f"http://127.0.0.1:{port}"
         try:
-            deadline = time.monotonic() + 60
-            while True:
-                try:
-                    _OPENER.open(root + "/-/versions.json", timeout=2).close()
-                    break
-                except (urllib.error.URLError, OSError):
-                    if server.poll() is not None or time.monotonic() > deadline:
-                        output = server.stdout.read() if server.stdout else ""
-                        pytest.fail(f"newswire serve did not start: {output}")
-                    time.sleep(0.2)
+            wait_until_serving(server, root)
             yield Corpus(root, tmp / "corpus.db", gazette, refused, now)
         finally:
             server.terminate()
