@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 import time
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -121,6 +123,28 @@ def wait_until_serving(server: subprocess.Popen[Any], root: str, timeout: float 
                 output = server.stdout.read() if server.stdout else ""
                 pytest.fail(f"the server did not start: {output!r}")
             time.sleep(0.2)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextmanager
+def serving(config: Path, cwd: Path) -> Iterator[str]:
+    """`newswire serve` on a free port for the block's duration; yields its root URL."""
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "pipeline", "--config", str(config), "serve", "--port",
+         str(port)], cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    root = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_serving(server, root)
+        yield root
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
 
 
 def run_cli(*args: str, config: Path | None = None, timeout: float = 120,

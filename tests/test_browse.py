@@ -26,7 +26,15 @@ import pytest
 from pipeline.browse import ASSETS, metadata_for, serve_command
 from pipeline.datasette.plugins import newswire_limits
 from pipeline.datasette.plugins.newswire_limits import count_within
-from tests.conftest import REPO, fill_site, run_cli, story, wait_until_serving, write_config
+from tests.conftest import (
+    REPO,
+    fill_site,
+    run_cli,
+    serving,
+    story,
+    wait_until_serving,
+    write_config,
+)
 from tests.newssite import NewsSite
 
 ARTIFACTS = REPO / "test-artifacts" / "browser"
@@ -101,17 +109,8 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
                             "Second paragraph, with <b>markup</b> that stays text."])})
         assert run_cli("import", str(imported), config=config).code == 0
 
-        port = free_port()
-        server = subprocess.Popen(
-            [sys.executable, "-m", "pipeline", "--config", str(config), "serve", "--port",
-             str(port)], cwd=tmp, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        root = f"http://127.0.0.1:{port}"
-        try:
-            wait_until_serving(server, root)
+        with serving(config, tmp) as root:
             yield Served(f"{root}/corpus", root, config, tmp / "corpus.db", gazette, refused)
-        finally:
-            server.terminate()
-            server.wait(timeout=30)
 
 
 def query(db: Path, sql: str, params: tuple = ()) -> list[tuple]:

@@ -8,8 +8,6 @@ from __future__ import annotations
 import json
 import socket
 import sqlite3
-import subprocess
-import sys
 import urllib.error
 import urllib.parse
 from collections.abc import Iterator
@@ -22,13 +20,12 @@ import pytest
 
 from pipeline.browse import FRONT_PAGE, dashboards_for
 from pipeline.datasette.plugins.newswire_cells import html_text
-from tests.conftest import fill_site, run_cli, story, wait_until_serving, write_config
+from tests.conftest import fill_site, run_cli, serving, story, write_config
 from tests.newssite import NewsSite
 from tests.test_browse import (
     _OPENER,
     _seed_dir,
     browser,  # noqa: F401 - the headless Chromium fixture
-    free_port,
     query,
     screenshot,
 )
@@ -90,17 +87,8 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Corpus]:
             "Lighthouse keepers meet", ["The keepers of the coast met on Sunday."])})
         assert run_cli("import", str(seed), config=config).code == 0
 
-        port = free_port()
-        server = subprocess.Popen(
-            [sys.executable, "-m", "pipeline", "--config", str(config), "serve", "--port",
-             str(port)], cwd=tmp, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        root = f"http://127.0.0.1:{port}"
-        try:
-            wait_until_serving(server, root)
+        with serving(config, tmp) as root:
             yield Corpus(root, tmp / "corpus.db", gazette, refused, now)
-        finally:
-            server.terminate()
-            server.wait(timeout=30)
 
 
 def test_home_links_the_front_page_first(corpus: Corpus) -> None:
