@@ -12,16 +12,27 @@ simply polls it again after a restart, and the tasks it had sent expire unread.
   EngineError and nothing is recorded against the feeds.
 - A task that raised on its worker (a bug, not a feed's fault: stages return errors as
   data) is that poll's failure, recorded like any other by the Runner's failure boundary.
-- Results are collected for all tasks in flight at once: one Redis MGET per tick.
+- Results arrive by subscription: a worker's Redis result backend publishes each result
+  on its key's channel, and one pattern subscription (this coordinator's task ids share a
+  prefix) hands them to their waiters as they come, on a thread of its own. Once a
+  second, one MGET looks for the results a subscription cannot have seen (sent while it
+  was reconnecting after Redis went away) and one DEL drops the results already read.
+- Every other call to the broker runs on one thread of its own, off the event loop (a
+  broker that does not answer must not stall the loop), and one thread means one
+  connection and one result backend: Celery keeps them per thread.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
+import threading
 import time
 import uuid
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from types import TracebackType
 from typing import Any
 
@@ -44,7 +55,7 @@ from pipeline.worker import EXTRACT_TASK, FEED_TASK, PAGE_TASK, make_app
 
 log = logging.getLogger("newswire")
 
-COLLECT_EVERY = 0.02  # seconds between looks for finished results
+SWEEP_EVERY = 1.0  # seconds between looks for results the subscription missed
 READY_FOR = 60.0  # seconds a successful worker check stays good
 _INFRASTRUCTURE = (OperationalError, RedisError, OSError, CeleryTimeout)
 
@@ -60,10 +71,16 @@ class CeleryEngine:
         self.config = config
         self.engine = config.engine
         self.app = make_app(config)
-        self._pending: dict[str, asyncio.Future[Any]] = {}
-        self._collector: asyncio.Task[None] | None = None
+        self._prefix = uuid.uuid4().hex[:12]  # every task id of this coordinator starts so
+        self._pending: dict[str, tuple[asyncio.Future[Any], float]] = {}  # id: waiter, sent
+        self._read: list[bytes] = []  # result keys read, to delete at the next sweep
+        self._backend: Any = None  # Celery's result backend (made on the broker thread)
+        self._subscription: _Subscription | None = None
+        self._subscribing = asyncio.Lock()
+        self._sweeper: asyncio.Task[None] | None = None
         self._in_flight = asyncio.Semaphore(self.engine.max_in_flight)
         self._ready_at = -READY_FOR
+        self._broker = ThreadPoolExecutor(1, thread_name_prefix="newswire-broker")
         self.sent = 0  # tasks published, for the benchmark's overhead figures
         self.bytes = 0  # JSON bytes of their arguments and results
 
@@ -72,10 +89,21 @@ class CeleryEngine:
 
     async def __aexit__(self, exc_type: type[BaseException] | None,
                         exc: BaseException | None, tb: TracebackType | None) -> None:
-        if self._collector is not None:
-            self._collector.cancel()
-        for future in self._pending.values():
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+        for future, _sent in self._pending.values():
             future.cancel()
+        if self._read and self._backend is not None:
+            with contextlib.suppress(*_INFRASTRUCTURE):  # else they expire (result_expires)
+                await self._on_broker(self._backend.client.delete, *self._read)
+        if self._subscription is not None:
+            self._subscription.stop()
+        self._broker.shutdown(wait=False, cancel_futures=True)
+
+    async def _on_broker(self, call: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """Run a blocking Celery or Redis call on the broker thread."""
+        return await asyncio.get_running_loop().run_in_executor(
+            self._broker, lambda: call(*args, **kwargs))
 
     async def ready(self) -> None:
         """Raise EngineError unless the broker answers and a worker replies to a ping
@@ -83,7 +111,9 @@ class CeleryEngine:
         if time.monotonic() - self._ready_at < READY_FOR:
             return
         try:
-            replies = await asyncio.to_thread(self.app.control.ping,
+            # limit=1: the first reply will do; without it ping waits out the whole timeout.
+            # Not on the broker thread: with no worker it blocks for worker_wait.
+            replies = await asyncio.to_thread(self.app.control.ping, limit=1,
                                               timeout=self.engine.worker_wait)
         except _INFRASTRUCTURE as exc:
             raise EngineError(f"cannot reach the broker at {self.engine.broker}: {exc}") \
@@ -127,13 +157,13 @@ class CeleryEngine:
                           f"worker`) and the broker at {self.engine.broker} up?")
 
     async def _once(self, name: str, args: list[Any], queue: str) -> Any:
-        task_id = uuid.uuid4().hex
+        await self._start_collecting()
+        task_id = f"{self._prefix}-{uuid.uuid4().hex}"
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._pending[task_id] = future
-        self._start_collector()
+        self._pending[task_id] = (future, time.monotonic())
         try:
-            await asyncio.to_thread(self.app.send_task, name, args=args, queue=queue,
-                                    task_id=task_id, expires=self.engine.task_timeout)
+            await self._on_broker(self.app.send_task, name, args=args, queue=queue,
+                                  task_id=task_id, expires=self.engine.task_timeout)
             self.sent += 1
             self.bytes += _size(args)
             try:
@@ -144,34 +174,93 @@ class CeleryEngine:
         finally:
             self._pending.pop(task_id, None)
 
-    def _start_collector(self) -> None:
-        if self._collector is None or self._collector.done():
-            self._collector = asyncio.ensure_future(self._collect())
+    async def _start_collecting(self) -> None:
+        """Subscribe to this coordinator's results (once) and start the sweeps."""
+        async with self._subscribing:  # one subscription, however many tasks start at once
+            if self._subscription is None:
+                await self._subscribe()
+        if self._sweeper is None or self._sweeper.done():
+            self._sweeper = asyncio.ensure_future(self._sweep())
 
-    async def _collect(self) -> None:
-        """Hand finished results to their waiters: one MGET of every pending key per tick."""
-        backend = self.app.backend
-        while self._pending:
-            await asyncio.sleep(COLLECT_EVERY)
-            ids = list(self._pending)
-            keys = [backend.get_key_for_task(task_id) for task_id in ids]
+    async def _subscribe(self) -> None:
+        """Subscribe to the results of this coordinator's tasks."""
+        loop = asyncio.get_running_loop()
+        self._backend = backend = await self._on_broker(lambda: self.app.backend)
+
+        def arrived(key: bytes, value: bytes) -> None:  # on the subscription's thread
+            meta = backend.decode_result(value)
+            loop.call_soon_threadsafe(self._settle, key, meta, len(value))
+
+        pattern = backend.get_key_for_task(f"{self._prefix}-*")
+        self._subscription = await self._on_broker(_Subscription, backend.client,
+                                                   pattern, arrived)
+
+    def _settle(self, key: bytes, meta: dict[str, Any], size: int) -> None:
+        """Hand a result to its waiter (once: the subscription and a sweep may both see it)."""
+        task_id = key.decode()[len(self._backend.task_keyprefix):]
+        waiter = self._pending.get(task_id)
+        if meta["status"] not in READY_STATES or waiter is None or waiter[0].done():
+            return
+        self._read.append(key)
+        self.bytes += size
+        if meta["status"] == SUCCESS:
+            waiter[0].set_result(meta["result"])
+        else:
+            waiter[0].set_exception(self._backend.exception_to_python(meta["result"]))
+
+    async def _sweep(self) -> None:
+        """Once a second: delete the results read, and look up those of tasks sent before
+        the last sweep (one MGET), in case their message was missed."""
+        backend = self._backend
+        while self._pending or self._read:
+            await asyncio.sleep(SWEEP_EVERY)
+            read, self._read = self._read, []
+            before = time.monotonic() - SWEEP_EVERY
+            keys = [backend.get_key_for_task(task_id)
+                    for task_id, (_future, sent) in self._pending.items() if sent < before]
             try:
-                values = await asyncio.to_thread(backend.client.mget, keys)
+                if read:
+                    await self._on_broker(backend.client.delete, *read)
+                values = await self._on_broker(backend.client.mget, keys) if keys else []
             except _INFRASTRUCTURE:
                 continue  # the waiters time out and send again if it stays down
-            done = [(i, k, v) for i, k, v in zip(ids, keys, values, strict=True) if v]
-            for task_id, _key, value in done:
-                meta = backend.decode_result(value)
-                future = self._pending.get(task_id)
-                if meta["status"] not in READY_STATES or future is None or future.done():
-                    continue
-                self.bytes += len(value)
-                if meta["status"] == SUCCESS:
-                    future.set_result(meta["result"])
-                else:
-                    future.set_exception(backend.exception_to_python(meta["result"]))
-            if done:
-                await asyncio.to_thread(backend.client.delete, *[k for _, k, _ in done])
+            for key, value in zip(keys, values, strict=True):
+                if value:
+                    self._settle(key, backend.decode_result(value), len(value))
+
+
+class _Subscription:
+    """A pattern subscription read on a thread of its own: `arrived(channel, message)` for
+    each message. redis-py subscribes again when it reconnects; while Redis is away the
+    thread waits and retries (the sweeps find what was published meanwhile)."""
+
+    def __init__(self, client: Any, pattern: bytes,
+                 arrived: Callable[[bytes, bytes], None]) -> None:
+        self.pubsub = client.pubsub(ignore_subscribe_messages=True)
+        self.pubsub.psubscribe(pattern)
+        self.arrived = arrived
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self._read, name="newswire-results",
+                                       daemon=True)
+        self.thread.start()
+
+    def _read(self) -> None:
+        while not self.stopping.is_set():
+            try:
+                message = self.pubsub.get_message(timeout=SWEEP_EVERY)
+            except _INFRASTRUCTURE:
+                self.stopping.wait(SWEEP_EVERY)
+                continue
+            if message is not None and message["type"] == "pmessage":
+                try:
+                    self.arrived(message["channel"], message["data"])
+                except (ValueError, RuntimeError) as exc:  # undecodable, or the loop closed
+                    log.debug("result message dropped: %s", exc)
+        self.pubsub.close()
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self.thread.join(2 * SWEEP_EVERY)
 
 
 def _size(args: list[Any]) -> int:

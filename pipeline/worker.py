@@ -23,6 +23,7 @@ import logging
 from typing import Any
 
 from celery import Celery, current_app
+from celery.backends.redis import RedisBackend
 from celery.signals import worker_process_init
 
 from pipeline.config import Config, EngineConfig, load_config
@@ -53,7 +54,7 @@ def make_app(config: Config) -> Celery:
     """The Celery app of a newswire config: its broker, queues and the three tasks."""
     engine: EngineConfig = config.engine
     app = Celery("newswire", broker=engine.broker,
-                 backend=engine.result_backend or engine.broker)
+                 backend=f"{__name__}:ResultStore+{engine.result_backend or engine.broker}")
     app.conf.update(
         task_serializer="json", result_serializer="json", accept_content=["json"],
         task_acks_late=True,  # a task is done when its result is stored, not when taken
@@ -74,6 +75,15 @@ def make_app(config: Config) -> Celery:
     app.task(name=PAGE_TASK)(_process_page)
     app.task(name=EXTRACT_TASK)(_extract)
     return app
+
+
+class ResultStore(RedisBackend):
+    """Celery's Redis result backend (a result is stored under its key and published on the
+    key's channel), without Celery's subscription per task sent: the coordinator subscribes
+    once, to a pattern covering all of its tasks (pipeline.celery_engine)."""
+
+    def on_task_call(self, producer: Any, task_id: str) -> None:
+        pass
 
 
 # --- inside a worker process ---------------------------------------------------------------

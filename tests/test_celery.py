@@ -4,6 +4,8 @@ the local news site, and the real CLI as the coordinator."""
 
 from __future__ import annotations
 
+import asyncio
+import json
 import sqlite3
 import subprocess
 import sys
@@ -16,9 +18,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import redis as redis_client
+from celery.states import SUCCESS
 
+from pipeline.celery_engine import CeleryEngine
 from pipeline.config import load_config
 from pipeline.errors import ConfigError
+from pipeline.extract import extract_and_fingerprint
+from pipeline.messages import ExtractJob
 from tests.celery_harness import RedisServer, Worker, celery_config, local_twin, wait_for_workers
 from tests.conftest import REPO, run_cli, story
 from tests.newssite import NewsSite
@@ -320,3 +327,44 @@ def test_per_host_limits_hold_across_all_workers(redis: RedisServer, tmp_path: P
     with sqlite3.connect(tmp_path / "newswire.db") as conn:
         assert conn.execute("SELECT count(*) FROM articles").fetchone()[0] == 10
     assert site.peak == 1  # four worker processes, one request at a time to the host
+
+
+# --------------------------------------------------------------------------- collecting results
+
+
+def test_results_come_by_subscription_and_missed_ones_by_the_sweep(redis: RedisServer,
+                                                                  tmp_path: Path) -> None:
+    """The coordinator hears a result published on its channel (with no key to look up:
+    only the subscription can find it), and finds a stored result nobody published (as
+    while it was reconnecting: only the sweep can find it). This test is the worker."""
+    config = load_config(celery_config(tmp_path / "newswire.yaml", ["http://127.0.0.1:9/feed"],
+                                       redis.url))
+    text = " ".join(story("a result on its way back"))
+    job = ExtractJob("http://127.0.0.1/a", f"<html><body><article><p>{text}</p></article>"
+                     "</body></html>", "A result", "", None)
+    expected = extract_and_fingerprint(job)  # what a worker would compute, computed here
+    broker = redis_client.Redis.from_url(redis.url)
+
+    def take_task() -> str:
+        """The next task on the page queue, as a worker would take it: its id."""
+        popped = broker.brpop([config.engine.page_queue], timeout=10)
+        assert popped is not None, "the coordinator sent no task"
+        return str(json.loads(popped[1])["headers"]["id"])
+
+    async def scenario() -> None:
+        async with CeleryEngine(config) as engine:
+            backend = engine.app.backend
+            for deliver in ("publish only", "store only"):
+                waiting = asyncio.ensure_future(engine.extract(job))
+                task_id = await asyncio.to_thread(take_task)
+                key = backend.get_key_for_task(task_id)
+                meta = backend.encode({"status": SUCCESS, "result": expected.to_dict(),
+                                       "task_id": task_id, "traceback": None,
+                                       "children": [], "date_done": None})
+                if deliver == "publish only":
+                    broker.publish(key, meta)
+                else:
+                    broker.set(key, meta)
+                assert await asyncio.wait_for(waiting, 20) == expected, deliver
+
+    asyncio.run(scenario())

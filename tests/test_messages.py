@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import gzip
 import json
+import os
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -14,7 +16,7 @@ import pytest
 
 from pipeline import run
 from pipeline.config import load_config
-from pipeline.messages import MESSAGES, Message
+from pipeline.messages import MESSAGES, Message, Page, PageDone
 from pipeline.reextract import reextract
 from pipeline.run import Runner
 from pipeline.store import Store
@@ -79,3 +81,16 @@ def test_real_messages_round_trip_through_json(tmp_path: Path,
     for message in seen:
         data = json.loads(json.dumps(message.to_dict()))
         assert type(message).from_dict(data) == message, type(message).__name__
+
+
+def test_large_bytes_travel_compressed_and_come_back_equal() -> None:
+    html = ("<p>" + "The council met on Tuesday to discuss the budget. " * 400 + "</p>").encode()
+    already_gzipped = gzip.compress(os.urandom(4096))  # a body still Content-Encoding: gzip
+    for body, form in ((html, "$zbytes"), (already_gzipped, "$bytes"), (b"<p>short</p>", "$bytes")):
+        done = PageDone("http://127.0.0.1/a", page=Page("http://127.0.0.1/a", "http://127.0.0.1/a",
+                                                         body=body))
+        data = json.loads(json.dumps(done.to_dict()))
+        assert list(data["page"]["body"]) == [form]
+        assert PageDone.from_dict(data) == done
+    plain = len(json.dumps(PageDone("u", page=Page("u", "u", body=html)).to_dict()))
+    assert plain < len(html) / 5  # repetitive HTML: far smaller than its base64 would be
