@@ -22,13 +22,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.conftest import REPO, write_config
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from tests.conftest import REPO, free_port, write_config
 
 
 class RedisServer:

@@ -29,6 +29,7 @@ from pipeline.datasette.plugins.newswire_limits import count_within
 from tests.conftest import (
     REPO,
     fill_site,
+    free_port,
     run_cli,
     serving,
     story,
@@ -44,10 +45,6 @@ HOSTILE_ID = "0123456789abcdef"
 _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @dataclass

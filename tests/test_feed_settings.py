@@ -28,7 +28,7 @@ from pipeline.run import RunReport, run_once
 from pipeline.store import Store
 from tests.conftest import run_cli, write_config
 from tests.newssite import NewsSite
-from tests.test_fetch import Trap
+from tests.test_fetch import Trap, trap_fixture  # noqa: F401 (the `trap` fixture)
 
 PASSWORD = "s3cret-Pa55word"  # a value that must appear nowhere but in the request
 AGENT = "ExampleReader/2.0 (+https://reader.example/bot)"
@@ -61,15 +61,6 @@ def site() -> Iterator[NewsSite]:
     with NewsSite() as news:
         fill_site(news, 3)
         yield news
-
-
-@pytest.fixture
-def trap() -> Iterator[Trap]:
-    t = Trap()
-    try:
-        yield t
-    finally:
-        t.close()
 
 
 # --------------------------------------------------------------------------- basic auth

@@ -11,7 +11,6 @@ import asyncio
 import dataclasses
 import gzip
 import resource
-import socket
 import threading
 import time
 import tracemalloc
@@ -31,6 +30,7 @@ from pipeline.fetch import (
     HostLimiter,
     Resolver,
 )
+from tests.conftest import free_port
 from tests.newssite import NewsSite, http_date
 
 T = TypeVar("T")
@@ -126,8 +126,8 @@ def site() -> Iterator[NewsSite]:
         yield s
 
 
-@pytest.fixture
-def trap() -> Iterator[Trap]:
+@pytest.fixture(name="trap")  # test_feed_settings shares it
+def trap_fixture() -> Iterator[Trap]:
     t = Trap()
     try:
         yield t
@@ -135,10 +135,6 @@ def trap() -> Iterator[Trap]:
         t.close()
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 # --------------------------------------------------------------------------- basics

@@ -59,7 +59,7 @@ from pipeline.run import Runner, run_once
 from pipeline.store import Store
 from pipeline.times import parse_iso
 from tests import procs
-from tests.conftest import REPO, fill_site, run_cli, story, write_config
+from tests.conftest import REPO, fill_site, free_port, run_cli, story, write_config
 from tests.newssite import NewsSite, http_date
 
 RSS = "/feeds/rss.xml"
@@ -631,12 +631,6 @@ def test_row29_disk_full_rolls_back_records_the_error_and_the_daemon_runs_on(
 # --------------------------------------------------------------------------- rows 30 and 24
 
 
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def test_row30_24_datasette_reads_while_ingestion_writes(tmp_path: Path) -> None:

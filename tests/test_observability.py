@@ -19,7 +19,7 @@ import pytest
 
 from pipeline.config import ConfigError, load_config
 from pipeline.logs import JsonFormatter, LogfmtFormatter
-from tests.conftest import REPO, run_cli, write_config
+from tests.conftest import REPO, free_port, run_cli, write_config
 from tests.newssite import NewsSite
 
 POLL_FIELDS = {"feed", "status", "bytes", "new_entries", "duration_ms", "outcome"}
@@ -121,10 +121,6 @@ def test_metrics_are_off_by_default(tmp_path: Path) -> None:
                        ).metrics is None
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def scrape(url: str, timeout: float = 30) -> dict[str, float]:
