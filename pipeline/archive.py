@@ -19,7 +19,9 @@ pywb, ArchiveWebPage, or any WARC library.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
+import logging
 import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -37,6 +39,8 @@ from pipeline import __version__
 from pipeline.config import ArchiveConfig
 from pipeline.messages import ArchiveLocation
 from pipeline.times import iso
+
+log = logging.getLogger("newswire")
 
 # Headers describing framing the stored body no longer has.
 _FRAMING = frozenset({"transfer-encoding", "content-length"})
@@ -77,9 +81,18 @@ class Archive:
         self._unsynced: dict[str, IO[bytes]] = {}  # file name -> handle, written since sync
 
     def write(self, capture: Capture) -> ArchiveLocation:
-        """Append the request and response records of one exchange; flushed, not synced."""
+        """Append the request and response records of one exchange; flushed, not synced.
+        A failed write (a full disk) leaves no half record behind: see _abandon."""
         handle, writer = self._current(capture.fetched_at)
         offset = handle.tell()
+        try:
+            return self._append(handle, writer, offset, capture)
+        except OSError:
+            self._abandon(offset)
+            raise
+
+    def _append(self, handle: IO[bytes], writer: Any, offset: int,
+                capture: Capture) -> ArchiveLocation:
         request = writer.create_warc_record(
             capture.url, "request", payload=io.BytesIO(b""),
             http_headers=StatusAndHeaders(f"GET {_path(capture.url)} HTTP/1.1",
@@ -105,6 +118,22 @@ class Archive:
             record_id=response.rec_headers.get_header("WARC-Record-ID"),
             digest=response.rec_headers.get_header("WARC-Payload-Digest") or "")
 
+    def _abandon(self, offset: int) -> None:
+        """After a failed write: close the current file, cut it back to its last whole
+        exchange (a WARC reader must never meet half a record), and let the next write
+        start a new file. Records written before stay, with their pointers."""
+        handle, path = self._handle, self.directory / self._name
+        self._handle = None
+        if handle is None:
+            return
+        with contextlib.suppress(OSError):  # the whole exchanges before: durable, as sync()
+            os.fsync(handle.fileno())
+        self._unsynced.pop(self._name, None)
+        with contextlib.suppress(OSError):
+            handle.close()  # its flush fails again, or appends the half record...
+        with contextlib.suppress(OSError):
+            os.truncate(path, offset)  # ...which this removes
+
     def sync(self) -> None:
         """Make every record written since the last sync durable (fsync)."""
         for handle in self._unsynced.values():
@@ -113,10 +142,15 @@ class Archive:
         self._unsynced.clear()
 
     def close(self) -> None:
-        self.sync()
-        if self._handle is not None:
-            self._handle.close()
-            self._handle = None
+        """Sync and close; a disk that fails now is a warning (the rows that point here
+        were committed after their records were synced)."""
+        try:
+            self.sync()
+            if self._handle is not None:
+                self._handle.close()
+        except OSError as exc:
+            log.warning("archive: closing %s: %s", self._name, exc)
+        self._handle = None
 
     def _current(self, when: str) -> tuple[IO[bytes], Any]:
         day = when[:10]
@@ -137,8 +171,15 @@ class Archive:
         self._handle = open(self.directory / self._name, "xb")  # noqa: SIM115
         self._writer = WARCWriter(self._handle, gzip=True)
         self._day = day
-        write_warcinfo(self._handle, self._name, "pages fetched for articles and feed "
-                       "bodies parsed by newswire")
+        try:
+            write_warcinfo(self._handle, self._name, "pages fetched for articles and feed "
+                           "bodies parsed by newswire")
+            self._handle.flush()
+        except OSError:  # a file without its warcinfo is no WARC file of ours
+            self._abandon(0)
+            with contextlib.suppress(OSError):
+                (self.directory / self._name).unlink()
+            raise
 
 
 class Archiver:

@@ -8,7 +8,10 @@ import asyncio
 import gzip
 import io
 import os
+import shutil
 import sqlite3
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -24,7 +27,7 @@ from pipeline.config import ArchiveConfig, load_config
 from pipeline.messages import ArchiveLocation
 from pipeline.sitemaps import parse_sitemap
 from pipeline.store import Store
-from tests.conftest import run_cli, story, write_config
+from tests.conftest import REPO, run_cli, story, write_config
 from tests.newssite import NewsSite
 
 FOOTER = "Our newsroom is independent: support local journalism by subscribing today."
@@ -133,6 +136,43 @@ def test_a_failed_commit_after_the_archive_write_leaves_no_dangling_pointer(
     assert len(pointers) == 3
     for url, *where in pointers:
         assert archive.read(tmp_path / "archive", location(tuple(where))).url == url
+
+
+def test_a_full_disk_under_the_archive_loses_no_article_and_leaves_no_half_record(
+        tmp_path: Path) -> None:
+    """The archive on a disk that fills up mid-run (an 8 KiB tmpfs in a private mount
+    namespace): every article is stored all the same, those whose page did not fit
+    without a pointer; the WARC files hold only whole records, and every pointer reads
+    back."""
+    if os.geteuid() != 0 or shutil.which("unshare") is None or subprocess.run(
+            ["unshare", "-m", "true"], capture_output=True).returncode != 0:
+        pytest.skip("needs a private mount namespace (root and unshare -m)")
+    directory, saved = tmp_path / "archive", tmp_path / "saved"
+    directory.mkdir()
+    saved.mkdir()
+    with NewsSite() as site:
+        for i in range(8):  # varied words: each exchange takes a few KiB even compressed
+            site.add_article(f"a{i}", f"Story {i}", [*story(f"full disk {i}"),
+                                                     os.urandom(900).hex()],
+                             datetime.now(UTC) - timedelta(minutes=i))
+        config = write_config(tmp_path / "newswire.yaml", [site.feed_url("rss")])
+        script = (f"mount -t tmpfs -o size=8k tmpfs {directory} && "
+                  f"{sys.executable} -m pipeline --config {config} once; code=$?; "
+                  f"cp {directory}/* {saved}/; exit $code")
+        result = subprocess.run(["unshare", "-m", "sh", "-c", script], cwd=REPO,
+                                capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "could not archive" in result.stderr
+    db = tmp_path / "newswire.db"
+    stored = rows(db, "SELECT url, text, warc_file, warc_offset, warc_length, warc_record_id, "
+                      "warc_digest FROM articles")
+    assert len(stored) == 8 and all(text for _url, text, *_ in stored)
+    pointed = [(url, where) for url, _text, *where in stored if where[0] is not None]
+    assert len(pointed) < 8  # the disk did fill up
+    whole = archive_records(saved)  # reads every file to its end: no half gzip member
+    assert len(whole) >= len(pointed)
+    for url, where in pointed:
+        assert archive.read(saved, location(tuple(where))).url == url
 
 
 def archive_records(directory: Path) -> list[str]:
