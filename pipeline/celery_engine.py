@@ -97,7 +97,7 @@ class CeleryEngine:
             with contextlib.suppress(*_INFRASTRUCTURE):  # else they expire (result_expires)
                 await self._on_broker(self._backend.client.delete, *self._read)
         if self._subscription is not None:
-            self._subscription.stop()
+            await asyncio.to_thread(self._subscription.stop)
         self._broker.shutdown(wait=False, cancel_futures=True)
 
     async def _on_broker(self, call: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
