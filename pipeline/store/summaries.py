@@ -10,6 +10,10 @@ these instead of counting a year of articles, entries and polls.
     cluster_outlets  per cluster and outlet: its articles (the outlet is the page's site name,
                      else the feed's name, title or URL, as the stories_by_outlets view says)
     clusters.outlets how many outlets a cluster has (cluster_outlets rows)
+    outlet_days      per UTC day (of fetched_at) and outlet: its articles (migration 20)
+    copy_lags        per article of a story carried by several outlets: its outlet, day, lag
+                     in minutes behind the story's first copy and whether that first copy
+                     was another outlet's (migration 20; see COPIES below)
 
 They are kept by triggers, so every write that changes what they count keeps them exact in
 the same transaction, whatever writes it (a poll, an import, a write-failure row, a cluster
@@ -18,7 +22,10 @@ leaves `feed_days` alone: that is the rolling fetch log (raw rows for `fetch_log
 only the daily totals; see `prune_fetch_log`).
 
 `RECOUNTS` holds, for each counter, the query it summarises; `rebuild` recomputes every
-counter from them (a migration's backfill, and after `repair` copied rows).
+counter from them (a migration's backfill, and after `repair` copied rows). The tables and
+triggers of migration 20 (`TABLES_20`, `TRIGGERS_20`) are separate from migration 14's, so
+that each migration creates what it created then; `create_triggers`, `drop_triggers` and
+`rebuild` handle both.
 """
 
 from __future__ import annotations
@@ -150,6 +157,155 @@ TRIGGERS = {
 }
 
 
+# --- Migration 20: outlets per day, and each copy's lag behind its story's first copy ------
+#
+# The dashboards' "outlets compared" (30 days) ranks every copy of a story carried by several
+# outlets by its lag behind the story's first copy, per outlet, for a median. Counted at read
+# time that is a window over every copy of a month of stories (0.85 s at a million articles
+# a year); a median has no counter to keep (adding a copy moves it by an unknown amount). So
+# the writer keeps the input of the median instead: one row per copy with its lag, indexed
+# by outlet and day, and the chart sorts a month of one outlet's lags (an index range, small)
+# for each of the outlets it shows. Why per article and not per outlet and day: when a
+# story's first copy changes (an earlier copy arrives, a merge brings one, a re-extraction
+# finds a publication date, a copy is deleted) the lag of every copy of that story changes,
+# and only rows keyed by article can be rewritten exactly, story by story.
+#
+# How it stays exact: each write that can change a story's copies (an article inserted,
+# deleted, moved to another cluster, or given another outlet or time; a feed renamed)
+# recomputes that story's rows from its articles with the query below, the very rule the
+# recount uses, and writes only the rows that differ (an upsert whose update is skipped
+# when nothing changed): a new copy that is not the story's earliest writes its own row
+# alone. Rows of an article that leaves a story, or of a story left with one outlet, go.
+# The triggers do not read `clusters.outlets` (kept by migration 14's triggers, whose
+# order relative to these SQLite does not promise): "several outlets" is computed here, as
+# the smallest outlet differing from the largest.
+
+TABLES_20 = (
+    """CREATE TABLE outlet_days (
+        day TEXT NOT NULL,
+        outlet TEXT NOT NULL,
+        articles INTEGER NOT NULL,
+        PRIMARY KEY (day, outlet)) WITHOUT ROWID""",
+    """CREATE TABLE copy_lags (
+        article_id TEXT PRIMARY KEY REFERENCES articles(id),
+        cluster_id TEXT NOT NULL REFERENCES clusters(id),
+        outlet TEXT NOT NULL,
+        day TEXT NOT NULL,
+        lag REAL,                 -- minutes behind the story's first copy (0: it is first)
+        wire INTEGER NOT NULL     -- 1: the story's first copy is another outlet's
+        ) WITHOUT ROWID""",
+    # A story's rows, rewritten when it changes.
+    "CREATE INDEX copy_lags_cluster ON copy_lags (cluster_id)",
+    # One outlet's copies of a window of days, in lag order within a day: the chart's read.
+    "CREATE INDEX copy_lags_outlet ON copy_lags (outlet, day, lag, wire)",
+)
+
+_DAY = "coalesce(substr({x}.fetched_at, 1, 10), '')"
+
+
+def copies(where: str, indexed: bool = True) -> str:
+    """The copy_lags rows of the clusters whose articles `a` match `where`: every article
+    with an outlet of a cluster with at least two outlets, its lag behind the cluster's
+    first copy (earliest publication time, else fetch time; ties by outlet) and whether that
+    first copy is another outlet's. As the read-time query of "outlets compared" had it.
+    `indexed` False reads the articles table in storage order (a whole-corpus recount)."""
+    table = "articles a" if indexed else "articles a NOT INDEXED"
+    return f"""SELECT id, cluster_id, outlet, day, lag, wire FROM (
+        SELECT id, cluster_id, outlet, day,
+               (julianday(at) - julianday(first_value(at) OVER story)) * 1440 AS lag,
+               coalesce(outlet != first_value(outlet) OVER story, 0) AS wire,
+               min(outlet) OVER cluster < max(outlet) OVER cluster AS several
+        FROM (SELECT a.id, a.cluster_id, {OUTLET_JOINED} AS outlet,
+                     coalesce(a.published_at, a.fetched_at) AS at, {_DAY.format(x="a")} AS day
+              FROM {table} LEFT JOIN feeds f ON f.id = a.feed_id
+              WHERE a.cluster_id IS NOT NULL AND ({where}))
+        WINDOW story AS (PARTITION BY cluster_id ORDER BY at, outlet),
+               cluster AS (PARTITION BY cluster_id))
+    WHERE several AND outlet IS NOT NULL"""
+
+
+_COPY_COLUMNS = ("cluster_id", "outlet", "day", "lag", "wire")
+
+
+def _copies_written(where: str) -> str:
+    """Upsert the copy_lags rows of the clusters matching `where`, writing only rows that
+    differ."""
+    columns = ", ".join(_COPY_COLUMNS)
+    excluded = ", ".join(f"excluded.{c}" for c in _COPY_COLUMNS)
+    return (f"INSERT INTO copy_lags (article_id, {columns}) {copies(where)} "
+            f"ON CONFLICT (article_id) DO UPDATE SET ({columns}) = ({excluded}) "
+            f"WHERE ({columns}) IS NOT ({excluded});")
+
+
+def _one_outlet_left(cluster: str) -> str:
+    """Drop the rows of `cluster` when it no longer has two outlets."""
+    return (f"DELETE FROM copy_lags WHERE cluster_id = {cluster} AND NOT coalesce(("
+            f"SELECT min({OUTLET_JOINED}) < max({OUTLET_JOINED}) FROM articles a "
+            f"LEFT JOIN feeds f ON f.id = a.feed_id WHERE a.cluster_id = {cluster}), 0);")
+
+
+def _outlet_day_added(x: str) -> str:
+    return f"""
+        INSERT INTO outlet_days (day, outlet, articles)
+            SELECT {_DAY.format(x=x)}, outlet, 1 FROM (SELECT {OUTLET.format(x=x)} AS outlet)
+            WHERE outlet IS NOT NULL
+            ON CONFLICT (day, outlet) DO UPDATE SET articles = articles + 1;"""
+
+
+def _outlet_day_removed(x: str) -> str:
+    where = f"day = {_DAY.format(x=x)} AND outlet = {OUTLET.format(x=x)}"
+    return f"""
+        UPDATE outlet_days SET articles = articles - 1 WHERE {where};
+        DELETE FROM outlet_days WHERE {where} AND articles <= 0;"""
+
+
+# The feed's articles whose outlet is the feed (no site name of their own), per day.
+_FEED_DAYS = ("SELECT {day} AS day, count(*) AS n FROM articles a WHERE a.feed_id = new.id "
+              "AND coalesce(a.sitename, '') = '' GROUP BY 1").format(day=_DAY.format(x="a"))
+_OLD_FEED_NAME = "coalesce(old.name, old.title, old.url)"
+_NEW_FEED_NAME = "coalesce(new.name, new.title, new.url)"
+
+TRIGGERS_20 = {
+    "summaries_copies_article_insert": (
+        f"AFTER INSERT ON articles BEGIN {_outlet_day_added('new')} "
+        f"{_copies_written('a.cluster_id = new.cluster_id')} END"),
+    "summaries_copies_article_delete": (
+        f"AFTER DELETE ON articles BEGIN {_outlet_day_removed('old')} "
+        "DELETE FROM copy_lags WHERE article_id = old.id; "
+        f"{_one_outlet_left('old.cluster_id')} "
+        f"{_copies_written('a.cluster_id = old.cluster_id')} END"),
+    # A story's first copy is its earliest by publication (else fetch) time: those times
+    # matter here, beyond what migration 14's counters watch.
+    "summaries_copies_article_update": (
+        "AFTER UPDATE OF feed_id, cluster_id, sitename, published_at, fetched_at ON articles "
+        "WHEN old.feed_id IS NOT new.feed_id OR old.cluster_id IS NOT new.cluster_id "
+        "OR old.sitename IS NOT new.sitename OR old.published_at IS NOT new.published_at "
+        f"OR old.fetched_at IS NOT new.fetched_at BEGIN {_outlet_day_removed('old')} "
+        f"{_outlet_day_added('new')} "
+        "DELETE FROM copy_lags WHERE article_id = old.id; "
+        f"{_one_outlet_left('old.cluster_id')} "
+        + _copies_written("a.cluster_id = old.cluster_id "
+                          "AND old.cluster_id IS NOT new.cluster_id") + " "
+        f"{_copies_written('a.cluster_id = new.cluster_id')} END"),
+    # A feed renamed (or titled by its first poll) renames the outlet of its articles without
+    # a site name: their days move to the new name, their stories are recomputed.
+    "summaries_copies_feed_renamed": (
+        f"AFTER UPDATE OF name, title, url ON feeds WHEN {_OLD_FEED_NAME} IS NOT "
+        f"{_NEW_FEED_NAME} BEGIN "
+        f"UPDATE outlet_days SET articles = articles - m.n FROM ({_FEED_DAYS}) AS m "
+        f"WHERE outlet_days.day = m.day AND outlet_days.outlet = {_OLD_FEED_NAME}; "
+        f"DELETE FROM outlet_days WHERE outlet = {_OLD_FEED_NAME} AND articles <= 0 "
+        f"AND day IN (SELECT day FROM ({_FEED_DAYS})); "
+        f"INSERT INTO outlet_days (day, outlet, articles) SELECT day, {_NEW_FEED_NAME}, n "
+        f"FROM ({_FEED_DAYS}) WHERE {_NEW_FEED_NAME} IS NOT NULL "
+        "ON CONFLICT (day, outlet) DO UPDATE SET articles = articles + excluded.articles; "
+        "DELETE FROM copy_lags WHERE cluster_id IN (SELECT cluster_id FROM articles "
+        "WHERE feed_id = new.id AND coalesce(sitename, '') = ''); "
+        + _copies_written("a.cluster_id IN (SELECT cluster_id FROM articles "
+                          "WHERE feed_id = new.id AND coalesce(sitename, '') = '')")
+        + " END"),
+}
+
 # What each counter summarises: (counter query, the query it summarises). Both return the
 # same rows, ordered, when the counters are exact (the tests compare them). NOT INDEXED
 # keeps the recounts on table scans: walking an index in key order would fetch the rows in
@@ -190,30 +346,62 @@ RECOUNTS = {
         f"{', '.join(f'sum({v})' for v in _FETCH_VALUES).replace('new.', '')} "
         "FROM fetches NOT INDEXED WHERE feed_id IS NOT NULL GROUP BY feed_id, day "
         "ORDER BY feed_id, day"),
+    "outlet_days": (
+        "SELECT day, outlet, articles FROM outlet_days ORDER BY day, outlet",
+        f"SELECT {_DAY.format(x='a')} AS day, {OUTLET_JOINED} AS outlet, count(*) "
+        "FROM articles a NOT INDEXED LEFT JOIN feeds f ON f.id = a.feed_id "
+        f"WHERE {OUTLET_JOINED} IS NOT NULL GROUP BY day, outlet ORDER BY day, outlet"),
+    "copy_lags": (
+        f"SELECT article_id, {', '.join(_COPY_COLUMNS)} FROM copy_lags ORDER BY article_id",
+        copies("true", indexed=False) + " ORDER BY id"),
 }
 
 
 def create(db: sqlite_utils.Database) -> None:
-    """The summary tables and their triggers, filled from what is stored (a migration)."""
+    """The summary tables and their triggers of migration 14, filled from what is stored."""
     for statement in TABLES:
         db.execute(statement)
-    create_triggers(db)
-    rebuild(db)
+    for name, body in TRIGGERS.items():
+        db.execute(f"CREATE TRIGGER {name} {body}")
+    _rebuild_14(db)
+
+
+def create_20(db: sqlite_utils.Database) -> None:
+    """The outlets' days and the copies' lags (migration 20), filled from what is stored."""
+    for statement in TABLES_20:
+        db.execute(statement)
+    for name, body in TRIGGERS_20.items():
+        db.execute(f"CREATE TRIGGER {name} {body}")
+    _rebuild_20(db)
 
 
 def create_triggers(db: sqlite_utils.Database) -> None:
-    for name, body in TRIGGERS.items():
+    for name, body in {**TRIGGERS, **TRIGGERS_20}.items():
         db.execute(f"CREATE TRIGGER IF NOT EXISTS {name} {body}")
 
 
 def drop_triggers(db: sqlite_utils.Database) -> None:
-    for name in TRIGGERS:
+    for name in {**TRIGGERS, **TRIGGERS_20}:
         db.execute(f"DROP TRIGGER IF EXISTS {name}")
 
 
 def rebuild(db: sqlite_utils.Database) -> None:
     """Every counter recomputed from the rows it counts, inside the caller's transaction.
     The fetch-log totals of days whose raw rows are gone are kept as they are."""
+    _rebuild_14(db)
+    _rebuild_20(db)
+
+
+def _rebuild_20(db: sqlite_utils.Database) -> None:
+    db.execute("DELETE FROM outlet_days")
+    db.execute("INSERT INTO outlet_days (day, outlet, articles) "
+               + RECOUNTS["outlet_days"][1].replace(" ORDER BY day, outlet", ""))
+    db.execute("DELETE FROM copy_lags")
+    db.execute(f"INSERT INTO copy_lags (article_id, {', '.join(_COPY_COLUMNS)}) "
+               + copies("true", indexed=False))
+
+
+def _rebuild_14(db: sqlite_utils.Database) -> None:
     db.execute("DELETE FROM feed_stats")
     db.execute("INSERT INTO feed_stats (feed_id, articles, entries, entries_with_article) "
                + RECOUNTS["feed_stats"][1].replace(" ORDER BY feed_id", ""))
