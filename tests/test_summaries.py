@@ -154,8 +154,9 @@ def lags(store: Store) -> dict[str, tuple]:
 def test_copy_lags_follow_merges_earlier_copies_re_extraction_and_deletes(
         corpus: Corpus) -> None:
     """Each copy's lag behind its story's first copy: the story's rows follow a merge that
-    brings an earlier copy, a copy that is earlier still, a publication date found later
-    (what a re-extraction writes), a copy moved out and a deleted one."""
+    brings an earlier copy, a copy that is earlier still, publication dates changed (what a
+    re-extraction writes: a later copy's, then one earlier than the first), a copy moved
+    out and a deleted one."""
     store = corpus.store
     head = corpus.add("head", WIRE[:4], site="One", published=T0 + timedelta(hours=2))
     tail = corpus.add("tail", WIRE[4:], site="Two", published=T0 + timedelta(hours=3))
@@ -171,6 +172,11 @@ def test_copy_lags_follow_merges_earlier_copies_re_extraction_and_deletes(
     exact(store)
     assert lags(store) == {early: ("One", 0.0, 0), full: ("Three", 60.0, 1),
                            head: ("One", 120.0, 0), tail: ("Two", 180.0, 1)}
+    with store.write():  # a later copy re-dated, still later than the first: its row alone
+        store.db.execute("UPDATE articles SET published_at = ? WHERE id = ?",
+                         ["2025-03-04T08:30:00Z", head])
+    exact(store)
+    assert lags(store)[head] == ("One", 150.0, 0) and lags(store)[full] == ("Three", 60.0, 1)
     with store.write():  # the page's own date, read by a re-extraction, is earlier still
         store.db.execute("UPDATE articles SET published_at = ? WHERE id = ?",
                          ["2025-03-04T05:30:00Z", tail])
