@@ -172,13 +172,15 @@ TRIGGERS = {
 #
 # How it stays exact: each write that can change a story's copies (an article inserted,
 # deleted, moved to another cluster, or given another outlet or time; a feed renamed)
-# recomputes that story's rows from its articles with the query below, the very rule the
+# recomputes that story's rows from its articles with `copies` below, the very query the
 # recount uses, and writes only the rows that differ (an upsert whose update is skipped
-# when nothing changed): a new copy that is not the story's earliest writes its own row
-# alone. Rows of an article that leaves a story, or of a story left with one outlet, go.
-# The triggers do not read `clusters.outlets` (kept by migration 14's triggers, whose
-# order relative to these SQLite does not promise): "several outlets" is computed here, as
-# the smallest outlet differing from the largest.
+# when nothing changed). Rows of an article that leaves a story, or of a story left with
+# one outlet, go. Two cheaper paths give the same rows: a copy strictly later than its
+# story's first writes its own row alone (the fast path, below), and a merge recomputes
+# the merged story once (`story_merged`) instead of once per article it moves. The
+# triggers do not read `clusters.outlets` (kept by migration 14's triggers, whose order
+# relative to these SQLite does not promise): "several outlets" is computed here, as the
+# smallest outlet differing from the largest.
 
 TABLES_20 = (
     """CREATE TABLE outlet_days (
