@@ -6,6 +6,7 @@ never write, are in tests/test_browse.py.)"""
 from __future__ import annotations
 
 import asyncio
+import random
 import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -197,6 +198,64 @@ def test_copy_lags_follow_merges_earlier_copies_re_extraction_and_deletes(
     assert lags(store) == {}
     store.db.execute("PRAGMA foreign_keys = ON")
     assert store.db.execute("SELECT sum(articles) FROM outlet_days").fetchone()[0] == 3
+
+
+def test_copy_lags_stay_exact_through_random_writes(corpus: Corpus) -> None:
+    """Every path of copy_lags' triggers (a later copy's own row, a story recomputed, a
+    story gaining or losing its second outlet, a merge) against the recount, after each of
+    400 random writes on four stories: ties in time and outlet, copies without a publication
+    time, without a site name (the feed is the outlet) or without any outlet."""
+    store, rng = corpus.store, random.Random(15)
+    db = store.db
+    times = [None, "2025-03-04T06:00:00Z", "2025-03-04T06:30:00Z", "2025-03-04T07:00:00Z",
+             "2025-03-04T09:15:00Z"]
+    sites = [None, "", "One", "Two", "Three"]
+    clusters = [f"c{i}" for i in range(4)]
+    with store.write():
+        for c in clusters:
+            db.execute("INSERT INTO clusters (id, size) VALUES (?, 0)", [c])
+    articles: list[str] = []
+    for step in range(400):
+        op = rng.choice(["insert"] * 4 + ["redate", "refetch", "resite", "move", "merge",
+                                          "delete", "rename"])
+        with store.write():
+            if op == "insert" or not articles:
+                aid = f"a{step}"
+                db.execute("INSERT INTO articles (id, cluster_id, feed_id, sitename, "
+                           "published_at, fetched_at) VALUES (?, ?, ?, ?, ?, ?)",
+                           [aid, rng.choice(clusters), rng.choice([None, 1, 2]),
+                            rng.choice(sites), rng.choice(times),
+                            rng.choice(times[1:] * 5 + [None])])
+                articles.append(aid)
+            elif op == "redate":
+                db.execute("UPDATE articles SET published_at = ? WHERE id = ?",
+                           [rng.choice(times), rng.choice(articles)])
+            elif op == "refetch":
+                db.execute("UPDATE articles SET fetched_at = ? WHERE id = ?",
+                           [rng.choice(times[1:]), rng.choice(articles)])
+            elif op == "resite":
+                db.execute("UPDATE articles SET sitename = ?, feed_id = ? WHERE id = ?",
+                           [rng.choice(sites), rng.choice([None, 1, 2]), rng.choice(articles)])
+            elif op == "move":
+                db.execute("UPDATE articles SET cluster_id = ? WHERE id = ?",
+                           [rng.choice(clusters), rng.choice(articles)])
+            elif op == "merge":  # as pipeline.store.merges.apply moves a story
+                source, target = rng.sample(clusters, 2)
+                db.execute("UPDATE clusters SET merged_into = ? WHERE id = ?", [target, source])
+                db.execute("UPDATE articles SET cluster_id = ? WHERE cluster_id = ?",
+                           [target, source])
+                summaries.story_merged(db, source, target)
+                clusters[clusters.index(source)] = f"c{step}"  # a fresh story
+                db.execute("INSERT INTO clusters (id, size) VALUES (?, 0)", [f"c{step}"])
+            elif op == "delete":
+                aid = rng.choice(articles)
+                articles.remove(aid)
+                db.execute("DELETE FROM articles WHERE id = ?", [aid])
+            else:
+                db.execute("UPDATE feeds SET name = ? WHERE id = ?",
+                           [rng.choice([None, "One", "Feed X"]), rng.choice([1, 2])])
+        assert summaries.mismatches(db) == {name: 0 for name in summaries.RECOUNTS}, (step, op)
+    assert db.execute("SELECT count(*) FROM copy_lags").fetchone()[0] > 10
 
 
 def test_a_database_from_before_is_migrated_with_its_counters(
