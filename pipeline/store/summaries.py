@@ -13,7 +13,7 @@ these instead of counting a year of articles, entries and polls.
     outlet_days      per UTC day (of fetched_at) and outlet: its articles (migration 20)
     copy_lags        per article of a story carried by several outlets: its outlet, day, lag
                      in minutes behind the story's first copy and whether that first copy
-                     was another outlet's (migration 20; see COPIES below)
+                     was another outlet's (migration 20; see the notes above TABLES_20)
 
 They are kept by triggers, so every write that changes what they count keeps them exact in
 the same transaction, whatever writes it (a poll, an import, a write-failure row, a cluster
