@@ -392,6 +392,7 @@ def test_reading_commands_and_pages_never_write(tmp_path: Path) -> None:
         for path in ("/", "/newswire", "/newswire/feed_health", "/newswire/several_outlets",
                      "/newswire/stories_by_outlets", "/newswire/feed_stats",
                      "/newswire/feed_days", "/newswire/cluster_outlets", "/newswire/fetches",
+                     "/newswire/outlet_days", "/newswire/copy_lags",
                      "/newswire/articles?_facet=feed_id", "/newswire/search?q=topic"):
             with opener.open(f"http://127.0.0.1:{port}{path}", timeout=30) as response:
                 assert response.status == 200, path

@@ -20,6 +20,7 @@ import pytest
 
 from pipeline.browse import FRONT_PAGE, dashboards_for
 from pipeline.datasette.plugins.newswire_cells import html_text
+from pipeline.store.summaries import OUTLET_JOINED
 from tests.conftest import fill_site, run_cli, serving, story, write_config
 from tests.newssite import NewsSite
 from tests.test_browse import (
@@ -188,6 +189,62 @@ def test_outlets_compared(corpus: Corpus) -> None:
     assert 29 <= courier["median_lag_minutes"] <= 31
     assert rows["import: seed"]["median_lag_minutes"] is None  # nothing shared
     assert corpus.chart("outlets", "table")[0]["outlet"] == "The Example Gazette"
+
+
+# What the charts over the writer's summaries (outlet_days, copy_lags) stand for: the
+# queries that counted and ranked the articles at read time (issue 15's first version, the
+# window of "outlets compared" widened to 30 days).
+READ_TIME_PER_SITE = f"""
+    with recent as (
+      select substr(a.fetched_at, 1, 10) as day, {OUTLET_JOINED} as site
+      from articles a left join feeds f on f.id = a.feed_id
+      where a.fetched_at >= date('now', '-29 days')),
+    top as (select site from recent group by site order by count(*) desc, site limit 10)
+    select day, case when site in (select site from top) then site
+                     else '(other sites)' end as site, count(*) as articles
+    from recent group by day, 2 order by day, 2"""
+READ_TIME_OUTLETS_COMPARED = f"""
+    with stories as materialized (
+      select id from clusters where outlets > 1 and last_seen_at >= date('now', '-29 days')),
+    copies as (
+      select a.cluster_id, {OUTLET_JOINED} as outlet,
+             coalesce(a.published_at, a.fetched_at) as at,
+             a.fetched_at >= date('now', '-29 days') as recent
+      from stories s cross join articles a on a.cluster_id = s.id
+      left join feeds f on f.id = a.feed_id),
+    lags as (
+      select outlet, recent,
+             (julianday(at) - julianday(first_value(at) over story)) * 1440 as lag,
+             outlet != first_value(outlet) over story as wire
+      from copies window story as (partition by cluster_id order by at, outlet)),
+    ranked as (
+      select outlet, lag, wire, row_number() over (partition by outlet order by lag) as n,
+             count(*) over (partition by outlet) as total
+      from lags where recent),
+    shared as (
+      select outlet, count(*) as copies, sum(wire) as wire_copies,
+             avg(case when n in ((total + 1) / 2, (total + 2) / 2) then lag end) as median
+      from ranked group by outlet),
+    top as (
+      select {OUTLET_JOINED} as outlet, count(*) as articles
+      from articles a left join feeds f on f.id = a.feed_id
+      where a.fetched_at >= date('now', '-29 days')
+      group by outlet order by articles desc, outlet limit 30)
+    select t.outlet, t.articles, coalesce(s.copies, 0) as shared_copies,
+           round(s.median, 1) as median_lag_minutes,
+           round(100.0 * coalesce(s.wire_copies, 0) / t.articles, 1) as wire_share
+    from top t left join shared s on s.outlet = t.outlet order by 2 desc, 1"""
+
+
+def test_charts_over_the_summaries_say_what_counting_at_read_time_says(
+        corpus: Corpus) -> None:
+    with sqlite3.connect(corpus.db) as conn:
+        conn.row_factory = sqlite3.Row
+        per_site = [dict(r) for r in conn.execute(READ_TIME_PER_SITE)]
+        outlets = [dict(r) for r in conn.execute(READ_TIME_OUTLETS_COMPARED)]
+    assert corpus.chart("volume", "per-site") == per_site != []
+    assert corpus.chart("outlets", "median-lag") == outlets
+    assert sum(r["shared_copies"] for r in outlets) == 3  # the story's three copies
 
 
 def test_chart_queries_fit_the_time_limit_by_reading_indexes(corpus: Corpus) -> None:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from pipeline.store import Store, summaries
 from tests.conftest import run_cli, story, write_config
 
 GERMAN = ("Die Bundesregierung hat am Dienstag in Berlin neue Maßnahmen für den Klimaschutz "
@@ -145,3 +146,5 @@ def test_reextract_fills_the_issue_12_columns_of_older_articles(server: str,
     assert after == [row if row[0] != fed else (*row[:4], None, *row[5:]) for row in before]
     again = run_cli("reextract", config=config)
     assert "(0 with new authors, dates or language)" in again.stdout, again.stdout
+    with Store.open(db) as store:  # dates filled in: the writer's summaries follow
+        assert set(summaries.mismatches(store.db).values()) == {0}

@@ -6,6 +6,7 @@ never write, are in tests/test_browse.py.)"""
 from __future__ import annotations
 
 import asyncio
+import random
 import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -21,7 +22,7 @@ from pipeline.store.repair import repair
 from pipeline.times import iso
 from tests.conftest import run_cli, story, write_config
 from tests.newssite import NewsSite
-from tests.test_neardup import WIRE, Corpus, copies_of_the_wire, ingest_story_set
+from tests.test_neardup import T0, WIRE, Corpus, copies_of_the_wire, ingest_story_set
 
 # The view as migration 9 defined it: counted at read time (what stories_by_outlets means).
 OLD_STORIES_BY_OUTLETS = schema.STORIES_BY_OUTLETS_9.split(" AS\n", 1)[1]
@@ -74,9 +75,12 @@ def test_counters_follow_ingest_import_reindex_and_the_rolled_fetch_log(
     seed.mkdir()
     (seed / "000_0123456789abcdef.txt").write_text("Quake copy\n\n" + "\n\n".join(WIRE))
     (seed / "001_fedcba9876543210.txt").write_text("Other\n\n" + "\n\n".join(story("x")))
+    assert db.execute("SELECT count(DISTINCT outlet), count(*) FROM copy_lags").fetchone() \
+        == (outlets, outlets)  # one copy of the quake per outlet
     report = asyncio.run(import_text(store, seed))
     assert report.new_articles == 2 and report.exact_duplicates == 1
     exact(store)
+    assert db.execute("SELECT count(*) FROM copy_lags").fetchone()[0] == outlets + 1
 
     store.reindex(30)
     store.reindex(0, from_text=True)
@@ -141,12 +145,125 @@ def test_outlets_follow_feed_names_and_cluster_changes(corpus: Corpus) -> None:
     exact(store)
 
 
+def lags(store: Store) -> dict[str, tuple]:
+    """copy_lags by article: (outlet, minutes behind the first copy, 1 if that was another
+    outlet's)."""
+    return {r[0]: (r[1], round(r[2], 3), r[3]) for r in store.db.execute(
+        "SELECT article_id, outlet, lag, wire FROM copy_lags")}
+
+
+def test_copy_lags_follow_merges_earlier_copies_re_extraction_and_deletes(
+        corpus: Corpus) -> None:
+    """Each copy's lag behind its story's first copy: the story's rows follow a merge that
+    brings an earlier copy, a copy that is earlier still, publication dates changed (what a
+    re-extraction writes: a later copy's, then one earlier than the first), a copy moved
+    out and a deleted one."""
+    store = corpus.store
+    head = corpus.add("head", WIRE[:4], site="One", published=T0 + timedelta(hours=2))
+    tail = corpus.add("tail", WIRE[4:], site="Two", published=T0 + timedelta(hours=3))
+    exact(store)
+    assert lags(store) == {}  # two stories, one outlet each
+    full = corpus.add("full", WIRE, site="Three", published=T0 + timedelta(hours=1))
+    assert len({corpus.article(a)["cluster_id"] for a in (head, tail, full)}) == 1  # merged
+    exact(store)
+    assert lags(store) == {full: ("Three", 0.0, 0), head: ("One", 60.0, 1),
+                           tail: ("Two", 120.0, 1)}
+    early = corpus.add("early", WIRE[2:7], site="One", published=T0)  # One was first
+    assert corpus.article(early)["cluster_id"] == corpus.article(full)["cluster_id"]
+    exact(store)
+    assert lags(store) == {early: ("One", 0.0, 0), full: ("Three", 60.0, 1),
+                           head: ("One", 120.0, 0), tail: ("Two", 180.0, 1)}
+    with store.write():  # a later copy re-dated, still later than the first: its row alone
+        store.db.execute("UPDATE articles SET published_at = ? WHERE id = ?",
+                         ["2025-03-04T08:30:00Z", head])
+    exact(store)
+    assert lags(store)[head] == ("One", 150.0, 0) and lags(store)[full] == ("Three", 60.0, 1)
+    with store.write():  # the page's own date, read by a re-extraction, is earlier still
+        store.db.execute("UPDATE articles SET published_at = ? WHERE id = ?",
+                         ["2025-03-04T05:30:00Z", tail])
+    exact(store)
+    assert lags(store)[tail] == ("Two", 0.0, 0) and lags(store)[early] == ("One", 30.0, 1)
+    with store.write():  # the first copy leaves the story for a cluster of its own
+        store.db.execute("INSERT INTO clusters (id, size) VALUES ('solo', 1)")
+        store.db.execute("UPDATE articles SET cluster_id = 'solo' WHERE id = ?", [tail])
+    exact(store)
+    assert set(lags(store)) == {early, full, head} and lags(store)[full] == \
+        ("Three", 60.0, 1)
+    # Deleted copies (the evidence and canonical rows that name them are left dangling:
+    # this is about the summaries): Three's, then the story is One's alone.
+    store.db.execute("PRAGMA foreign_keys = OFF")
+    with store.write():
+        store.db.execute("DELETE FROM articles WHERE id = ?", [full])
+    exact(store)
+    assert lags(store) == {}
+    store.db.execute("PRAGMA foreign_keys = ON")
+    assert store.db.execute("SELECT sum(articles) FROM outlet_days").fetchone()[0] == 3
+
+
+def test_copy_lags_stay_exact_through_random_writes(corpus: Corpus) -> None:
+    """Every path of copy_lags' triggers (a later copy's own row, a story recomputed, a
+    story gaining or losing its second outlet, a merge) against the recount, after each of
+    400 random writes on four stories: ties in time and outlet, copies without a publication
+    time, without a site name (the feed is the outlet) or without any outlet."""
+    store, rng = corpus.store, random.Random(15)
+    db = store.db
+    times = [None, "2025-03-04T06:00:00Z", "2025-03-04T06:30:00Z", "2025-03-04T07:00:00Z",
+             "2025-03-04T09:15:00Z"]
+    sites = [None, "", "One", "Two", "Three"]
+    clusters = [f"c{i}" for i in range(4)]
+    with store.write():
+        for c in clusters:
+            db.execute("INSERT INTO clusters (id, size) VALUES (?, 0)", [c])
+    articles: list[str] = []
+    for step in range(400):
+        op = rng.choice(["insert"] * 4 + ["redate", "refetch", "resite", "move", "merge",
+                                          "delete", "rename"])
+        with store.write():
+            if op == "insert" or not articles:
+                aid = f"a{step}"
+                db.execute("INSERT INTO articles (id, cluster_id, feed_id, sitename, "
+                           "published_at, fetched_at) VALUES (?, ?, ?, ?, ?, ?)",
+                           [aid, rng.choice(clusters), rng.choice([None, 1, 2]),
+                            rng.choice(sites), rng.choice(times),
+                            rng.choice(times[1:] * 5 + [None])])
+                articles.append(aid)
+            elif op == "redate":
+                db.execute("UPDATE articles SET published_at = ? WHERE id = ?",
+                           [rng.choice(times), rng.choice(articles)])
+            elif op == "refetch":
+                db.execute("UPDATE articles SET fetched_at = ? WHERE id = ?",
+                           [rng.choice(times[1:]), rng.choice(articles)])
+            elif op == "resite":
+                db.execute("UPDATE articles SET sitename = ?, feed_id = ? WHERE id = ?",
+                           [rng.choice(sites), rng.choice([None, 1, 2]), rng.choice(articles)])
+            elif op == "move":
+                db.execute("UPDATE articles SET cluster_id = ? WHERE id = ?",
+                           [rng.choice(clusters), rng.choice(articles)])
+            elif op == "merge":  # as pipeline.store.merges.apply moves a story
+                source, target = rng.sample(clusters, 2)
+                db.execute("UPDATE clusters SET merged_into = ? WHERE id = ?", [target, source])
+                db.execute("UPDATE articles SET cluster_id = ? WHERE cluster_id = ?",
+                           [target, source])
+                summaries.story_merged(db, source, target)
+                clusters[clusters.index(source)] = f"c{step}"  # a fresh story
+                db.execute("INSERT INTO clusters (id, size) VALUES (?, 0)", [f"c{step}"])
+            elif op == "delete":
+                aid = rng.choice(articles)
+                articles.remove(aid)
+                db.execute("DELETE FROM articles WHERE id = ?", [aid])
+            else:
+                db.execute("UPDATE feeds SET name = ? WHERE id = ?",
+                           [rng.choice([None, "One", "Feed X"]), rng.choice([1, 2])])
+        assert summaries.mismatches(db) == {name: 0 for name in summaries.RECOUNTS}, (step, op)
+    assert db.execute("SELECT count(*) FROM copy_lags").fetchone()[0] > 10
+
+
 def test_a_database_from_before_is_migrated_with_its_counters(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # A newswire from before migrations 13 and 14, with every other (15 and 16 included: the
     # ledger applies the two it lacks, though their numbers are lower) but 18, which indexes
-    # 14's daily totals for the dashboards.
-    earlier = {n: m for n, m in schema.MIGRATIONS.items() if n not in (13, 14, 18)}
+    # 14's daily totals for the dashboards, and 20 (outlets per day, copies' lags).
+    earlier = {n: m for n, m in schema.MIGRATIONS.items() if n not in (13, 14, 18, 20)}
     monkeypatch.setattr(schema, "MIGRATIONS", earlier)
     corpus = Corpus(tmp_path / "nw.db")
     assert schema.applied(corpus.store.db) == set(earlier) and 16 in earlier
@@ -158,8 +275,9 @@ def test_a_database_from_before_is_migrated_with_its_counters(
     corpus.store.close()
     monkeypatch.undo()
     with Store.open(tmp_path / "nw.db") as store:
-        assert schema.applied(store.db) == set(schema.MIGRATIONS) >= {13, 14}
+        assert schema.applied(store.db) == set(schema.MIGRATIONS) >= {13, 14, 20}
         exact(store)
+        assert store.db.execute("SELECT count(*) FROM copy_lags").fetchone()[0] > 3
         assert stories(store.db, NEW_ORDER) == before != []
         assert [(r["id"], r["articles"]) for r in store.status_rows(5)
                 if r["articles"]] == counts

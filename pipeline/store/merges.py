@@ -18,6 +18,7 @@ import sqlite_utils
 
 from pipeline.clusters import Merge
 from pipeline.dedupe import Member, canonical_member
+from pipeline.store import summaries
 
 
 def apply(db: sqlite_utils.Database, merge: Merge, article_id: str, now: str) -> None:
@@ -32,13 +33,16 @@ def apply(db: sqlite_utils.Database, merge: Merge, article_id: str, now: str) ->
     # Signatures first: they are found through the articles' cluster index.
     db.execute("UPDATE neardup_signatures SET cluster_id = ? WHERE article_id IN "
                "(SELECT id FROM articles WHERE cluster_id = ?)", [target, source])
+    # The source forwards before its articles move: the copies' lags are then recomputed
+    # once for the merged story, not once per article moved (summaries.story_merged).
+    db.execute("UPDATE clusters SET size = 0, canonical_article_id = NULL, merged_into = ?, "
+               "merged_at = ? WHERE id = ?", [target, now, source])
     db.execute("UPDATE articles SET cluster_id = ? WHERE cluster_id = ?", [target, source])
+    summaries.story_merged(db, source, target)
     db.execute("UPDATE clusters SET size = ?, first_seen_at = ?, last_seen_at = ? WHERE id = ?",
                [(target_size or 0) + (source_size or 0),
                 _earliest(target_first, source_first), _latest(target_last, source_last),
                 target])
-    db.execute("UPDATE clusters SET size = 0, canonical_article_id = NULL, merged_into = ?, "
-               "merged_at = ? WHERE id = ?", [target, now, source])
     db.execute("UPDATE clusters SET merged_into = ? WHERE merged_into = ?", [target, source])
     db.execute(
         "INSERT INTO cluster_merges (source_id, target_id, merged_at, article_id, "

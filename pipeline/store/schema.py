@@ -338,10 +338,19 @@ def _migration_16(db: sqlite_utils.Database) -> None:
     db.execute("ALTER TABLE entries ADD COLUMN updated_at TEXT")
 
 
+def _migration_20(db: sqlite_utils.Database) -> None:
+    """Articles per outlet per UTC day, and each copy's lag behind its story's first copy
+    (pipeline.store.summaries, issue 15): the dashboards' articles per site and outlets
+    compared read them instead of counting and ranking a month of articles. Filled from
+    what is stored."""
+    summaries.create_20(db)
+
+
 MIGRATIONS = {1: _migration_1, 2: _migration_2, 5: _migration_5, 6: _migration_6,
               7: _migration_7, 8: _migration_8, 9: _migration_9, 10: _migration_10,
               11: _migration_11, 12: _migration_12, 13: _migration_13, 14: _migration_14,
-              15: _migration_15, 16: _migration_16, 18: _migration_18}
+              15: _migration_15, 16: _migration_16, 18: _migration_18,
+              20: _migration_20}
 SCHEMA_VERSION = max(MIGRATIONS)
 
 
