@@ -22,6 +22,7 @@ import html
 import json
 import re
 from collections.abc import Callable, Collection, Iterator
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -57,6 +58,10 @@ _ISO = re.compile(
     r"(\d{4})-(\d{1,2})-(\d{1,2})(?:[T ](\d{1,2}):(\d{2})(?::(\d{2})(?:[.,]\d+)?)?"
     r"\s*(Z|[+-]\d{2}(?::?\d{2})?)?)?")
 _COMPACT = re.compile(r"(?<!\d)(\d{4})(\d{2})(\d{2})(?:T(\d{2})(\d{2})(\d{2})?)?(?!\d)")
+# 4/24/2000 (12:00:00 AM): what .NET and other US-locale templates put in datetime and
+# content attributes. Month first, as those locales write it, unless the first number cannot
+# be a month (24/4/2000).
+_SLASHED = re.compile(r"^\s*(\d{1,2})/(\d{1,2})/((?:19|20)\d{2})(?!\d)")
 _URL_DATE = re.compile(
     r"/((?:19|20)\d{2})[/_-]?(0[1-9]|1[0-2])[/_-]?(0[1-9]|[12]\d|3[01])(?:[/_.-]|$)")
 _DATEISH_CLASS = re.compile(r"publish|posted|date|time|byline|meta|dateline|entry-", re.I)
@@ -79,11 +84,16 @@ def parse_date(value: object, *, now: datetime | None = None) -> str | None:
     if isinstance(value, int | float) or text.isdigit() and len(text) in (10, 13):
         return _from_timestamp(float(text), now)
     match = _ISO.search(text)
-    if match is None:
+    slashed = _SLASHED.match(text) if match is None else None
+    if slashed is not None:
+        first, second, year_text = (int(g) for g in slashed.groups())
+        month, day = (second, first) if first > 12 else (first, second)
+        parts: list[str | None] = [str(year_text), str(month), str(day), None]
+    elif match is None:
         compact = _COMPACT.search(text)
         if compact is None:
             return None
-        parts: list[str | None] = [*compact.groups(), None]
+        parts = [*compact.groups(), None]
     else:
         parts = list(match.groups())
     year, month, day = (int(p or 0) for p in parts[:3])
@@ -296,7 +306,8 @@ def date_spans(text: str) -> list[tuple[int, int]]:
 
 
 def written_dates(text: str, now: datetime | None = None) -> Iterator[tuple[int, str]]:
-    """(position, ISO date) of the dates written out in `text` for readers."""
+    """(position, ISO date) of the dates written out in `text` for readers (03.04.2025 read
+    day first, as most of the world writes it; `other_reading` has the month-first one)."""
     for match in _WRITTEN_DATE.finditer(text):
         g = match.groups()
         if g[0]:
@@ -313,6 +324,19 @@ def written_dates(text: str, now: datetime | None = None) -> Iterator[tuple[int,
             continue
         if _sane(value, now):
             yield match.start(), value.isoformat()
+
+
+def other_reading(text: str, position: int, now: datetime | None = None) -> str | None:
+    """The month-first reading of the numeric date written at `position` of `text` when both
+    readings are dates (04.03.2025: 4 March, or April 3 as US sites write it), else None."""
+    match = _WRITTEN_DATE.match(text, position)
+    if match is None or not match.group(10):
+        return None
+    first, second, year = int(match.group(10)), int(match.group(11)), int(match.group(12))
+    if first == second or first > 12 or second > 12:
+        return None
+    value = date(year, first, second)
+    return value.isoformat() if _sane(value, now) else None
 
 
 def _month_number(name: str) -> int:
@@ -357,17 +381,35 @@ def _joined(nodes: list[Any]) -> str:
     return _NEWLINES.sub("\n", _SPACES.sub(" ", "".join(parts))).strip()
 
 
-def header_date(window: str | None, now: datetime | None = None) -> str | None:
+@dataclass(frozen=True)
+class ShownDate:
+    """The date written by the headline, as `choose_date` weighs it."""
+
+    day: str  # ISO day, as read (day first for 03.04.2025)
+    other: str | None = None  # the month-first reading of an ambiguous numeric date
+    update: bool = False  # labelled as an update ("Updated Dec 4, 2025"): no other was shown
+
+    def readings(self) -> tuple[str, ...]:
+        return (self.day, self.other) if self.other else (self.day,)
+
+
+def shown_date(window: str | None, now: datetime | None = None) -> ShownDate | None:
     """The date written in the headline's window; one labelled as an update ("Updated
     Dec 4, 2025") loses to an unlabelled or 'published' one in the same window."""
     if not window:
         return None
-    found = list(written_dates(window, now))
+    found = [(position, value, bool(_UPDATE_LABEL.search(window[max(0, position - 24):position])))
+             for position, value in written_dates(window, now)]
     if not found:
         return None
-    plain = [value for position, value in found
-             if not _UPDATE_LABEL.search(window[max(0, position - 24):position])]
-    return plain[0] if plain else found[0][1]
+    position, value, update = next((f for f in found if not f[2]), found[0])
+    return ShownDate(value, other_reading(window, position, now), update)
+
+
+def header_date(window: str | None, now: datetime | None = None) -> str | None:
+    """The day of `shown_date`."""
+    shown = shown_date(window, now)
+    return shown.day if shown else None
 
 
 # --- authors -----------------------------------------------------------------------------
@@ -644,27 +686,35 @@ def date_candidates(tree: Any, url: str, objects: list[dict[str, Any]], window: 
             "header": header_date(window, now)}
 
 
-def choose_date(candidates: dict[str, str | None], htmldate: Callable[[], str | None] | None
-                ) -> tuple[str | None, str | None]:
+def choose_date(candidates: dict[str, str | None], htmldate: Callable[[], str | None] | None,
+                shown: ShownDate | None = None) -> tuple[str | None, str | None]:
     """(date, source). The date shown next to the headline wins when another signal confirms
     it (a publication field of the same day, whose time and zone are kept; else htmldate's
     own search); otherwise the most trusted publication field, then the headline's date,
     then htmldate. Measured on wcxb-dev (bench/bench_extraction.py): pages often carry
     several machine dates (first draft, re-publication), and the one readers see is the one
-    a second source agrees with."""
+    a second source agrees with.
+
+    `shown` (else candidates["header"], taken at face value) refines that: an ambiguous
+    numeric date (09.10.2024) is confirmed by a field in either reading, and a date labelled
+    as an update is not confirmed by a `<time>` element, which is then the update's own
+    element rather than a second witness of the publication."""
     fields = [(source, value) for source, value in candidates.items()
               if source != "header" and value]
-    shown = candidates.get("header")
+    if shown is None and candidates.get("header"):
+        shown = ShownDate(str(candidates["header"]))
     if shown:
-        same_day = [(source, value) for source, value in fields if value[:10] == shown]
+        readings = shown.readings()
+        same_day = [(source, value) for source, value in fields if value[:10] in readings
+                    and not (shown.update and source == "time")]
         if same_day:
             return same_day[0][1], same_day[0][0]
-        if fields and htmldate is not None and (htmldate() or "")[:10] == shown:
-            return shown, "header"
+        if fields and htmldate is not None and (searched := (htmldate() or "")[:10]) in readings:
+            return searched, "header"
     if fields:
         return fields[0][1], fields[0][0]
     if shown:
-        return shown, "header"
+        return shown.day, "header"
     found = htmldate() if htmldate is not None else None
     return (found, "htmldate") if found else (None, None)
 
@@ -676,7 +726,7 @@ def page_date(tree: Any, url: str, objects: list[dict[str, Any]], window: str | 
     whole-page search (when the feed already dates the entry)."""
     candidates = date_candidates(tree, url, objects, window, now)
     search = (lambda: htmldate_date(tree, url, now)) if heuristics else None
-    return choose_date(candidates, search)
+    return choose_date(candidates, search, shown_date(window, now))
 
 
 # --- language ----------------------------------------------------------------------------

@@ -56,6 +56,10 @@ def authors_of(page: lxml.html.HtmlElement, sitename: str | None = None,
     ("2031-01-01", None),  # in the future
     ("2024-02-30", None),  # no such day
     ("next Tuesday", None),
+    ("4/24/2000 12:00:00 AM", "2000-04-24"),  # a US-locale template's datetime attribute
+    ("5/3/2024", "2024-05-03"),  # month first, as those templates write it
+    ("24/4/2000", "2000-04-24"),  # ... unless the first number cannot be a month
+    ("13/13/2000", None),
     (None, None),
 ])
 def test_parse_date(value: object, expected: str | None) -> None:
@@ -125,6 +129,35 @@ def test_shown_date_confirmed_by_a_field_wins_over_the_first_field() -> None:
                 '<article><h1>Harbour</h1><p>Published <time datetime="2025-04-08T06:00:00Z">'
                 "April 8, 2025</time></p><p>Text.</p></article>")
     assert date_of(page) == "2025-04-08T06:00:00Z"
+
+
+def test_an_updated_date_is_not_confirmed_by_its_own_time_element() -> None:
+    # The page shows only "Updated ...", and the <time> beside it is that update: the
+    # JSON-LD publication stays.
+    page = tree(ld({"@type": "NewsArticle", "datePublished": "2024-10-15T18:50:03Z"}),
+                '<article><h1>Harbour</h1><p>By Ana Writer <span class="date">Updated on '
+                '<time datetime="2025-04-08T06:00:00Z">April 8, 2025</time></span></p>'
+                "<p>Text.</p></article>")
+    assert date_of(page) == "2024-10-15T18:50:03Z"
+    # Not labelled as an update: the <time> confirms the date shown, which wins as before.
+    shown = tree(ld({"@type": "NewsArticle", "datePublished": "2024-10-15T18:50:03Z"}),
+                 '<article><h1>Harbour</h1><p>By Ana Writer <time datetime="2025-04-08T'
+                 '06:00:00Z">April 8, 2025</time></p><p>Text.</p></article>')
+    assert date_of(shown) == "2025-04-08T06:00:00Z"
+
+
+def test_an_ambiguous_numeric_date_is_confirmed_in_either_reading() -> None:
+    # 09.10.2024 is 9 October day first and September 10 month first: the field decides.
+    body = "<h1>Harbour</h1><p>By Ana Writer</p><p>{}</p><p>Text.</p>"
+    field = ld({"@type": "Article", "datePublished": "2024-09-10T16:07:00Z"})
+    assert date_of(tree(field, body.format("09.10.2024"))) == "2024-09-10T16:07:00Z"
+    assert metadata.shown_date("Harbour\n09.10.2024") == metadata.ShownDate(
+        "2024-10-09", "2024-09-10")
+    assert metadata.shown_date("Harbour\n25.10.2024") == metadata.ShownDate("2024-10-25")
+    # A shown date confirmed only by htmldate's search comes back in the reading it matched.
+    shown = metadata.ShownDate("2024-10-09", "2024-09-10")
+    assert metadata.choose_date({"meta": "2020-01-01"}, lambda: "2024-09-10", shown) == (
+        "2024-09-10", "header")
 
 
 def test_choose_date_uses_htmldate_only_when_asked() -> None:
