@@ -61,16 +61,21 @@ def canonicals(db: sqlite_utils.Database, cluster_ids: Sequence[str]) -> list[st
         "AND canonical_article_id IS NOT NULL", ids)]
 
 
+def contenders_sql(count: int) -> str:
+    """The ranking fields of `count` articles of a cluster, looked up by id: `+cluster_id`
+    keeps SQLite from walking the cluster's index instead (which it prefers from five ids
+    on: every member of a cluster of thousands, 0.13 s warm and 1.6 s cold for 78,000)."""
+    return ("SELECT id, sitename, coalesce(nullif(canonical_url, ''), url), "
+            "coalesce(published_at, fetched_at), length(text) FROM articles "
+            f"WHERE +cluster_id = ? AND id IN ({','.join('?' * count)})")
+
+
 def repick_canonical(db: sqlite_utils.Database, cluster_id: str, agencies: Sequence[str],
                      contenders: Sequence[str]) -> str:
     """Make the best of `contenders` (the canonicals of the clusters merged into this one,
     and its new member) canonical after a merge; returns it."""
     ids = list(dict.fromkeys(contenders))
-    rows = db.execute(
-        "SELECT id, sitename, coalesce(nullif(canonical_url, ''), url), "
-        "coalesce(published_at, fetched_at), length(text) FROM articles "
-        f"WHERE cluster_id = ? AND id IN ({','.join('?' * len(ids))})",
-        [cluster_id, *ids]).fetchall()
+    rows = db.execute(contenders_sql(len(ids)), [cluster_id, *ids]).fetchall()
     best = canonical_member([Member(r[0], r[1], r[2], r[3], r[4] or 0) for r in rows],
                             tuple(agencies))
     db.execute("UPDATE clusters SET canonical_article_id = ? WHERE id = ?", [best, cluster_id])
