@@ -52,8 +52,12 @@ writer takes hours; the build differs from the daemon only where the result cann
   band row, exact or near decision, cluster, canonical choice, edge, counter and daily total
   is the product's own. Texts and fingerprints are made ahead in `--workers` processes (the
   extraction stage's output, as `pipeline.run` hands it to the writer).
-- Transactions group up to WRITE_GROUP polls or batches (the writer groups up to 64), with no
-  fsync and a page cache as large as the database: the same rows, committed less often.
+- Transactions group up to COMMIT_EVERY polls or batches (the writer groups up to 64), the
+  daemon's maintenance (pruning the near-duplicate index, forgetting site lines, rolling the
+  fetch log) joining the open one (`BuildStore`), with no fsync and a large page cache: the
+  same rows, committed less often. At a million articles a transaction of a few hundred
+  articles dirtied a page of every index per insert (random ids, bands, anchors, URLs) and
+  its commit and checkpoint wrote them all: a tenth of the writer's time, growing with size.
 - Polls that brought no entry (most of the fetch log) are inserted with one executemany of
   the row `polls.fetch_row` makes (the counters' triggers fire per row all the same), and a
   feed's state is written from the polls that decide it (its last 200, last success and last
@@ -84,12 +88,14 @@ import re
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import sqlite_utils
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -123,9 +129,13 @@ COPY_KINDS = (("exact", 0.25), ("wrap", 0.30), ("trim", 0.12), ("edit", 0.15),
               ("add_local", 0.10), ("new_lead", 0.08))
 MAINTENANCE_EVERY = 6 * 3600.0  # the daemon's maintenance rhythm
 BAND_WINDOW_DAYS = 30
-WRITE_GROUP = 5000  # polls / batches per transaction (the writer groups up to 64)
-CACHE_KIB = 10 * 1024 * 1024  # the builder's SQLite page cache: the whole database in memory
-# (the product keeps SQLite's default); random article ids otherwise read a page per insert
+COMMIT_EVERY = 50_000  # polls / batches per transaction when building (the writer groups
+# up to 64; polls without entries are written in bulk at each flush, up to as many)
+WRITE_GROUP = 5000  # ... when appending: the ingest it measures commits more often
+CACHE_KIB = 4 * 1024 * 1024  # the builder's SQLite page cache (the product keeps SQLite's
+# default): every index a write reads at random (article ids, anchors, bands, URLs) stays in
+# memory even at 1M articles; the text pages, written once, are left to the OS page cache so
+# that a 1M build (11 GB) does not take most of a shared machine's memory
 PROGRESS_EVERY = 60.0  # seconds between progress lines
 _DIGITS = re.compile(r"[0-9]")
 _SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-Z\"'])")
@@ -189,6 +199,21 @@ class Report:
                 f"{rate:,.0f} articles/s, {per_cpu:,.0f} per CPU second, with their polls; "
                 f"waiting for texts {self.fingerprint_seconds:.0f} s); "
                 f"{self.sim_start} .. {self.sim_end}")
+
+
+_DAY_PREFIX: dict[int, str] = {}
+
+
+def stamp(at: float) -> str:
+    """`iso(datetime.fromtimestamp(at, UTC))`, the same text, without a datetime and
+    strftime per call: the build stamps tens of millions of polls, and strftime alone
+    was a tenth of the poll phase."""
+    whole = int(at // 1)
+    day, second = divmod(whole, 86400)
+    prefix = _DAY_PREFIX.get(day)
+    if prefix is None:
+        prefix = _DAY_PREFIX[day] = iso(datetime.fromtimestamp(day * 86400, UTC))[:11]
+    return f"{prefix}{second // 3600:02d}:{second // 60 % 60:02d}:{second % 60:02d}Z"
 
 
 # --- sentences, outlets, feeds -----------------------------------------------------------------
@@ -465,6 +490,20 @@ class FeedSim:
     failures_run: int = 0
 
 
+class BuildStore(Store):
+    """The product's store, whose own short write transactions (the maintenance's pruning,
+    in chunks) join the builder's long one when it is open: the same statements, one commit
+    instead of one per chunk and per six simulated hours."""
+
+    @contextmanager
+    def write(self) -> Iterator[sqlite_utils.Database]:
+        if self.db.conn.in_transaction:
+            yield self.db
+            return
+        with super().write() as db:
+            yield db
+
+
 class Builder:
     def __init__(self, store: Store, shape: Shape, sites: list[Site], feeds: list[Feed],
                  feed_ids: list[int], articles: Articles, report: Report) -> None:
@@ -483,6 +522,8 @@ class Builder:
         self.queue: list[tuple[str, PollResult | EntryBatch]] = []
         self.last_maintenance = 0.0
         self.schedule = ScheduleConfig(interval=shape.poll_minutes * 60)
+        self.commit_every = COMMIT_EVERY  # also the most items queued before a flush
+        self.uncommitted = 0  # polls and batches written since the last commit
 
     # articles and entries
 
@@ -514,12 +555,12 @@ class Builder:
     # the write queue
 
     def put(self, at: float, item: PollResult | EntryBatch) -> None:
-        self.queue.append((iso(datetime.fromtimestamp(at, UTC)), item))
+        self.queue.append((stamp(at), item))
         if isinstance(item, PollResult):
             self.report.polls += 1
         else:
             self.report.batches += 1
-        if len(self.queue) >= WRITE_GROUP:
+        if len(self.queue) >= self.commit_every:
             self.flush()
         if at - self.last_maintenance >= MAINTENANCE_EVERY:
             self.flush()
@@ -530,18 +571,22 @@ class Builder:
             return
         started, started_cpu = time.perf_counter(), time.process_time()
         plain: list[tuple[str, PollResult]] = []  # polls with no entries, in time order
-        with self.store.write():
-            for now, item in self.queue:
-                if self.bulk and isinstance(item, PollResult) and not item.entries:
-                    plain.append((now, item))
-                    continue
-                self.write_plain(plain)
-                summary = polls.record(self.store, item, now)
-                self.report.articles += summary.new_articles
-                self.report.entries += summary.new_entries
-                if isinstance(item, PollResult):
-                    self.report.articles_written_in_polls += summary.new_articles
+        if not self.store.db.conn.in_transaction:
+            self.store.db.execute("BEGIN IMMEDIATE")
+        for now, item in self.queue:
+            if self.bulk and isinstance(item, PollResult) and not item.entries:
+                plain.append((now, item))
+                continue
             self.write_plain(plain)
+            summary = polls.record(self.store, item, now)
+            self.report.articles += summary.new_articles
+            self.report.entries += summary.new_entries
+            if isinstance(item, PollResult):
+                self.report.articles_written_in_polls += summary.new_articles
+        self.write_plain(plain)
+        self.uncommitted += len(self.queue)
+        if self.uncommitted >= self.commit_every:
+            self.commit()
         self.report.write_seconds += time.perf_counter() - started
         self.report.write_cpu += time.process_time() - started_cpu
         self.queue.clear()
@@ -549,6 +594,12 @@ class Builder:
             self.last_progress = time.perf_counter()
             print(f"  {now}: {self.report.articles:,} articles, {self.report.polls:,} polls "
                   f"(writer {self.report.write_seconds:.0f} s)", flush=True)
+
+    def commit(self) -> None:
+        """End the open transaction (a build fails whole: nothing to roll back to)."""
+        if self.store.db.conn.in_transaction:
+            self.store.db.execute("COMMIT")
+        self.uncommitted = 0
 
     def write_plain(self, plain: list[tuple[str, PollResult]]) -> None:
         """Polls that brought no entries, in bulk: their fetch-log rows in one executemany
@@ -621,12 +672,12 @@ class Builder:
                 feed = copy.second_feed if second else copy.feed
                 sims[feed].pending.append((arrival_at, copy, second))
             taken = max(taken, upto)
-            result = self.poll(index, sims[index], at)
-            if result.next_poll_at is not None:
-                heapq.heappush(heap, (datetime.fromisoformat(result.next_poll_at).timestamp(),
-                                      index))
+            next_at = self.poll(index, sims[index], at)
+            if next_at is not None:
+                heapq.heappush(heap, (next_at, index))
 
-    def poll(self, index: int, sim: FeedSim, at: float) -> PollResult:
+    def poll(self, index: int, sim: FeedSim, at: float) -> float | None:
+        """One poll of a feed at `at`, queued for writing; returns when it polls next."""
         feed = self.feeds[index]
         now = datetime.fromtimestamp(at, UTC)
         rng = self.rng
@@ -657,10 +708,12 @@ class Builder:
         nxt = schedule.next_poll(sim.state, outcome, self.schedule, now=now, rng=rng)
         duration = int(rng.lognormvariate(math.log(250), 0.7)) + 700 * sum(
             1 for e in entries if e.article is not None)
+        # The next poll to the second, as the stored next_poll_at says.
+        next_at = float(int(nxt.at.timestamp())) if nxt.at else None
         result = PollResult(
-            feed_id=self.feed_ids[index], started_at=iso(now), duration_ms=duration,
+            feed_id=self.feed_ids[index], started_at=stamp(at), duration_ms=duration,
             status=status, bytes=size, error=error,
-            next_poll_at=iso(nxt.at) if nxt.at else None,
+            next_poll_at=stamp(next_at) if next_at is not None else None,
             consecutive_failures=nxt.consecutive_failures, current_interval=nxt.interval,
             etag=f'"{index:x}-{int(at) // 3600:x}"' if feed.validators and status == 200
             else sim.state.etag,
@@ -675,7 +728,7 @@ class Builder:
             current_interval=nxt.interval, last_unconditional_at=None, gone=False)
         finished = at + duration / 1000
         self.put(finished, result)
-        return result
+        return next_at
 
 
 # --- the whole build ------------------------------------------------------------------------------
@@ -734,7 +787,7 @@ def _run(path: Path, shape: Shape, start: float, end: float, story_base: int, pr
                   for f in feeds]
     if base_shape is None:
         write_config(config_path, path, feeds, shape)
-    with Store.open(path) as store:
+    with BuildStore.open(path) as store:
         # A build, not a live corpus: no fsync (the product's own setting is NORMAL).
         store.db.execute("PRAGMA synchronous = OFF")
         store.db.execute(f"PRAGMA cache_size = -{CACHE_KIB}")
@@ -745,6 +798,8 @@ def _run(path: Path, shape: Shape, start: float, end: float, story_base: int, pr
         builder.last_maintenance = start
         builder.progress = progress
         builder.bulk = bulk and base_shape is None  # appending measures ingest: every poll
+        if base_shape is not None:
+            builder.commit_every = WRITE_GROUP
         window = max(start, end - shape.fetch_log_days * 86400)
         if progress:
             print(f"{len(feeds)} feeds on {len(sites)} sites; {len(copies):,} articles planned "
@@ -759,6 +814,7 @@ def _run(path: Path, shape: Shape, start: float, end: float, story_base: int, pr
         builder.polls(copies, sims, window, end)
         builder.flush()
         builder.maintain(end)
+        builder.commit()
         if base_shape is None:
             report.extra["older_daily_totals"] = older_daily_totals(
                 store, report.sim_start, iso(datetime.fromtimestamp(window, UTC)),

@@ -545,3 +545,16 @@ def test_a_table_searched_for_a_common_word_walks_its_order(tmp_path: Path) -> N
                 "EXPLAIN QUERY PLAN " + rewritten.replace("escape_fts(:search)", "'said'")
                 .replace(":search", "'said'").replace(":p0", "100").replace(":p1", "100")))
             assert "USING INDEX articles_published" in plan and "TEMP B-TREE" not in plan
+    # The count of the matches (2000, above) comes from the search index alone.
+    (count_sql,) = [s for s in seen if s.startswith("select count(*)") and "match" in s]
+    counted = newswire_limits.search_count(count_sql)
+    assert counted.startswith("select count(*) from [articles_fts] where"), counted
+    with sqlite3.connect(db) as conn:
+        steps = [r[3] for r in conn.execute(
+            "EXPLAIN QUERY PLAN " + counted.replace("escape_fts(:search)", "'said'"))]
+        assert len(steps) == 1 and steps[0].startswith("SCAN articles_fts VIRTUAL"), steps
+    # Another filter with the search, or another index: the count as Datasette asks it.
+    filtered = count_sql.rstrip() + " and feed_id = :p0"
+    assert newswire_limits.search_count(filtered) == filtered
+    other = count_sql.replace("articles_fts", "other_fts")
+    assert newswire_limits.search_count(other) == other

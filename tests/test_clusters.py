@@ -193,3 +193,16 @@ def test_a_follow_up_reusing_background_neither_joins_nor_merges(corpus: Corpus)
     assert cluster_of(corpus, copy) == original
     assert cluster_of(corpus, follow_up) == follow_up
     assert corpus.article(follow_up)["duplicate_kind"] is None and merges_of(corpus) == []
+
+
+def test_a_merge_reads_its_contenders_by_id(tmp_path: Path) -> None:
+    """Re-picking after a merge looks its few contenders up by id, never walking the
+    cluster's index (every member of a large cluster), however many there are."""
+    from pipeline.store import Store, merges
+
+    with Store.open(tmp_path / "plan.db") as store:
+        for count in (1, 5, 40):
+            plan = " ".join(r[3] for r in store.db.execute(
+                "EXPLAIN QUERY PLAN " + merges.contenders_sql(count),
+                ["c", *(f"a{i}" for i in range(count))]))
+            assert "(id=?)" in plan and "cluster" not in plan, (count, plan)

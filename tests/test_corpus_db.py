@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from bench import corpus_db
+from pipeline.dedupe import Member, canonical_member
 from pipeline.store import Store, summaries
 
 pytestmark = pytest.mark.skipif(not corpus_db.CORPUS.is_dir(),
@@ -48,3 +49,26 @@ def test_the_bulk_path_writes_what_every_poll_through_the_writer_writes(
         assert days[0] >= 6 and days[1] <= "2026-05-23"
         assert db.execute("SELECT count(*) FROM feeds WHERE last_polled_at IS NULL "
                           "OR next_poll_at IS NULL").fetchone()[0] == 0
+
+
+def test_every_cluster_s_canonical_is_its_best_member(tmp_path: Path) -> None:
+    """After inserts and merges (a merge ranks only the merged clusters' canonicals and the
+    new article: pipeline.store.merges), each live cluster's canonical is the best of all
+    its members, as a full ranking finds it."""
+    path = tmp_path / "c.db"
+    corpus_db.build(path, corpus_db.Shape(articles=1500, feeds=60, days=4, fetch_log_days=0.5),
+                    progress=False, workers=0, end=END)
+    with Store.open(path) as store:
+        db, agencies = store.db, store.dedupe.agencies
+        assert db.execute("SELECT count(*) FROM cluster_merges").fetchone()[0] > 0
+        members: dict[str, list[Member]] = {}
+        for row in db.execute(
+                "SELECT cluster_id, id, sitename, coalesce(nullif(canonical_url, ''), url), "
+                "coalesce(published_at, fetched_at), length(text) FROM articles"):
+            members.setdefault(row[0], []).append(Member(row[1], row[2], row[3], row[4],
+                                                         row[5] or 0))
+        canonical = dict(db.execute("SELECT id, canonical_article_id FROM clusters "
+                                    "WHERE merged_into IS NULL AND size > 0").fetchall())
+    assert canonical.keys() == members.keys()
+    assert canonical == {cluster: canonical_member(found, agencies)
+                         for cluster, found in members.items()}

@@ -265,6 +265,10 @@ def test_agency_list_is_configurable() -> None:
     assert neardup.is_agency_copy("Global Wire Service", None, ("Global Wire Service",))
     assert neardup.is_agency_copy(None, "https://feeds.wire.example/a", ("wire.example",))
     assert not neardup.is_agency_copy("Reuters", None, ("Global Wire Service",))
+    # The list is normalised once and kept (a merge ranks every member against it): each
+    # list is its own, whatever came before it.
+    assert neardup.is_agency_copy("REUTERS.", None, ["Reuters"])
+    assert not neardup.is_agency_copy("Reuters", "https://www.reuters.com/a", ("AFP",))
 
 
 def test_dedupe_config(tmp_path: Path) -> None:

@@ -7,7 +7,12 @@ keeps the source's row as a forwarding address: `merged_into` names the cluster 
 went to (always a live cluster: older forwards are updated too), `merged_at` when. Every
 merge is recorded in `cluster_merges` with the article whose evidence joined the two clusters
 and its best match in each (their `duplicate_edges` rows hold the evidence itself). The
-canonical member is then re-picked over the whole cluster (pipeline.dedupe.canonical_member).
+canonical member is then re-picked (pipeline.dedupe.canonical_member) among the merged
+clusters' canonicals and the new article: each cluster's canonical is already its best
+member (kept so at every insert and merge), so that is the best of the whole cluster,
+without reading every member. Reading them all made each merge into a cluster of thousands
+a scan of thousands: half the writer's time at 245,000 articles of the 1M benchmark build,
+whose largest cluster had 37,000 members and 3,700 merges into it.
 """
 
 from __future__ import annotations
@@ -52,13 +57,29 @@ def apply(db: sqlite_utils.Database, merge: Merge, article_id: str, now: str) ->
          merge.target_article_id, merge.target_score, source_size, target_size])
 
 
-def repick_canonical(db: sqlite_utils.Database, cluster_id: str,
-                     agencies: Sequence[str]) -> str:
-    """Make the best of all the cluster's members canonical (after a merge); returns it."""
-    rows = db.execute(
-        "SELECT id, sitename, coalesce(nullif(canonical_url, ''), url), "
-        "coalesce(published_at, fetched_at), length(text) FROM articles "
-        "WHERE cluster_id = ?", [cluster_id]).fetchall()
+def canonicals(db: sqlite_utils.Database, cluster_ids: Sequence[str]) -> list[str]:
+    """The canonical members of these clusters (before a merge forgets the source's)."""
+    ids = list(dict.fromkeys(cluster_ids))
+    return [r[0] for r in db.execute(
+        f"SELECT canonical_article_id FROM clusters WHERE id IN ({','.join('?' * len(ids))}) "
+        "AND canonical_article_id IS NOT NULL", ids)]
+
+
+def contenders_sql(count: int) -> str:
+    """The ranking fields of `count` articles of a cluster, looked up by id: `+cluster_id`
+    keeps SQLite from walking the cluster's index instead (which it prefers from five ids
+    on: every member of a cluster of thousands, 0.13 s warm and 1.6 s cold for 78,000)."""
+    return ("SELECT id, sitename, coalesce(nullif(canonical_url, ''), url), "
+            "coalesce(published_at, fetched_at), length(text) FROM articles "
+            f"WHERE +cluster_id = ? AND id IN ({','.join('?' * count)})")
+
+
+def repick_canonical(db: sqlite_utils.Database, cluster_id: str, agencies: Sequence[str],
+                     contenders: Sequence[str]) -> str:
+    """Make the best of `contenders` (the canonicals of the clusters merged into this one,
+    and its new member) canonical after a merge; returns it."""
+    ids = list(dict.fromkeys(contenders))
+    rows = db.execute(contenders_sql(len(ids)), [cluster_id, *ids]).fetchall()
     best = canonical_member([Member(r[0], r[1], r[2], r[3], r[4] or 0) for r in rows],
                             tuple(agencies))
     db.execute("UPDATE clusters SET canonical_article_id = ? WHERE id = ?", [best, cluster_id])

@@ -318,12 +318,16 @@ def _add_article(store: Store, entry: NewEntry, feed_id: int, now: str
         "extract_rules": article.rules_note,
         **_archive_columns(entry.archived),
     })
+    contenders = merges.canonicals(db, [decision.cluster_id, *(
+        cluster for merge in decision.merges for cluster in (merge.source, merge.target))]
+    ) if decision.merges else []
     for merge in decision.merges:  # the clusters its evidence joins (clusters that heal)
         merges.apply(db, merge, article.id, now)
     db.execute("UPDATE clusters SET size = size + 1, last_seen_at = ? WHERE id = ?",
                [now, decision.cluster_id])
     if decision.merges:
-        merges.repick_canonical(db, decision.cluster_id, store.dedupe.agencies)
+        merges.repick_canonical(db, decision.cluster_id, store.dedupe.agencies,
+                                [*contenders, article.id])
     elif decision.kind is not None:
         _update_canonical(store, decision.cluster_id, article.id)
     if entry.fingerprint is not None:

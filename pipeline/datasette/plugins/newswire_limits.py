@@ -18,7 +18,11 @@ the time limit on a big corpus, and quiet failures when a query does not.
   them (the table's newest-first order): seconds for a word most articles contain. The rows
   query of a table page gets `+rowid` there instead, so SQLite walks the order's index and
   keeps the rows whose rowid is in the (once computed) match list, stopping at the page's
-  end: milliseconds for a common word, an index walk for a rare one.
+  end: milliseconds for a common word, an index walk for a rare one. The page's count of
+  the matches (a search and no other filter) is asked of the search index alone: the same
+  number, since triggers keep the index row for row with its table, without looking up
+  every match in the table (a page of text each: 56,000 matches at 190,000 articles of
+  the 1M build took 3 s on a fresh connection and 0.1 s warm; from the index, 8 ms).
 - **A query over the time limit is one line in the log.** Datasette answers it with a 400
   page ("SQL query took too long"), and its default error handler also prints every handled
   error, this one included, as a rich traceback with local variables: about 480 lines per
@@ -45,6 +49,11 @@ COUNT_LIMIT_MS = 200  # an unfiltered table count on a table page
 _UNFILTERED_COUNT = re.compile(r"^select count\(\*\) from (\w+|\[[^\]]+\])\s*$")
 # A table page's search filter (datasette/filters.py), in a query with an order.
 _SEARCH_FILTER = re.compile(r"(?<![\w+.\]])rowid in \(select rowid from ")
+# A table page's count of the rows its search matches, with no other filter
+# (datasette/views/table.py: count_sql; datasette/filters.py: the search clause).
+_SEARCH_COUNT = re.compile(
+    r"^select count\(\*\) from (\w+) where rowid in \(select rowid from \[?(\w+)\]? "
+    r"where \[?\2\]? match (escape_fts\(:search\)|:search)\)\s*$")
 
 
 def quiet_default_handler() -> None:
@@ -88,6 +97,7 @@ def _bounded_execute(database: Any, execute: Any) -> Any:
     async def bounded(sql: str, params: Any = None, *args: Any, **kwargs: Any) -> Any:
         if " order by " in sql:
             sql = _SEARCH_FILTER.sub("+rowid in (select rowid from ", sql)
+        sql = search_count(sql)
         match = _UNFILTERED_COUNT.match(sql)
         if match is None or params:
             return await execute(sql, params, *args, **kwargs)
@@ -102,6 +112,17 @@ def _bounded_execute(database: Any, execute: Any) -> Any:
         return Results([(rows,)], False, [("count(*)",)])
 
     return bounded
+
+
+def search_count(sql: str) -> str:
+    """A count of the rows a search matches, from the search index alone when it is the
+    table's own (`TABLE_fts`, which the product's triggers keep row for row); any other
+    query as it is."""
+    match = _SEARCH_COUNT.match(sql)
+    if match is None or match.group(2) != f"{match.group(1)}_fts":
+        return sql
+    index = match.group(2)
+    return f"select count(*) from [{index}] where [{index}] match {match.group(3)}"
 
 
 def count_within(conn: sqlite3.Connection, table: str, limit_ms: float) -> int | None:
