@@ -30,6 +30,8 @@ that each migration creates what it created then; `create_triggers`, `drop_trigg
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import sqlite_utils
 
 # The outlet of an article row `x` (new or old in a trigger): as the stories_by_outlets view.
@@ -453,20 +455,21 @@ def story_merged(db: sqlite_utils.Database, source: str, target: str) -> None:
 
 def create(db: sqlite_utils.Database) -> None:
     """The summary tables and their triggers of migration 14, filled from what is stored."""
-    for statement in TABLES:
-        db.execute(statement)
-    for name, body in TRIGGERS.items():
-        db.execute(f"CREATE TRIGGER {name} {body}")
+    _create(db, TABLES, TRIGGERS)
     _rebuild_14(db)
 
 
 def create_20(db: sqlite_utils.Database) -> None:
     """The outlets' days and the copies' lags (migration 20), filled from what is stored."""
-    for statement in TABLES_20:
-        db.execute(statement)
-    for name, body in TRIGGERS_20.items():
-        db.execute(f"CREATE TRIGGER {name} {body}")
+    _create(db, TABLES_20, TRIGGERS_20)
     _rebuild_20(db)
+
+
+def _create(db: sqlite_utils.Database, tables: Iterable[str], triggers: dict[str, str]) -> None:
+    for statement in tables:
+        db.execute(statement)
+    for name, body in triggers.items():
+        db.execute(f"CREATE TRIGGER {name} {body}")
 
 
 def create_triggers(db: sqlite_utils.Database) -> None:
