@@ -349,11 +349,19 @@ def test_canned_query_dates_feed_vs_page(tmp_path: Path) -> None:
             article = replace(make_article(url, text=f"Story {i} " * 40),
                               page_published_at=page, feed_published_at=feed)
             entries.append(new_entry(str(i), url, article))
+        # One more, dated by both but stored 40 days ago: outside the query's window.
+        old = replace(make_article("http://a.example/old", text="Old story " * 40),
+                      page_published_at="2024-01-01", feed_published_at="2025-03-04")
+        entries.append(new_entry("old", "http://a.example/old", old))
         store.record_poll(poll(1, *entries))
+        store.db.execute("UPDATE articles SET fetched_at = strftime('%Y-%m-%dT%H:%M:%SZ', "
+                         "'now', '-40 days') WHERE url = 'http://a.example/old'")
         sql = metadata_for(tmp_path / "nw.db", dead_after=5)["databases"]["nw"]["queries"][
             "dates_feed_vs_page"]["sql"]
         rows = store.db.execute(sql).fetchall()
+        plan = " ".join(r[3] for r in store.db.execute("EXPLAIN QUERY PLAN " + sql))
     assert rows == [(1, "A", 3, 1, 2, 1, 0)]
+    assert "COVERING INDEX articles_dated_twice" in plan  # a window of the index, no rows
 
 
 # --- a big corpus: pages that never write, bounded counts, quiet time-outs -------------------

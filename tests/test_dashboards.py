@@ -177,6 +177,39 @@ def test_a_storys_spread(corpus: Corpus) -> None:
         ("import: seed", "original", 0.0)
 
 
+def test_a_big_storys_spread_shows_its_first_thousand_copies(tmp_path: Path) -> None:
+    """A story of 1,300 copies (some dated by their outlet, some only by when they were
+    stored): the chart shows the 1,000 earliest in time, lags behind the very first."""
+    from pipeline.config import FeedConfig
+    from pipeline.store import Store
+
+    start = datetime(2026, 3, 1, tzinfo=UTC)
+
+    def stamp(minutes: int) -> str:
+        return (start + timedelta(minutes=minutes)).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+    copies = [(f"{i:016x}", stamp(3 * i), None) for i in range(900)]  # dated: 0, 3, 6 ...
+    copies += [(f"{900 + i:016x}", None, stamp(3 * i + 1)) for i in range(400)]  # 1, 4 ...
+    copies.append(("f" * 16, None, stamp(-5)))  # the first of all, stored before any
+    with Store.open(tmp_path / "nw.db") as store:
+        store.sync_feeds([FeedConfig(url="http://a.example/feed", name="Wire")])
+        store.db["clusters"].insert({"id": "big", "size": len(copies), "outlets": 1})
+        store.db["articles"].insert_all(
+            {"id": id_, "url": f"http://a.example/{id_}", "title": "t", "text": "x",
+             "feed_id": 1, "cluster_id": "big", "published_at": published,
+             "fetched_at": stored or published} for id_, published, stored in copies)
+    sql = dashboards_for(tmp_path / "nw.db", dead_after=10)["story"]["charts"]["timeline"][
+        "query"]
+    with sqlite3.connect(tmp_path / "nw.db") as conn:
+        rows = conn.execute(sql, {"cluster": "big"}).fetchall()
+    earliest = sorted(published or stored for _, published, stored in copies)[:1000]
+    assert [at for _, at, _, _ in rows] == earliest
+    # The first copy at -5 min, then dated and undated ones interleaved up to 1,794 min.
+    assert [lag for _, _, _, lag in rows][:3] == [0.0, 5.0, 6.0] and rows[-1][3] == 1799.0
+    assert [kind for _, _, kind, _ in rows] == ["original"] * 1000
+    assert {outlet for outlet, _, _, _ in rows} == {"Wire"}
+
+
 def test_outlets_compared(corpus: Corpus) -> None:
     rows = {r["outlet"]: r for r in corpus.chart("outlets", "median-lag")}
     gazette, herald = rows["The Example Gazette"], rows["The Other Herald"]
