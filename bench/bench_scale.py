@@ -231,6 +231,8 @@ def pages(db: Path, python: str, config: Path, log: Path) -> list[tuple[str, str
     found += [("article page", f"/{name}/articles/{canonical}"),
               ("feed page", f"/{name}/feeds/{feed}"),
               ("cluster page", f"/{name}/clusters/{cluster}")]
+    if "cluster" in section.get("queries", {}):
+        found.append(("query cluster (the largest)", f"/{name}/cluster?cluster_id={cluster}"))
     return found
 
 

@@ -215,6 +215,41 @@ def test_canned_query_a_cluster_by_id_follows_merges(tmp_path: Path) -> None:
     corpus.store.close()
 
 
+def test_canned_query_a_big_cluster_gives_its_canonical_and_first_thousand(
+        tmp_path: Path) -> None:
+    """1,300 copies, dated or only stored, the canonical the latest of all: it comes first,
+    then the 1,000 earliest copies in time."""
+    from datetime import UTC, datetime
+
+    from pipeline.config import FeedConfig
+    from pipeline.store import Store
+
+    start = datetime(2026, 3, 1, tzinfo=UTC).timestamp()
+
+    def stamp(minutes: int) -> str:
+        return datetime.fromtimestamp(start + 60 * minutes, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+    copies = [(f"{i:016x}", stamp(2 * i), None) for i in range(800)]
+    copies += [(f"{800 + i:016x}", None, stamp(2 * i + 1)) for i in range(500)]
+    canonical = ("c" * 16, stamp(5000), None)
+    with Store.open(tmp_path / "nw.db") as store:
+        store.sync_feeds([FeedConfig(url="http://a.example/feed")])
+        store.db["clusters"].insert({"id": "big", "size": 1301, "canonical_article_id": "c" * 16})
+        store.db["articles"].insert_all(
+            {"id": id_, "url": f"http://a.example/{id_}", "title": f"t{id_}", "text": "x",
+             "feed_id": 1, "cluster_id": "big", "published_at": published,
+             "fetched_at": stored or published}
+            for id_, published, stored in [canonical, *copies])
+        sql = metadata_for(tmp_path / "nw.db", 5)["databases"]["nw"]["queries"]["cluster"][
+            "sql"]
+        rows = store.db.execute(sql, {"cluster_id": "big"}).fetchall()
+    assert rows[0][1] == "c" * 16 and rows[0][-1] == 1
+    earliest = sorted(copies, key=lambda c: c[1] or c[2])[:1000]
+    assert [r[1] for r in rows[1:]] == [id_ for id_, _, _ in earliest]
+    assert [r[4] for r in rows[1:]] == [published or stored for _, published, stored in earliest]
+    assert sum(r[-1] for r in rows) == 1
+
+
 def test_canned_query_feed_health(served: Served) -> None:
     rows = {r["url"]: r for r in served.rows("/corpus/feed_health")}
     assert len(rows) == 3  # the import source is not a polled feed
