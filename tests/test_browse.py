@@ -215,12 +215,13 @@ def test_canned_query_a_cluster_by_id_follows_merges(tmp_path: Path) -> None:
     corpus.store.close()
 
 
-def test_canned_query_a_big_cluster_gives_its_canonical_and_first_thousand(
+def test_canned_query_a_big_cluster_gives_its_canonical_and_first_copies(
         tmp_path: Path) -> None:
     """1,300 copies, dated or only stored, the canonical the latest of all: it comes first,
-    then the 1,000 earliest copies in time."""
+    then the earliest copies in time, COPIES_SHOWN rows in all."""
     from datetime import UTC, datetime
 
+    from pipeline.browse import COPIES_SHOWN
     from pipeline.config import FeedConfig
     from pipeline.store import Store
 
@@ -244,7 +245,8 @@ def test_canned_query_a_big_cluster_gives_its_canonical_and_first_thousand(
             "sql"]
         rows = store.db.execute(sql, {"cluster_id": "big"}).fetchall()
     assert rows[0][1] == "c" * 16 and rows[0][-1] == 1
-    earliest = sorted(copies, key=lambda c: c[1] or c[2])[:1000]
+    assert len(rows) == COPIES_SHOWN
+    earliest = sorted(copies, key=lambda c: c[1] or c[2])[:COPIES_SHOWN - 1]
     assert [r[1] for r in rows[1:]] == [id_ for id_, _, _ in earliest]
     assert [r[4] for r in rows[1:]] == [published or stored for _, published, stored in earliest]
     assert sum(r[-1] for r in rows) == 1
