@@ -74,7 +74,7 @@ def metadata_for(database: Path, dead_after: int) -> dict[str, Any]:
                         .replace(COPIES_PLACEHOLDER, str(COPIES_SHOWN)))
         if "description" in query:
             query["description"] = query["description"].replace(COPIES_PLACEHOLDER,
-                                                                 str(COPIES_SHOWN))
+                                                                 f"{COPIES_SHOWN:,}")
     metadata.setdefault("plugins", {})["datasette-dashboards"] = \
         dashboards_for(database, dead_after)
     return metadata
@@ -97,7 +97,8 @@ def dashboards_for(database: Path, dead_after: int) -> dict[str, Any]:
 
     for dashboard in config.values():
         if isinstance(dashboard.get("description"), str):
-            dashboard["description"] = filled(dashboard["description"])
+            dashboard["description"] = dashboard["description"].replace(
+                COPIES_PLACEHOLDER, f"{COPIES_SHOWN:,}")
         for chart in dashboard.get("charts", {}).values():
             if chart.get("db") == DATABASE_PLACEHOLDER:
                 chart["db"] = name

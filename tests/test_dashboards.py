@@ -6,6 +6,7 @@ with data and saves screenshots (test-artifacts/browser/dash-*.png)."""
 from __future__ import annotations
 
 import json
+import re
 import socket
 import sqlite3
 import urllib.error
@@ -339,3 +340,23 @@ def test_browser_draws_every_dashboard_with_data(corpus: Corpus,
         By.CSS_SELECTOR, "#chart-biggest-stories tbody tr"))
     assert not driver.find_elements(By.CSS_SELECTOR, "#chart-biggest-stories img")
     assert "<img src=x" in driver.find_element(By.ID, "chart-biggest-stories").text
+
+    # A reader in New York sees the story's times in UTC, as the axis title says.
+    driver.execute_cdp_cmd("Emulation.setTimezoneOverride", {"timezoneId": "America/New_York"})
+    driver.get(f"{corpus.root}/-/dashboards/story")
+    label = re.compile(r"[A-Z][a-z]{2} \d{2} \d{2}:\d{2}")
+    WebDriverWait(driver, 30).until(lambda d: d.find_elements(
+        By.CSS_SELECTOR, "#chart-timeline svg g.mark-symbol path"))
+    year = corpus.copy_published.year
+
+    def tick(text: str) -> datetime:  # labels have no year: the one nearest the copy
+        return min((datetime.strptime(f"{y} {text}", "%Y %b %d %H:%M").replace(tzinfo=UTC)
+                    for y in (year - 1, year, year + 1)),
+                   key=lambda t: abs(t - corpus.copy_published))
+
+    ticks = [tick(t.text) for t in driver.find_elements(
+        By.CSS_SELECTOR, "#chart-timeline svg g.role-axis-label text")
+        if label.fullmatch(t.text)]
+    first = corpus.copy_published - timedelta(hours=1)  # the Gazette's, an hour earlier
+    assert ticks and all(first - timedelta(hours=1) <= t <= corpus.copy_published
+                         + timedelta(hours=1) for t in ticks), ticks

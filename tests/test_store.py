@@ -312,11 +312,12 @@ def test_a_database_from_main_before_issue_12_gains_its_columns(tmp_path: Path) 
     from pipeline.store import schema
 
     path = tmp_path / "nw.db"
-    _database_with(path, [n for n in sorted(schema.MIGRATIONS) if n != 10], 16)
+    before_issue_12 = [n for n in sorted(schema.MIGRATIONS) if n <= 16 and n != 10]
+    _database_with(path, before_issue_12, 16)
     conn = sqlite3.connect(path, isolation_level=None)
     conn.execute(schema.LEDGER_SQL)
     conn.executemany(f"INSERT INTO {schema.LEDGER} VALUES (?, '2026-11-30T00:00:00Z')",
-                     [(n,) for n in schema.MIGRATIONS if n != 10])
+                     [(n,) for n in before_issue_12])
     conn.close()
     with sqlite3.connect(path) as before:
         columns = {row[1] for row in before.execute("PRAGMA table_info(articles)")}
