@@ -14,6 +14,10 @@ in a rotating order (`--news-scale` N: N times the corpus's rate of news, more a
 poll). Reported: the writer's CPU seconds per 1,000 polls with their articles
 (less sensitive than wall time on a shared machine), its wall time, the medians over the
 rounds and their ratios to "before".
+
+`--index NAME` compares one index instead: "with" (the corpus as it is) against "without"
+(NAME dropped from the copy), the same news appended to both; for example
+`--index articles_dated_twice` (migration 21).
 """
 
 from __future__ import annotations
@@ -67,7 +71,9 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--workdir", type=Path)
     parser.add_argument("--news-scale", type=float, default=1.0)
+    parser.add_argument("--index", help="compare the corpus with and without this index")
     args = parser.parse_args()
+    labels = ("without", "with") if args.index else LABELS
     if not corpus_db.CORPUS.is_dir():
         print(f"skipped: {corpus_db.CORPUS} is absent (the corpus builder needs it)")
         return 0
@@ -78,13 +84,16 @@ def main() -> int:
         corpus = work / "corpus-10k.db"
         if not corpus.exists():
             corpus_db.build(corpus, corpus_db.Shape(articles=10_000))
-    runs: dict[str, list[tuple[float, float, int]]] = {label: [] for label in LABELS}
+    runs: dict[str, list[tuple[float, float, int]]] = {label: [] for label in labels}
     for round_ in range(args.rounds):
-        order = LABELS[round_ % 3:] + LABELS[:round_ % 3]
-        for label in order:
+        turn = round_ % len(labels)
+        for label in labels[turn:] + labels[:turn]:
             db = work / f"{label}.db"
             copy(corpus, db)
-            if label != "after":
+            if args.index and label == "without":
+                with sqlite_utils.Database(db) as database:
+                    database.execute(f"DROP INDEX [{args.index}]")
+            elif not args.index and label != "after":
                 strip(db, indexes=label == "before")
             report = corpus_db.append(db, args.hours, progress=False,
                                       news_scale=args.news_scale)
@@ -101,9 +110,10 @@ def main() -> int:
         medians[label] = (cpu, wall)
         print(f"{label:<7}: writer {cpu * 1000:.1f} ms CPU, {wall * 1000:.1f} ms wall per "
               f"1,000 polls with their articles (median of {len(values)})")
-    for label in ("indexes", "after"):
-        print(f"{label} / before: CPU {medians[label][0] / medians['before'][0]:.3f}, "
-              f"wall {medians[label][1] / medians['before'][1]:.3f}")
+    base = labels[0]
+    for label in labels[1:]:
+        print(f"{label} / {base}: CPU {medians[label][0] / medians[base][0]:.3f}, "
+              f"wall {medians[label][1] / medians[base][1]:.3f}")
     return 0
 
 

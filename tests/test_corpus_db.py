@@ -49,6 +49,13 @@ def test_the_bulk_path_writes_what_every_poll_through_the_writer_writes(
         assert days[0] >= 6 and days[1] <= "2026-05-23"
         assert db.execute("SELECT count(*) FROM feeds WHERE last_polled_at IS NULL "
                           "OR next_poll_at IS NULL").fetchone()[0] == 0
+        # Most articles carry the feed's date and the page's (the feed's is the one stored),
+        # so that the canned query comparing them has rows to read at every size.
+        dated = db.execute(
+            "SELECT sum(feed_published_at IS NOT NULL AND page_published_at IS NOT NULL), "
+            "sum(published_at IS NOT feed_published_at AND feed_published_at IS NOT NULL), "
+            "sum(page_published_at < feed_published_at) FROM articles").fetchone()
+        assert 0.7 * 250 <= dated[0] <= 0.9 * 250 and dated[1] == 0 and dated[2] > 0
 
 
 def test_every_cluster_s_canonical_is_its_best_member(tmp_path: Path) -> None:
