@@ -84,6 +84,13 @@ def main() -> int:
         corpus = work / "corpus-10k.db"
         if not corpus.exists():
             corpus_db.build(corpus, corpus_db.Shape(articles=10_000))
+    if args.index:  # a corpus from before the index's migration would build it while timed
+        with sqlite_utils.Database(corpus) as database:
+            if not database.execute("SELECT 1 FROM sqlite_master WHERE type = 'index' AND "
+                                    "name = ?", [args.index]).fetchone():
+                print(f"{corpus} has no index {args.index}: migrate it first (opening it "
+                      "with pipeline.store.Store applies this newswire's migrations)")
+                return 2
     runs: dict[str, list[tuple[float, float, int]]] = {label: [] for label in labels}
     for round_ in range(args.rounds):
         turn = round_ % len(labels)

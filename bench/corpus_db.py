@@ -411,9 +411,10 @@ def make_entry(copy: Copy, sites: list[Site], texts: Texts) -> NewEntry:
     author = (f"{rng.choice(_FIRST_NAMES)} {rng.choice(_LAST_NAMES)}"
               if rng.random() < 0.6 else None)
     feed_date = iso(day) if rng.random() < 0.95 else None  # rng's draws in their old order
-    # The page's date beside the feed's, as the pipeline stores both (the feed's wins): most
-    # pages agree to the minute, some are hours off or a day earlier, some have none. Its
-    # own generator, so that the texts and the rest stay what earlier builds made.
+    # The page's date beside the feed's, as the pipeline stores both (the feed's wins, else
+    # the page's): most pages agree to the minute, some are hours off or a day earlier, some
+    # have none. Its own generator keeps the texts and clusters of earlier builds; where the
+    # feed gives no date (5%), the page's now dates the copy, canonicals and lags with it.
     dates = random.Random(copy.story * 53 + copy.member + 7)
     page_day = day + timedelta(hours=dates.choice((0, 0, 0, 0, 0, 0, -2, 3, -30)))
     page_date = iso(page_day) if dates.random() < 0.85 else None

@@ -343,10 +343,15 @@ def test_browser_draws_every_dashboard_with_data(corpus: Corpus,
 
     # A reader in New York sees the story's times in UTC, as the axis title says.
     driver.execute_cdp_cmd("Emulation.setTimezoneOverride", {"timezoneId": "America/New_York"})
-    driver.get(f"{corpus.root}/-/dashboards/story")
+    try:
+        driver.get(f"{corpus.root}/-/dashboards/story")
+        WebDriverWait(driver, 30).until(lambda d: d.find_elements(
+            By.CSS_SELECTOR, "#chart-timeline svg g.mark-symbol path"))
+        labels = [t.text for t in driver.find_elements(
+            By.CSS_SELECTOR, "#chart-timeline svg g.role-axis-label text")]
+    finally:  # the browser is the module's: back to the machine's zone
+        driver.execute_cdp_cmd("Emulation.setTimezoneOverride", {"timezoneId": ""})
     label = re.compile(r"[A-Z][a-z]{2} \d{2} \d{2}:\d{2}")
-    WebDriverWait(driver, 30).until(lambda d: d.find_elements(
-        By.CSS_SELECTOR, "#chart-timeline svg g.mark-symbol path"))
     year = corpus.copy_published.year
 
     def tick(text: str) -> datetime:  # labels have no year: the one nearest the copy
@@ -354,9 +359,7 @@ def test_browser_draws_every_dashboard_with_data(corpus: Corpus,
                     for y in (year - 1, year, year + 1)),
                    key=lambda t: abs(t - corpus.copy_published))
 
-    ticks = [tick(t.text) for t in driver.find_elements(
-        By.CSS_SELECTOR, "#chart-timeline svg g.role-axis-label text")
-        if label.fullmatch(t.text)]
+    ticks = [tick(text) for text in labels if label.fullmatch(text)]
     first = corpus.copy_published - timedelta(hours=1)  # the Gazette's, an hour earlier
     assert ticks and all(first - timedelta(hours=1) <= t <= corpus.copy_published
                          + timedelta(hours=1) for t in ticks), ticks
