@@ -215,35 +215,44 @@ def test_canned_query_a_cluster_by_id_follows_merges(tmp_path: Path) -> None:
     corpus.store.close()
 
 
+BIG_START = datetime(2026, 3, 1, tzinfo=UTC)
+
+
+def stamp(minutes: int) -> str:
+    """A time that many minutes after BIG_START, as the store writes times."""
+    return (BIG_START + timedelta(minutes=minutes)).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def store_big_cluster(path: Path, copies: list[tuple[str, str | None, str | None]],
+                      canonical: str | None = None, feed_name: str | None = None) -> None:
+    """A cluster `big` of these copies (id, published_at, else only the time it was stored),
+    written straight into a new store's tables: what a query over one story reads."""
+    from pipeline.config import FeedConfig
+    from pipeline.store import Store
+
+    with Store.open(path) as store:
+        store.sync_feeds([FeedConfig(url="http://a.example/feed", name=feed_name)])
+        store.db["clusters"].insert({"id": "big", "size": len(copies), "outlets": 1,
+                                     "canonical_article_id": canonical})
+        store.db["articles"].insert_all(
+            {"id": id_, "url": f"http://a.example/{id_}", "title": f"t{id_}", "text": "x",
+             "feed_id": 1, "cluster_id": "big", "published_at": published,
+             "fetched_at": stored or published} for id_, published, stored in copies)
+
+
 def test_canned_query_a_big_cluster_gives_its_canonical_and_first_copies(
         tmp_path: Path) -> None:
     """1,300 copies, dated or only stored, the canonical the latest of all: it comes first,
     then the earliest copies in time, COPIES_SHOWN rows in all."""
-    from datetime import UTC, datetime
-
     from pipeline.browse import COPIES_SHOWN
-    from pipeline.config import FeedConfig
-    from pipeline.store import Store
-
-    start = datetime(2026, 3, 1, tzinfo=UTC).timestamp()
-
-    def stamp(minutes: int) -> str:
-        return datetime.fromtimestamp(start + 60 * minutes, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
     copies = [(f"{i:016x}", stamp(2 * i), None) for i in range(800)]
     copies += [(f"{800 + i:016x}", None, stamp(2 * i + 1)) for i in range(500)]
-    canonical = ("c" * 16, stamp(5000), None)
-    with Store.open(tmp_path / "nw.db") as store:
-        store.sync_feeds([FeedConfig(url="http://a.example/feed")])
-        store.db["clusters"].insert({"id": "big", "size": 1301, "canonical_article_id": "c" * 16})
-        store.db["articles"].insert_all(
-            {"id": id_, "url": f"http://a.example/{id_}", "title": f"t{id_}", "text": "x",
-             "feed_id": 1, "cluster_id": "big", "published_at": published,
-             "fetched_at": stored or published}
-            for id_, published, stored in [canonical, *copies])
-        sql = metadata_for(tmp_path / "nw.db", 5)["databases"]["nw"]["queries"]["cluster"][
-            "sql"]
-        rows = store.db.execute(sql, {"cluster_id": "big"}).fetchall()
+    store_big_cluster(tmp_path / "nw.db", [("c" * 16, stamp(5000), None), *copies],
+                      canonical="c" * 16)
+    sql = metadata_for(tmp_path / "nw.db", 5)["databases"]["nw"]["queries"]["cluster"]["sql"]
+    with sqlite3.connect(tmp_path / "nw.db") as conn:
+        rows = conn.execute(sql, {"cluster_id": "big"}).fetchall()
     assert rows[0][1] == "c" * 16 and rows[0][-1] == 1
     assert len(rows) == COPIES_SHOWN
     earliest = sorted(copies, key=lambda c: c[1] or c[2])[:COPIES_SHOWN - 1]

@@ -30,6 +30,8 @@ from tests.test_browse import (
     browser,  # noqa: F401 - the headless Chromium fixture
     query,
     screenshot,
+    stamp,
+    store_big_cluster,
 )
 
 HOSTILE_SITE = 'The <img src=x onerror="alert(1)"> Courier & Co'
@@ -181,24 +183,10 @@ def test_a_storys_spread(corpus: Corpus) -> None:
 def test_a_big_storys_spread_shows_its_first_copies(tmp_path: Path) -> None:
     """A story of 1,300 copies (some dated by their outlet, some only by when they were
     stored): the chart shows the COPIES_SHOWN earliest in time, lags behind the very first."""
-    from pipeline.config import FeedConfig
-    from pipeline.store import Store
-
-    start = datetime(2026, 3, 1, tzinfo=UTC)
-
-    def stamp(minutes: int) -> str:
-        return (start + timedelta(minutes=minutes)).strftime("%Y-%m-%dT%H:%M:%SZ")
-
     copies = [(f"{i:016x}", stamp(3 * i), None) for i in range(900)]  # dated: 0, 3, 6 ...
     copies += [(f"{900 + i:016x}", None, stamp(3 * i + 1)) for i in range(400)]  # 1, 4 ...
     copies.append(("f" * 16, None, stamp(-5)))  # the first of all, stored before any
-    with Store.open(tmp_path / "nw.db") as store:
-        store.sync_feeds([FeedConfig(url="http://a.example/feed", name="Wire")])
-        store.db["clusters"].insert({"id": "big", "size": len(copies), "outlets": 1})
-        store.db["articles"].insert_all(
-            {"id": id_, "url": f"http://a.example/{id_}", "title": "t", "text": "x",
-             "feed_id": 1, "cluster_id": "big", "published_at": published,
-             "fetched_at": stored or published} for id_, published, stored in copies)
+    store_big_cluster(tmp_path / "nw.db", copies, feed_name="Wire")
     sql = dashboards_for(tmp_path / "nw.db", dead_after=10)["story"]["charts"]["timeline"][
         "query"]
     with sqlite3.connect(tmp_path / "nw.db") as conn:
