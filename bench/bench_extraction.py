@@ -77,7 +77,11 @@ AUTHOR_STEPS = (
     ("JSON-LD author (people before organisations)", ("json-ld",)),
     ("+ author meta tags", ("json-ld", "meta")),
     ("+ the byline element", ("json-ld", "meta", "byline")),
-    ("+ 'By Name' by the headline (the pipeline)", ("json-ld", "meta", "byline", "headline-by")),
+    ("+ 'By Name' by the headline", ("json-ld", "meta", "byline", "headline-by")),
+    ("+ a link to the author's page named as its address",
+     ("json-ld", "meta", "byline", "headline-by", "author-link")),
+    ("+ 'Written by Name' anywhere (the pipeline)",
+     ("json-ld", "meta", "byline", "headline-by", "author-link", "written-by")),
 )
 
 

@@ -8,8 +8,9 @@ of trust and stops at the first good answer:
   tags, `<time datetime>` in the article's header, a full date in the URL path, then
   htmldate's heuristics. Original publication wins over modification; the page's time zone
   is kept; dates before MIN_YEAR or more than a day ahead (FUTURE_SLACK) are rejected.
-- authors: JSON-LD `author` (people before organisations), author meta tags, then the
-  article's byline; normalised (no "By", no e-mail or handle, not the site's name) and
+- authors: JSON-LD `author` (people before organisations), author meta tags, the
+  article's byline, then a link to the author's page or a "Written by" line anywhere in the
+  page; normalised (no "By", no e-mail or handle, not the site's name) and
   joined with ", ".
 - language: detected from the text with py3langid (its model ships in the wheel).
 
@@ -21,10 +22,12 @@ from __future__ import annotations
 import html
 import json
 import re
+import unicodedata
 from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
+from urllib.parse import unquote
 
 from pipeline.times import DATE_FLOOR, FUTURE_SLACK
 
@@ -431,8 +434,8 @@ _LABEL = re.compile(r"^\W*(?:authors?|writers?|written|posted|byline|reporter|wo
 _BYLINE_END = re.compile(
     r"[;|•·]|\s[-–—]\s|,?\s+(?:additional|editing|edited|reviewed|fact[- ]checked|"
     r"medically|updated|published|posted|illustrat|photograph|graphics|contribut|with\s+"
-    r"reporting)\b|\s\d{1,2}[:/.]\d|\s(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)"
-    r"[a-z]*\.?\s+\d", re.I)
+    r"reporting)\b|\s\d{1,2}[:/.]\d|(?:\s\d{1,2}(?:st|nd|rd|th)?)?\s(?:jan|feb|mar|apr|may|"
+    r"jun|jul|aug|sep|oct|nov|dec)[a-z]*\.?,?\s+\d", re.I)
 _ROLE = re.compile(
     r"(?:^|,?\s+)(?:is\s+an?\b.*|(?:the\s+)?(?:senior|chief|staff|contributing|associate|managing|"
     r"executive|deputy|political|national|foreign|business|tech(?:nology)?|science|sports?|"
@@ -448,22 +451,28 @@ _STOP_WORDS = frozenset({
     "reviewed", "insights", "read", "min", "minutes", "share", "comments", "comment",
     "admin", "by", "from", "contact", "follow", "view", "profile", "more", "all", "about",
     "editorial", "last", "on", "at", "in", "of", "for", "the", "home", "news", "bio", "full",
-    "name",
+    "name", "sponsored", "promoted", "advertisement", "partner",
     *_MONTHS, "jan", "feb", "mar", "apr", "jun", "jul", "aug", "sep", "sept", "oct", "nov",
     "dec", "mon", "tue", "wed", "thu", "fri", "sat", "sun", "monday", "tuesday",
     "wednesday", "thursday", "friday", "saturday", "sunday", "today", "yesterday"})
+# Words of a phrase, not of a name written in lower case.
+_PHRASE_WORDS = frozenset({"a", "an", "the", "to", "of", "in", "on", "at", "for", "with", "this",
+                           "that", "your", "my", "our", "you", "we", "it", "is", "be", "no",
+                           "not", "and", "or", "here", "now", "up", "out", "new", "see", "us"})
+_NAME_MONTHS = frozenset({"april", "may", "june", "august"})  # Tom May, June Li: with a name
 _LAST_FIRST = re.compile(r"^\s*[A-Z][\w'’-]+,\s*[A-Z][\w'’.-]+\s*$")
 _USERNAME = re.compile(r"^\w{2,}(?:[._]\w{2,})+$")  # a login or a template key, not a name
 _EMAIL = re.compile(r"\S+@\S+\.\w+")
 _HANDLE = re.compile(r"(?<!\w)@\w+")
 _URLISH = re.compile(r"https?://\S+|www\.\S+|\S+\.(?:com|org|net|co\.uk)\b", re.I)
-_NOT_A_NAME = re.compile(r"^(?:admin|administrator|staff|editor|editors|webmaster|guest|"
+_NOT_A_NAME = re.compile(r"^(?:\w*admin|administrator|staff|editor|editors|webmaster|guest|"
                          r"anonymous|unknown|author|none|null|user|team)$", re.I)
 _CREDENTIALS = re.compile(r"^(?:[A-Z][A-Za-z]{0,4}\.?){1,3}$")  # MD, PhD, RD, M.S.
 
 
 def _squash(name: str) -> str:
-    return "".join(ch for ch in name.casefold() if ch.isalnum())
+    """Letters and digits only, case and accents folded: 'José García' → 'josegarcia'."""
+    return "".join(ch for ch in unicodedata.normalize("NFKD", name.casefold()) if ch.isalnum())
 
 
 def site_names(sitename: str | None, url: str | None) -> frozenset[str]:
@@ -520,11 +529,16 @@ def _clean_name(part: str, strict: bool = True) -> str | None:
         return None  # 'andrew.keaveney', 'page.head.extra.author'
     if not strict:
         return name
-    if name.islower():
-        name = name.title()  # "ana lopez" as the name is written
-    for word in words:
-        bare = word.strip(".,'’").lower()
-        if bare in _STOP_WORDS or _USERNAME.match(word) or \
+    if name.islower() and len(words) > 1:  # "ana lopez" as written (one word: a login)
+        if any(word in _PHRASE_WORDS for word in words):
+            return None  # "leave a reply"
+        name = name.title()
+        words = name.split()
+    bare_words = [word.strip(".,'’").lower() for word in words]
+    if all(bare in _NAME_MONTHS for bare in bare_words):
+        return None  # "May", "June 2024": a date
+    for word, bare in zip(words, bare_words, strict=True):
+        if bare in _STOP_WORDS and bare not in _NAME_MONTHS or _USERNAME.match(word) or \
                 word[0].islower() and bare not in _PARTICLES:
             return None  # a label, a date or a phrase, not a name
     if name.isupper() and len(name) > 4:
@@ -632,7 +646,147 @@ def headline_byline(window: str | None) -> str | None:
     return normalise_authors(match.group(1)) if match else None
 
 
-AUTHOR_SOURCES = ("json-ld", "meta", "byline", "headline-by")
+# A link to the author's own page: /author/ana-lopez, /authors/ana-lopez-2/, /autor/jose.html.
+_AUTHOR_PAGE = re.compile(r"/(?:authors?|writers?|contributors?|columnists?|journalists?|"
+                          r"reporters?|autor(?:es)?|auteurs?)/([^/]+?)(?:-\d+)?(?:\.\w+)?/?$",
+                          re.I)
+# Parts of a page that name people other than the article's author: menus, comments, other
+# articles' cards, credits, fact boxes (a book review's "Author: Jane Austen"). A class or id
+# counts by its first word ("menu", "comment-list", "sidebar_left"; not
+# "elementor-widget-container"); nav, footer and aside count outside the article only.
+_ASIDE_TAGS = frozenset({"nav", "footer", "aside"})
+_ASIDE_ALWAYS = frozenset({"figcaption", "dl", "table"})
+_ASIDE_WORDS = frozenset({"nav", "navbar", "navigation", "menu", "comment", "comments", "respond",
+                          "replies", "related", "widget", "sidebar", "secondary", "footer",
+                          "breadcrumb", "breadcrumbs"})
+_FIRST_WORD = re.compile(r"^[a-z]+", re.I)
+# "Written by Ana Lopez", "Author: Ana Lopez" as a line of its own.
+_WRITTEN_BY = re.compile(r"^\W*(?:(?:written|posted|authored|article)\s+by\b|(?:authors?|"
+                         r"contributors?|writers?)\s*:)\s*:?\s*(.+)$", re.I)
+# The same label alone, the name in the next element: "Written by <a>Ana</a>", <h3>Author</h3>.
+_LABEL_ALONE = re.compile(r"^\W*(?:(?:written|posted|authored|article)\s+by|authors?|"
+                          r"(?:contributors?|writers?)\s*:)\W*$", re.I)
+# Another line of a fact box or a credits list beside the label: "Publisher: ...",
+# "Directed by ...".
+_OTHER_KEY = re.compile(r"^\W*(?:[^:]{2,24}:\s*\S|\w+\s+by\s)", re.I)
+MAX_BYLINE = 80  # characters: a byline line, not a paragraph that mentions one
+
+
+def _aside(element: Any) -> bool:
+    """Whether the element sits in a part of the page that is not the article's own."""
+    for part in (element, *element.iterancestors()):
+        if part.tag in ("body", "html"):
+            return False
+        if part.tag in _ASIDE_ALWAYS or part.tag in _ASIDE_TAGS and \
+                next(part.iterancestors("article"), None) is None:
+            return True
+        marks = " ".join(filter(None, (part.get("class"), part.get("id"), part.get("role"))))
+        if any((word := _FIRST_WORD.match(token)) and word.group().lower() in _ASIDE_WORDS
+               for token in marks.split()):
+            return True
+    return False
+
+
+def _short_text(element: Any) -> str | None:
+    """An element's text when it is one line (≤ MAX_BYLINE characters besides spaces), else
+    None; a long element is not read to its end."""
+    if element is None or not isinstance(element.tag, str):  # a comment, say
+        return None
+    parts, size = [], 0
+    for part in element.itertext():
+        parts.append(part)
+        size += len("".join(part.split()))
+        if size > MAX_BYLINE:
+            return None
+    text = " ".join(" ".join(parts).split())
+    return text or None
+
+
+def _next_element(element: Any) -> Any:
+    return next((e for e in element.itersiblings() if isinstance(e.tag, str)), None)
+
+
+def _in_sentence(link: Any) -> bool:
+    """Whether a link is part of a sentence about someone ("She met <a>Ben Wu</a> at the
+    fair") rather than a byline ("By <a>Ana Lopez</a> | May 5")."""
+    around = (link.getparent().text or "") + " " + (link.tail or "")
+    return len(re.findall(r"\b[a-z]{2,}\b", around)) >= 3
+
+
+def author_link(tree: Any) -> str | None:
+    """The first link to an author's page whose text is the name its address spells
+    ('Ana Lopez' → /author/ana-lopez): the byline of templates that mark it no other way.
+    Not a link in a sentence, a menu, a comment or another article's card."""
+    for link in tree.xpath("//body//a[@href]"):
+        path = link.get("href").split("#", 1)[0].split("?", 1)[0]
+        slug = _AUTHOR_PAGE.search(path)
+        if slug is None:
+            continue
+        text = _short_text(link)
+        if not text or _squash(text) != _squash(unquote(slug.group(1))) or \
+                _in_sentence(link) or _aside(link):
+            continue
+        found = normalise_authors(text)
+        if found:
+            return found
+    return None
+
+
+def written_by(tree: Any) -> str | None:
+    """'Written by Ana Lopez' anywhere in the article (an author box below the text, a byline
+    the template does not mark): a line saying so, or a label ('Written by', 'Author')
+    followed by the element that names the author. Not in comments, menus, other articles'
+    cards or fact boxes."""
+    for node in tree.xpath(
+            f"//body/descendant::text()[{_VISIBLE_TEXT}][string-length(normalize-space()) "
+            f"<= {MAX_BYLINE}][contains(., ':') or contains(translate(., 'BY', 'by'), 'by') "
+            "or contains(translate(., 'AUTHOR', 'author'), 'author')]"):
+        holder = node.getparent()
+        if holder is None or not (_WRITTEN_BY.match(node) or _LABEL_ALONE.match(node)):
+            continue
+        line = holder.getparent() if node.is_tail else holder
+        if line is None or _short_text(line) is None:
+            continue  # a label inside a sentence: "a library written by <a>Ana</a> in C"
+        found = _written_by_at(node, holder, line)
+        if found and not _aside(line) and not _beside_other_keys(line):
+            return found
+    return None
+
+
+def _written_by_at(node: Any, holder: Any, line: Any) -> str | None:
+    """The names a label text node of written_by's introduces: its whole line
+    ("<p>Written by <a>A</a> and <a>B</a></p>", "<strong>Author:</strong> A"), else the
+    element after the label ("<h3>Author</h3> <p>A</p>")."""
+    for element in (line, line.getparent()):
+        text = _short_text(element)
+        if text and (match := _WRITTEN_BY.match(text)):
+            return normalise_authors(match.group(1))
+        if text is None:
+            break
+    if not _LABEL_ALONE.match(node):
+        return None
+    following = _next_element(holder) if node.is_tail else next(
+        (e for e in holder.iterchildren() if isinstance(e.tag, str)), None)
+    if following is None and not node.is_tail:
+        following = _next_element(holder)
+    if following is not None and len(following) and all(
+            child.tag in ("li", "p", "div") for child in following):  # a list of names
+        names = [_short_text(child) for child in following]
+        return normalise_authors(", ".join(n for n in names if n)) if all(names) else None
+    text = _short_text(following)
+    return normalise_authors(text) if text else None
+
+
+def _beside_other_keys(line: Any) -> bool:
+    """Whether the label's line is one of several "Key: value" or "Role by" lines: a fact
+    box or a list of credits, where "Author" is a book's and "Written by" a screenplay's."""
+    siblings = [e for e in (*line.itersiblings(preceding=True), *line.itersiblings())
+                if isinstance(e.tag, str)][:12]
+    return any((text := _short_text(e)) and _OTHER_KEY.match(text) and
+               not _WRITTEN_BY.match(text) for e in siblings)
+
+
+AUTHOR_SOURCES = ("json-ld", "meta", "byline", "headline-by", "author-link", "written-by")
 
 
 def author_candidates(tree: Any, objects: list[dict[str, Any]], window: str | None,
@@ -649,8 +803,12 @@ def author_candidates(tree: Any, objects: list[dict[str, Any]], window: str | No
             names, people = meta_author(tree), True
         elif source == "byline":
             names = byline_author(tree)
-        else:
+        elif source == "headline-by":
             names = headline_byline(window)
+        elif source == "author-link":
+            names = author_link(tree)
+        elif source == "written-by":
+            names = written_by(tree)
         if names:
             yield source, names, people
 

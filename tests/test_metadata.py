@@ -202,6 +202,13 @@ def test_headline_window_is_the_visible_text_around_the_first_headline() -> None
     ("admin", None),
     ("Updated January 5", None),
     ("https://news.example/authors/ana", None),
+    ("ana lopez", "Ana Lopez"),  # written in lower case: the name as written, capitalised
+    ("leave a reply", None),
+    ("Andrew Gerrand 4 August 2010", "Andrew Gerrand"),  # a day-first date ends the byline
+    ("Tom May", "Tom May"),  # month names that are also names, beside another name
+    ("June Li and April Ross", "June Li, April Ross"),
+    ("May", None),
+    ("Updated May 4", None),
 ])
 def test_normalise_authors(value: str, expected: str | None) -> None:
     assert metadata.normalise_authors(value) == expected
@@ -261,6 +268,66 @@ def test_meta_and_byline_sources() -> None:
     assert authors_of(page) == "Ana Lopez, Ben Wu"
     page = tree(body="<h1>Harbour</h1><p>Written by Ana Lopez</p><p>Text of the story.</p>")
     assert authors_of(page) == "Ana Lopez"
+
+
+LONG = "<h1>Harbour</h1>" + "<p>Text of the story, long enough to be one.</p>" * 200
+
+
+def source_of(body: str) -> tuple[str | None, str | None]:
+    """(authors, the signal that named them) on a page whose headline's window (where 'By
+    Name' is looked for) ends before `body`."""
+    page = tree(body=LONG + body)
+    return metadata.page_author(page, "https://news.example/a", metadata.json_ld(page),
+                                metadata.headline_window(page))
+
+
+def test_a_link_to_the_authors_page_names_the_author() -> None:
+    link = '<div class="meta"><a href="/blog/author/ana-lopez/">Ana Lopez</a></div>'
+    assert source_of(link) == ("Ana Lopez", "author-link")
+    assert source_of(link.replace("/ana-lopez/", "/ana/"))[0] is None  # not the name it spells
+    assert source_of('<a href="/autor/jose-garcia-2.html">José García</a>') == (
+        "José García", "author-link")  # accents folded, WordPress's "-2" and ".html" aside
+    assert source_of('<a href="https://[object Object]/">share</a>') == (None, None)
+    for elsewhere in (
+            '<p>She met <a href="/author/ben-wu">Ben Wu</a> at the fair last spring, '
+            "and they talked for an hour.</p>",  # a link in a sentence
+            '<div class="related-posts"><a href="/author/ben-wu/">Ben Wu</a></div>',
+            '<ol class="comment-list"><li><a href="/author/ben-wu/">Ben Wu</a> says</li></ol>',
+            '<ul class="menu"><li><a href="/authors/ben-wu">Ben Wu</a></li></ul>',
+            '<figure><figcaption><a href="/authors/ben-wu">Ben Wu</a></figcaption></figure>',
+            '<a href="/author/jdadmin/">jdadmin</a>',  # a login
+            '<a href="/people/joe-biden">Joe Biden</a>'):  # whom the story is about
+        assert source_of(elsewhere) == (None, None), elsewhere
+    both = ('<h1>Harbour</h1><p class="byline">By Ben Wu</p>'
+            '<a href="/authors/ana-lopez">Ana Lopez</a>')
+    assert authors_of(tree(body=both)) == "Ben Wu"  # the marked byline comes first
+
+
+def test_written_by_anywhere_in_the_article() -> None:
+    for box, expected in (
+            ('<p>Written by <!-- author --><a href="/team/ana">Ana Lopez</a></p>', "Ana Lopez"),
+            ('<p>Written by <a href="/a">Ana Lopez</a> and <a href="/b">Ben Wu</a></p>',
+             "Ana Lopez, Ben Wu"),
+            ("<div><h3>Author</h3><!-- .widget-title --><p>Ana Lopez</p></div>", "Ana Lopez"),
+            ("<div><strong>Contributors:</strong> Ana Lopez</div>", "Ana Lopez"),
+            ('<div><img src="a.png"> Written by <span>Ana Lopez</span></div>', "Ana Lopez"),
+            ("<div><h4>Authors</h4><ul><li>Ana Lopez</li><li>Ben Wu</li></ul></div>",
+             "Ana Lopez, Ben Wu"),
+            ("<article><p>Text.</p><footer>Written by Ana Lopez</footer></article>",
+             "Ana Lopez")):  # the article's own footer
+        assert source_of(box) == (expected, "written-by"), box
+    for elsewhere in (
+            '<div class="comments-list"><span>Posted by: <a href="mailto:j@x.example">'
+            "John Smith</a> at 5:48 PM</span></div>",  # a reader, not the author
+            '<p>Python has a regex library written by <a href="/mb">Matthew Barnett</a> '
+            "in C.</p>",  # a phrase inside a sentence
+            "<dl><dt>Title:</dt><dd>Emma</dd><dt>Author:</dt><dd>Jane Austen</dd></dl>",
+            "<ul><li>Publisher: Penguin</li><li>Author: Jane Austen</li></ul>",  # a fact box
+            "<ul><li>Directed by Greta Gerwig</li><li>Written by Noah Baumbach</li></ul>",
+            '<aside class="widget"><span>Posted by Ben Wu</span></aside>',
+            "<footer><p>Written by Ben Wu</p></footer>",  # the site's footer
+            "<table><tr><th>Title</th><th>Author</th><th>Date</th></tr></table>"):
+        assert source_of(elsewhere) == (None, None), elsewhere
 
 
 def test_feed_author_kept_when_the_page_has_none() -> None:
