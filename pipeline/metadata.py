@@ -434,7 +434,8 @@ _LABEL = re.compile(r"^\W*(?:authors?|writers?|written|posted|byline|reporter|wo
 _BYLINE_END = re.compile(
     r"[;|•·]|\s[-–—]\s|,?\s+(?:additional|editing|edited|reviewed|fact[- ]checked|"
     r"medically|updated|published|posted|illustrat|photograph|graphics|contribut|with\s+"
-    r"reporting)\b|\s\d{1,2}[:/.]\d|(?:\s\d{1,2}(?:st|nd|rd|th)?)?\s(?:jan|feb|mar|apr|may|"
+    r"reporting)\b|\s(?:on|at)\s+(?:(?:mon|tue|wed|thu|fri|sat|sun|jan|feb|mar|apr|may|jun|jul|"
+    r"aug|sep|oct|nov|dec)[a-z]*\b|\d)|\s\d{1,2}[:/.]\d|(?:\s\d{1,2}(?:st|nd|rd|th)?)?\s(?:jan|feb|mar|apr|may|"
     r"jun|jul|aug|sep|oct|nov|dec)[a-z]*\.?,?\s+\d", re.I)
 _ROLE = re.compile(
     r"(?:^|,?\s+)(?:is\s+an?\b.*|(?:the\s+)?(?:senior|chief|staff|contributing|associate|managing|"

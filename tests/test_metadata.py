@@ -205,6 +205,9 @@ def test_headline_window_is_the_visible_text_around_the_first_headline() -> None
     ("ana lopez", "Ana Lopez"),  # written in lower case: the name as written, capitalised
     ("leave a reply", None),
     ("Andrew Gerrand 4 August 2010", "Andrew Gerrand"),  # a day-first date ends the byline
+    ("Posted by Ana Lopez on May 5, 2024", "Ana Lopez"),  # ... and "on" a date
+    ("BeauHD on Friday December 19, 2025 @09:00PM", "BeauHD"),
+    ("Trial Attorney at Smith", None),  # a role "at" a firm is no name
     ("Tom May", "Tom May"),  # month names that are also names, beside another name
     ("June Li and April Ross", "June Li, April Ross"),
     ("May", None),
