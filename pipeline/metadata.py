@@ -10,7 +10,7 @@ of trust and stops at the first good answer:
   is kept; dates before MIN_YEAR or more than a day ahead (FUTURE_SLACK) are rejected.
 - authors: JSON-LD `author` (people before organisations), author meta tags, the
   article's byline, then a link to the author's page or a "Written by" line anywhere in the
-  page; normalised (no "By", no e-mail or handle, not the site's name) and
+  article; normalised (no "By", no e-mail or handle, not the site's name) and
   joined with ", ".
 - language: detected from the text with py3langid (its model ships in the wheel).
 
@@ -431,12 +431,15 @@ _GLUED_BY = re.compile(r"^\W*by(?=[A-Z])")  # "byAna Lopez" from joined element 
 _LABEL = re.compile(r"^\W*(?:authors?|writers?|written|posted|byline|reporter|words|text)"
                     r"\s*[:|-]\s*", re.I)
 # A second role ends the byline: "A; editing by B", "A, reviewed by B", "A | Updated ..."
+_MONTH_WORD = r"(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*"
 _BYLINE_END = re.compile(
     r"[;|•·]|\s[-–—]\s|,?\s+(?:additional|editing|edited|reviewed|fact[- ]checked|"
     r"medically|updated|published|posted|illustrat|photograph|graphics|contribut|with\s+"
-    r"reporting)\b|\s(?:on|at)\s+(?:(?:mon|tue|wed|thu|fri|sat|sun|jan|feb|mar|apr|may|jun|jul|"
-    r"aug|sep|oct|nov|dec)[a-z]*\b|\d)|\s\d{1,2}[:/.]\d|(?:\s\d{1,2}(?:st|nd|rd|th)?)?\s(?:jan|feb|mar|apr|may|"
-    r"jun|jul|aug|sep|oct|nov|dec)[a-z]*\.?,?\s+\d", re.I)
+    r"reporting)\b"
+    r"|\s\d{1,2}[:/.]\d"  # a time or a numeric date
+    rf"|\s(?:on|at)\s+(?:(?:mon|tue|wed|thu|fri|sat|sun)[a-z]*\b|{_MONTH_WORD}\b|\d)"  # on May 5
+    rf"|(?:\s\d{{1,2}}(?:st|nd|rd|th)?)?\s{_MONTH_WORD}\.?,?\s+\d",  # 4 August 2010, Dec. 4
+    re.I)
 _ROLE = re.compile(
     r"(?:^|,?\s+)(?:is\s+an?\b.*|(?:the\s+)?(?:senior|chief|staff|contributing|associate|managing|"
     r"executive|deputy|political|national|foreign|business|tech(?:nology)?|science|sports?|"
