@@ -45,6 +45,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench import corpus_site, scoring  # noqa: E402
 from bench.baseline_extraction import author_matches, date_matches  # noqa: E402
 from bench.scoring import Page  # noqa: E402
+from pipeline.metadata import AUTHOR_SOURCES  # noqa: E402
 
 # (step, the line rules of pipeline.boilerplate.clean_lines applied); before them, the body.
 TEXT_STEPS = (
@@ -73,16 +74,15 @@ DATE_STEPS = (
     ("+ an 'Updated' date by the headline not confirmed by a <time>; 09.10.2024 read both "
      "ways (the pipeline)", ALL_DATE_SIGNALS, True, True),
 )
-AUTHOR_STEPS = (
-    ("JSON-LD author (people before organisations)", ("json-ld",)),
-    ("+ author meta tags", ("json-ld", "meta")),
-    ("+ the byline element", ("json-ld", "meta", "byline")),
-    ("+ 'By Name' by the headline", ("json-ld", "meta", "byline", "headline-by")),
-    ("+ a link to the author's page named as its address",
-     ("json-ld", "meta", "byline", "headline-by", "author-link")),
-    ("+ 'Written by Name' anywhere (the pipeline)",
-     ("json-ld", "meta", "byline", "headline-by", "author-link", "written-by")),
-)
+# (step, the author signals of pipeline.metadata.AUTHOR_SOURCES used): one more each step.
+AUTHOR_STEPS = tuple((label, AUTHOR_SOURCES[:count]) for count, label in enumerate((
+    "JSON-LD author (people before organisations)",
+    "+ author meta tags",
+    "+ the byline element",
+    "+ 'By Name' by the headline",
+    "+ a link to the author's page named as its address",
+    "+ 'Written by Name' anywhere (the pipeline)"), start=1))
+assert len(AUTHOR_STEPS) == len(AUTHOR_SOURCES), "a step for each signal"
 
 
 def _ablation(page: Page) -> dict[str, list[Any]]:

@@ -62,6 +62,11 @@ DATABASE_PLACEHOLDER = "DATABASE"  # in dashboards: the served database's name
 COPIES_PLACEHOLDER, COPIES_SHOWN = "COPIES_SHOWN", 1000
 
 
+def described(text: str) -> str:
+    """A description with its placeholders put in as prose ("1,000")."""
+    return text.replace(COPIES_PLACEHOLDER, f"{COPIES_SHOWN:,}")
+
+
 def metadata_for(database: Path, dead_after: int) -> dict[str, Any]:
     """The shipped metadata with its database section filed under this database's name, the
     feed-health rule (pipeline.store.queries.health_sql, `schedule.dead_after`) in the
@@ -73,8 +78,7 @@ def metadata_for(database: Path, dead_after: int) -> dict[str, Any]:
         query["sql"] = (query["sql"].replace(HEALTH_PLACEHOLDER, health_sql(dead_after))
                         .replace(COPIES_PLACEHOLDER, str(COPIES_SHOWN)))
         if "description" in query:
-            query["description"] = query["description"].replace(COPIES_PLACEHOLDER,
-                                                                 f"{COPIES_SHOWN:,}")
+            query["description"] = described(query["description"])
     metadata.setdefault("plugins", {})["datasette-dashboards"] = \
         dashboards_for(database, dead_after)
     return metadata
@@ -97,8 +101,7 @@ def dashboards_for(database: Path, dead_after: int) -> dict[str, Any]:
 
     for dashboard in config.values():
         if isinstance(dashboard.get("description"), str):
-            dashboard["description"] = dashboard["description"].replace(
-                COPIES_PLACEHOLDER, f"{COPIES_SHOWN:,}")
+            dashboard["description"] = described(dashboard["description"])
         for chart in dashboard.get("charts", {}).values():
             if chart.get("db") == DATABASE_PLACEHOLDER:
                 chart["db"] = name

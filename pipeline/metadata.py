@@ -26,6 +26,7 @@ import unicodedata
 from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from itertools import chain, islice
 from typing import Any
 from urllib.parse import unquote
 
@@ -423,6 +424,10 @@ AUTHOR_META = ("author", "article:author", "og:article:author", "parsely-author"
 _AUTHOR_META_RANK = {name: rank for rank, name in enumerate(AUTHOR_META)}
 PERSON_TYPES = frozenset({"person"})
 MAX_NAME_WORDS = 6
+# Characters of a byline: an author-marked element may also hold a date and a role; a line
+# found anywhere else holds the label and the names alone (longer: a sentence mentioning one).
+MAX_MARKED_BYLINE = 120
+MAX_BYLINE = 80
 MAX_AUTHORS = 8
 # "By", "Written by", "Reporting by" and the like before a name.
 _BY = re.compile(r"^\W*(?:(?:written|posted|published|reported|reporting|words|text|story|"
@@ -636,7 +641,7 @@ def byline_author(tree: Any) -> str | None:
                                                          "article", "main", "section"):
             continue
         text = " ".join(" ".join(element.itertext()).split())
-        if not text or len(text) > 120:
+        if not text or len(text) > MAX_MARKED_BYLINE:
             continue
         found = normalise_authors(text)
         if found:
@@ -673,7 +678,7 @@ _LABEL_ALONE = re.compile(r"^\W*(?:(?:written|posted|authored|article)\s+by|auth
 # Another line of a fact box or a credits list beside the label: "Publisher: ...",
 # "Directed by ...".
 _OTHER_KEY = re.compile(r"^\W*(?:[^:]{2,24}:\s*\S|\w+\s+by\s)", re.I)
-MAX_BYLINE = 80  # characters: a byline line, not a paragraph that mentions one
+KEY_SIBLINGS = 12  # the lines around a label read for a fact box's other keys
 
 
 def _aside(element: Any) -> bool:
@@ -694,7 +699,7 @@ def _aside(element: Any) -> bool:
 def _short_text(element: Any) -> str | None:
     """An element's text when it is one line (≤ MAX_BYLINE characters besides spaces), else
     None; a long element is not read to its end."""
-    if element is None or not isinstance(element.tag, str):  # a comment, say
+    if element is None or not _is_element(element):
         return None
     parts, size = [], 0
     for part in element.itertext():
@@ -706,8 +711,16 @@ def _short_text(element: Any) -> str | None:
     return text or None
 
 
+def _is_element(node: Any) -> bool:
+    return isinstance(node.tag, str)  # not an HTML comment or a processing instruction
+
+
 def _next_element(element: Any) -> Any:
-    return next((e for e in element.itersiblings() if isinstance(e.tag, str)), None)
+    return next((e for e in element.itersiblings() if _is_element(e)), None)
+
+
+def _first_child(element: Any) -> Any:
+    return next((e for e in element.iterchildren() if _is_element(e)), None)
 
 
 def _in_sentence(link: Any) -> bool:
@@ -769,9 +782,8 @@ def _written_by_at(node: Any, holder: Any, line: Any) -> str | None:
             break
     if not _LABEL_ALONE.match(node):
         return None
-    following = _next_element(holder) if node.is_tail else next(
-        (e for e in holder.iterchildren() if isinstance(e.tag, str)), None)
-    if following is None and not node.is_tail:
+    following = None if node.is_tail else _first_child(holder)
+    if following is None:  # "<img> Written by <span>", "<h3>Author</h3> <p>"
         following = _next_element(holder)
     if following is not None and len(following) and all(
             child.tag in ("li", "p", "div") for child in following):  # a list of names
@@ -783,9 +795,10 @@ def _written_by_at(node: Any, holder: Any, line: Any) -> str | None:
 
 def _beside_other_keys(line: Any) -> bool:
     """Whether the label's line is one of several "Key: value" or "Role by" lines: a fact
-    box or a list of credits, where "Author" is a book's and "Written by" a screenplay's."""
-    siblings = [e for e in (*line.itersiblings(preceding=True), *line.itersiblings())
-                if isinstance(e.tag, str)][:12]
+    box or a list of credits, where "Author" is a book's and "Written by" a screenplay's.
+    Only the nearest siblings are read: a page of thousands of such lines stays linear."""
+    siblings = islice((e for e in chain(line.itersiblings(preceding=True), line.itersiblings())
+                       if _is_element(e)), KEY_SIBLINGS)
     return any((text := _short_text(e)) and _OTHER_KEY.match(text) and
                not _WRITTEN_BY.match(text) for e in siblings)
 

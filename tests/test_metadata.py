@@ -32,11 +32,16 @@ def date_of(page: lxml.html.HtmlElement, url: str = "https://news.example/a") ->
     return metadata.page_date(page, url, objects, window, heuristics=False, now=NOW)[0]
 
 
-def authors_of(page: lxml.html.HtmlElement, sitename: str | None = None,
-               url: str = "https://news.example/a") -> str | None:
+def author_and_source(page: lxml.html.HtmlElement, sitename: str | None = None,
+                      url: str = "https://news.example/a") -> tuple[str | None, str | None]:
     objects = metadata.json_ld(page)
     window = metadata.headline_window(page)
-    return metadata.page_author(page, url, objects, window, sitename)[0]
+    return metadata.page_author(page, url, objects, window, sitename)
+
+
+def authors_of(page: lxml.html.HtmlElement, sitename: str | None = None,
+               url: str = "https://news.example/a") -> str | None:
+    return author_and_source(page, sitename, url)[0]
 
 
 # --- dates ---------------------------------------------------------------------------------
@@ -279,9 +284,7 @@ LONG = "<h1>Harbour</h1>" + "<p>Text of the story, long enough to be one.</p>" *
 def source_of(body: str) -> tuple[str | None, str | None]:
     """(authors, the signal that named them) on a page whose headline's window (where 'By
     Name' is looked for) ends before `body`."""
-    page = tree(body=LONG + body)
-    return metadata.page_author(page, "https://news.example/a", metadata.json_ld(page),
-                                metadata.headline_window(page))
+    return author_and_source(tree(body=LONG + body))
 
 
 def test_a_link_to_the_authors_page_names_the_author() -> None:
