@@ -250,11 +250,11 @@ def numeric_guard_ablation(conn: sqlite3.Connection, story_of: dict[str, str]
                            ) -> dict[str, dict[str, int]]:
     """How numeric guards treat the stored pairs that pass containment >= 0.8: copies of one
     story (should pass) and templated reports of one kind (should be stopped). Uses the
-    stored signatures and numbers, i.e. the extracted texts, boilerplate included."""
-    rows = [(story_of[aid], Fingerprint(sig, shingles, tuple((numbers or "").split())))
-            for aid, sig, shingles, numbers in conn.execute(
-                "SELECT article_id, signature, shingles, numbers FROM neardup_signatures")
-            if aid in story_of]
+    stored texts' fingerprints (the extracted texts, boilerplate included: exact copies too,
+    which keep no signature of their own)."""
+    rows = [(story_of[aid], fp) for aid, text, title in conn.execute(
+                "SELECT id, text, title FROM articles ORDER BY rowid")
+            if aid in story_of and text and (fp := neardup.fingerprint(text, title or ""))]
     guards = {
         "none": lambda a, b: True,
         "Jaccard, both >= 3 (dedupe.md)": _guard(_jaccard, min_each=3, min_union=0),

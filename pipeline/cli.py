@@ -71,11 +71,11 @@ def build_parser() -> argparse.ArgumentParser:
     _feed_settings_options(add)
 
     reindex = sub.add_parser("reindex", help="rebuild the near-duplicate index (bands and "
-                             "anchors) from the stored signatures (within "
-                             "dedupe.band_window_days)")
+                             "anchors) for dedupe.band_window_days from the stored "
+                             "signatures, computing those the window lacks from the texts")
     reindex.add_argument("--from-text", action="store_true",
-                         help="first recompute every signature, its figures and anchors "
-                              "from the stored texts")
+                         help="first recompute every signature in the window, its figures "
+                              "and anchors from the stored texts")
 
     opml_in = sub.add_parser("import-opml", help="add the feeds of an OPML file")
     opml_in.add_argument("file")
@@ -630,10 +630,11 @@ def cmd_reindex(config: Config, args: argparse.Namespace) -> int:
     with _open_store(config, lock=True) as store:
         report = store.reindex(config.dedupe.band_window_days, from_text=args.from_text)
     window = f"last {report.window_days} days" if report.window_days else "no window"
+    computed = (f"; {report.fingerprinted} signatures computed from text"
+                if args.from_text or report.fingerprinted else "")
     print(f"reindexed {report.signatures} signatures ({window}) into {report.band_rows} band "
-          f"rows and {report.anchor_rows} anchor rows"
-          + (f"; {report.fingerprinted} signatures recomputed from text"
-             if args.from_text else "") + f" in {time.monotonic() - started:.1f}s")
+          f"rows and {report.anchor_rows} anchor rows{computed} "
+          f"in {time.monotonic() - started:.1f}s")
     return 0
 
 

@@ -27,7 +27,7 @@ from pipeline.config import DedupeConfig, FeedConfig, ScheduleConfig
 from pipeline.dedupe import article_id
 from pipeline.errors import StoreError
 from pipeline.messages import Article, NewEntry, PollResult
-from pipeline.store import Store
+from pipeline.store import Store, schema
 from pipeline.times import utcnow
 from tests.conftest import REPO, run_cli, story, write_config
 
@@ -309,10 +309,13 @@ class Corpus:
         self.store = Store.open(self.path, self.dedupe)
 
     def add(self, slug: str, paragraphs: tuple[str, ...] | list[str], *, site: str = "Site",
-            published: datetime | None = None, title: str = "t", feed_id: int = 1) -> str:
+            published: datetime | None = None, title: str = "t", feed_id: int = 1,
+            canonical: str | None = None) -> str:
         url = f"https://{site.lower().replace(' ', '-')}.example/{slug}"
+        canonical = canonical or url
         text = "\n\n".join(paragraphs)
-        article = Article(id=article_id(url), url=url, canonical_url=url, title=title,
+        article = Article(id=article_id(canonical), url=url, canonical_url=canonical,
+                          title=title,
                           text=text, author=None,
                           published_at=published.strftime("%Y-%m-%dT%H:%M:%SZ")
                           if published else None,
@@ -341,6 +344,17 @@ class Corpus:
     def anchors(self) -> list[tuple]:
         return self.store.db.execute(
             "SELECT anchor, signature_id FROM neardup_anchors ORDER BY 1, 2").fetchall()
+
+    def signatures(self) -> dict[str, tuple]:
+        """Each indexed article's signature, figures, anchors and band and anchor rows."""
+        db = self.store.db
+        return {r[0]: (*r[1:], db.execute(
+            "SELECT group_concat(bucket) FROM (SELECT bucket FROM neardup_bands "
+            "WHERE signature_id = ? ORDER BY 1)", [r[5]]).fetchone()[0], db.execute(
+            "SELECT group_concat(anchor) FROM (SELECT anchor FROM neardup_anchors "
+            "WHERE signature_id = ? ORDER BY 1)", [r[5]]).fetchone()[0])
+            for r in db.execute("SELECT article_id, signature, shingles, numbers, anchors, id "
+                                "FROM neardup_signatures WHERE in_index = 1")}
 
 
 @pytest.fixture
@@ -462,12 +476,12 @@ def test_restart_and_rerun_leave_assignments_unchanged(tmp_path: Path) -> None:
     again.store.close()
 
 
-def test_exact_copies_keep_a_signature_but_stay_out_of_the_index(corpus: Corpus) -> None:
+def test_exact_copies_stay_out_of_the_index(corpus: Corpus) -> None:
     original = corpus.add("a", WIRE, site="One")
     copy = corpus.add("b", WIRE, site="Two")
     rows = dict(corpus.store.db.execute(
         "SELECT article_id, in_index FROM neardup_signatures").fetchall())
-    assert rows == {original: 1, copy: 0}
+    assert rows == {original: 1}  # the copy's twin is indexed: no signature of its own
     assert len(corpus.bands()) == 28
     assert {sid for _, sid in corpus.anchors()} == {1}
     assert corpus.article(copy)["duplicate_of"] == original
@@ -485,30 +499,111 @@ def test_prune_and_reindex(corpus: Corpus) -> None:
     signatures = corpus.store.db["neardup_signatures"].count
     assert bands and signatures >= 8
     indexed = {sid for _, sid in bands}
-    assert anchors and {sid for _, sid in anchors} <= indexed  # exact copies have neither
+    assert anchors and {sid for _, sid in anchors} <= indexed
 
     report = corpus.store.reindex(30)
     assert corpus.bands() == bands  # rebuilt from the signatures: identical
     assert corpus.anchors() == anchors  # ...and from the anchors kept with them
     assert report.band_rows == len(bands) and report.signatures == len(bands) // 28
     assert report.anchor_rows == len(anchors)
+    stored = corpus.signatures()
+    assert len(stored) == signatures
 
     assert corpus.store.prune_bands(30) == 0  # nothing is old yet
     later = datetime.now(UTC) + timedelta(days=31)
     assert corpus.store.prune_bands(30, now=later) == len(bands) // 28
     assert corpus.bands() == [] and corpus.anchors() == []  # both indexes, together
-    assert corpus.store.db["neardup_signatures"].count == signatures  # signatures stay
+    assert corpus.store.db["neardup_signatures"].count == 0  # the signatures with them
     assert corpus.store.prune_bands(0, now=later) == 0  # 0 = keep everything
     # Out of the window, an old story no longer attracts copies...
     fp = neardup.fingerprint("\n".join(WIRE))
     assert fp is not None and fp.anchors
     assert corpus.store.near_match("x" * 16, fp, "\n".join(WIRE)).kind is None
-    # ...until the window is widened and the index rebuilt.
-    assert corpus.store.reindex(0).band_rows == len(bands)
+    # ...until the window is widened: the signatures come back from the stored texts,
+    # the same as they were, and so do both indexes.
+    report = corpus.store.reindex(0)
+    assert report.fingerprinted == signatures and report.band_rows == len(bands)
+    assert corpus.signatures() == stored  # the same values under the same ids
     assert corpus.bands() == bands and corpus.anchors() == anchors
     assert corpus.store.near_match("x" * 16, fp, "\n".join(WIRE)).kind == "near"
+    assert corpus.store.reindex(0).fingerprinted == 0  # nothing missing any more
     assert corpus.store.reindex(30, now=later).band_rows == 0
-    assert corpus.anchors() == []
+    assert corpus.anchors() == [] and corpus.store.db["neardup_signatures"].count == 0
+
+
+def test_signatures_computed_for_a_widened_window_keep_the_oldest_first(
+        corpus: Corpus) -> None:
+    """Widening the window computes the older articles' signatures after the newer ones
+    were stored; they are renumbered into place, so a copy matching both still goes to the
+    earliest (candidates come oldest first, ties to the earliest indexed)."""
+    old = corpus.add("a", WIRE, site="One")
+    month_ago = (datetime.now(UTC) - timedelta(days=40)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    corpus.store.db.execute("UPDATE articles SET fetched_at = ? WHERE id = ?", [month_ago, old])
+    corpus.store.db.execute("UPDATE neardup_signatures SET indexed_at = ?", [month_ago])
+    assert corpus.store.prune_bands(30) == 1
+    newer = corpus.add("b", WIRE[:7], site="Two")
+    assert corpus.article(newer)["cluster_id"] == newer  # the old story is out of the window
+    assert corpus.store.reindex(60).fingerprinted == 1
+    assert corpus.store.db.execute(
+        "SELECT article_id FROM neardup_signatures ORDER BY id").fetchall() == [(old,), (newer,)]
+    copy = corpus.add("c", WIRE[:6], site="Three")  # all of it in both
+    assert corpus.article(copy)["duplicate_of"] == old
+    assert corpus.article(copy)["duplicate_kind"] == "near"
+
+
+def test_an_article_never_given_a_fetch_time_is_indexed_as_new(corpus: Corpus) -> None:
+    article = corpus.add("a", WIRE, site="One")
+    corpus.store.db.execute("DELETE FROM neardup_signatures")
+    corpus.store.db.execute("UPDATE articles SET fetched_at = NULL")
+    report = corpus.store.reindex(30, from_text=True)
+    assert (report.fingerprinted, report.signatures) == (1, 1)
+    assert corpus.add("b", WIRE[:6], site="Two") != article
+    assert corpus.store.db.execute("SELECT count(DISTINCT cluster_id) FROM articles"
+                                   ).fetchone() == (1,)
+
+
+def test_a_page_claiming_an_article_out_of_the_window_is_checked_on_its_text(
+        corpus: Corpus) -> None:
+    """An article whose signature left with the window is compared on its stored text when
+    another page claims its canonical URL: a near copy joins it, another text keeps its
+    own URL."""
+    original = corpus.add("quake", WIRE, site="One")
+    url = corpus.article(original)["url"]
+    assert corpus.store.prune_bands(30, now=datetime.now(UTC) + timedelta(days=31)) == 1
+    assert corpus.store.db["neardup_signatures"].count == 0
+    edited = [*WIRE[:-1], WIRE[-1] + " Officials gave no further details."]
+    assert corpus.add("amp/quake", edited, site="One", canonical=url) == original
+    assert corpus.store.db["articles"].count == 1
+    corpus.add("amp/other", story("harbour plan", 6), site="One", canonical=url)
+    assert corpus.store.db.execute(
+        "SELECT id != ?, claimed_canonical_url FROM articles WHERE url = ?",
+        [original, "https://one.example/amp/other"]).fetchall() == [(1, url)]
+
+
+def test_a_database_from_before_schema_22_keeps_only_the_windows_signatures(
+        tmp_path: Path) -> None:
+    """Migration 22: the signatures out of the index (pruned ones, exact copies') go; the
+    window's stay, and copies of its stories are still found."""
+    corpus = Corpus(tmp_path / "a.db")
+    original = corpus.add("a", WIRE, site="One")
+    copy = corpus.add("b", WIRE, site="Two")
+    old = corpus.add("c", story("harbour plan", 6), site="Three")
+    db = corpus.store.db
+    # As schema 21 left them: the exact copy's signature kept out of the index, an old
+    # article's pruned from it.
+    db.execute("INSERT INTO neardup_signatures (article_id, cluster_id, signature, shingles, "
+               "numbers, indexed_at, in_index, indexable, anchors) SELECT ?, cluster_id, "
+               "signature, shingles, numbers, indexed_at, 0, 0, anchors FROM "
+               "neardup_signatures WHERE article_id = ?", [copy, original])
+    db.execute("UPDATE neardup_signatures SET in_index = 0 WHERE article_id = ?", [old])
+    db.execute("DELETE FROM schema_migrations WHERE number = 22")
+    corpus.reopen()
+    assert 22 in schema.applied(corpus.store.db)
+    assert [r[0] for r in corpus.store.db.execute(
+        "SELECT article_id FROM neardup_signatures")] == [original]
+    near = corpus.add("d", WIRE[:6], site="Four")
+    assert corpus.article(near)["cluster_id"] == original
+    corpus.store.close()
 
 
 def test_a_rewritten_copy_found_by_its_anchors_alone_joins(corpus: Corpus) -> None:
@@ -544,7 +639,7 @@ def test_daemon_maintenance_prunes_the_index(corpus: Corpus) -> None:
                                              schedule=ScheduleConfig()))
     rows = dict(corpus.store.db.execute(
         "SELECT article_id, in_index FROM neardup_signatures").fetchall())
-    assert rows[old] == 0 and sum(rows.values()) == 1
+    assert old not in rows and sum(rows.values()) == 1
     assert len(corpus.bands()) == 28
 
 
@@ -702,7 +797,7 @@ def test_cli_clusters_copies_across_outlets(tmp_path: Path) -> None:
                          "WHERE id = 1")
         assert run_cli("once", "--all", config=config).code == 0
         assert query("SELECT count(*) FROM neardup_bands WHERE signature_id = 1") == [(0,)]
-        assert query("SELECT in_index FROM neardup_signatures WHERE id = 1") == [(0,)]
+        assert query("SELECT in_index FROM neardup_signatures WHERE id = 1") == []  # gone
         assert len(query("SELECT * FROM neardup_bands")) == len(bands) - 28
     finally:
         for outlet in outlets:

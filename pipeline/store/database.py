@@ -318,9 +318,9 @@ class Store:
     # -- upkeep
 
     def prune_bands(self, window_days: int, now: datetime | None = None) -> int:
-        """Drop the band and anchor rows of signatures indexed more than `window_days` ago
-        (0: never); the signatures stay. Short transactions; returns how many signatures
-        left the index. Raises StoreWriteError."""
+        """Drop the signatures indexed more than `window_days` ago (0: never) with their band
+        and anchor rows. Short transactions; returns how many signatures left the index.
+        Raises StoreWriteError."""
         if not window_days:
             return 0
         cutoff = iso((now or datetime.now(UTC)) - timedelta(days=window_days))
@@ -360,21 +360,22 @@ class Store:
 
     def reindex(self, window_days: int, from_text: bool = False,
                 now: datetime | None = None) -> ReindexReport:
-        """Rebuild the band and anchor indexes from the stored signatures indexed within the
-        window (0: all), in one transaction. With from_text, first recompute every
-        signature (and its figures and anchors) from the stored texts and titles. Cluster
-        assignments never change."""
-        fingerprinted = 0
-        if from_text:
-            with self.write():
-                fingerprinted = index.refingerprint(self.db, utcnow())
-            self._scheme_checked = True
-        self.check_scheme()
+        """Rebuild the near-duplicate index for the window (0: all), in one transaction:
+        signatures older than it dropped, the ones its articles lack computed from their
+        stored texts, then the band and anchor rows. With from_text, first recompute every
+        signature in the window (and its figures and anchors). Cluster assignments never
+        change."""
         cutoff = iso((now or datetime.now(UTC)) - timedelta(days=window_days)) \
             if window_days else ""
+        if not from_text:
+            self.check_scheme()  # from_text replaces what another scheme made
         with self.write():
-            signatures, band_rows, anchor_rows = index.rebuild(self.db, cutoff)
-        return ReindexReport(signatures, band_rows, fingerprinted, window_days, anchor_rows)
+            fingerprinted = index.refingerprint(self.db, cutoff, utcnow()) if from_text else 0
+            signatures, band_rows, anchor_rows, computed = index.rebuild(
+                self.db, cutoff, utcnow())
+        self._scheme_checked = True
+        return ReindexReport(signatures, band_rows, fingerprinted + computed, window_days,
+                             anchor_rows)
 
     def maintenance(self, config: Config) -> None:
         """Periodic upkeep for the daemon: prune the near-duplicate index to its window, roll

@@ -1,9 +1,12 @@
 """The near-duplicate index: signatures, their LSH band rows and their anchor rows (see
 pipeline.neardup), and the reads a decision makes of the corpus (`Reader`).
 
-`neardup_signatures` keeps every article's MinHash signature and anchors forever (so the
-index can be rebuilt); `neardup_bands` (LSH) and `neardup_anchors` (the second candidate
-index, issue 11) index the recent ones, pruned to `dedupe.band_window_days` together.
+`neardup_signatures` holds the MinHash signature and anchors of each article in the window
+(`dedupe.band_window_days`; exact copies have none: their twin is there); `neardup_bands`
+(LSH) and `neardup_anchors` (the second candidate index, issue 11) index them. A signature
+leaves with its band and anchor rows when the window moves past it (issue 17: at a million
+articles, signatures kept forever were 0.8 KB of every article's 11 KB for the 7% a copy can
+still find); widening the window recomputes the missing ones from the stored texts.
 Signatures made by another MinHash scheme, or anchors by another anchor scheme, are never
 mixed in.
 """
@@ -34,7 +37,7 @@ PRUNE_CHUNK = 2000  # signatures per transaction when pruning it
 class ReindexReport:
     signatures: int  # signatures now in the band and anchor indexes
     band_rows: int
-    fingerprinted: int  # signatures recomputed from stored text (--from-text)
+    fingerprinted: int  # signatures computed from stored text (--from-text, a wider window)
     window_days: int
     anchor_rows: int = 0
 
@@ -108,11 +111,25 @@ def candidates(db: sqlite_utils.Database, fingerprint: Fingerprint) -> list[Cand
 
 
 def stored_candidate(db: sqlite_utils.Database, article_id: str) -> Candidate | None:
-    """A stored article's signature as a candidate (None when it has none)."""
+    """A stored article's signature as a candidate: the stored one, else (an article out of
+    the window, or an exact copy) one computed from its stored text; None without text."""
     row = db.execute("SELECT article_id, cluster_id, signature, shingles, numbers "
                      "FROM neardup_signatures WHERE article_id = ?", [article_id]).fetchone()
-    return None if row is None else Candidate(row[0], row[1], row[2], row[3],
-                                              tuple((row[4] or "").split()))
+    if row is not None:
+        return Candidate(row[0], row[1], row[2], row[3], tuple((row[4] or "").split()))
+    stored = db.execute("SELECT cluster_id, text, title FROM articles WHERE id = ?",
+                        [article_id]).fetchone()
+    fingerprint = None if stored is None else _fingerprint(stored[1], stored[2])
+    if stored is None or fingerprint is None:
+        return None
+    return Candidate(article_id, stored[0], fingerprint.signature, fingerprint.shingles,
+                     tuple(fingerprint.numbers))
+
+
+def _fingerprint(text: str | None, title: str | None) -> Fingerprint | None:
+    return neardup.fingerprint_article(Article(
+        id="", url="", canonical_url="", title=title or "", text=text or "", author=None,
+        published_at=None, language=None, sitename=None, text_source=""))
 
 
 class Reader:
@@ -137,16 +154,17 @@ class Reader:
 
 def add(db: sqlite_utils.Database, article_id: str, cluster_id: str,
         fingerprint: Fingerprint, indexable: bool, now: str) -> None:
-    """Keep an article's signature and anchors; add them to the band and anchor indexes
+    """Keep an article's signature and anchors and add them to the band and anchor indexes,
     when indexable (an exact copy is not: its twin is there already)."""
+    if not indexable:
+        return
     cursor = db.execute(
         "INSERT INTO neardup_signatures (article_id, cluster_id, signature, shingles, "
-        "numbers, indexed_at, in_index, indexable, anchors) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
+        "numbers, indexed_at, in_index, indexable, anchors) VALUES (?, ?, ?, ?, ?, ?, 1, 1, ?) "
         "ON CONFLICT (article_id) DO NOTHING",
         [article_id, cluster_id, fingerprint.signature, fingerprint.shingles,
-         " ".join(fingerprint.numbers), now, int(indexable), int(indexable),
-         anchors_blob(fingerprint.anchors)])
-    if cursor.rowcount and indexable:
+         " ".join(fingerprint.numbers), now, anchors_blob(fingerprint.anchors)])
+    if cursor.rowcount:
         db.conn.executemany(
             "INSERT OR IGNORE INTO neardup_bands (bucket, signature_id) VALUES (?, ?)",
             [(key, cursor.lastrowid) for key in neardup.band_keys(fingerprint.signature)])
@@ -156,9 +174,9 @@ def add(db: sqlite_utils.Database, article_id: str, cluster_id: str,
 
 
 def prune_chunk(db: sqlite_utils.Database, cutoff: str) -> int:
-    """Drop the band and anchor rows of up to PRUNE_CHUNK signatures indexed before cutoff
-    (the signatures stay); how many left the index. One empty index probe when none is
-    due."""
+    """Drop up to PRUNE_CHUNK signatures indexed before cutoff, with their band and anchor
+    rows; how many left the index. One empty index probe when none is due. The oldest go
+    first, so whole pages of the table are freed for the new rows."""
     rows = db.execute(
         "SELECT id, signature, anchors FROM neardup_signatures WHERE in_index = 1 AND "
         "indexed_at < ? ORDER BY indexed_at, id LIMIT ?", [cutoff, PRUNE_CHUNK]).fetchall()
@@ -172,20 +190,24 @@ def prune_chunk(db: sqlite_utils.Database, cutoff: str) -> int:
     db.conn.executemany(
         "DELETE FROM neardup_anchors WHERE anchor = ? AND signature_id = ?",
         ((int(anchor), r[0]) for r in rows for anchor in anchors_of(r[2])))
-    db.conn.executemany("UPDATE neardup_signatures SET in_index = 0 WHERE id = ?",
-                        [(sid,) for sid in ids])
+    db.conn.executemany("DELETE FROM neardup_signatures WHERE id = ?", [(sid,) for sid in ids])
     return len(rows)
 
 
-def rebuild(db: sqlite_utils.Database, cutoff: str) -> tuple[int, int, int]:
-    """The band and anchor indexes rebuilt from the indexable signatures indexed at or
-    after cutoff: (signatures, band rows, anchor rows). Run inside one write transaction."""
+def rebuild(db: sqlite_utils.Database, cutoff: str, now: str) -> tuple[int, int, int, int]:
+    """The window's signatures and their band and anchor indexes, rebuilt: the signatures
+    indexed before cutoff dropped, those the window's articles lack (it was widened)
+    computed from their texts, every one renumbered oldest first, then both indexes built
+    from them: (signatures, band rows, anchor rows, signatures computed). Run inside one
+    write transaction."""
     band_rows = anchor_rows = signatures = 0
     db.execute("DELETE FROM neardup_bands")
     db.execute("DELETE FROM neardup_anchors")
-    db.execute("UPDATE neardup_signatures SET in_index = 0 WHERE in_index = 1")
+    db.execute("DELETE FROM neardup_signatures WHERE indexed_at < ?", [cutoff])
+    computed = refingerprint(db, cutoff, now, every=False)
+    _renumber(db)
     cursor = db.execute("SELECT id, signature, anchors FROM neardup_signatures "
-                        "WHERE indexable = 1 AND indexed_at >= ? ORDER BY id", [cutoff])
+                        "WHERE indexable = 1 ORDER BY id")
     while chunk := cursor.fetchmany(REINDEX_CHUNK):
         ids = np.fromiter((r[0] for r in chunk), dtype=np.int64, count=len(chunk))
         keys = neardup.band_keys_many(neardup.signature_matrix([r[1] for r in chunk]))
@@ -205,39 +227,60 @@ def rebuild(db: sqlite_utils.Database, cutoff: str) -> tuple[int, int, int]:
         band_rows += len(keys) * neardup.BANDS
         anchor_rows += len(holders)
         signatures += len(chunk)
-    db.execute("UPDATE neardup_signatures SET in_index = 1 WHERE indexable = 1 "
-               "AND indexed_at >= ?", [cutoff])
-    return signatures, band_rows, anchor_rows
+    db.execute("UPDATE neardup_signatures SET in_index = 1 WHERE indexable = 1")
+    return signatures, band_rows, anchor_rows, computed
 
 
-def refingerprint(db: sqlite_utils.Database, now: str) -> int:
-    """Recompute every stored article's signature, figures and anchors from its text and
-    title (after a change of MinHash or anchor scheme, or for articles stored before
-    clustering or anchors existed). Run inside one write transaction; leaves the indexes to
-    `rebuild`."""
+_SIGNATURE_COLUMNS = ("article_id, cluster_id, signature, shingles, numbers, indexed_at, "
+                      "in_index, indexable, anchors")
+
+
+def _renumber(db: sqlite_utils.Database) -> None:
+    """Signature ids in the order the articles were indexed: candidates come oldest first
+    and ties go to the earliest indexed copy, both read from the ids, and the signatures
+    just computed for older articles were appended after the newer ones."""
+    db.execute("DROP TABLE IF EXISTS temp.signatures_in_order")
+    db.execute(f"CREATE TEMP TABLE signatures_in_order AS SELECT {_SIGNATURE_COLUMNS} "
+               "FROM neardup_signatures ORDER BY indexed_at, id")
+    db.execute("DELETE FROM neardup_signatures")
+    db.execute(f"INSERT INTO neardup_signatures ({_SIGNATURE_COLUMNS}) SELECT "
+               f"{_SIGNATURE_COLUMNS} FROM temp.signatures_in_order ORDER BY rowid")
+    db.execute("DROP TABLE temp.signatures_in_order")
+
+
+def refingerprint(db: sqlite_utils.Database, cutoff: str, now: str, every: bool = True
+                  ) -> int:
+    """Compute from their stored texts and titles the signatures, figures and anchors of the
+    articles stored at or after cutoff ("": all; never stored: counted as now), exact copies
+    aside: every one of them (after a change of MinHash or anchor scheme, or for articles
+    stored before clustering or anchors existed), or only those that have none (the window
+    was widened). Run inside one write transaction, before `rebuild`."""
     count = 0
-    cursor = db.execute("SELECT id, cluster_id, text, title, fetched_at, duplicate_kind "
-                        "FROM articles ORDER BY fetched_at, id")
-    while chunk := cursor.fetchmany(1000):
-        for article_id, cluster_id, text, title, fetched_at, kind in chunk:
-            fingerprint = neardup.fingerprint_article(Article(
-                id=article_id, url="", canonical_url="", title=title or "", text=text or "",
-                author=None, published_at=None, language=None, sitename=None,
-                text_source=""))
-            if fingerprint is None:
-                continue
-            db.execute(
-                "INSERT INTO neardup_signatures (article_id, cluster_id, signature, "
-                "shingles, numbers, indexed_at, in_index, indexable, anchors) "
-                "VALUES (?, ?, ?, ?, ?, ?, 0, ?, ?) ON CONFLICT (article_id) DO UPDATE "
-                "SET signature = excluded.signature, shingles = excluded.shingles, "
-                "numbers = excluded.numbers, anchors = excluded.anchors, "
-                "cluster_id = excluded.cluster_id",
-                [article_id, cluster_id, fingerprint.signature, fingerprint.shingles,
-                 " ".join(fingerprint.numbers), fetched_at or now, int(kind != "exact"),
-                 anchors_blob(fingerprint.anchors)])
-            count += 1
-    set_scheme(db)
+    missing = "" if every else (" AND NOT EXISTS (SELECT 1 FROM neardup_signatures s "
+                                "WHERE s.article_id = a.id)")
+    for window in ("a.fetched_at >= :cutoff", "a.fetched_at IS NULL"):  # index ranges
+        cursor = db.execute(
+            "SELECT a.id, a.cluster_id, a.text, a.title, coalesce(a.fetched_at, :now) "
+            f"FROM articles a WHERE {window}{missing} AND a.duplicate_kind IS NOT 'exact' "
+            "ORDER BY a.fetched_at, a.rowid", {"now": now, "cutoff": cutoff})
+        while chunk := cursor.fetchmany(1000):
+            for article_id, cluster_id, text, title, fetched_at in chunk:
+                fingerprint = _fingerprint(text, title)
+                if fingerprint is None:
+                    continue
+                db.execute(
+                    "INSERT INTO neardup_signatures (article_id, cluster_id, signature, "
+                    "shingles, numbers, indexed_at, in_index, indexable, anchors) "
+                    "VALUES (?, ?, ?, ?, ?, ?, 0, 1, ?) ON CONFLICT (article_id) DO UPDATE "
+                    "SET signature = excluded.signature, shingles = excluded.shingles, "
+                    "numbers = excluded.numbers, anchors = excluded.anchors, "
+                    "cluster_id = excluded.cluster_id",
+                    [article_id, cluster_id, fingerprint.signature, fingerprint.shingles,
+                     " ".join(fingerprint.numbers), fetched_at,
+                     anchors_blob(fingerprint.anchors)])
+                count += 1
+    if every:
+        set_scheme(db)
     return count
 
 

@@ -70,8 +70,8 @@ def _migration_1(db: sqlite_utils.Database) -> None:
 def _migration_2(db: sqlite_utils.Database) -> None:
     """Near-duplicate index and cluster provenance.
 
-    `neardup_signatures` keeps every article's MinHash signature forever (so the index can be
-    rebuilt); `neardup_bands` is the LSH index over the recent ones (pruned to a window);
+    `neardup_signatures` keeps the articles' MinHash signatures (every one until migration
+    22, the window's since); `neardup_bands` is the LSH index over the recent ones;
     `duplicate_edges` keeps the evidence for every exact, near and related match.
     """
     db.table("neardup_signatures").create({
@@ -355,11 +355,18 @@ def _migration_21(db: sqlite_utils.Database) -> None:
                "WHERE feed_published_at IS NOT NULL AND page_published_at IS NOT NULL")
 
 
+def _migration_22(db: sqlite_utils.Database) -> None:
+    """Signatures are kept for the near-duplicate window only (issue 17, pipeline.store.
+    index): those already out of it, and exact copies' (never indexed), go. The pages they
+    held are reused by new rows; `VACUUM` gives them back to the file system."""
+    db.execute("DELETE FROM neardup_signatures WHERE in_index = 0")
+
+
 MIGRATIONS = {1: _migration_1, 2: _migration_2, 5: _migration_5, 6: _migration_6,
               7: _migration_7, 8: _migration_8, 9: _migration_9, 10: _migration_10,
               11: _migration_11, 12: _migration_12, 13: _migration_13, 14: _migration_14,
               15: _migration_15, 16: _migration_16, 18: _migration_18,
-              20: _migration_20, 21: _migration_21}
+              20: _migration_20, 21: _migration_21, 22: _migration_22}
 SCHEMA_VERSION = max(MIGRATIONS)
 
 
