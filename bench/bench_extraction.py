@@ -45,6 +45,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench import corpus_site, scoring  # noqa: E402
 from bench.baseline_extraction import author_matches, date_matches  # noqa: E402
 from bench.scoring import Page  # noqa: E402
+from pipeline.boilerplate import RULES  # noqa: E402
 from pipeline.metadata import AUTHOR_SOURCES  # noqa: E402
 
 # (step, the line rules of pipeline.boilerplate.clean_lines applied); before them, the body.
@@ -57,9 +58,12 @@ TEXT_STEPS = (
     ("+ promotion lines and newsletter boxes dropped",
      ("headline", "call-to-action", "promotion")),
     ("+ closing wire credits dropped", ("headline", "call-to-action", "promotion", "credits")),
-    ("+ datelines and bylines above the text dropped (the pipeline)",
+    ("+ datelines and bylines above the text dropped",
      ("headline", "call-to-action", "promotion", "credits", "metadata")),
+    ("+ runs of 5 or more lines given a second time dropped (the pipeline)",
+     ("headline", "call-to-action", "promotion", "credits", "metadata", "repeats")),
 )
+assert TEXT_STEPS[-1][1] == RULES, "the last step is the pipeline"
 # (step, date signals of pipeline.metadata.date_candidates, htmldate's search too, the
 # headline's date weighed as pipeline.metadata.ShownDate: labels and both numeric readings)
 ALL_DATE_SIGNALS = ("json-ld", "meta", "time", "url", "header")

@@ -79,6 +79,10 @@ MAX_KEYED_LINES = 300
 # identical (a live blog, a page that changes little) would otherwise lose its content.
 MAX_SITE_FILTER_SHARE = 0.5
 TITLE_LINES = 3  # a duplicated headline sits among the first lines
+# A run this long of lines already in the text is the article (or a block of it) given twice;
+# one repeated line, a pull quote or a refrain, is the writer's.
+REPEATED_RUN = 5
+REPEATED_MIN_WORDS = 3  # "Share", "Read more": short lines repeat without being copies
 
 
 def site_of(url: str) -> str:
@@ -179,18 +183,41 @@ def is_credit(line: str) -> bool:
     return bool(_CREDITS.match(line)) and len(_WORD.findall(line)) <= MAX_CREDIT_WORDS
 
 
+def drop_repeated_runs(lines: list[str]) -> list[str]:
+    """The lines without the runs of REPEATED_RUN or more consecutive lines that each repeat
+    an earlier line of the text (of REPEATED_MIN_WORDS words or more): a page that carries
+    its article twice (a mobile or print copy, a preview before the full text) gives it
+    once."""
+    seen: set[str] = set()
+    repeats = []
+    for line in lines:
+        key = " ".join(line.lower().split())
+        repeats.append(key in seen and len(key.split()) >= REPEATED_MIN_WORDS)
+        seen.add(key)
+    dropped: set[int] = set()
+    start = 0
+    while start < len(lines):
+        end = start
+        while end < len(lines) and repeats[end]:
+            end += 1
+        if end - start >= REPEATED_RUN:
+            dropped.update(range(start, end))
+        start = end + 1
+    return [line for number, line in enumerate(lines) if number not in dropped]
+
+
 # The line rules of clean_lines, in the order bench/bench_extraction.py's ablation adds them.
-RULES = ("headline", "call-to-action", "promotion", "credits", "metadata")
+RULES = ("headline", "call-to-action", "promotion", "credits", "metadata", "repeats")
 
 
 def clean_lines(lines: list[str], titles: Collection[str] = (),
                 site_lines: Collection[int] = (), authors: Collection[str] = (),
                 rules: Collection[str] = RULES) -> list[str]:
     """The lines worth keeping: no repeated headline or dateline near the top, no
-    call-to-action or promotion lines, no wire credits among the last lines, and none of the
-    site's repeated lines (unless that would remove most of the text). `authors` are the
-    names the page or the feed credits (a byline line holds them); `rules` (a subset of
-    RULES) is for measuring what each rule buys."""
+    call-to-action or promotion lines, no wire credits among the last lines, no block given
+    a second time, and none of the site's repeated lines (unless that would remove most of
+    the text). `authors` are the names the page or the feed credits (a byline line holds
+    them); `rules` (a subset of RULES) is for measuring what each rule buys."""
     kept: list[str] = []
     texts = [text for line in lines if (text := line.strip())]
     last = len(texts) - CREDIT_LINES
@@ -202,6 +229,8 @@ def clean_lines(lines: list[str], titles: Collection[str] = (),
                 or "promotion" in rules and is_promotion(text)
                 or "credits" in rules and position > last and is_credit(text)):
             kept.append(text)
+    if "repeats" in rules:
+        kept = drop_repeated_runs(kept)
     if site_lines:
         filtered = [line for line in kept if line_key(line) not in site_lines]
         total = sum(len(line.split()) for line in kept)

@@ -7,6 +7,7 @@ import pytest
 from pipeline.boilerplate import (
     MAX_KEYED_WORDS,
     clean_lines,
+    drop_repeated_runs,
     is_call_to_action,
     is_credit,
     is_headline,
@@ -156,3 +157,28 @@ def test_newsletter_boxes_are_promotion(line: str) -> None:
 ])
 def test_subscriptions_as_a_subject_are_text(line: str) -> None:
     assert not is_promotion(line)
+
+
+ARTICLE = [f"Paragraph {n} of the story, with a few words of its own." for n in range(1, 8)]
+
+
+def test_an_article_given_twice_is_kept_once() -> None:
+    # A mobile or print copy after the text: the whole run of repeats goes.
+    assert clean_lines([*ARTICLE, "The mayor said more would follow next week.", *ARTICLE]) == [
+        *ARTICLE, "The mayor said more would follow next week."]
+    # A block of five repeated paragraphs among new ones goes; the new ones stay.
+    assert clean_lines([*ARTICLE, *ARTICLE[:5], "A closing paragraph of its own here."]) == [
+        *ARTICLE, "A closing paragraph of its own here."]
+    # Spacing and case do not hide a copy.
+    assert drop_repeated_runs([*ARTICLE, *(f"  {line.upper()} " for line in ARTICLE)]) \
+        == ARTICLE
+
+
+def test_a_repeated_quote_or_short_lines_stay() -> None:
+    quote = ARTICLE[2]
+    text = [*ARTICLE, quote, "More of the story follows here.", *ARTICLE[:4]]
+    assert clean_lines(text) == text  # one pull quote, then a run of four: too short
+    shares = ["Share this", "Read more", "Share this", "Read more", "Share this",
+              "Read more"]
+    assert drop_repeated_runs([*ARTICLE, *shares]) == [*ARTICLE, *shares]
+    assert clean_lines([*ARTICLE, *ARTICLE], rules=()) == [*ARTICLE, *ARTICLE]
