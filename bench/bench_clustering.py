@@ -254,7 +254,7 @@ def numeric_guard_ablation(conn: sqlite3.Connection, story_of: dict[str, str]
     which keep no signature of their own)."""
     rows = [(story_of[aid], fp) for aid, text, title in conn.execute(
                 "SELECT id, text, title FROM articles ORDER BY rowid")
-            if aid in story_of and text and (fp := neardup.fingerprint(text, title or ""))]
+            if aid in story_of and (fp := neardup.fingerprint_text(text, title))]
     guards = {
         "none": lambda a, b: True,
         "Jaccard, both >= 3 (dedupe.md)": _guard(_jaccard, min_each=3, min_union=0),

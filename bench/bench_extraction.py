@@ -45,7 +45,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench import corpus_site, scoring  # noqa: E402
 from bench.baseline_extraction import author_matches, date_matches  # noqa: E402
 from bench.scoring import Page  # noqa: E402
-from pipeline.boilerplate import RULES  # noqa: E402
+from pipeline.boilerplate import REPEATED_RUN, RULES  # noqa: E402
 from pipeline.metadata import AUTHOR_SOURCES  # noqa: E402
 
 # (step, the line rules of pipeline.boilerplate.clean_lines applied); before them, the body.
@@ -60,7 +60,7 @@ TEXT_STEPS = (
     ("+ closing wire credits dropped", ("headline", "call-to-action", "promotion", "credits")),
     ("+ datelines and bylines above the text dropped",
      ("headline", "call-to-action", "promotion", "credits", "metadata")),
-    ("+ runs of 5 or more lines given a second time dropped (the pipeline)",
+    (f"+ runs of {REPEATED_RUN} or more lines given a second time dropped (the pipeline)",
      ("headline", "call-to-action", "promotion", "credits", "metadata", "repeats")),
 )
 assert TEXT_STEPS[-1][1] == RULES, "the last step is the pipeline"

@@ -303,14 +303,39 @@ class StoreReplay:
     articles: int
 
 
+def arrivals(database: Path) -> list[tuple[str, NewEntry, str]]:
+    """A run's articles in the order the store received them (rowid): each article's id,
+    the feed entry that brings it again, and the cluster the CLI gave it."""
+    conn = sqlite3.connect(database)
+    rows = conn.execute("SELECT id, url, canonical_url, title, text, published_at, sitename, "
+                        "text_source, cluster_id FROM articles ORDER BY rowid").fetchall()
+    conn.close()
+    found = []
+    for aid, url, canonical, title, text, published, sitename, source, cluster in rows:
+        article = Article(id=aid, url=url, canonical_url=canonical or url,
+                          title=title or "", text=text or "", author=None,
+                          published_at=published, language=None, sitename=sitename,
+                          text_source=source or "page")
+        found.append((aid, NewEntry(key=url, guid=url, link=url, title=title or "",
+                                    published_at=published, article=article,
+                                    url_aliases=(url,),
+                                    fingerprint=neardup.fingerprint_article(article)),
+                      cluster or ""))
+    return found
+
+
+def poll_of(feed_id: int, entry: NewEntry, started_at: str) -> PollResult:
+    """One successful poll that brings one entry."""
+    return PollResult(feed_id=feed_id, started_at=started_at, duration_ms=1, status=200,
+                      bytes=1, error=None, next_poll_at="2099-01-01T00:00:00Z",
+                      consecutive_failures=0, current_interval=900.0, entries=(entry,))
+
+
 def store_replay(seed_dir: Path, mode: str, workdir: Path) -> StoreReplay:
     """The run's articles fed in arrival order through the real store into a fresh
     database, in process, timing its near-duplicate lookups (CPU), and comparing the
     clusters it ends with with the CLI's."""
-    conn = sqlite3.connect(seed_dir / f"{mode}.db")
-    rows = conn.execute("SELECT id, url, canonical_url, title, text, published_at, sitename, "
-                        "text_source, cluster_id FROM articles ORDER BY rowid").fetchall()
-    conn.close()
+    arrived = arrivals(seed_dir / f"{mode}.db")
     path = workdir / f"replay-{seed_dir.name}-{mode}.db"
     path.unlink(missing_ok=True)
     timings: list[float] = []
@@ -338,18 +363,8 @@ def store_replay(seed_dir: Path, mode: str, workdir: Path) -> StoreReplay:
                 timings.append(1000 * (time.process_time() - started))
 
         store.near_match = timed  # type: ignore[method-assign]
-        for aid, url, canonical, title, text, published, sitename, source, _ in rows:
-            article = Article(id=aid, url=url, canonical_url=canonical or url,
-                              title=title or "", text=text or "", author=None,
-                              published_at=published, language=None, sitename=sitename,
-                              text_source=source or "page")
-            entry = NewEntry(key=url, guid=url, link=url, title=title or "",
-                             published_at=published, article=article, url_aliases=(url,),
-                             fingerprint=neardup.fingerprint_article(article))
-            store.record_poll(PollResult(
-                feed_id=feed_id, started_at=utcnow(), duration_ms=1, status=200, bytes=1,
-                error=None, next_poll_at="2099-01-01T00:00:00Z", consecutive_failures=0,
-                current_interval=900.0, entries=(entry,)))
+        for _, entry, _ in arrived:
+            store.record_poll(poll_of(feed_id, entry, utcnow()))
         replayed = dict(store.db.execute("SELECT id, cluster_id FROM articles").fetchall())
     index.candidates = candidates
     path.unlink(missing_ok=True)
@@ -360,7 +375,7 @@ def store_replay(seed_dir: Path, mode: str, workdir: Path) -> StoreReplay:
             members[cluster].add(article)
         return {a: frozenset(members[c]) for a, c in cluster_of.items()}
 
-    cli = partition({r[0]: r[8] for r in rows})
+    cli = partition({aid: cluster for aid, _, cluster in arrived})
     ours = partition(replayed)
     return StoreReplay(timings, lookups, sum(cli[a] == ours.get(a) for a in cli), len(cli))
 

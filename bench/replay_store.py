@@ -5,7 +5,8 @@ Usage: python bench/replay_store.py OUT DB [DB ...] [--step-seconds N] [--prune-
 
 Each DB is a database a benchmark ingested (bench/bench_clustering.py `--keep`: its
 seed-N/{waves,cold}.db). Its articles, in the order they were stored (rowid), go one poll
-each through a fresh `pipeline.store.Store` in process: the real writer, near-duplicate
+each through a fresh `pipeline.store.Store` in process, as bench/bench_verify.py's
+`store_replay` feeds them (`arrivals`, `poll_of`): the real writer, near-duplicate
 index and clustering. The clock is fixed (`pipeline.times.utcnow` replaced): each article
 comes N seconds after the last, so two runs see the same times and make the same decisions;
 with `--prune-every K` the index is pruned to `--window-days` before every K-th article, as
@@ -21,7 +22,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import sqlite3
 import sys
 import tempfile
 from datetime import UTC, datetime, timedelta
@@ -29,9 +29,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path.cwd()))  # the checkout it is run from
 
-from pipeline import neardup, times  # noqa: E402
+from bench.bench_verify import arrivals, poll_of  # noqa: E402
+from pipeline import times  # noqa: E402
 from pipeline.config import FeedConfig  # noqa: E402
-from pipeline.messages import Article, NewEntry, PollResult  # noqa: E402
 from pipeline.store import Store  # noqa: E402
 
 START = datetime(2026, 11, 1, tzinfo=UTC)
@@ -60,30 +60,18 @@ class Clock:
 
 def replay(path: Path, clock: Clock, step: timedelta, prune_every: int,
            window_days: int) -> dict[str, object]:
-    source = sqlite3.connect(path)
-    rows = source.execute("SELECT id, url, canonical_url, title, text, published_at, "
-                          "sitename, language FROM articles ORDER BY rowid").fetchall()
-    source.close()
+    arrived = arrivals(path)
     clock.now = START
     with tempfile.TemporaryDirectory() as tmp:
         store = Store.open(Path(tmp) / "replay.db")
         clock.install()  # again: the store's modules are imported by now
         store.sync_feeds([FeedConfig(url="http://feeds.example/replay")])
-        for number, (aid, url, canonical, title, text, published, site, language) in \
-                enumerate(rows):
+        feed_id = store.feeds(include_all=True)[0].id
+        for number, (_, entry, _) in enumerate(arrived):
             clock.now += step
             if prune_every and number % prune_every == 0:
                 store.prune_bands(window_days, now=clock.now)
-            article = Article(id=aid, url=url, canonical_url=canonical, title=title or "",
-                              text=text or "", author=None, published_at=published,
-                              language=language, sitename=site, text_source="page")
-            entry = NewEntry(key=url, guid=url, link=url, title=title, published_at=published,
-                             article=article, url_aliases=(canonical,),
-                             fingerprint=neardup.fingerprint_article(article))
-            store.record_poll(PollResult(
-                feed_id=1, started_at=clock(), duration_ms=1, status=200, bytes=1, error=None,
-                next_poll_at="2099-01-01T00:00:00Z", consecutive_failures=0,
-                current_interval=900.0, entries=(entry,)))
+            store.record_poll(poll_of(feed_id, entry, clock()))
         articles = store.db.execute(
             "SELECT id, cluster_id, duplicate_of, duplicate_kind, round(duplicate_score, 6) "
             "FROM articles ORDER BY id").fetchall()

@@ -241,7 +241,12 @@ def anchor_candidates(buckets: Mapping[int, Sequence[int]]) -> list[int]:
 
 def fingerprint_article(article: Article) -> Fingerprint | None:
     """The fingerprint of a stored or extracted article: its text with its title."""
-    return fingerprint(article.text, article.title) if article.text else None
+    return fingerprint_text(article.text, article.title)
+
+
+def fingerprint_text(text: str | None, title: str | None) -> Fingerprint | None:
+    """The fingerprint of a stored text with its title; None without text."""
+    return fingerprint(text, title or "") if text else None
 
 
 def signature_array(signature: bytes) -> np.ndarray:

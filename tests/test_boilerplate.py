@@ -6,6 +6,8 @@ import pytest
 
 from pipeline.boilerplate import (
     MAX_KEYED_WORDS,
+    REPEATED_MIN_WORDS,
+    REPEATED_RUN,
     clean_lines,
     drop_repeated_runs,
     is_call_to_action,
@@ -159,15 +161,17 @@ def test_subscriptions_as_a_subject_are_text(line: str) -> None:
     assert not is_promotion(line)
 
 
-ARTICLE = [f"Paragraph {n} of the story, with a few words of its own." for n in range(1, 8)]
+ARTICLE = [f"Paragraph {n} of the story, with a few words of its own."
+           for n in range(1, REPEATED_RUN + 3)]
 
 
 def test_an_article_given_twice_is_kept_once() -> None:
     # A mobile or print copy after the text: the whole run of repeats goes.
     assert clean_lines([*ARTICLE, "The mayor said more would follow next week.", *ARTICLE]) == [
         *ARTICLE, "The mayor said more would follow next week."]
-    # A block of five repeated paragraphs among new ones goes; the new ones stay.
-    assert clean_lines([*ARTICLE, *ARTICLE[:5], "A closing paragraph of its own here."]) == [
+    # A block of REPEATED_RUN repeated paragraphs among new ones goes; the new ones stay.
+    assert clean_lines([*ARTICLE, *ARTICLE[:REPEATED_RUN],
+                        "A closing paragraph of its own here."]) == [
         *ARTICLE, "A closing paragraph of its own here."]
     # Spacing and case do not hide a copy.
     assert drop_repeated_runs([*ARTICLE, *(f"  {line.upper()} " for line in ARTICLE)]) \
@@ -176,9 +180,9 @@ def test_an_article_given_twice_is_kept_once() -> None:
 
 def test_a_repeated_quote_or_short_lines_stay() -> None:
     quote = ARTICLE[2]
-    text = [*ARTICLE, quote, "More of the story follows here.", *ARTICLE[:4]]
-    assert clean_lines(text) == text  # one pull quote, then a run of four: too short
-    shares = ["Share this", "Read more", "Share this", "Read more", "Share this",
-              "Read more"]
+    text = [*ARTICLE, quote, "More of the story follows here.", *ARTICLE[:REPEATED_RUN - 1]]
+    assert clean_lines(text) == text  # one pull quote, then a run one short
+    shares = ["Share this", "Read more"] * REPEATED_RUN
+    assert all(len(line.split()) < REPEATED_MIN_WORDS for line in shares)
     assert drop_repeated_runs([*ARTICLE, *shares]) == [*ARTICLE, *shares]
     assert clean_lines([*ARTICLE, *ARTICLE], rules=()) == [*ARTICLE, *ARTICLE]

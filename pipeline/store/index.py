@@ -24,7 +24,7 @@ from pipeline import neardup
 from pipeline.clusters import Cluster
 from pipeline.dedupe import Candidate
 from pipeline.errors import StoreError
-from pipeline.messages import Article, Fingerprint
+from pipeline.messages import Fingerprint
 
 # A cap on the candidates read: an index bucket shared by thousands of boilerplate texts
 # must not make one insert slow.
@@ -119,17 +119,11 @@ def stored_candidate(db: sqlite_utils.Database, article_id: str) -> Candidate | 
         return Candidate(row[0], row[1], row[2], row[3], tuple((row[4] or "").split()))
     stored = db.execute("SELECT cluster_id, text, title FROM articles WHERE id = ?",
                         [article_id]).fetchone()
-    fingerprint = None if stored is None else _fingerprint(stored[1], stored[2])
+    fingerprint = None if stored is None else neardup.fingerprint_text(stored[1], stored[2])
     if stored is None or fingerprint is None:
         return None
     return Candidate(article_id, stored[0], fingerprint.signature, fingerprint.shingles,
                      tuple(fingerprint.numbers))
-
-
-def _fingerprint(text: str | None, title: str | None) -> Fingerprint | None:
-    return neardup.fingerprint_article(Article(
-        id="", url="", canonical_url="", title=title or "", text=text or "", author=None,
-        published_at=None, language=None, sitename=None, text_source=""))
 
 
 class Reader:
@@ -152,6 +146,10 @@ class Reader:
         return {i: found.get(i, Cluster(i, 0, "")) for i in ids}
 
 
+_SIGNATURE_COLUMNS = ("article_id, cluster_id, signature, shingles, numbers, indexed_at, "
+                      "in_index, indexable, anchors")
+
+
 def add(db: sqlite_utils.Database, article_id: str, cluster_id: str,
         fingerprint: Fingerprint, indexable: bool, now: str) -> None:
     """Keep an article's signature and anchors and add them to the band and anchor indexes,
@@ -159,9 +157,8 @@ def add(db: sqlite_utils.Database, article_id: str, cluster_id: str,
     if not indexable:
         return
     cursor = db.execute(
-        "INSERT INTO neardup_signatures (article_id, cluster_id, signature, shingles, "
-        "numbers, indexed_at, in_index, indexable, anchors) VALUES (?, ?, ?, ?, ?, ?, 1, 1, ?) "
-        "ON CONFLICT (article_id) DO NOTHING",
+        f"INSERT INTO neardup_signatures ({_SIGNATURE_COLUMNS}) "
+        "VALUES (?, ?, ?, ?, ?, ?, 1, 1, ?) ON CONFLICT (article_id) DO NOTHING",
         [article_id, cluster_id, fingerprint.signature, fingerprint.shingles,
          " ".join(fingerprint.numbers), now, anchors_blob(fingerprint.anchors)])
     if cursor.rowcount:
@@ -231,9 +228,6 @@ def rebuild(db: sqlite_utils.Database, cutoff: str, now: str) -> tuple[int, int,
     return signatures, band_rows, anchor_rows, computed
 
 
-_SIGNATURE_COLUMNS = ("article_id, cluster_id, signature, shingles, numbers, indexed_at, "
-                      "in_index, indexable, anchors")
-
 
 def _renumber(db: sqlite_utils.Database) -> None:
     """Signature ids in the order the articles were indexed: candidates come oldest first
@@ -265,12 +259,11 @@ def refingerprint(db: sqlite_utils.Database, cutoff: str, now: str, every: bool 
             "ORDER BY a.fetched_at, a.rowid", {"now": now, "cutoff": cutoff})
         while chunk := cursor.fetchmany(1000):
             for article_id, cluster_id, text, title, fetched_at in chunk:
-                fingerprint = _fingerprint(text, title)
+                fingerprint = neardup.fingerprint_text(text, title)
                 if fingerprint is None:
                     continue
                 db.execute(
-                    "INSERT INTO neardup_signatures (article_id, cluster_id, signature, "
-                    "shingles, numbers, indexed_at, in_index, indexable, anchors) "
+                    f"INSERT INTO neardup_signatures ({_SIGNATURE_COLUMNS}) "
                     "VALUES (?, ?, ?, ?, ?, ?, 0, 1, ?) ON CONFLICT (article_id) DO UPDATE "
                     "SET signature = excluded.signature, shingles = excluded.shingles, "
                     "numbers = excluded.numbers, anchors = excluded.anchors, "
