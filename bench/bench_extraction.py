@@ -23,10 +23,13 @@ In process, on the same pages, as a bare feed item gives them: the ablation (wha
 of pipeline/extract.py and pipeline/boilerplate.py buys, the manifest title standing in for
 the feed's, and what each date and author signal of pipeline/metadata.py adds), which signal
 gave each page's date and author, and the detected language against the declared
-`<html lang>` (every disagreement listed). With `--cost-baseline REV`: the extraction CPU
-time per page of this tree against revision REV of the repository (bench/time_extraction.py,
-one core, bare and full items, N alternating runs of each tree; each page counts with its
-fastest run, so other load on the machine drops out). Exits 0 with a "skipped" message when
+`<html lang>` (every disagreement listed). Two summaries say what is left to gain: both
+trafilatura modes after every rule and the better of them on each page (what a perfect
+choice between them would reach), and the date misses sorted by what the page offered.
+With `--cost-baseline REV`: the extraction CPU time per page of this tree against revision
+REV of the repository (bench/time_extraction.py, one core, bare and full items, N
+alternating runs of each tree; each page counts with its fastest run, so other load on the
+machine drops out). Exits 0 with a "skipped" message when
 ../shared/corpus is absent.
 """
 
@@ -34,6 +37,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import sys
 import tempfile
 from concurrent.futures import ProcessPoolExecutor
@@ -105,8 +109,9 @@ def _ablation(page: Page) -> dict[str, list[Any]]:
 
     tree = trafilatura.load_html(trim_html(page.html))
     if tree is None:
-        return {"text": [""] * len(TEXT_STEPS), "date": [None] * len(DATE_STEPS),
-                "author": [None] * len(AUTHOR_STEPS)}
+        return {"text": [""] * len(TEXT_STEPS), "modes": ["", ""],
+                "date": [None] * len(DATE_STEPS), "author": [None] * len(AUTHOR_STEPS),
+                "date_evidence": {"offered": set(), "shown": (), "update": False}}
     options: dict[str, Any] = dict(url=page.url, include_comments=False, include_tables=True)
     default, recall = ((doc.text if doc is not None else "") or "" for doc in (
         trafilatura.bare_extraction(tree, **options),
@@ -123,6 +128,10 @@ def _ablation(page: Page) -> dict[str, list[Any]]:
     for _, rules in TEXT_STEPS[2:]:
         texts.append("\n".join(clean_lines(chosen.split("\n"), titles, (), authors,
                                            rules=rules or ())))
+    # Both modes after every rule, whatever the choice between them: how much a better
+    # choice could still buy (_print_modes).
+    modes = ["\n".join(clean_lines(text.split("\n"), titles, (), authors))
+             for text in (default, recall)]
 
     objects, window = metadata.json_ld(tree), metadata.headline_window(tree)
     candidates = metadata.date_candidates(tree, page.url, objects, window)
@@ -139,7 +148,13 @@ def _ablation(page: Page) -> dict[str, list[Any]]:
              for _, signals, heuristics, weighed in DATE_STEPS]
     found = [metadata.page_author(tree, page.url, objects, window, meta.get("sitename"),
                                   sources)[0] for _, sources in AUTHOR_STEPS]
-    return {"text": texts, "date": dates, "author": found}
+    # Every day a signal offered, for sorting the misses (_print_date_misses).
+    offered = {str(value)[:10] for value in (*candidates.values(), search()) if value}
+    evidence = {"offered": offered | set(shown.readings() if shown else ()),
+                "shown": shown.readings() if shown else (),
+                "update": bool(shown and shown.update)}
+    return {"text": texts, "modes": modes, "date": dates, "author": found,
+            "date_evidence": evidence}
 
 
 def _in_process(page: Page) -> dict[str, object]:
@@ -295,6 +310,7 @@ def run_set(set_name: str, limit: int | None, workdir: Path, baseline: str | Non
               f"manifest's here, so this is the page's accuracy, not a test of the rule)")
 
     _print_ablation(TEXT_STEPS, [p["steps"]["text"] for p in plain], truths)
+    _print_modes([p["steps"]["modes"] for p in plain], [p["text"] for p in plain], truths)
     steps_dates = [p["steps"]["date"] for p in plain]
     steps_authors = [p["steps"]["author"] for p in plain]
     if dated:
@@ -302,6 +318,8 @@ def run_set(set_name: str, limit: int | None, workdir: Path, baseline: str | Non
               f"{dates(plain_dates)}):\n| step | date to the day |\n|---|---|")
         for step, (name, _, _, _) in enumerate(DATE_STEPS):
             print(f"| {name} | {dates([s[step] for s in steps_dates])} |")
+        _print_date_misses([(pages[i], steps_dates[i][-1], plain[i]["steps"]["date_evidence"])
+                            for i in dated])
     if authored:
         print(f"\nablation, authors (in process, bare items; plain trafilatura "
               f"{authors(plain_authors)}):\n| step | author | author (lists) |\n|---|---|---|")
@@ -336,6 +354,51 @@ def _print_ablation(steps: tuple[Any, ...], values: list[list[str]], truths: lis
         pairs = [(texts[step], truth) for texts, truth in zip(values, truths, strict=True)]
         print(f"| {entry[0]} | {scoring.corpus_shingle_f1(pairs)['f1']:.4f} | "
               f"{scoring.corpus_word_f1(pairs)['f1']:.4f} |")
+
+
+def _print_modes(modes: list[list[str]], plain: list[str], truths: list[str]) -> None:
+    """Word F1 of each trafilatura mode after every rule, and of the better of the two on
+    each page: no rule choosing between the modes can do better than that."""
+    scores = [[scoring.word_scores(text, truth)[2] for text in texts]
+              for texts, truth in zip(modes, truths, strict=True) if scoring.has_words(truth)]
+    base = scoring.corpus_word_f1(zip(plain, truths, strict=True))["f1"]
+    default, recall, best = (statistics.fmean(s[0] for s in scores),
+                             statistics.fmean(s[1] for s in scores),
+                             statistics.fmean(max(s) for s in scores))
+    print(f"- word F1 after every rule, plain trafilatura {base:.4f}: default mode "
+          f"{default:.4f} ({default - base:+.4f}), recall mode {recall:.4f} "
+          f"({recall - base:+.4f}), the better of the two on each page {best:.4f} "
+          f"({best - base:+.4f}; what a perfect choice between them would reach); "
+          f"the default mode is better on {sum(s[0] > s[1] for s in scores)} pages, "
+          f"the recall mode on {sum(s[1] > s[0] for s in scores)}")
+
+
+def _print_date_misses(dated: list[tuple[Page, str | None, dict[str, Any]]]) -> None:
+    """The pipeline's wrong or missing dates sorted by what the page offered: no signal
+    with the manifest's day (out of reach), the day shown by the headline (labelled as an
+    update or not) while a publication field was preferred, or another signal's day.
+    Beside them, the pages where the field was right and the headline's date was not."""
+    misses: dict[str, int] = {}
+    field_right = {"update": 0, "plain": 0}
+    for page, value, evidence in dated:
+        day = str(page.publish_date)
+        label = "update" if evidence["update"] else "plain"
+        shown_right = any(reading.startswith(day) for reading in evidence["shown"])
+        if date_matches(value, day):
+            if evidence["shown"] and not shown_right:
+                field_right[label] += 1
+            continue
+        if not any(offered.startswith(day) for offered in evidence["offered"]):
+            kind = "no signal gives the day"
+        elif shown_right:
+            kind = f"the headline's date ({label})"
+        else:
+            kind = "another signal's day"
+        misses[kind] = misses.get(kind, 0) + 1
+    print(f"- {sum(misses.values())} pages missed: " +
+          ", ".join(f"{kind} {count}" for kind, count in sorted(misses.items())) +
+          f"; right while the headline's date was not: {field_right['update']} labelled "
+          f"as an update, {field_right['plain']} not")
 
 
 def _language(pages: list[Page], details: list[dict[str, Any]]) -> None:

@@ -158,13 +158,18 @@ def word_scores(pred: str, truth: str) -> tuple[float, float, float]:
     return precision, recall, _f1(precision, recall)
 
 
+def has_words(truth: str) -> bool:
+    """Whether a page's truth counts in the word metric (``corpus_word_f1`` skips the rest)."""
+    return bool(_WORD_RE.search(truth))
+
+
 def corpus_word_f1(pairs: Iterable[tuple[str, str]]) -> dict[str, float]:
     """Mean per-page word precision, recall and F1 over ``(pred, truth)`` pairs.
 
     Pages whose truth has no word are left out (recall is undefined there; this reproduces the
     published wcxb-dev figure). An empty prediction on any other page scores 0 on that page.
     """
-    scores = [word_scores(pred, truth) for pred, truth in pairs if _WORD_RE.search(truth)]
+    scores = [word_scores(pred, truth) for pred, truth in pairs if has_words(truth)]
     return {
         "precision": _mean([s[0] for s in scores]),
         "recall": _mean([s[1] for s in scores]),
