@@ -29,8 +29,7 @@ choice between them would reach), and the date misses sorted by what the page of
 With `--cost-baseline REV`: the extraction CPU time per page of this tree against revision
 REV of the repository (bench/time_extraction.py, one core, bare and full items, N
 alternating runs of each tree; each page counts with its fastest run, so other load on the
-machine drops out). Exits 0 with a "skipped" message when
-../shared/corpus is absent.
+machine drops out). Exits 0 with a "skipped" message when ../shared/corpus is absent.
 """
 
 from __future__ import annotations
@@ -93,8 +92,9 @@ AUTHOR_STEPS = tuple((label, AUTHOR_SOURCES[:count]) for count, label in enumera
 assert len(AUTHOR_STEPS) == len(AUTHOR_SOURCES), "a step for each signal"
 
 
-def _ablation(page: Page) -> dict[str, list[Any]]:
-    """The text, date and author after each step of TEXT_STEPS, DATE_STEPS, AUTHOR_STEPS."""
+def _ablation(page: Page) -> dict[str, Any]:
+    """The text, date and author after each step of TEXT_STEPS, DATE_STEPS, AUTHOR_STEPS;
+    both modes after every rule, and the days the date signals offered."""
     import trafilatura
 
     from pipeline import metadata

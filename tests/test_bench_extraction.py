@@ -48,7 +48,7 @@ def test_date_misses_sorted_by_what_the_page_offered(capsys: pytest.CaptureFixtu
     dated = [
         (_page(day), "2025-01-29", _evidence({"2025-01-29"})),  # nothing offered the day
         (_page(day), "2025-01-29", _evidence({"2025-01-29"}, (day,), update=True)),
-        (_page(day), None, _evidence(set(), (day, "2025-19-08"))),  # shown, unlabelled
+        (_page(day), None, _evidence(set(), (day,))),  # shown, unlabelled, not chosen
         (_page(day), "2025-01-29", _evidence({"2025-01-29", day})),  # htmldate had it
         (_page(day), day + "T10:00:00Z", _evidence({day}, ("2026-01-01",), update=True)),
         (_page(day), day, _evidence({day}, ("2024-01-01",))),
