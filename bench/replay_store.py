@@ -45,7 +45,7 @@ class Clock:
         self.original = times.utcnow
 
     def __call__(self) -> str:
-        return self.now.strftime("%Y-%m-%dT%H:%M:%SZ")
+        return times.iso(self.now)
 
     def install(self) -> None:
         for module in list(sys.modules.values()):

@@ -28,7 +28,7 @@ from pipeline.dedupe import article_id
 from pipeline.errors import StoreError
 from pipeline.messages import Article, NewEntry, PollResult
 from pipeline.store import Store, schema
-from pipeline.times import utcnow
+from pipeline.times import iso, utcnow
 from tests.conftest import REPO, run_cli, story, write_config
 
 WIRE = (
@@ -537,7 +537,7 @@ def test_signatures_computed_for_a_widened_window_keep_the_oldest_first(
     were stored; they are renumbered into place, so a copy matching both still goes to the
     earliest (candidates come oldest first, ties to the earliest indexed)."""
     old = corpus.add("a", WIRE, site="One")
-    month_ago = (datetime.now(UTC) - timedelta(days=40)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    month_ago = iso(datetime.now(UTC) - timedelta(days=40))
     corpus.store.db.execute("UPDATE articles SET fetched_at = ? WHERE id = ?", [month_ago, old])
     corpus.store.db.execute("UPDATE neardup_signatures SET indexed_at = ?", [month_ago])
     assert corpus.store.prune_bands(30) == 1

@@ -228,7 +228,6 @@ def rebuild(db: sqlite_utils.Database, cutoff: str, now: str) -> tuple[int, int,
     return signatures, band_rows, anchor_rows, computed
 
 
-
 def _renumber(db: sqlite_utils.Database) -> None:
     """Signature ids in the order the articles were indexed: candidates come oldest first
     and ties go to the earliest indexed copy, both read from the ids, and the signatures
