@@ -13,6 +13,7 @@ into one of these, or into a recorded failure of the feed concerned. `Extraction
     ├── LockedError           another process holds the writer lock (exit 75)
     ├── StoreWriteError       one write transaction failed and was rolled back
     ├── FeedParseError        a body is not a usable feed
+    ├── PageNotText           a page's body is binary data, not text (the feed's content stands in)
     ├── FetchError            a request refused before or while it was made
     │   ├── BlockedAddressError   the address guard refused every address
     │   └── BodyTooLarge          a body beyond max_bytes
@@ -70,6 +71,11 @@ class StoreWriteError(NewswireError):
 
 class FeedParseError(NewswireError):
     """The body is not a usable feed; the message says why."""
+
+
+class PageNotText(NewswireError):
+    """A page whose body is binary data sent as text (an image, an archive, random bytes
+    labelled text/html): it is not extracted, and its feed's content stands in."""
 
 
 class FetchError(NewswireError):

@@ -27,6 +27,15 @@ def clean(text: str | None, max_chars: int | None = None) -> str:
     return text[:max_chars] if max_chars else text
 
 
+def unreadable_share(text: str) -> float:
+    """The share of `text`'s characters that no written text holds: U+FFFD (bytes its
+    charset could not decode) and control characters. Next to nothing on a real page, even
+    one in an undeclared legacy charset; over half for binary data read as text."""
+    if not text:
+        return 0.0
+    return (text.count("\ufffd") + len(_CONTROLS.findall(text))) / len(text)
+
+
 def one_line(text: str | None, max_chars: int = 1000) -> str:
     """Clean text folded onto one line with single spaces (titles, names)."""
     return " ".join(clean(text).split())[:max_chars]

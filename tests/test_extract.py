@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import random
 import time
 
 import pytest
@@ -11,6 +12,7 @@ import trafilatura
 from pipeline.boilerplate import line_key
 from pipeline.dedupe import article_id
 from pipeline.extract import (
+    MAX_UNREADABLE_SHARE,
     MIN_PAGE_SHARE,
     ExtractionTimeout,
     ExtractJob,
@@ -21,6 +23,7 @@ from pipeline.extract import (
     time_limit,
     visible_words,
 )
+from pipeline.text import unreadable_share
 from tests.conftest import needs_corpus, story
 
 PARAS = story("harbour", 5)
@@ -94,6 +97,27 @@ def test_page_without_text_and_no_feed_content_is_flagged_empty() -> None:
 def test_binary_garbage_never_raises() -> None:
     article = extract_job(job("\x00\x01\x02" * 1000 + "<html><p>"))
     assert article.text == ""
+
+
+def test_binary_data_sent_as_html_is_not_taken_for_text() -> None:
+    """Random bytes between paragraph tags would give paragraphs of U+FFFD and controls,
+    long enough to beat the feed's text: the page is refused and the feed's text stands in.
+    A page in an undeclared legacy charset, with a few undecodable letters, is still read."""
+    rng = random.Random(26)
+    noise = bytes(b for b in rng.randbytes(60_000) if b not in b"<>&")
+    paragraphs = b"".join(b"<p>" + noise[i:i + 600] + b"</p>" for i in range(0, len(noise), 600))
+    content = "".join(f"<p>{p}</p>" for p in PARAS)
+    article = extract_article(job(b"<html><body><article>" + paragraphs, content))
+    assert article.text_source == "feed" and article.text.split("\n\n") == PARAS
+    assert article.extract_error is not None
+    assert article.extract_error.startswith("page is not text: ")
+    assert unreadable_share(decode_html(paragraphs)) > 0.5 > MAX_UNREADABLE_SHARE
+    french = "Les élèves ont été très étonnés à la fête du château, déjà célèbre. " * 8
+    legacy = page([french, *PARAS]).encode("latin-1")  # no charset anywhere
+    assert 0 < unreadable_share(decode_html(legacy)) < MAX_UNREADABLE_SHARE
+    article = extract_article(job(legacy, content))
+    assert article.text_source == "page" and article.extract_error is None
+    assert unreadable_share("") == 0.0
 
 
 def test_time_limit_interrupts_long_work() -> None:
