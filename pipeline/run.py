@@ -92,7 +92,8 @@ class RunReport:
     feeds: int = 0
     ok: int = 0
     not_modified: int = 0
-    failed: int = 0
+    throttled: int = 0
+    failed: int = 0  # failed, gone (410) or not stored
     new_entries: int = 0
     new_articles: int = 0
     exact_duplicates: int = 0
@@ -101,13 +102,16 @@ class RunReport:
 
     def add(self, feed: FeedState, result: PollResult, summary: PollSummary) -> None:
         self.feeds += 1
-        if result.error:
-            self.failed += 1
-            self.errors.append((feed.url, result.error))
-        elif result.status == 304:
-            self.not_modified += 1
-        else:
+        outcome = poll_outcome(result)
+        if outcome == "ok":
             self.ok += 1
+        elif outcome == "not_modified":
+            self.not_modified += 1
+        elif outcome == "throttled":
+            self.throttled += 1
+        else:
+            self.failed += 1
+            self.errors.append((feed.url, result.error or outcome))
         self.new_entries += summary.new_entries
         self.new_articles += summary.new_articles
         self.exact_duplicates += summary.exact_duplicates
@@ -115,7 +119,8 @@ class RunReport:
 
     def line(self) -> str:
         return (f"{self.feeds} feeds polled: {self.ok} updated, {self.not_modified} not "
-                f"modified, {self.failed} failed; {self.new_entries} new entries, "
+                f"modified, {self.throttled} throttled, {self.failed} failed; "
+                f"{self.new_entries} new entries, "
                 f"{self.new_articles} new articles ({self.exact_duplicates} exact and "
                 f"{self.near_duplicates} near duplicates)")
 

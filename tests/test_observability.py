@@ -97,7 +97,11 @@ def test_status_shows_backoff_throttling_and_next_poll(site: NewsSite, tmp_path:
     config = write_config(tmp_path / "newswire.yaml", [
         site.feed_url("rss"), site.feed_url("atom"), site.feed_url("rdf"), gone],
         schedule={"interval": "30m"})
-    assert run_cli("once", config=config).code == 0
+    once = run_cli("once", config=config)
+    assert once.code == 0, once.stderr
+    # The summary counts each poll as its log line and metrics name it: throttled is not
+    # updated, gone is a failure.
+    assert "4 feeds polled: 1 updated, 0 not modified, 1 throttled, 2 failed;" in once.stdout
     result = run_cli("status", config=config)
     assert result.code == 0, result.stderr
     lines = {line.split()[0]: line for line in result.stdout.splitlines()[1:] if line.strip()}
