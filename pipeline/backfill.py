@@ -38,7 +38,7 @@ from pipeline.dedupe import canonical_url
 from pipeline.engine import Engine
 from pipeline.errors import FeedParseError
 from pipeline.extract import job_for
-from pipeline.fetch import Fetcher, Resolver, system_resolver
+from pipeline.fetch import HTML_TYPES, Fetcher, Resolver, system_resolver
 from pipeline.messages import (
     ArchiveLocation,
     Entry,
@@ -57,7 +57,6 @@ from pipeline.values import http_url
 BATCH = 100  # records extracted and written together
 DOWNLOAD_TIMEOUT = 6 * 3600.0  # a whole WARC file over HTTP (gigabytes)
 MAX_SITEMAPS = 1000
-HTML_TYPES = ("text/html", "application/xhtml+xml")
 
 Progress = Callable[[int], None]
 
@@ -162,7 +161,7 @@ async def _one_warc(config: Config, store: Store, engine: Engine, writer: Writer
                                          for item in fresh))
             summary = await writer.write(PollResult(
                 feed_id=feed_id, started_at=iso(started), duration_ms=0, status=None,
-                bytes=sum(len(item[2].body or b"") for item in fresh), error=None,
+                bytes=sum(len(item[1].body or b"") for item in fresh), error=None,
                 next_poll_at=None, consecutive_failures=0, current_interval=None,
                 feed_title=f"backfill: {path.name}", entries=tuple(new)))
             report.summary += summary
@@ -172,8 +171,9 @@ async def _one_warc(config: Config, store: Store, engine: Engine, writer: Writer
 
 def _pages(handle: IO[bytes], path: Path, kept: bool, max_bytes: int, filters: Filters,
            report: BackfillReport
-           ) -> Iterator[tuple[str, str | None, Page, ArchiveLocation | None]]:
-    """(record id, WARC-Date, page, where it is) for each HTML response to take."""
+           ) -> Iterator[tuple[str, Page, ArchiveLocation | None]]:
+    """(record id, page fetched at its WARC-Date, where it is) for each HTML response to
+    take."""
     records = archive.reader(handle)
     try:
         for record in records:
@@ -207,13 +207,13 @@ def _pages(handle: IO[bytes], path: Path, kept: bool, max_bytes: int, filters: F
                                        records.get_record_length(), record_id, "") \
                 if kept else None
             page = Page(url, url, body, content_type=kind, fetched_at=when or "")
-            yield record_id, when, page, location
+            yield record_id, page, location
     except Exception as exc:  # noqa: BLE001 - a truncated or damaged end: keep what was read
         report.errors.append((path.name, f"stopped reading: {type(exc).__name__}: {exc}"))
 
 
 async def _extract(config: Config, store: Store, engine: Engine,
-                   lines: dict[str, frozenset[int]], key: str, when: str | None, page: Page,
+                   lines: dict[str, frozenset[int]], key: str, page: Page,
                    location: ArchiveLocation | None) -> NewEntry:
     site = site_of(page.url)
     if site not in lines:
@@ -270,7 +270,8 @@ async def backfill_sitemap(config: Config, store: Store, url: str, filters: Filt
             report.records += len(sitemap.urls)
             entries = [Entry(key=entry_key(None, item.url, item.title, ""), guid=None,
                              link=item.url, title=item.title, summary="", content="",
-                             published_at=item.published_at, published_raw=None)
+                             published_at=item.published_at, published_raw=None,
+                             language=item.language)
                        for item in sitemap.urls if filters.keep(item.url, item.published_at)]
             report.skipped += len(sitemap.urls) - len(entries)
             for start in range(0, len(entries), BATCH):

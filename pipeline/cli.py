@@ -31,7 +31,7 @@ from pipeline.errors import (
     StoreError,
 )
 from pipeline.logs import FORMATS, setup_logging
-from pipeline.times import iso
+from pipeline.times import utc_from_iso
 
 if TYPE_CHECKING:  # imported where used: most commands need few of them
     from rich.progress import Progress, TaskID
@@ -232,12 +232,11 @@ def _feed(url: str, name: str | None, settings: dict[str, Any]) -> FeedConfig:
 
 def _since(value: str) -> str:
     """--since: a date or an ISO 8601 time (UTC unless it says otherwise), as stored times."""
-    try:
-        when = datetime.fromisoformat(value.strip())
-    except ValueError:
+    when = utc_from_iso(value.strip())
+    if when is None:
         raise argparse.ArgumentTypeError(
-            f"not a date: {value!r} (use YYYY-MM-DD or YYYY-MM-DDTHH:MM:SSZ)") from None
-    return iso(when if when.tzinfo else when.replace(tzinfo=UTC))
+            f"not a date: {value!r} (use YYYY-MM-DD or YYYY-MM-DDTHH:MM:SSZ)")
+    return when
 
 
 def main(argv: Sequence[str] | None = None) -> int:

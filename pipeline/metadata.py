@@ -30,7 +30,7 @@ from itertools import chain, islice
 from typing import Any
 from urllib.parse import unquote
 
-from pipeline.times import DATE_FLOOR, FUTURE_SLACK
+from pipeline.times import DATE_FLOOR, FUTURE_SLACK, iso
 
 # --- dates -------------------------------------------------------------------------------
 
@@ -136,7 +136,7 @@ def _from_timestamp(seconds: float, now: datetime | None) -> str | None:
         when = datetime.fromtimestamp(seconds, UTC)
     except (OverflowError, OSError, ValueError):
         return None
-    return when.strftime("%Y-%m-%dT%H:%M:%SZ") if _sane(when.date(), now) else None
+    return iso(when) if _sane(when.date(), now) else None
 
 
 def _sane(day: date, now: datetime | None) -> bool:
@@ -574,15 +574,11 @@ def _names(value: Any) -> Iterator[tuple[bool, str]]:
             yield (not kinds or bool(kinds & PERSON_TYPES)), name
 
 
-def json_ld_author(objects: list[dict[str, Any]]) -> str | None:
-    """The article's JSON-LD authors: people, else (no person named) organisations.
-    References by `@id` (as Yoast's @graph writes them) are looked up among the objects."""
-    return json_ld_authors(objects)[0]
-
-
 def json_ld_authors(objects: list[dict[str, Any]]) -> tuple[str | None, bool]:
-    """(names, whether they are people): json_ld_author, saying whether it fell back to
-    organisations (a publisher credited as author, which a byline may improve on)."""
+    """(names, whether they are people): the article's JSON-LD authors, people else (no
+    person named) organisations, a publisher credited as author, which a byline may improve
+    on. References by `@id` (as Yoast's @graph writes them) are looked up among the
+    objects."""
     by_id = {o["@id"]: o for o in objects if isinstance(o.get("@id"), str)}
     for node in _article_objects(objects):
         value = node.get("author") or node.get("creator")
@@ -848,9 +844,6 @@ def page_author(tree: Any, url: str, objects: list[dict[str, Any]], window: str 
 
 
 # --- the page's date, from all of the above ----------------------------------------------
-
-DATE_SOURCES = ("json-ld", "meta", "time", "url", "header", "htmldate")
-
 
 def date_candidates(tree: Any, url: str, objects: list[dict[str, Any]], window: str | None,
                     now: datetime | None = None) -> dict[str, str | None]:

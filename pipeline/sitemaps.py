@@ -8,12 +8,11 @@ sitemap is as untrusted as a feed), only http(s) URLs kept, sizes bounded.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
 import lxml.etree
 
 from pipeline.errors import FeedParseError
-from pipeline.times import iso, sane_published
+from pipeline.times import parse_iso, sane_published, utc_from_iso
 from pipeline.values import http_url
 
 MAX_URLS = 50_000  # the sitemap protocol's own limit per file
@@ -80,11 +79,6 @@ def _text(item: lxml.etree._Element, name: str) -> str:
 
 def _date(value: str | None) -> str | None:
     """A W3C datetime (2024-05-01, 2024-05-01T12:00:00+02:00) as stored UTC, if sane."""
-    if not value:
-        return None
-    try:
-        when = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    when = when if when.tzinfo else when.replace(tzinfo=UTC)
-    return iso(when) if sane_published(when) else None
+    stored = utc_from_iso(value.strip()) if value else None
+    when = parse_iso(stored)
+    return stored if when is not None and sane_published(when) else None

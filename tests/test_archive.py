@@ -414,6 +414,26 @@ def test_backfill_sitemap_ingests_its_pages_politely_once(tmp_path: Path) -> Non
     assert titles == [f"Mapped story {i}" for i in range(4)]
 
 
+
+def test_backfill_sitemap_keeps_the_language_it_declares(tmp_path: Path) -> None:
+    """A page too short to detect its language and declaring none takes the sitemap's
+    news:language, as a feed item's language is taken."""
+    with NewsSite() as site:
+        page = site.route("/kurz.html", "<html><head><title>Kurz</title></head><body>"
+                          "<article><h1>Kurz</h1><p>Der Rat tagt morgen.</p></article>"
+                          "</body></html>", "text/html")
+        site.route("/news-sitemap.xml", '<urlset xmlns="http://www.sitemaps.org/schemas/'
+                   'sitemap/0.9" xmlns:news="http://www.google.com/schemas/sitemap-news/0.9">'
+                   f"<url><loc>{page}</loc><news:news><news:publication><news:name>K"
+                   "</news:name><news:language>de</news:language></news:publication>"
+                   "<news:title>Kurz</news:title></news:news></url></urlset>",
+                   "application/xml")
+        config = write_config(tmp_path / "newswire.yaml", [site.feed_url("rss")])
+        result = run_cli("backfill", "--sitemap", site.url("/news-sitemap.xml"), config=config)
+        assert result.code == 0 and "1 new articles" in result.stdout, result
+    assert rows(tmp_path / "newswire.db", "SELECT url, language FROM articles") == [
+        (page, "de")]
+
 # --------------------------------------------------------------------------- export
 
 
