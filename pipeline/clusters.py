@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-JOINING_KINDS = ("exact", "near")  # the evidence that joins an article to a cluster
+from pipeline.messages import EXACT, JOINING_KINDS, DuplicateKind
 
 
 @dataclass(frozen=True)
@@ -27,7 +27,7 @@ class Match:
 
     article_id: str  # the stored article
     cluster_id: str  # its cluster now (after any earlier merge)
-    kind: str  # 'exact', 'near' or 'related'
+    kind: DuplicateKind
     score: float  # 1.0 for exact; verification's score (coverage) for near
 
 
@@ -48,7 +48,7 @@ class Merge:
     source: str  # the cluster id that goes away (it stays resolvable to `target`)
     target: str  # the surviving cluster id
     article_id: str  # the stored article of `source` the new article matched (its best)
-    kind: str
+    kind: DuplicateKind
     score: float
     target_article_id: str  # ... and its best match in `target`
     target_score: float
@@ -60,7 +60,7 @@ class Plan:
 
     cluster_id: str | None  # the cluster to join; None: the article starts its own
     duplicate_of: str | None  # the best match (the stored copy it duplicates)
-    kind: str | None  # 'exact' or 'near' for that match; None for a new cluster
+    kind: DuplicateKind | None  # a joining kind for that match; None for a new cluster
     score: float | None
     merges: tuple[Merge, ...] = ()
 
@@ -78,7 +78,7 @@ def plan(matches: Sequence[Match], clusters: Mapping[str, Cluster]) -> Plan:
     joining = [m for m in matches if m.kind in JOINING_KINDS]
     if not joining:
         return Plan(None, None, None, None)
-    best = min(enumerate(joining), key=lambda im: (im[1].kind != "exact", -im[1].score,
+    best = min(enumerate(joining), key=lambda im: (im[1].kind != EXACT, -im[1].score,
                                                    im[0]))[1]
     involved = {m.cluster_id for m in joining}
     if len(involved) == 1:
@@ -87,7 +87,7 @@ def plan(matches: Sequence[Match], clusters: Mapping[str, Cluster]) -> Plan:
 
     def strongest(cluster_id: str) -> Match:  # the evidence for a cluster: its best match
         return min((m for m in joining if m.cluster_id == cluster_id),
-                   key=lambda m: (m.kind != "exact", -m.score))
+                   key=lambda m: (m.kind != EXACT, -m.score))
 
     into = strongest(survivor)
     merges = []

@@ -26,7 +26,7 @@ from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsp
 
 from pipeline import clusters, neardup, verify
 from pipeline.clusters import Cluster, Merge
-from pipeline.messages import Article, Entry, Fingerprint
+from pipeline.messages import EXACT, JOINING_KINDS, NEAR, Article, DuplicateKind, Entry, Fingerprint
 from pipeline.text import normalise_for_hash
 
 MAX_EDGES = 20  # evidence edges kept per new article (the best matches)
@@ -245,7 +245,7 @@ class Edge:
 
     article_id: str
     other_id: str
-    kind: str  # exact | near | related
+    kind: DuplicateKind
     containment: float  # the MinHash estimate of 5-shingle containment
     jaccard: float  # ... and of their Jaccard
     numbers_overlap: float | None = None
@@ -255,7 +255,7 @@ class Edge:
 
 @dataclass(frozen=True)
 class Decision:
-    kind: str | None  # None: an original, starting its own cluster; 'exact' or 'near'
+    kind: DuplicateKind | None  # None: an original, starting its own cluster; else joining
     duplicate_of: str | None
     score: float | None  # 1.0 for exact; the verification's score (coverage) for near
     cluster_id: str  # the cluster it joins (its own id for an original)
@@ -306,23 +306,23 @@ def decide(article_id: str, exact: ExactMatch | None, fingerprint: Fingerprint |
     `candidates` are in the order the indexes returned them, oldest first: ties go to the
     earliest indexed copy."""
     if exact is not None:
-        edge = Edge(article_id, exact.original_id, "exact", 1.0, 1.0)
-        return Decision("exact", exact.original_id, 1.0, exact.cluster_id, (edge,))
+        edge = Edge(article_id, exact.original_id, EXACT, 1.0, 1.0)
+        return Decision(EXACT, exact.original_id, 1.0, exact.cluster_id, (edge,))
     if fingerprint is None or not candidates:
         return Decision(None, None, None, article_id)
     found = examine(fingerprint, text, title, candidates, stored, thresholds)
     matches = [clusters.Match(c.article_id, c.cluster_id, e.kind, e.score)
                for c, e, _ in found if e.kind is not None]
-    involved = {m.cluster_id for m in matches if m.kind in clusters.JOINING_KINDS}
+    involved = {m.cluster_id for m in matches if m.kind in JOINING_KINDS}
     plan = clusters.plan(matches, stored.clusters(involved) if len(involved) > 1 else {})
     merged = {m.source for m in plan.merges}
     edges = []
     for candidate, evidence, jaccard in sorted(  # near matches first: a join's evidence
             (f for f in found if f[1].kind is not None),
-            key=lambda f: (f[1].kind != "near", -f[1].score))[:MAX_EDGES]:
+            key=lambda f: (f[1].kind != NEAR, -f[1].score))[:MAX_EDGES]:
         assert evidence.kind is not None
         note = evidence.note
-        if candidate.cluster_id in merged and evidence.kind == "near":
+        if candidate.cluster_id in merged and evidence.kind == NEAR:
             note = "cluster merged"
         edges.append(Edge(article_id, candidate.article_id, evidence.kind,
                           round(evidence.containment, 4), round(jaccard, 4),
@@ -361,7 +361,7 @@ def is_near_copy(fingerprint: Fingerprint | None, text: str, title: str,
     if fingerprint is None or stored_copy is None:
         return False
     found = examine(fingerprint, text, title, [stored_copy], stored, thresholds)
-    return any(evidence.kind == "near" for _, evidence, _ in found)
+    return any(evidence.kind == NEAR for _, evidence, _ in found)
 
 
 def _round(value: float | None) -> float | None:

@@ -44,7 +44,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline import __version__, archive
-from pipeline.messages import Article, NewEntry, PollResult
+from pipeline.messages import JOINING_KINDS, Article, NewEntry, PollResult
 from pipeline.neardup import fingerprint_article
 from pipeline.store import Store, Writer
 from pipeline.text import normalise_paragraphs, one_line
@@ -268,7 +268,7 @@ def export_parquet(store: Store, directory: str | os.PathLike[str], since: str |
                 counts["articles"] += 1
                 counts["canonical"] += record["canonical"]
                 kind = record["duplicate_kind"]
-                if kind in ("exact", "near"):
+                if kind in JOINING_KINDS:
                     counts[f"{kind}_copies"] += 1
                 if record["cluster_id"]:
                     clusters.add(record["cluster_id"])

@@ -23,7 +23,7 @@ import typing
 import zlib
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Self, TypeVar
+from typing import Any, Final, Literal, Self, TypeVar
 
 from pipeline.values import parse_retry_after, validator
 
@@ -31,6 +31,15 @@ M = TypeVar("M", bound="Message")
 
 ZIP_FROM = 2048  # bytes values at least this long are compressed in the JSON form
 ZIP_LEVEL = 1  # zlib's fastest: most of the gain for a fraction of the CPU
+
+# What links two articles (`duplicate_edges.kind`; `articles.duplicate_kind` holds the
+# joining kinds): the same normalised text, a copy (near duplicate), or shared text that is
+# not a copy. Only the joining kinds put an article in another's cluster.
+DuplicateKind = Literal["exact", "near", "related"]
+EXACT: Final = "exact"
+NEAR: Final = "near"
+RELATED: Final = "related"
+JOINING_KINDS: Final = (EXACT, NEAR)
 
 
 class Message:

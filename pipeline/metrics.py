@@ -12,7 +12,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
 from pipeline.errors import MetricsError
-from pipeline.messages import PollResult, PollSummary
+from pipeline.messages import EXACT, JOINING_KINDS, NEAR, PollResult, PollSummary
 from pipeline.outcome import poll_outcome
 
 DURATION_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120)
@@ -42,7 +42,7 @@ class Metrics:
         self.feeds = Gauge("newswire_feeds", "Feeds by health at the start of the latest pass "
                            "(dead: schedule.dead_after failures in a row)", ["health"],
                            registry=r)
-        for kind in ("exact", "near"):  # export zeros, so rates work from the first scrape
+        for kind in JOINING_KINDS:  # export zeros, so rates work from the first scrape
             self.duplicates.labels(kind)
         self._server: Any = None
 
@@ -55,8 +55,8 @@ class Metrics:
         self.polls.labels(poll_outcome(result)).inc()
         self.new_entries.inc(summary.new_entries)
         self.new_articles.inc(summary.new_articles)
-        self.duplicates.labels("exact").inc(summary.exact_duplicates)
-        self.duplicates.labels("near").inc(summary.near_duplicates)
+        self.duplicates.labels(EXACT).inc(summary.exact_duplicates)
+        self.duplicates.labels(NEAR).inc(summary.near_duplicates)
         self.fetched_bytes.inc(result.bytes)
         self.poll_duration.observe(result.duration_ms / 1000)
 

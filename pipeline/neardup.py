@@ -43,7 +43,7 @@ import numpy as np
 from rensa import RMinHash
 
 from pipeline.config import DEFAULT_AGENCIES
-from pipeline.messages import Article, Fingerprint
+from pipeline.messages import NEAR, RELATED, Article, DuplicateKind, Fingerprint
 
 SHINGLE_WORDS = 5
 NUM_PERM = 112
@@ -322,8 +322,14 @@ def compare(new: Fingerprint, jaccard: float, other_shingles: int,
                       numbers_overlap=numbers_overlap(new.numbers, other_numbers))
 
 
+# Why a pair that shares text is only related (duplicate_edges.note), here and in
+# pipeline.verify.
+BELOW_THRESHOLD = "below duplicate threshold"
+NUMBERS_DIFFER = "numbers differ"
+
+
 def verdict(similarity: Similarity, threshold: float, related_threshold: float
-            ) -> tuple[str, str | None] | None:
+            ) -> tuple[DuplicateKind, str | None] | None:
     """('near', None), ('related', why) or None (unrelated) for one candidate, by its
     estimated containment alone: the rule before issue 11 (bench/bench_verify.py's "before"
     method); the store verifies on the texts (pipeline.verify)."""
@@ -331,11 +337,11 @@ def verdict(similarity: Similarity, threshold: float, related_threshold: float
     if score < related_threshold:
         return None
     if score < threshold:
-        return "related", "below duplicate threshold"
+        return RELATED, BELOW_THRESHOLD
     overlap = similarity.numbers_overlap
     if overlap is not None and overlap < NUMERIC_MIN_OVERLAP:
-        return "related", "numbers differ"
-    return "near", None
+        return RELATED, NUMBERS_DIFFER
+    return NEAR, None
 
 
 # --- provenance: which copy is the agency's own ---------------------------------------------

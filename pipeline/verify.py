@@ -39,6 +39,8 @@ import numpy as np
 
 from pipeline import neardup
 from pipeline.config import DedupeConfig
+from pipeline.messages import NEAR, RELATED, DuplicateKind
+from pipeline.neardup import BELOW_THRESHOLD, NUMBERS_DIFFER
 
 GRAM_WORDS = 4  # an edited word uncovers itself only; 3 would align stock phrases by chance
 # The defaults of `dedupe.threshold` and `dedupe.related_threshold` (pipeline.config): 0.6 of
@@ -108,7 +110,7 @@ class Prepared:
 class Evidence:
     """What verification found for one candidate pair."""
 
-    kind: str | None  # 'near', 'related' or None (unrelated)
+    kind: DuplicateKind | None  # near, related or None (unrelated)
     containment: float  # the MinHash estimate (neardup.containment), as before
     numbers_overlap: float | None  # neardup.numbers_overlap of the two texts
     coverage: float | None = None  # share of the shorter body aligned with the other body
@@ -167,7 +169,7 @@ def check(text: str, title: str, numbers: tuple[str, ...], candidates: Sequence[
         evidence = verify(new, prepare(*load(candidate.article_id)), candidate.containment,
                           signals, near, related)
         found.append((candidate, evidence))
-        if evidence.kind == "near":
+        if evidence.kind == NEAR:
             joined.add(candidate.cluster_id)
     return found
 
@@ -184,7 +186,7 @@ def screen(new_numbers: tuple[str, ...], other_numbers: tuple[str, ...], contain
         return None
     if containment < related:
         return Evidence(None, containment, overlap)
-    return Evidence("related", containment, overlap, note="numbers differ")
+    return Evidence(RELATED, containment, overlap, note=NUMBERS_DIFFER)
 
 
 def prepare(text: str, title: str = "") -> Prepared:
@@ -278,7 +280,7 @@ def verify(new: Prepared, other: Prepared, containment: float, signals: Signals 
     overlap = neardup.numbers_overlap(new.numbers, other.numbers)
     conflicts = number_conflicts(short, covered)
 
-    def evidence(kind: str | None, note: str | None = None) -> Evidence:
+    def evidence(kind: DuplicateKind | None, note: str | None = None) -> Evidence:
         return Evidence(kind, containment, overlap, coverage, conflicts, note)
 
     score = coverage if signals.coverage else containment
@@ -287,12 +289,12 @@ def verify(new: Prepared, other: Prepared, containment: float, signals: Signals 
     if score < related:
         return evidence(None)
     if score < near:
-        return evidence("related", "below duplicate threshold")
+        return evidence(RELATED, BELOW_THRESHOLD)
     if signals.numbers and overlap is not None and overlap < neardup.NUMERIC_MIN_OVERLAP:
-        return evidence("related", "numbers differ")
+        return evidence(RELATED, NUMBERS_DIFFER)
     if signals.aligned_numbers and conflicts >= NUMBER_CONFLICTS:
-        return evidence("related", "numbers differ in aligned paragraphs")
-    return evidence("near")
+        return evidence(RELATED, f"{NUMBERS_DIFFER} in aligned paragraphs")
+    return evidence(NEAR)
 
 
 def number_conflicts(text: Prepared, covered: np.ndarray) -> int:

@@ -24,7 +24,7 @@ from pipeline import neardup
 from pipeline.clusters import Cluster
 from pipeline.dedupe import Candidate
 from pipeline.errors import StoreError
-from pipeline.messages import Fingerprint
+from pipeline.messages import EXACT, Fingerprint
 
 # A cap on the candidates read: an index bucket shared by thousands of boilerplate texts
 # must not make one insert slow.
@@ -254,8 +254,8 @@ def refingerprint(db: sqlite_utils.Database, cutoff: str, now: str, every: bool 
     for window in ("a.fetched_at >= :cutoff", "a.fetched_at IS NULL"):  # index ranges
         cursor = db.execute(
             "SELECT a.id, a.cluster_id, a.text, a.title, coalesce(a.fetched_at, :now) "
-            f"FROM articles a WHERE {window}{missing} AND a.duplicate_kind IS NOT 'exact' "
-            "ORDER BY a.fetched_at, a.rowid", {"now": now, "cutoff": cutoff})
+            f"FROM articles a WHERE {window}{missing} AND a.duplicate_kind IS NOT :exact "
+            "ORDER BY a.fetched_at, a.rowid", {"now": now, "cutoff": cutoff, "exact": EXACT})
         while chunk := cursor.fetchmany(1000):
             for article_id, cluster_id, text, title, fetched_at in chunk:
                 fingerprint = neardup.fingerprint_text(text, title)

@@ -35,6 +35,8 @@ from pipeline.dedupe import (
     unseen_key,
 )
 from pipeline.messages import (
+    EXACT,
+    NEAR,
     ArchiveLocation,
     Article,
     Entry,
@@ -203,8 +205,8 @@ def record(store: Store, item: PollResult | EntryBatch | RevisionBatch, now: str
         if entry.article is not None:
             kind, article_id = _add_article(store, entry, item.feed_id, now)
             new_articles += kind is not None
-            exact += kind == "exact"
-            near += kind == "near"
+            exact += kind == EXACT
+            near += kind == NEAR
         cursor = db.execute(
             "INSERT OR IGNORE INTO entries (feed_id, entry_key, guid, link, title, "
             "published_at, updated_at, article_id, seen_at, filtered_by) "
@@ -332,7 +334,7 @@ def _add_article(store: Store, entry: NewEntry, feed_id: int, now: str
         _update_canonical(store, decision.cluster_id, article.id)
     if entry.fingerprint is not None:
         index.add(db, article.id, decision.cluster_id, entry.fingerprint,
-                  indexable=decision.kind != "exact", now=now)
+                  indexable=decision.kind != EXACT, now=now)
     if decision.edges:
         db.conn.executemany(
             "INSERT OR IGNORE INTO duplicate_edges (article_id, other_id, kind, containment, "
@@ -358,9 +360,9 @@ def _decide(store: Store, article_id: str, digest: str | None, article: Article,
         # duplicate_of names a stored copy with this very text (a near duplicate's own
         # duplicate_of has another text).
         row = db.execute(
-            "SELECT id, CASE WHEN duplicate_kind = 'exact' THEN duplicate_of ELSE id END, "
+            "SELECT id, CASE WHEN duplicate_kind = ? THEN duplicate_of ELSE id END, "
             "cluster_id FROM articles WHERE text_hash = ? ORDER BY fetched_at, id LIMIT 1",
-            [digest]).fetchone()
+            [EXACT, digest]).fetchone()
         if row:
             exact = ExactMatch(row[0], row[1], row[2])
     if exact is not None or entry.fingerprint is None:
