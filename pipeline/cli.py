@@ -408,12 +408,14 @@ def _next_poll(row: dict, now: datetime) -> str:
 
 def _schedule(row: dict) -> str:
     """Why the next poll is when it is: cron, fixed interval, backoff, Retry-After, adaptive."""
+    from pipeline.schedule import Health
+
     if row["gone"]:
         return "stopped (410 Gone)"
     failures = row["consecutive_failures"]
     if failures:
         return f"backoff after {failures} failure{'s' if failures > 1 else ''}"
-    if row["health"] == "throttled":
+    if row["health"] == Health.THROTTLED:
         return f"throttled ({row['last_status']} Retry-After)"
     if row["cron"]:
         return f"cron {row['cron']}"

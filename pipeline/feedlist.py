@@ -38,6 +38,7 @@ from pipeline.extract import extract_and_fingerprint, job_for
 from pipeline.fetch import FEED_ACCEPT, Fetcher, Resolver, system_resolver
 from pipeline.messages import Article, Entry, ExtractRules, FeedSettings, FetchResult, ParsedFeed
 from pipeline.parse import parse_feed
+from pipeline.schedule import Health
 from pipeline.store import Store
 from pipeline.values import http_url
 
@@ -308,14 +309,14 @@ def as_configured(rows: Sequence[dict[str, Any]], feeds: Sequence[FeedConfig]
         if row.get("config_url"):
             found.add(row["config_url"])
             if row["config_url"] not in wanted:
-                row = {**row, "active": 0, "health": "inactive"}
+                row = {**row, "active": 0, "health": Health.INACTIVE.value}
         result.append(row)
     known = {row["url"] for row in rows}
     for url, feed in wanted.items():
         if url not in found and url not in known:
             result.append({"id": None, "url": url, "config_url": url, "name": feed.name or url,
                            "title": None, "site_url": None, "active": 1, "gone": 0,
-                           "health": "new",
+                           "health": Health.NEW.value,
                            "last_polled_at": None, "next_poll_at": None, "last_status": None,
                            "consecutive_failures": 0, "last_error": None,
                            "current_interval": None, "interval_seconds": feed.interval,

@@ -14,6 +14,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, star
 from pipeline.errors import MetricsError
 from pipeline.messages import EXACT, JOINING_KINDS, NEAR, PollResult, PollSummary
 from pipeline.outcome import poll_outcome
+from pipeline.schedule import Health
 
 DURATION_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120)
 
@@ -48,8 +49,8 @@ class Metrics:
 
     def observe_pass(self, due: int, health: dict[str, int]) -> None:
         self.due_feeds.set(due)
-        for name in ("ok", "throttled", "failing", "dead", "new", "gone", "inactive"):
-            self.feeds.labels(name).set(health.get(name, 0))
+        for name in Health:
+            self.feeds.labels(name.value).set(health.get(name, 0))
 
     def observe_poll(self, result: PollResult, summary: PollSummary) -> None:
         self.polls.labels(poll_outcome(result)).inc()

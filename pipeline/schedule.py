@@ -20,6 +20,7 @@ import logging
 import random
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from enum import StrEnum
 
 from apscheduler.triggers.cron import CronTrigger
 
@@ -33,6 +34,19 @@ log = logging.getLogger("newswire")
 # Statuses with which a server asks us to slow down: with a Retry-After they are a wait,
 # not a failure of the feed.
 THROTTLING = frozenset({429, 503})
+
+
+class Health(StrEnum):
+    """A feed's health, as `status`, the feed-health query, the dashboards and the metrics
+    name it (pipeline.store.queries.health_sql decides it from the feed's row)."""
+
+    OK = "ok"
+    THROTTLED = "throttled"  # waiting as a 429/503 with Retry-After asked
+    FAILING = "failing"
+    DEAD = "dead"  # schedule.dead_after failures in a row; still probed
+    NEW = "new"  # never polled
+    GONE = "gone"  # 410: polling stopped
+    INACTIVE = "inactive"  # no longer in the config
 
 
 def polled_ok(status: int | None, error: str | None) -> bool:

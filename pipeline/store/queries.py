@@ -7,23 +7,21 @@ from typing import Any
 
 import sqlite_utils
 
-from pipeline.schedule import THROTTLING
+from pipeline.schedule import THROTTLING, Health
 
 
 def health_sql(dead_after: int, feed: str = "f") -> str:
-    """A feed's health as an SQL expression over its row (alias `feed`), the one definition
-    that `status`, the Datasette feed-health query and the metrics all read:
-    inactive, gone, new, throttled (waiting as a 429/503 asked), ok, failing, or dead
-    (`schedule.dead_after` failures in a row; a dead feed is still probed)."""
+    """A feed's `Health` as an SQL expression over its row (alias `feed`), the one decision
+    that `status`, the Datasette feed-health query and the metrics all read."""
     throttling = ", ".join(str(code) for code in sorted(THROTTLING))
-    return (f"CASE WHEN NOT {feed}.active THEN 'inactive' "
-            f"WHEN {feed}.gone THEN 'gone' "
-            f"WHEN {feed}.last_polled_at IS NULL THEN 'new' "
+    return (f"CASE WHEN NOT {feed}.active THEN '{Health.INACTIVE}' "
+            f"WHEN {feed}.gone THEN '{Health.GONE}' "
+            f"WHEN {feed}.last_polled_at IS NULL THEN '{Health.NEW}' "
             f"WHEN {feed}.consecutive_failures = 0 AND {feed}.last_status IN ({throttling}) "
-            f"AND {feed}.last_error IS NULL THEN 'throttled' "
-            f"WHEN {feed}.consecutive_failures = 0 THEN 'ok' "
-            f"WHEN {feed}.consecutive_failures < {int(dead_after)} THEN 'failing' "
-            f"ELSE 'dead' END")
+            f"AND {feed}.last_error IS NULL THEN '{Health.THROTTLED}' "
+            f"WHEN {feed}.consecutive_failures = 0 THEN '{Health.OK}' "
+            f"WHEN {feed}.consecutive_failures < {int(dead_after)} THEN '{Health.FAILING}' "
+            f"ELSE '{Health.DEAD}' END")
 
 
 def status_rows(db: sqlite_utils.Database, dead_after: int) -> list[dict[str, Any]]:
