@@ -127,7 +127,7 @@ SECTIONS = ("top", "world", "business", "politics", "science", "sport", "culture
 LANGUAGES = (("en", 0.86), ("de", 0.04), ("fr", 0.04), ("es", 0.03), ("it", 0.03))
 COPY_KINDS = (("exact", 0.25), ("wrap", 0.30), ("trim", 0.12), ("edit", 0.15),
               ("add_local", 0.10), ("new_lead", 0.08))
-MAINTENANCE_EVERY = 6 * 3600.0  # the daemon's maintenance rhythm
+MAINTENANCE_EVERY = Store.MAINTENANCE_EVERY  # the daemon's maintenance rhythm
 BAND_WINDOW_DAYS = 30
 COMMIT_EVERY = 50_000  # polls / batches per transaction when building (the writer groups
 # up to 64; polls without entries are written in bulk at each flush, up to as many)

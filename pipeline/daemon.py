@@ -148,8 +148,8 @@ async def _serve(config: Config, store: Store, resolver: Resolver, stop: asyncio
         scheduler.add_job(tick, FromNow(every), id="poll-due", coalesce=True,
                           max_instances=1, next_run_time=datetime.now(UTC),
                           misfire_grace_time=None)
-        scheduler.add_job(maintain, FromNow(6 * 3600), id="maintenance", coalesce=True,
-                          max_instances=1, next_run_time=datetime.now(UTC),
+        scheduler.add_job(maintain, FromNow(Store.MAINTENANCE_EVERY), id="maintenance",
+                          coalesce=True, max_instances=1, next_run_time=datetime.now(UTC),
                           misfire_grace_time=None)
         scheduler.start()
         watch = asyncio.ensure_future(_watch_clock(scheduler, stop, every))

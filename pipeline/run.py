@@ -475,13 +475,11 @@ async def run_once(config: Config, store: Store, include_all: bool = False,
     store.sync_feeds(config.feeds)
     async with Runner(config, store, resolver) as runner:
         report = await runner.run_due(include_all=include_all, progress=progress)
-    # Cron-driven installs have no daemon maintenance: keep the near-duplicate index within
-    # its window and roll the fetch log here (index probes when nothing is due). The polls
-    # are recorded already, so a failure here is only worth a warning; the next run tries
-    # again.
+    # Cron-driven installs have no daemon: its upkeep runs here (index probes and one scan
+    # of the week's site lines when nothing is due). The polls are recorded already, so a
+    # failure here is only worth a warning; the next run tries again.
     try:
-        store.prune_bands(config.dedupe.band_window_days)
-        store.prune_fetch_log(config.schedule.fetch_log_days)
+        store.maintenance(config)
     except StoreWriteError as exc:
         log.warning("%s", exc)
     return report

@@ -18,6 +18,8 @@ from pipeline.extract import extract_and_fingerprint
 from pipeline.messages import PollResult
 from pipeline.run import Runner, run_once
 from pipeline.store import Store
+from pipeline.store.lines import SITE_LINE_SINGLETON_DAYS
+from pipeline.times import iso
 from tests.conftest import story, write_config
 from tests.newssite import NewsSite
 
@@ -175,6 +177,30 @@ def test_lines_a_site_repeats_are_dropped_from_its_later_pages(tmp_path: Path) -
         fresh = store.db["articles"].get(article_id(site.article("s4").url))
         assert FOOTER not in fresh["text"]
         assert site.article("s4").paragraphs[0] in fresh["text"]
+        store.close()
+
+
+def test_a_cron_run_forgets_lines_a_site_showed_once_long_ago(tmp_path: Path) -> None:
+    """`once` does the daemon's upkeep too: without it, every line of every page stays in
+    site_lines for ever on a cron install."""
+    with NewsSite() as site:
+        add_stories(site, range(4), footer=True)
+        config, store = setup(site, tmp_path)
+        asyncio.run(run_once(config, store))
+        fresh = store.db.execute("SELECT count(*) FROM site_lines WHERE pages = 1"
+                                 ).fetchone()[0]
+        assert fresh > 0
+        long_ago = iso(datetime.now(UTC) - timedelta(days=SITE_LINE_SINGLETON_DAYS + 1))
+        store.db.execute("UPDATE site_lines SET last_seen = ?", [long_ago])
+        store.db.conn.commit()
+        repeated = store.db.execute("SELECT count(*) FROM site_lines WHERE pages > 1"
+                                    ).fetchone()[0]
+        assert repeated > 0  # the footer
+
+        asyncio.run(run_once(config, store))  # nothing new to poll
+        assert store.db.execute("SELECT count(*) FROM site_lines WHERE pages = 1"
+                                ).fetchone()[0] == 0
+        assert store.db.execute("SELECT count(*) FROM site_lines").fetchone()[0] == repeated
         store.close()
 
 

@@ -377,11 +377,13 @@ class Store:
         return ReindexReport(signatures, band_rows, fingerprinted + computed, window_days,
                              anchor_rows)
 
+    MAINTENANCE_EVERY = 6 * 3600.0  # seconds between the daemon's upkeep passes
+
     def maintenance(self, config: Config) -> None:
-        """Periodic upkeep for the daemon: prune the near-duplicate index to its window, roll
-        the fetch log (raw rows for `schedule.fetch_log_days`, then daily totals), forget
-        lines a site showed only once long ago, and checkpoint the WAL so it does not grow
-        unbounded."""
+        """Upkeep, after each `once` and every few hours in the daemon: prune the
+        near-duplicate index to its window, roll the fetch log (raw rows for
+        `schedule.fetch_log_days`, then daily totals), forget lines a site showed only once
+        long ago, and checkpoint the WAL so it does not grow unbounded."""
         self.prune_bands(config.dedupe.band_window_days)
         self.prune_fetch_log(config.schedule.fetch_log_days)
         cutoff = iso(datetime.now(UTC) - timedelta(days=lines.SITE_LINE_SINGLETON_DAYS))
