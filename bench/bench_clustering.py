@@ -683,8 +683,7 @@ def run_lookup_speed(count: int, workdir: Path, queries: int = 2000) -> bool:
         samples += [(sigs[i], anchors[i]) for i in rng.integers(0, size, size=share)]
         raw.executemany(
             "INSERT INTO neardup_signatures (article_id, cluster_id, signature, shingles, "
-            "numbers, indexed_at, in_index, indexable, anchors) "
-            "VALUES (?, ?, ?, ?, '', ?, 0, 1, ?)",
+            "numbers, indexed_at, anchors) VALUES (?, ?, ?, ?, '', ?, ?)",
             ((f"{offset + i:016x}", f"{offset + i:016x}", s.astype("<u4").tobytes(),
               int(rng.integers(80, 900)), now, a.astype("<i8").tobytes())
              for i, (s, a) in enumerate(zip(sigs, anchors, strict=True))))

@@ -354,7 +354,7 @@ class Corpus:
             "SELECT group_concat(anchor) FROM (SELECT anchor FROM neardup_anchors "
             "WHERE signature_id = ? ORDER BY 1)", [r[5]]).fetchone()[0])
             for r in db.execute("SELECT article_id, signature, shingles, numbers, anchors, id "
-                                "FROM neardup_signatures WHERE in_index = 1")}
+                                "FROM neardup_signatures")}
 
 
 @pytest.fixture
@@ -479,9 +479,8 @@ def test_restart_and_rerun_leave_assignments_unchanged(tmp_path: Path) -> None:
 def test_exact_copies_stay_out_of_the_index(corpus: Corpus) -> None:
     original = corpus.add("a", WIRE, site="One")
     copy = corpus.add("b", WIRE, site="Two")
-    rows = dict(corpus.store.db.execute(
-        "SELECT article_id, in_index FROM neardup_signatures").fetchall())
-    assert rows == {original: 1}  # the copy's twin is indexed: no signature of its own
+    rows = [r[0] for r in corpus.store.db.execute("SELECT article_id FROM neardup_signatures")]
+    assert rows == [original]  # the copy's twin is indexed: no signature of its own
     assert len(corpus.bands()) == 28
     assert {sid for _, sid in corpus.anchors()} == {1}
     assert corpus.article(copy)["duplicate_of"] == original
@@ -581,26 +580,31 @@ def test_a_page_claiming_an_article_out_of_the_window_is_checked_on_its_text(
 
 
 def test_a_database_from_before_schema_22_keeps_only_the_windows_signatures(
-        tmp_path: Path) -> None:
-    """Migration 22: the signatures out of the index (pruned ones, exact copies') go; the
-    window's stay, and copies of its stories are still found."""
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Migrations 22 and 23: the signatures out of the index (pruned ones, exact copies')
+    go, then the columns that told them apart; the window's stay, and copies of its
+    stories are still found."""
+    monkeypatch.setattr(schema, "MIGRATIONS", {
+        n: m for n, m in schema.MIGRATIONS.items() if n < 22})
     corpus = Corpus(tmp_path / "a.db")
     original = corpus.add("a", WIRE, site="One")
     copy = corpus.add("b", WIRE, site="Two")
     old = corpus.add("c", story("harbour plan", 6), site="Three")
     db = corpus.store.db
-    # As schema 21 left them: the exact copy's signature kept out of the index, an old
-    # article's pruned from it.
+    # As schema 21 left them: every signature flagged in the index, the exact copy's kept
+    # out of it, an old article's pruned from it.
+    db.execute("UPDATE neardup_signatures SET in_index = 1, indexable = 1")
     db.execute("INSERT INTO neardup_signatures (article_id, cluster_id, signature, shingles, "
                "numbers, indexed_at, in_index, indexable, anchors) SELECT ?, cluster_id, "
                "signature, shingles, numbers, indexed_at, 0, 0, anchors FROM "
                "neardup_signatures WHERE article_id = ?", [copy, original])
     db.execute("UPDATE neardup_signatures SET in_index = 0 WHERE article_id = ?", [old])
-    db.execute("DELETE FROM schema_migrations WHERE number = 22")
+    monkeypatch.undo()
     corpus.reopen()
-    assert 22 in schema.applied(corpus.store.db)
+    assert {22, 23} <= schema.applied(corpus.store.db)
     assert [r[0] for r in corpus.store.db.execute(
         "SELECT article_id FROM neardup_signatures")] == [original]
+    assert "in_index" not in corpus.store.db["neardup_signatures"].columns_dict
     near = corpus.add("d", WIRE[:6], site="Four")
     assert corpus.article(near)["cluster_id"] == original
     corpus.store.close()
@@ -637,9 +641,8 @@ def test_daemon_maintenance_prunes_the_index(corpus: Corpus) -> None:
                             ["2000-01-01T00:00:00Z", old])
     corpus.store.maintenance(SimpleNamespace(dedupe=DedupeConfig(band_window_days=30),
                                              schedule=ScheduleConfig()))
-    rows = dict(corpus.store.db.execute(
-        "SELECT article_id, in_index FROM neardup_signatures").fetchall())
-    assert old not in rows and sum(rows.values()) == 1
+    rows = [r[0] for r in corpus.store.db.execute("SELECT article_id FROM neardup_signatures")]
+    assert old not in rows and len(rows) == 1
     assert len(corpus.bands()) == 28
 
 
@@ -797,7 +800,7 @@ def test_cli_clusters_copies_across_outlets(tmp_path: Path) -> None:
                          "WHERE id = 1")
         assert run_cli("once", "--all", config=config).code == 0
         assert query("SELECT count(*) FROM neardup_bands WHERE signature_id = 1") == [(0,)]
-        assert query("SELECT in_index FROM neardup_signatures WHERE id = 1") == []  # gone
+        assert query("SELECT id FROM neardup_signatures WHERE id = 1") == []  # gone
         assert len(query("SELECT * FROM neardup_bands")) == len(bands) - 28
     finally:
         for outlet in outlets:

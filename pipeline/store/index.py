@@ -146,8 +146,7 @@ class Reader:
         return {i: found.get(i, Cluster(i, 0, "")) for i in ids}
 
 
-_SIGNATURE_COLUMNS = ("article_id, cluster_id, signature, shingles, numbers, indexed_at, "
-                      "in_index, indexable, anchors")
+_SIGNATURE_COLUMNS = "article_id, cluster_id, signature, shingles, numbers, indexed_at, anchors"
 
 
 def add(db: sqlite_utils.Database, article_id: str, cluster_id: str,
@@ -158,7 +157,7 @@ def add(db: sqlite_utils.Database, article_id: str, cluster_id: str,
         return
     cursor = db.execute(
         f"INSERT INTO neardup_signatures ({_SIGNATURE_COLUMNS}) "
-        "VALUES (?, ?, ?, ?, ?, ?, 1, 1, ?) ON CONFLICT (article_id) DO NOTHING",
+        "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (article_id) DO NOTHING",
         [article_id, cluster_id, fingerprint.signature, fingerprint.shingles,
          " ".join(fingerprint.numbers), now, anchors_blob(fingerprint.anchors)])
     if cursor.rowcount:
@@ -175,8 +174,8 @@ def prune_chunk(db: sqlite_utils.Database, cutoff: str) -> int:
     rows; how many left the index. One empty index probe when none is due. The oldest go
     first, so whole pages of the table are freed for the new rows."""
     rows = db.execute(
-        "SELECT id, signature, anchors FROM neardup_signatures WHERE in_index = 1 AND "
-        "indexed_at < ? ORDER BY indexed_at, id LIMIT ?", [cutoff, PRUNE_CHUNK]).fetchall()
+        "SELECT id, signature, anchors FROM neardup_signatures WHERE indexed_at < ? "
+        "ORDER BY indexed_at, id LIMIT ?", [cutoff, PRUNE_CHUNK]).fetchall()
     if not rows:
         return 0
     ids = [r[0] for r in rows]
@@ -203,8 +202,7 @@ def rebuild(db: sqlite_utils.Database, cutoff: str, now: str) -> tuple[int, int,
     db.execute("DELETE FROM neardup_signatures WHERE indexed_at < ?", [cutoff])
     computed = refingerprint(db, cutoff, now, every=False)
     _renumber(db)
-    cursor = db.execute("SELECT id, signature, anchors FROM neardup_signatures "
-                        "WHERE indexable = 1 ORDER BY id")
+    cursor = db.execute("SELECT id, signature, anchors FROM neardup_signatures ORDER BY id")
     while chunk := cursor.fetchmany(REINDEX_CHUNK):
         ids = np.fromiter((r[0] for r in chunk), dtype=np.int64, count=len(chunk))
         keys = neardup.band_keys_many(neardup.signature_matrix([r[1] for r in chunk]))
@@ -224,7 +222,6 @@ def rebuild(db: sqlite_utils.Database, cutoff: str, now: str) -> tuple[int, int,
         band_rows += len(keys) * neardup.BANDS
         anchor_rows += len(holders)
         signatures += len(chunk)
-    db.execute("UPDATE neardup_signatures SET in_index = 1 WHERE indexable = 1")
     return signatures, band_rows, anchor_rows, computed
 
 
@@ -263,7 +260,7 @@ def refingerprint(db: sqlite_utils.Database, cutoff: str, now: str, every: bool 
                     continue
                 db.execute(
                     f"INSERT INTO neardup_signatures ({_SIGNATURE_COLUMNS}) "
-                    "VALUES (?, ?, ?, ?, ?, ?, 0, 1, ?) ON CONFLICT (article_id) DO UPDATE "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (article_id) DO UPDATE "
                     "SET signature = excluded.signature, shingles = excluded.shingles, "
                     "numbers = excluded.numbers, anchors = excluded.anchors, "
                     "cluster_id = excluded.cluster_id",
@@ -279,22 +276,21 @@ def refingerprint(db: sqlite_utils.Database, cutoff: str, now: str, every: bool 
 def replace(db: sqlite_utils.Database, article_id: str, fingerprint: Fingerprint) -> None:
     """A stored article's new signature and anchors (its text changed): its band and anchor
     rows follow."""
-    row = db.execute("SELECT id, signature, anchors, in_index FROM neardup_signatures "
+    row = db.execute("SELECT id, signature, anchors FROM neardup_signatures "
                      "WHERE article_id = ?", [article_id]).fetchone()
     if row is None:
         return
-    signature_id, old, old_anchors, in_index = row
-    if in_index:
-        db.conn.executemany("DELETE FROM neardup_bands WHERE bucket = ? AND signature_id = ?",
-                            [(key, signature_id) for key in neardup.band_keys(old)])
-        db.conn.executemany("DELETE FROM neardup_anchors WHERE anchor = ? AND signature_id = ?",
-                            [(int(key), signature_id) for key in anchors_of(old_anchors)])
-        db.conn.executemany(
-            "INSERT OR IGNORE INTO neardup_bands (bucket, signature_id) VALUES (?, ?)",
-            [(key, signature_id) for key in neardup.band_keys(fingerprint.signature)])
-        db.conn.executemany(
-            "INSERT OR IGNORE INTO neardup_anchors (anchor, signature_id) VALUES (?, ?)",
-            [(key, signature_id) for key in fingerprint.anchors])
+    signature_id, old, old_anchors = row
+    db.conn.executemany("DELETE FROM neardup_bands WHERE bucket = ? AND signature_id = ?",
+                        [(key, signature_id) for key in neardup.band_keys(old)])
+    db.conn.executemany("DELETE FROM neardup_anchors WHERE anchor = ? AND signature_id = ?",
+                        [(int(key), signature_id) for key in anchors_of(old_anchors)])
+    db.conn.executemany(
+        "INSERT OR IGNORE INTO neardup_bands (bucket, signature_id) VALUES (?, ?)",
+        [(key, signature_id) for key in neardup.band_keys(fingerprint.signature)])
+    db.conn.executemany(
+        "INSERT OR IGNORE INTO neardup_anchors (anchor, signature_id) VALUES (?, ?)",
+        [(key, signature_id) for key in fingerprint.anchors])
     db.execute("UPDATE neardup_signatures SET signature = ?, shingles = ?, numbers = ?, "
                "anchors = ? WHERE id = ?",
                [fingerprint.signature, fingerprint.shingles, " ".join(fingerprint.numbers),

@@ -362,11 +362,21 @@ def _migration_22(db: sqlite_utils.Database) -> None:
     db.execute("DELETE FROM neardup_signatures WHERE in_index = 0")
 
 
+def _migration_23(db: sqlite_utils.Database) -> None:
+    """`in_index` and `indexable` leave `neardup_signatures`: since migration 22 every
+    signature kept is in the index (an exact copy keeps none), so both were always 1. The
+    window's index on `indexed_at` (what pruning reads, oldest first) loses its condition."""
+    db.execute("DROP INDEX neardup_signatures_in_index")
+    db.execute("CREATE INDEX neardup_signatures_indexed_at ON neardup_signatures (indexed_at)")
+    db.execute("ALTER TABLE neardup_signatures DROP COLUMN in_index")
+    db.execute("ALTER TABLE neardup_signatures DROP COLUMN indexable")
+
+
 MIGRATIONS = {1: _migration_1, 2: _migration_2, 5: _migration_5, 6: _migration_6,
               7: _migration_7, 8: _migration_8, 9: _migration_9, 10: _migration_10,
               11: _migration_11, 12: _migration_12, 13: _migration_13, 14: _migration_14,
               15: _migration_15, 16: _migration_16, 18: _migration_18,
-              20: _migration_20, 21: _migration_21, 22: _migration_22}
+              20: _migration_20, 21: _migration_21, 22: _migration_22, 23: _migration_23}
 SCHEMA_VERSION = max(MIGRATIONS)
 
 
