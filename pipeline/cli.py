@@ -31,6 +31,7 @@ from pipeline.errors import (
     StoreError,
 )
 from pipeline.logs import FORMATS, setup_logging
+from pipeline.text import word_count
 from pipeline.times import utc_from_iso
 
 if TYPE_CHECKING:  # imported where used: most commands need few of them
@@ -559,8 +560,7 @@ def cmd_try(config: Config, args: argparse.Namespace) -> int:
     lines += [("title", article.title), ("date", article.published_at or "-"),
               ("author", article.author or "-"), ("language", article.language or "-"),
               ("site", article.sitename or "-"),
-              ("text", f"{len(article.text.split())} words from the "
-                       f"{'page' if article.text_source == 'page' else 'feed'}"
+              ("text", f"{word_count(article.text)} words from the {article.text_source}"
                        + (f" ({article.quality})" if article.quality else "")),
               ("filters", f"filtered: {trial.filtered_by}" if trial.filtered_by else "kept")]
     if trial.error:

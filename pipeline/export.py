@@ -44,11 +44,11 @@ from pathlib import Path
 from typing import Any
 
 from pipeline import __version__, archive
-from pipeline.messages import JOINING_KINDS, Article, NewEntry, PollResult
+from pipeline.messages import FROM_IMPORT, JOINING_KINDS, Article, NewEntry, PollResult
 from pipeline.neardup import fingerprint_article
 from pipeline.store import Store, Writer
 from pipeline.text import normalise_paragraphs, one_line
-from pipeline.times import iso
+from pipeline.times import file_stamp, iso
 
 SEED_NAME = re.compile(r"^(\d{3,})_([0-9a-f]{16})\.txt$")
 ARTICLE_ID = re.compile(r"^[0-9a-f]{16}$")
@@ -281,7 +281,7 @@ def export_parquet(store: Store, directory: str | os.PathLike[str], since: str |
             for chunk in iter(lambda: handle.read(1 << 20), b""):
                 digest.update(chunk)
         now = datetime.now(UTC)
-        stamp = now.strftime("%Y%m%dT%H%M%SZ")
+        stamp = file_stamp(now)
         for attempt in range(1000):
             base = f"newswire-{stamp}" + (f"-{attempt}" if attempt else "")
             try:
@@ -343,7 +343,7 @@ def export_warc(store: Store, directory: str | os.PathLike[str], archive_dir: Pa
 def _publish(target: Path, temporary: str, suffix: str, report: ExportReport) -> None:
     """Give the finished file its name, `newswire-<UTC time>[-N]<suffix>`, never replacing
     one that exists."""
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    stamp = file_stamp(datetime.now(UTC))
     for attempt in range(1000):
         name = f"newswire-{stamp}" + (f"-{attempt}" if attempt else "") + suffix
         try:
@@ -369,7 +369,7 @@ def _read_entry(path: Path, article_id: str) -> NewEntry:
     title, text = parse_seed(content)
     article = Article(id=article_id, url="", canonical_url="", title=title, text=text,
                       author=None, published_at=None, language=None, sitename=None,
-                      text_source="import")
+                      text_source=FROM_IMPORT)
     return NewEntry(key=path.name, guid=path.name, link=None, title=title, published_at=None,
                     article=article, fingerprint=fingerprint_article(article))
 

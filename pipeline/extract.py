@@ -40,7 +40,18 @@ from pipeline import __version__, metadata
 from pipeline.boilerplate import clean_lines, line_keys
 from pipeline.dedupe import article_id, canonical_url, same_site
 from pipeline.errors import BodyTooLarge, PageNotText
-from pipeline.messages import Article, Entry, ExtractJob, ExtractResult, ExtractRules, Page
+from pipeline.messages import (
+    FROM_FEED,
+    FROM_PAGE,
+    RULE_MISSED,
+    Article,
+    Entry,
+    ExtractJob,
+    ExtractResult,
+    ExtractRules,
+    Page,
+    TextSource,
+)
 from pipeline.neardup import fingerprint_article
 from pipeline.text import clean, html_to_text, one_line, unreadable_share, word_count
 from pipeline.times import utc_from_iso
@@ -365,7 +376,7 @@ def extract_article(job: ExtractJob) -> Article:
         except Exception as exc:  # noqa: BLE001 - a bad page must not stop the run
             error = f"extractor failed: {type(exc).__name__}: {exc}"
 
-    flags: list[str] = ["rule_missed"] if rule_missed else []
+    flags: list[str] = [RULE_MISSED] if rule_missed else []
     page_words, feed_words = word_count(page_text), word_count(feed_text)
     if page_text and page_words < 150:
         shown = meta.get("walls") or []
@@ -376,7 +387,7 @@ def extract_article(job: ExtractJob) -> Article:
     if page_text and use_feed:
         flags.append("short")
     text = feed_text if use_feed and feed_text else page_text
-    source = "feed" if use_feed and feed_text else "page"
+    source: TextSource = FROM_FEED if use_feed and feed_text else FROM_PAGE
     if not text:
         flags.append("empty")
 
@@ -395,7 +406,7 @@ def extract_article(job: ExtractJob) -> Article:
         id=article_id(canonical),
         url=job.url,
         canonical_url=canonical,
-        title=job.entry_title or one_line(str(meta.get("title") or ""), 1000),
+        title=job.entry_title or one_line(str(meta.get("title") or "")),
         text=text,
         author=author or None,
         published_at=job.entry_published_at or utc_from_iso(page_date),
@@ -406,7 +417,7 @@ def extract_article(job: ExtractJob) -> Article:
         extract_error=error,
         description=one_line(str(meta.get("description") or ""), 2000) or None,
         tags=tuple(str(t) for t in tags if t)[:50] if isinstance(tags, list) else (),
-        line_keys=keys if source == "page" else (),
+        line_keys=keys if source == FROM_PAGE else (),
         page_published_at=page_date,
         feed_published_at=job.entry_published_at,
         declared_language=declared,

@@ -41,6 +41,15 @@ NEAR: Final = "near"
 RELATED: Final = "related"
 JOINING_KINDS: Final = (EXACT, NEAR)
 
+# Where an article's text came from (`articles.text_source`): its page, its feed item (the
+# page failed or was thin), or a seed-format file (`newswire import`).
+TextSource = Literal["page", "feed", "import"]
+FROM_PAGE: Final = "page"
+FROM_FEED: Final = "feed"
+FROM_IMPORT: Final = "import"
+
+RULE_MISSED: Final = "rule_missed"  # a quality flag: an extraction rule's body matched nothing
+
 
 class Message:
     """Base of every message: the lossless JSON codec."""
@@ -358,7 +367,7 @@ class Article(Message):
     published_at: str | None  # UTC: the feed's date when it has one, else the page's
     language: str | None  # detected from the text, else the declared one
     sitename: str | None
-    text_source: str  # 'page', 'feed' or 'import'
+    text_source: TextSource
     quality: str | None = None  # comma-separated flags, e.g. 'short,wall'
     extract_error: str | None = None
     description: str | None = None
@@ -371,6 +380,11 @@ class Article(Message):
     feed_published_at: str | None = None  # the feed item's date (UTC)
     declared_language: str | None = None  # the page's <html lang>, lower-cased primary tag
     rules_note: str | None = None  # what the extraction rules did, or that they matched nothing
+
+    @property
+    def flags(self) -> tuple[str, ...]:
+        """The quality flags, `quality` split."""
+        return tuple(self.quality.split(",")) if self.quality else ()
 
 
 @dataclass(frozen=True)

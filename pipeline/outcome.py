@@ -18,6 +18,8 @@ from pipeline.messages import (
 from pipeline.schedule import THROTTLING, PollOutcome, next_poll, throttled
 from pipeline.times import iso
 
+MAX_ERROR = 1_000  # characters of a poll's recorded error
+
 
 def response_error(response: FetchResult) -> str | None:
     """Why a feed response is a failure, or None (200 and 304 are not)."""
@@ -64,7 +66,7 @@ def crashed(feed: FeedState, started: datetime, duration_ms: int, exc: Exception
     schedule = next_poll(feed, PollOutcome(status=None, failed=True), config, now=started)
     return PollResult(
         feed_id=feed.id, started_at=iso(started), duration_ms=duration_ms, status=None,
-        bytes=0, error=f"internal error: {type(exc).__name__}: {exc}"[:1000],
+        bytes=0, error=f"internal error: {type(exc).__name__}: {exc}"[:MAX_ERROR],
         next_poll_at=iso(schedule.at) if schedule.at else None,
         consecutive_failures=schedule.consecutive_failures,
         current_interval=schedule.interval)

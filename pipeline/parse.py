@@ -30,7 +30,6 @@ from pipeline.times import iso, sane_published
 from pipeline.values import MAX_SECONDS, http_url, parse_int
 
 MAX_ENTITY_EXPANSION = 1_000_000  # characters an internal DTD may add to a document
-MAX_TITLE = 1_000
 MAX_FIELD = 1_000_000
 
 
@@ -252,8 +251,8 @@ def _entry(raw: Any, now: datetime, alternatives: dict[str, str] | None = None,
            declared_titles: bool = False, feed_language: str | None = None) -> Entry:
     guid = one_line(raw.get("id") or "", 2000) or None
     link = _first_link(raw, alternatives or {})
-    title = plain_title(raw.get("title"), MAX_TITLE,
-                        title_kind(raw.get("title_detail"), declared_titles))
+    title = plain_title(raw.get("title"),
+                        declared=title_kind(raw.get("title_detail"), declared_titles))
     content = _content(raw)
     published, published_raw = _published(raw, now)
     authors = tuple(dict.fromkeys(
@@ -507,8 +506,8 @@ def parse_feed(body: bytes, headers: dict[str, str] | None = None, url: str = ""
         warning = one_line(f"{type(parsed['bozo_exception']).__name__}: "
                            f"{parsed['bozo_exception']}", 500)
     return ParsedFeed(
-        title=plain_title(feed.get("title"), MAX_TITLE,
-                          title_kind(feed.get("title_detail"), atom)),
+        title=plain_title(feed.get("title"),
+                          declared=title_kind(feed.get("title_detail"), atom)),
         link=http_link(feed.get("link")),
         version=str(parsed.get("version") or ""),
         entries=tuple(entries),

@@ -26,6 +26,7 @@ from pipeline.dedupe import text_hash
 from pipeline.engine import Engine, Trace
 from pipeline.extract import EXTRACTOR
 from pipeline.messages import (
+    FROM_PAGE,
     ArchiveLocation,
     Article,
     ExtractJob,
@@ -86,7 +87,7 @@ async def reextract(config: Config, store: Store, since: str | None = None,
                              max_bytes=config.fetch.max_bytes, site_lines=lines[page_site])
             result = await engine.extract(job)
         article = result.article
-        if article.text_source != "page" or not article.text:
+        if article.text_source != FROM_PAGE or not article.text:
             report.unchanged += 1
             return None
         page = _page_metadata(article, row)

@@ -37,6 +37,8 @@ from pipeline.errors import EngineError, StoreError, StoreWriteError
 from pipeline.extract import EXTRACTOR, job_for
 from pipeline.fetch import Resolver, system_resolver
 from pipeline.messages import (
+    FROM_PAGE,
+    RULE_MISSED,
     ArchiveLocation,
     Article,
     Entry,
@@ -353,7 +355,7 @@ class Runner:
             if not refetch or not entry.link or not own.settings.fetch_pages:
                 return base
             _url, result, archived = await self._article(entry, own)
-            page = result.article.text_source == "page"  # else the page failed: keep ours
+            page = result.article.text_source == FROM_PAGE  # else the page failed: keep ours
             return replace(base, title=entry.title, text=result.article.text if page else None,
                            extractor=EXTRACTOR, archived=archived,
                            fingerprint=result.fingerprint if page else None)
@@ -423,7 +425,7 @@ class Runner:
             self._trace(job)
             result = await self.engine.extract(job)
         self._trace(result)
-        if result.article.rules_note and "rule_missed" in (result.article.quality or ""):
+        if result.article.rules_note and RULE_MISSED in result.article.flags:
             log.warning("extraction rule matched nothing", extra={"fields": {
                 "url": done.final_url, "rules": result.article.rules_note}})
         return done.final_url, result, archived

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import lxml.etree
 
 from pipeline.errors import FeedParseError
+from pipeline.text import one_line
 from pipeline.times import parse_iso, sane_published, utc_from_iso
 from pipeline.values import http_url
 
@@ -61,8 +62,7 @@ def parse_sitemap(body: bytes) -> Sitemap:
                           else None) or _date(_text(item, "lastmod"))
         urls[url] = SitemapUrl(
             url=url, published_at=published,
-            title=(news.findtext(f"{_NEWS}title") or "").strip()[:1000] if news is not None
-            else "",
+            title=one_line(news.findtext(f"{_NEWS}title")) if news is not None else "",
             language=(news.findtext(f"{_NEWS}publication/{_NEWS}language") or "").strip()
             or None if news is not None else None)
         if len(urls) >= MAX_URLS:

@@ -36,7 +36,10 @@ def unreadable_share(text: str) -> float:
     return (text.count("\ufffd") + len(_CONTROLS.findall(text))) / len(text)
 
 
-def one_line(text: str | None, max_chars: int = 1000) -> str:
+MAX_TITLE = 1_000  # characters of a stored title, whichever source gave it
+
+
+def one_line(text: str | None, max_chars: int = MAX_TITLE) -> str:
     """Clean text folded onto one line with single spaces (titles, names)."""
     return " ".join(clean(text).split())[:max_chars]
 
@@ -72,7 +75,8 @@ def evidently_html(text: str) -> bool:
     return bool(opened & closed)
 
 
-def plain_title(text: str | None, max_chars: int = 1000, declared: str | None = None) -> str:
+def plain_title(text: str | None, max_chars: int = MAX_TITLE, declared: str | None = None
+                ) -> str:
     """A title as plain text.
 
     `declared` is what the feed says the title is: "text" (Atom's text type: every

@@ -14,6 +14,11 @@ def iso(when: datetime) -> str:
     return when.astimezone(UTC).strftime(ISO_FORMAT)
 
 
+def file_stamp(when: datetime) -> str:
+    """A UTC time for a file name (`20240510T221500Z`): sorts as it reads, no colons."""
+    return when.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
+
+
 def utcnow() -> str:
     return iso(datetime.now(UTC))
 

@@ -51,6 +51,7 @@ from pipeline.messages import (
 )
 from pipeline.store import feeds, index, lines, merges, versions
 from pipeline.store.schema import ARCHIVE_COLUMNS
+from pipeline.text import word_count
 
 
 class Store(Protocol):
@@ -72,11 +73,12 @@ class Store(Protocol):
 
 MAX_REFETCH = 10  # pages of changed entries fetched again per poll, at most
 RESTAMP_MIN = 5  # a feed whose items all have a later `updated` (5 or more): noise
+IN_CHUNK = 500  # bound values in one `IN (...)` list, well under SQLite's limit
 
 def known_keys(db: sqlite_utils.Database, feed_id: int, keys: Sequence[str]) -> set[str]:
     """Which of these entry keys the feed has carried before."""
     known: set[str] = set()
-    for chunk in _chunks(list(keys), 500):
+    for chunk in _chunks(list(keys), IN_CHUNK):
         known.update(r[0] for r in db.execute(
             f"SELECT entry_key FROM entries WHERE feed_id = ? AND entry_key IN "
             f"({','.join('?' * len(chunk))})", [feed_id, *chunk]))
@@ -87,7 +89,7 @@ def stored_entries(db: sqlite_utils.Database, feed_id: int, keys: Sequence[str]
                    ) -> dict[str, tuple[str | None, str | None]]:
     """Which of these entry keys the feed has carried before, with their (link, title)."""
     found: dict[str, tuple[str | None, str | None]] = {}
-    for chunk in _chunks(list(dict.fromkeys(keys)), 500):
+    for chunk in _chunks(list(dict.fromkeys(keys)), IN_CHUNK):
         found.update((r[0], (r[1], r[2])) for r in db.execute(
             f"SELECT entry_key, link, title FROM entries WHERE feed_id = ? AND entry_key IN "
             f"({','.join('?' * len(chunk))})", [feed_id, *chunk]))
@@ -128,7 +130,7 @@ def changed(db: sqlite_utils.Database, feed_id: int, entries: Sequence[Entry]
     title or a later `updated` date: (entry, article id, whether to fetch its page again).
     A first `updated` date for an entry stored without one is only noted."""
     stored: dict[str, tuple[str, str | None, str]] = {}
-    for chunk in _chunks([e.key for e in entries], 500):
+    for chunk in _chunks([e.key for e in entries], IN_CHUNK):
         stored.update((r[0], (r[1], r[2], r[3])) for r in db.execute(
             f"SELECT entry_key, title, updated_at, article_id FROM entries WHERE feed_id = ? "
             f"AND article_id IS NOT NULL AND entry_key IN ({','.join('?' * len(chunk))})",
@@ -168,7 +170,7 @@ def plan_entries(db: sqlite_utils.Database, feed_id: int, entries: Sequence[Entr
 def stored_articles(db: sqlite_utils.Database, ids: Sequence[str]) -> dict[str, StoredArticle]:
     """What the filters read of stored articles (pipeline.filters), by id."""
     found: dict[str, StoredArticle] = {}
-    for chunk in _chunks(list(ids), 500):
+    for chunk in _chunks(list(ids), IN_CHUNK):
         found.update((r[0], StoredArticle(r[0], r[1] or "", r[2], r[3], r[4] or ""))
                      for r in db.execute(
             f"SELECT id, url, author, language, text FROM articles WHERE id IN "
@@ -179,7 +181,7 @@ def stored_articles(db: sqlite_utils.Database, ids: Sequence[str]) -> dict[str, 
 def articles_for_urls(db: sqlite_utils.Database, urls: Sequence[str]) -> dict[str, str]:
     """Canonical URL → stored article id, for the URLs already known."""
     found: dict[str, str] = {}
-    for chunk in _chunks(list(urls), 500):
+    for chunk in _chunks(list(urls), IN_CHUNK):
         found.update((r[0], r[1]) for r in db.execute(
             f"SELECT url, article_id FROM article_urls WHERE url IN "
             f"({','.join('?' * len(chunk))})", chunk))
@@ -187,6 +189,7 @@ def articles_for_urls(db: sqlite_utils.Database, urls: Sequence[str]) -> dict[st
 
 
 def _chunks(items: list[str], size: int) -> Iterator[list[str]]:
+    """`items` in lists of at most `size`, for `IN (...)` lists of bound values."""
     for start in range(0, len(items), size):
         yield items[start:start + size]
 
@@ -312,7 +315,7 @@ def _add_article(store: Store, entry: NewEntry, feed_id: int, now: str
         "duplicate_kind": decision.kind, "duplicate_score": decision.score,
         "text_hash": digest, "text_source": article.text_source, "quality": article.quality,
         "extract_error": article.extract_error, "description": article.description,
-        "word_count": len(article.text.split()),
+        "word_count": word_count(article.text),
         "claimed_canonical_url": article.claimed_canonical_url,
         "page_published_at": article.page_published_at,
         "feed_published_at": article.feed_published_at,

@@ -7,6 +7,7 @@ from typing import Any
 
 import sqlite_utils
 
+from pipeline.messages import FROM_PAGE
 from pipeline.schedule import THROTTLING, Health
 
 
@@ -69,9 +70,10 @@ def archived_articles(db: sqlite_utils.Database, since: str | None = None,
         SELECT rowid, id, url, title, text_hash, published_at, feed_published_at,
                page_published_at, author, language, declared_language, warc_file,
                warc_offset, warc_length, warc_record_id, warc_digest FROM articles
-        WHERE rowid > :after AND warc_file IS NOT NULL AND text_source = 'page'
+        WHERE rowid > :after AND warc_file IS NOT NULL AND text_source = :page
           AND (:since IS NULL OR fetched_at >= :since)
-        ORDER BY rowid LIMIT :limit""", {"since": since, "after": after, "limit": limit}))
+        ORDER BY rowid LIMIT :limit""",
+        {"since": since, "after": after, "limit": limit, "page": FROM_PAGE}))
 
 
 def export_articles(db: sqlite_utils.Database, since: str | None = None,

@@ -13,6 +13,7 @@ from pipeline.config import DedupeConfig
 from pipeline.errors import StoreError
 from pipeline.store import summaries
 from pipeline.store.database import Store, writer_lock
+from pipeline.times import file_stamp
 
 
 @dataclass(frozen=True)
@@ -78,7 +79,7 @@ def repair(path: Path, dedupe: DedupeConfig | None = None) -> RepairReport:
             _remove_database(fresh)
             return RepairReport(ok=False, problems=problems,
                                 error="the copy did not pass the check either")
-        kept = path.with_name(f"{path.name}.damaged-{datetime.now(UTC):%Y%m%dT%H%M%SZ}")
+        kept = path.with_name(f"{path.name}.damaged-{file_stamp(datetime.now(UTC))}")
         for suffix in ("", "-wal"):
             if Path(f"{path}{suffix}").exists():
                 os.replace(f"{path}{suffix}", f"{kept}{suffix}")

@@ -15,6 +15,7 @@ from pipeline.dedupe import text_hash
 from pipeline.messages import PageMetadata, Revision
 from pipeline.store import index
 from pipeline.store.schema import ARCHIVE_COLUMNS
+from pipeline.text import word_count
 
 
 def record(db: sqlite_utils.Database, revision: Revision, now: str) -> bool:
@@ -51,7 +52,7 @@ def record(db: sqlite_utils.Database, revision: Revision, now: str) -> bool:
                  "warc_offset": archived.offset if archived else None,
                  "warc_length": archived.length if archived else None})
     values: dict[str, Any] = {"title": title, "text": text, "text_hash": digest,
-                              "word_count": len(text.split()) if text else 0}
+                              "word_count": word_count(text or "")}
     if archived is not None:
         values.update(zip(ARCHIVE_COLUMNS, (archived.file, archived.offset, archived.length,
                                             archived.record_id, archived.digest), strict=True))
