@@ -138,7 +138,7 @@ async def _local_copy(config: Config, source: str, resolver: Resolver
             async with Fetcher(config.fetch, resolver) as fetcher:
                 result = await fetcher.fetch(source, accept="application/warc, */*",
                                              sink=sink, timeout=DOWNLOAD_TIMEOUT)
-        if result.error or result.status != 200:
+        if not result.ok:
             raise ValueError(result.error or f"HTTP {result.status}")
         yield Path(name), False
     finally:
@@ -259,7 +259,7 @@ async def backfill_sitemap(config: Config, store: Store, url: str, filters: Filt
                 continue
             seen.add(current)
             response = await fetcher.fetch(current, accept="application/xml, text/xml, */*")
-            if response.error or response.status != 200:
+            if not response.ok:
                 report.errors.append((current, response.error or f"HTTP {response.status}"))
                 continue
             try:

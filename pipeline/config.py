@@ -40,6 +40,9 @@ class FetchConfig:
     respect_robots: bool = True
 
 
+MIN_TICK = 0.5  # seconds: a tighter loop only spends CPU on the due-feeds query
+
+
 @dataclass(frozen=True)
 class ScheduleConfig:
     interval: float = 900.0
@@ -47,7 +50,7 @@ class ScheduleConfig:
     max_interval: float = 86_400.0
     max_backoff: float = 86_400.0
     unconditional_every: float = 86_400.0
-    tick: float = 5.0
+    tick: float = 5.0  # how often the daemon looks for due feeds; at least MIN_TICK
     stop_grace: float = 60.0  # the daemon's time to finish in-flight polls on SIGTERM
     dead_after: int = 5  # failures in a row after which a feed counts as dead (still probed)
     fetch_log_days: int = 30  # raw fetch-log rows kept; older polls live on as daily totals
@@ -364,6 +367,8 @@ def _read_schedule(path: Path, data: Any) -> ScheduleConfig:
                           f"({config.max_interval:g}s): change one of them")
     if config.dead_after < 1:
         raise ConfigError(path, "schedule.dead_after", "must be at least 1")
+    if config.tick < MIN_TICK:
+        raise ConfigError(path, "schedule.tick", f"must be at least {MIN_TICK:g}s")
     return config
 
 

@@ -143,7 +143,7 @@ async def _serve(config: Config, store: Store, resolver: Resolver, stop: asyncio
             except Exception:  # noqa: BLE001
                 log.exception("maintenance failed")
 
-        every = max(config.schedule.tick, 0.5)
+        every = config.schedule.tick
         scheduler = AsyncIOScheduler(timezone=UTC, event_loop=loop)
         scheduler.add_job(tick, FromNow(every), id="poll-due", coalesce=True,
                           max_instances=1, next_run_time=datetime.now(UTC),

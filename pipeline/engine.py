@@ -32,7 +32,6 @@ from pipeline.messages import (
     PageTask,
     ParseOutcome,
 )
-from pipeline.outcome import response_error
 from pipeline.parse import parse_response
 from pipeline.pool import WorkerPool
 
@@ -66,7 +65,7 @@ async def poll_feed(fetcher: Fetcher, request: FeedRequest,
     """Fetch a feed and parse it when it answered 200."""
     response = await fetcher.fetch_feed(request)
     outcome = None
-    if response_error(response) is None and response.status == 200:
+    if response.ok:
         outcome = await parse(response)
     return FeedPolled(response, outcome)
 

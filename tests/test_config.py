@@ -74,6 +74,8 @@ def test_relative_paths_resolve_against_the_config_file(tmp_path: Path) -> None:
      "fetch.per_host_concurrency", "at least 1"),
     ("database: x.db\nfeeds: [https://a.example/f]\nfetch: {max_bytes: lots}\n",
      "fetch.max_bytes", "integer"),
+    ("database: x.db\nfeeds: [https://a.example/f]\nschedule: {tick: 0s}\n",
+     "schedule.tick", "at least 0.5s"),  # it was raised to 0.5s silently
     ("database: x.db\nfeeds: {url: x}\n", "feeds", "list"),
     ("database: [x\n", "(file)", "invalid YAML"),
     ("- just\n- a list\n", "(top level)", "mapping"),
