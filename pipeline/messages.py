@@ -48,6 +48,13 @@ FROM_PAGE: Final = "page"
 FROM_FEED: Final = "feed"
 FROM_IMPORT: Final = "import"
 
+# Why an article has a version (`article_versions.reason`): the text it was first stored
+# with, a feed entry that said it changed, or `newswire reextract`.
+RevisionReason = Literal["first", "update", "reextract"]
+FIRST: Final = "first"
+UPDATE: Final = "update"
+REEXTRACT: Final = "reextract"
+
 RULE_MISSED: Final = "rule_missed"  # a quality flag: an extraction rule's body matched nothing
 
 
@@ -480,7 +487,7 @@ class Revision(Message):
     store records a version only when something changed (pipeline.store.versions)."""
 
     article_id: str
-    reason: str  # update | reextract
+    reason: RevisionReason  # UPDATE or REEXTRACT
     title: str | None = None
     text: str | None = None
     extractor: str = ""  # pipeline.extract.EXTRACTOR

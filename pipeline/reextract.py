@@ -27,6 +27,7 @@ from pipeline.engine import Engine, Trace
 from pipeline.extract import EXTRACTOR
 from pipeline.messages import (
     FROM_PAGE,
+    REEXTRACT,
     ArchiveLocation,
     Article,
     ExtractJob,
@@ -96,9 +97,9 @@ async def reextract(config: Config, store: Store, since: str | None = None,
             if page is None:
                 return None
             report.metadata += 1
-            return Revision(row["id"], "reextract", extractor=EXTRACTOR, page=page)
+            return Revision(row["id"], REEXTRACT, extractor=EXTRACTOR, page=page)
         report.changed += 1
-        return Revision(row["id"], "reextract", text=article.text, extractor=EXTRACTOR,
+        return Revision(row["id"], REEXTRACT, text=article.text, extractor=EXTRACTOR,
                         fingerprint=result.fingerprint, page=page)
 
     after = 0

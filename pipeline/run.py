@@ -39,6 +39,7 @@ from pipeline.fetch import Resolver, system_resolver
 from pipeline.messages import (
     FROM_PAGE,
     RULE_MISSED,
+    UPDATE,
     ArchiveLocation,
     Article,
     Entry,
@@ -350,7 +351,7 @@ class Runner:
         pages fetched again, politely, and their new text (the store keeps a version only
         when something changed)."""
         async def revise(entry: Entry, article_id: str, refetch: bool) -> Revision:
-            base = Revision(article_id, "update", feed_id=feed.id, entry_key=entry.key,
+            base = Revision(article_id, UPDATE, feed_id=feed.id, entry_key=entry.key,
                             entry_title=entry.title, entry_updated_at=entry.updated_at)
             if not refetch or not entry.link or not own.settings.fetch_pages:
                 return base

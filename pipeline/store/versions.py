@@ -12,7 +12,7 @@ from typing import Any
 import sqlite_utils
 
 from pipeline.dedupe import text_hash
-from pipeline.messages import PageMetadata, Revision
+from pipeline.messages import FIRST, PageMetadata, Revision
 from pipeline.store import index
 from pipeline.store.schema import ARCHIVE_COLUMNS
 from pipeline.text import word_count
@@ -41,7 +41,7 @@ def record(db: sqlite_utils.Database, revision: Revision, now: str) -> bool:
     if versions is None:  # the first text becomes version 1 now that there is a second
         _insert(db, {"article_id": revision.article_id, "version": 1, "title": row[0],
                      "text": row[1], "text_hash": row[2], "created_at": row[3],
-                     "reason": "first", "warc_file": row[4], "warc_offset": row[5],
+                     "reason": FIRST, "warc_file": row[4], "warc_offset": row[5],
                      "warc_length": row[6]})
         versions = 1
     archived = revision.archived
