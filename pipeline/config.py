@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 import yaml
 
 from pipeline.errors import ConfigError
-from pipeline.messages import ExtractRules, FeedSettings
+from pipeline.messages import EXTRACT_TIMEOUT, MAX_BYTES, ExtractRules, FeedSettings
 from pipeline.opml import read_opml
 from pipeline.values import check_feed_url, url_scope
 
@@ -31,7 +31,7 @@ DEFAULT_USER_AGENT = "newswire/0.1 (+https://example.org/newswire)"
 @dataclass(frozen=True)
 class FetchConfig:
     timeout: float = 20.0
-    max_bytes: int = 15_000_000
+    max_bytes: int = MAX_BYTES
     user_agent: str = DEFAULT_USER_AGENT
     allow_networks: tuple[str, ...] = ()
     per_host_concurrency: int = 2
@@ -59,7 +59,7 @@ class ScheduleConfig:
 @dataclass(frozen=True)
 class ExtractConfig:
     workers: int = 0  # 0 = one per CPU
-    timeout: float = 30.0
+    timeout: float = EXTRACT_TIMEOUT
     max_tasks_per_worker: int = 200
     max_entries_per_poll: int = 500
 

@@ -43,6 +43,7 @@ from pipeline.errors import BodyTooLarge, PageNotText
 from pipeline.messages import (
     FROM_FEED,
     FROM_PAGE,
+    MAX_BYTES,
     RULE_MISSED,
     Article,
     Entry,
@@ -267,7 +268,7 @@ def page_metadata(tree: Any, url: str, *, title: bool = True, date_search: bool 
 
 
 def read_page(body: bytes, content_type: str = "", content_encoding: str = "",
-              max_bytes: int = 15_000_000) -> str:
+              max_bytes: int = MAX_BYTES) -> str:
     """A page's bytes as fetched to text: its Content-Encoding undone (never past max_bytes:
     a gzip bomb stops there), then its charset decoded."""
     if content_encoding:

@@ -32,6 +32,11 @@ M = TypeVar("M", bound="Message")
 ZIP_FROM = 2048  # bytes values at least this long are compressed in the JSON form
 ZIP_LEVEL = 1  # zlib's fastest: most of the gain for a fraction of the CPU
 
+# Defaults of `extract.timeout` and `fetch.max_bytes` (pipeline.config starts from them),
+# which the extraction messages carry.
+EXTRACT_TIMEOUT = 30.0  # seconds
+MAX_BYTES = 15_000_000  # a body decoded and decompressed, at most
+
 # What links two articles (`duplicate_edges.kind`; `articles.duplicate_kind` holds the
 # joining kinds): the same normalised text, a copy (near duplicate), or shared text that is
 # not a copy. Only the joining kinds put an article in another's cluster.
@@ -354,10 +359,10 @@ class ExtractJob(Message):
     entry_published_at: str | None
     entry_authors: tuple[str, ...] = ()
     page_error: str | None = None
-    timeout: float = 30.0
+    timeout: float = EXTRACT_TIMEOUT
     content_type: str = ""  # the page's Content-Type header: its charset decodes bytes
     content_encoding: str = ""  # bytes still compressed this way (gzip, deflate) ...
-    max_bytes: int = 15_000_000  # ... and decompressed to at most this many bytes
+    max_bytes: int = MAX_BYTES  # ... and decompressed to at most this many bytes
     site_lines: frozenset[int] = frozenset()  # line keys the page's site repeats (the store)
     rules: ExtractRules | None = None  # the feed's or the page's site's rules
     entry_language: str | None = None  # declared by the feed: the page's own comes first
@@ -431,8 +436,8 @@ class PageTask(Message):
     entry: Entry
     site: str  # pipeline.boilerplate.site_of(entry.link); "" without a link
     site_lines: frozenset[int] = frozenset()
-    timeout: float = 30.0  # extraction time limit (extract.timeout)
-    max_bytes: int = 15_000_000  # fetch.max_bytes
+    timeout: float = EXTRACT_TIMEOUT  # extraction time limit (extract.timeout)
+    max_bytes: int = MAX_BYTES  # fetch.max_bytes
     settings: FeedSettings = field(default_factory=FeedSettings)  # the feed's own
     rules: ExtractRules | None = None  # for the site its link points to (Config.rules_for)
 

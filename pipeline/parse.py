@@ -21,6 +21,7 @@ import feedparser
 import lxml.etree
 from feedparser.encodings import convert_to_utf8
 
+from pipeline.config import ExtractConfig
 from pipeline.dates import parse_date
 from pipeline.dedupe import canonical_url, separate_items
 from pipeline.errors import FeedParseError
@@ -454,7 +455,8 @@ def parse_json_feed(body: bytes, base: str = ""
 
 
 def parse_feed(body: bytes, headers: dict[str, str] | None = None, url: str = "",
-               max_entries: int = 500, now: datetime | None = None) -> ParsedFeed:
+               max_entries: int = ExtractConfig.max_entries_per_poll,
+               now: datetime | None = None) -> ParsedFeed:
     """Parse a feed body; raise FeedParseError with a clear reason when it is unusable."""
     if not body.strip():
         raise FeedParseError("empty body")
