@@ -21,7 +21,6 @@ from pipeline.config import DedupeConfig
 from pipeline.dedupe import (
     Decision,
     ExactMatch,
-    Member,
     Thresholds,
     canonical_claim_holds,
     canonical_member,
@@ -376,11 +375,9 @@ def _decide(store: Store, article_id: str, digest: str | None, article: Article,
 def _update_canonical(store: Store, cluster_id: str, article_id: str) -> None:
     """Make the new member canonical if it ranks first (pipeline.dedupe.canonical_member)."""
     rows = store.db.execute(
-        "SELECT id, sitename, coalesce(nullif(canonical_url, ''), url), "
-        "coalesce(published_at, fetched_at), length(text) FROM articles "
-        "WHERE id IN (?, (SELECT canonical_article_id FROM clusters WHERE id = ?))",
+        f"{merges.MEMBER_FIELDS} WHERE id IN "
+        "(?, (SELECT canonical_article_id FROM clusters WHERE id = ?))",
         [article_id, cluster_id]).fetchall()
-    best = canonical_member([Member(r[0], r[1], r[2], r[3], r[4] or 0) for r in rows],
-                            store.dedupe.agencies)
+    best = canonical_member([merges.member(r) for r in rows], store.dedupe.agencies)
     store.db.execute("UPDATE clusters SET canonical_article_id = ? WHERE id = ?",
                      [best, cluster_id])
