@@ -83,6 +83,11 @@ def article_id(url: str) -> str:
     return hashlib.sha256(canonical_url(url).encode("utf-8")).hexdigest()[:16]
 
 
+def entry_article_id(feed_url: str, entry_key: str) -> str:
+    """The id of an article whose entry has no link: from its feed and entry key."""
+    return article_id(f"{feed_url}#entry={entry_key}")
+
+
 def text_hash(text: str) -> str:
     """Fingerprint of the normalised body (NFKC, case-folded, whitespace collapsed)."""
     return hashlib.sha256(normalise_for_hash(text).encode("utf-8")).hexdigest()

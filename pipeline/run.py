@@ -31,7 +31,7 @@ from pipeline import filters
 from pipeline.archive import Archiver, Capture
 from pipeline.boilerplate import site_of
 from pipeline.config import Config, FeedConfig
-from pipeline.dedupe import article_id, canonical_url
+from pipeline.dedupe import canonical_url, entry_article_id
 from pipeline.engine import Engine, LocalEngine, Trace
 from pipeline.errors import EngineError, StoreError, StoreWriteError
 from pipeline.extract import EXTRACTOR, job_for
@@ -41,7 +41,6 @@ from pipeline.messages import (
     RULE_MISSED,
     UPDATE,
     ArchiveLocation,
-    Article,
     Entry,
     EntryBatch,
     EntryPlan,
@@ -392,7 +391,8 @@ class Runner:
             article = result.article
         else:  # no URL at all: the feed's content, with an id from the feed and entry key
             page_url, result, archived = await self._article(entry, own)
-            article = _without_url(result.article, feed.url, entry.key)
+            article = replace(result.article, id=entry_article_id(feed.url, entry.key),
+                              url="", canonical_url="")
         rule = filters.verdict(own.filters, filters.after_extract(entry, article))
         if rule is not None:
             return replace(new, filtered_by=rule)
@@ -463,11 +463,6 @@ def make_engine(config: Config, resolver: Resolver = system_resolver,
 
 def _ms_since(clock: float) -> int:
     return int((time.monotonic() - clock) * 1000)
-
-
-def _without_url(article: Article, feed_url: str, key: str) -> Article:
-    return replace(article, id=article_id(f"{feed_url}#entry={key}"), url="",
-                   canonical_url="")
 
 
 async def run_once(config: Config, store: Store, include_all: bool = False,

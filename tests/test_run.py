@@ -13,7 +13,7 @@ import pytest
 
 from pipeline import engine, pool, run
 from pipeline.config import Config, load_config
-from pipeline.dedupe import article_id
+from pipeline.dedupe import article_id, entry_article_id
 from pipeline.extract import extract_and_fingerprint
 from pipeline.messages import PollResult
 from pipeline.run import Runner, run_once
@@ -177,6 +177,27 @@ def test_lines_a_site_repeats_are_dropped_from_its_later_pages(tmp_path: Path) -
         fresh = store.db["articles"].get(article_id(site.article("s4").url))
         assert FOOTER not in fresh["text"]
         assert site.article("s4").paragraphs[0] in fresh["text"]
+        store.close()
+
+
+def test_an_entry_without_a_link_is_stored_from_the_feed_under_its_feed_and_key(
+        tmp_path: Path) -> None:
+    body = " ".join(story("harbour vote"))
+    with NewsSite() as site:
+        feed = site.route("/nolink.xml", '<?xml version="1.0"?><rss version="2.0"><channel>'
+                          "<title>T</title><item><title>No link</title>"
+                          '<guid isPermaLink="false">item-7</guid>'
+                          f"<description>{body}</description></item></channel></rss>",
+                          "application/rss+xml")
+        config = load_config(write_config(tmp_path / "newswire.yaml", [feed]))
+        store = Store.open(config.database)
+        report = asyncio.run(run_once(config, store))
+        assert report.new_articles == 1, report.errors
+        (key,) = [r["entry_key"] for r in store.db["entries"].rows]
+        (row,) = list(store.db["articles"].rows)
+        assert row["id"] == entry_article_id(feed, key)
+        assert (row["url"], row["text_source"]) == ("", "feed")
+        assert row["text"].startswith(story("harbour vote")[0][:40])
         store.close()
 
 
