@@ -178,10 +178,15 @@ class FeedConfig:
             scope=url_scope(self.url))
 
     @property
+    def changes_pages(self) -> bool:
+        """Whether its pages are fetched or extracted differently from the defaults."""
+        return bool(self.user_agent or self.headers or self.auth or self.proxy
+                    or not self.fetch_pages or self.rules)
+
+    @property
     def has_settings(self) -> bool:
         """Whether anything besides url, name and schedule is set."""
-        return bool(self.user_agent or self.headers or self.auth or self.proxy
-                    or not self.fetch_pages or self.rules or self.filters)
+        return self.changes_pages or bool(self.filters)
 
 
 @dataclass(frozen=True)

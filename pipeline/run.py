@@ -81,8 +81,7 @@ class FeedPlan:
     def page_variant(self) -> Hashable:
         """What makes this feed's fetch and extraction of a page differ from another
         feed's: None for default settings, so feeds carrying the same story share one."""
-        if not (self.config.user_agent or self.config.headers or self.config.auth
-                or self.config.proxy or not self.config.fetch_pages or self.config.rules):
+        if not self.config.changes_pages:
             return None
         return (self.settings, self.config.rules)
 
