@@ -20,9 +20,9 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Collection, Iterable
-from urllib.parse import urlsplit
 
 from pipeline.metadata import date_spans
+from pipeline.values import url_scope
 
 _WORD = re.compile(r"\w+")
 # Lines that only point elsewhere: "Related: ...", "Read more: ...", "Sign up for ...". Single
@@ -86,15 +86,9 @@ REPEATED_MIN_WORDS = 3  # "Share", "Read more": short lines repeat without being
 
 
 def site_of(url: str) -> str:
-    """The site a page belongs to, for per-site statistics: host (without `www.`) and any
-    explicit port."""
-    try:
-        parts = urlsplit(url)
-        host, port = (parts.hostname or "").lower(), parts.port
-    except ValueError:
-        return ""
-    host = host[4:] if host.startswith("www.") else host
-    return f"{host}:{port}" if port else host
+    """The site a page belongs to, for per-site statistics: host (without `www.`) and a
+    port other than the scheme's default, as a feed's credentials are scoped."""
+    return url_scope(url)
 
 
 def tokens(text: str) -> list[str]:

@@ -31,6 +31,7 @@ def test_site_of_ignores_www_and_keeps_explicit_ports() -> None:
     assert site_of("https://www.Example.com/a/b?x=1") == "example.com"
     assert site_of("http://news.example:8080/story") == "news.example:8080"
     assert site_of("http://127.0.0.1:5000/x") == "127.0.0.1:5000"
+    assert site_of("https://example.com:443/x") == site_of("https://example.com/y")
     assert site_of("not a url") == ""
 
 
