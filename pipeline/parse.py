@@ -314,6 +314,32 @@ def cut_after_items(body: bytes, keep: int) -> tuple[bytes, int]:
     return body[:starts[keep]], len(starts)
 
 
+_CHARREF = re.compile(rb"&#(?:[xX]([0-9a-fA-F]+)|([0-9]+));")  # hex or decimal
+_REPLACEMENT_REF = b"&#xFFFD;"
+
+
+def _unwritable_to_replacement(match: re.Match[bytes]) -> bytes:
+    hexadecimal = match.group(1) is not None
+    digits = (match.group(1) or match.group(2)).lstrip(b"0") or b"0"
+    # U+10FFFF, the last code point, is 6 hex digits and 7 decimal ones: more is beyond it
+    # (and never handed to int(), which refuses strings of thousands of digits).
+    if len(digits) > (6 if hexadecimal else 7):
+        return _REPLACEMENT_REF
+    code = int(digits, 16 if hexadecimal else 10)
+    if 0xD800 <= code <= 0xDFFF or code > 0x10FFFF:
+        return _REPLACEMENT_REF
+    return match.group(0)
+
+
+def replace_unwritable_refs(body: bytes) -> bytes:
+    """The body with each character reference to a code point no text can hold (a
+    surrogate, or beyond U+10FFFF) made U+FFFD, as browsers show it: feedparser's loose
+    parser raises on them, and one such reference in one item lost the whole feed."""
+    if b"&#" not in body:
+        return body
+    return _CHARREF.sub(_unwritable_to_replacement, body)
+
+
 def _rfc7303_content_type(headers: dict[str, str]) -> None:
     """A text/*xml type without charset means 'read the document', not US-ASCII.
 
@@ -334,6 +360,7 @@ def _parse_xml(body: bytes, headers: dict[str, str], url: str) -> dict[str, Any]
         headers.setdefault("content-location", url)
     _rfc7303_content_type(headers)
     check_entities(_utf8_view(body, headers))
+    body = replace_unwritable_refs(body)
     try:
         return feedparser.parse(io.BytesIO(body), response_headers=headers,
                                 sanitize_html=True, resolve_relative_uris=True)

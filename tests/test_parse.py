@@ -24,6 +24,7 @@ from pipeline.parse import (
     http_link,
     parse_feed,
     parse_json_feed,
+    replace_unwritable_refs,
     sane_date,
 )
 from tests.conftest import needs_corpus
@@ -341,11 +342,26 @@ def test_controls_and_nul_removed_from_xml() -> None:
 
 
 def test_character_references_to_controls_and_surrogates() -> None:
+    """References no text can hold become U+FFFD and controls go; feedparser raised on a
+    surrogate or a code point past U+10FFFF, and the whole feed was lost."""
     body = rss(item(title="A&#0;B&#x1;C&#xD800;D&#xDFFF;E", guid="g",
-                    description="x&#xFFFE;y&#x110000;z"))
+                    description="x&#xFFFE;y&#x110000;z&#99999999999999999999999;")
+               + item(title="Other", guid="h"))
     result = parse_or_error(body, RSS_TYPE)  # asserts strict UTF-8 when parsed
-    if isinstance(result, ParsedFeed):
-        assert only(result).title.startswith("A")
+    assert isinstance(result, ParsedFeed), result
+    first, other = result.entries
+    assert first.title == "ABC\ufffdD\ufffdE"
+    assert first.content == "x\ufffey\ufffdz\ufffd"
+    assert other.title == "Other"
+
+
+@pytest.mark.parametrize(("reference", "kept"), [
+    (b"&#xD800;", b"&#xFFFD;"), (b"&#55296;", b"&#xFFFD;"), (b"&#x110000;", b"&#xFFFD;"),
+    (b"&#1114112;", b"&#xFFFD;"), (b"&#" + b"9" * 5000 + b";", b"&#xFFFD;"),
+    (b"&#x10FFFF;", b"&#x10FFFF;"), (b"&#x" + b"0" * 30 + b"41;", b"&#x" + b"0" * 30 + b"41;"),
+    (b"&#65;", b"&#65;"), (b"&#xD800", b"&#xD800"), (b"&amp;#xD800;", b"&amp;#xD800;")])
+def test_only_references_to_no_character_are_replaced(reference: bytes, kept: bytes) -> None:
+    assert replace_unwritable_refs(b"<t>a" + reference + b"b</t>") == b"<t>a" + kept + b"b</t>"
 
 
 def test_lone_surrogates_and_controls_removed_from_json() -> None:
