@@ -8,6 +8,7 @@ precedence rules cannot apply. Every exception is caught and returned as `FeedPa
 from __future__ import annotations
 
 import calendar
+import contextlib
 import hashlib
 import html
 import io
@@ -144,6 +145,28 @@ _ITEM_TAGS = frozenset({"item", "entry"})
 _LINK_ATTRIBUTES = ("href", "uri", "url")
 
 
+def _local_name(element: Any) -> str:
+    """An element's name without namespace or prefix, lower-cased; "" for comments and
+    processing instructions. A recovering parser leaves names QName() refuses ("dc:",
+    "lihttp:"), so the tag string is split instead, and may leave undecodable bytes in it."""
+    try:
+        tag = element.tag
+    except (UnicodeDecodeError, ValueError):
+        return ""
+    if not isinstance(tag, str):
+        return ""
+    return tag.rpartition("}")[2].rpartition(":")[2].lower()
+
+
+def _text_and_attributes(element: Any, names: tuple[str, ...]) -> list[str | None]:
+    """The element's attributes `names` and its text; none of them when a recovered
+    document gives undecodable bytes (a lone surrogate's UTF-8) for any."""
+    try:
+        return [element.get(name) for name in names] + [element.text]
+    except (UnicodeDecodeError, ValueError):
+        return []
+
+
 def link_alternatives(body: bytes, base: str) -> dict[str, str]:
     """For each item link of the document that is not http(s), the http(s) URL the same
     item carries elsewhere: the link element's text or another of its attributes
@@ -160,19 +183,20 @@ def link_alternatives(body: bytes, base: str) -> dict[str, str]:
     if root is None:
         return found
     for item in root.iter():
-        if not isinstance(item.tag, str) or lxml.etree.QName(item).localname not in _ITEM_TAGS:
+        if _local_name(item) not in _ITEM_TAGS:
             continue
         unusable: list[str] = []
         usable: list[str] = []
         for child in item:
-            if not isinstance(child.tag, str):
-                continue
-            name = lxml.etree.QName(child).localname.lower()
+            name = _local_name(child)
             if name == "link":
-                values = [child.get(a) for a in _LINK_ATTRIBUTES] + [child.text]
-            elif name == "origlink" or (name == "guid" and (
-                    child.get("isPermaLink") or "true").strip().lower() != "false"):
-                values = [child.text]
+                values = _text_and_attributes(child, _LINK_ATTRIBUTES)
+            elif name == "origlink":
+                values = _text_and_attributes(child, ())
+            elif name == "guid":
+                permalink, *values = _text_and_attributes(child, ("isPermaLink",)) or [None]
+                if (permalink or "true").strip().lower() == "false":
+                    continue
             else:
                 continue
             for value in values:
@@ -362,10 +386,35 @@ def _parse_xml(body: bytes, headers: dict[str, str], url: str) -> dict[str, Any]
     check_entities(_utf8_view(body, headers))
     body = replace_unwritable_refs(body)
     try:
-        return feedparser.parse(io.BytesIO(body), response_headers=headers,
-                                sanitize_html=True, resolve_relative_uris=True)
+        return _feedparser(body, headers)
     except Exception as exc:  # noqa: BLE001 - feedparser raises odd things on odd input
-        raise FeedParseError(f"parser crashed: {type(exc).__name__}: {exc}") from None
+        crash = f"parser crashed: {type(exc).__name__}: {exc}"
+    readable = _readable_utf8(body)
+    if readable is not None:  # a UTF-8 feed with bytes or characters XML cannot hold
+        with contextlib.suppress(Exception):
+            return _feedparser(readable, headers)
+    raise FeedParseError(crash)
+
+
+def _feedparser(body: bytes, headers: dict[str, str]) -> dict[str, Any]:
+    return feedparser.parse(io.BytesIO(body), response_headers=headers, sanitize_html=True,
+                            resolve_relative_uris=True)
+
+
+_DECLARED_ENCODING = re.compile(rb"^\s*<\?xml[^>]*?encoding\s*=\s*[\"']([A-Za-z0-9._-]+)")
+_NOT_XML_TEXT = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
+
+
+def _readable_utf8(body: bytes) -> bytes | None:
+    """A UTF-8 body (so declared, or declaring nothing) with its undecodable bytes made
+    U+FFFD and the control characters XML refuses removed; None when it declares another
+    encoding (UTF-8 would garble it) or is clean already. What feedparser reads after it
+    crashed on the body as sent."""
+    declared = _DECLARED_ENCODING.match(body[:512])
+    if declared and declared.group(1).lower().replace(b"_", b"-") not in (b"utf-8", b"utf8"):
+        return None
+    readable = _NOT_XML_TEXT.sub("", body.decode("utf-8", errors="replace")).encode()
+    return readable if readable != body else None
 
 
 def _utf8_view(body: bytes, headers: dict[str, str]) -> bytes:

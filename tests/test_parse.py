@@ -795,3 +795,29 @@ def test_one_bad_item_is_skipped_and_counted_in_the_fetch_log(
         articles = store.db.execute("SELECT count(*) FROM articles").fetchone()[0]
         store.close()
     assert fetch == (3, 1, None) and articles == 3
+
+
+@pytest.mark.parametrize("odd", [
+    "<lihttp://[::1nk>x</link>",  # a recovered element named "lihttp:"
+    "<dc:>x</dc:>",  # a prefix with no name
+    # A namespace name holding a surrogate's reference: the element's name in the
+    # recovered tree decodes to no text.
+    '<c:x xmlns:c="http://a.example/&#xD800;/">x</c:x>',
+])
+def test_one_malformed_element_does_not_lose_the_feed(odd: str) -> None:
+    """The second item's link is not http(s), so the document is read again for another
+    link; a malformed element beside it raised out of that reading and the feed was lost."""
+    body = rss(item(title="One", link="http://a.example/1", extra=odd)
+               + item(title="Two", link="at://did:plc/x", extra="<guid>https://a.example/2</guid>"))
+    parsed = parse_feed(body, RSS_TYPE)
+    assert [e.title for e in parsed.entries] == ["One", "Two"]
+    assert parsed.entries[1].link == "https://a.example/2"
+
+
+def test_a_utf8_feed_feedparser_crashes_on_is_read_with_its_bad_bytes_replaced() -> None:
+    # Undecodable bytes in the name of a namespace an item uses make feedparser's strict
+    # parser raise (expat splits the name where they are) instead of falling back.
+    body = rss(item(title="One", link="http://a.example/1", extra="<c:x>y</c:x>")).replace(
+        b'<rss version="2.0">', b'<rss version="2.0" xmlns:c="http://a.example/\xed\xa0\x80/">')
+    parsed = parse_feed(body, RSS_TYPE)
+    assert [e.title for e in parsed.entries] == ["One"]
