@@ -821,3 +821,38 @@ def test_a_utf8_feed_feedparser_crashes_on_is_read_with_its_bad_bytes_replaced()
         b'<rss version="2.0">', b'<rss version="2.0" xmlns:c="http://a.example/\xed\xa0\x80/">')
     parsed = parse_feed(body, RSS_TYPE)
     assert [e.title for e in parsed.entries] == ["One"]
+
+
+MUTATIONS = (
+    "&#xD800;", "&#0;", "&#x110000;", "&#;", "&#x;", "&bogus;", "&amp;", "&#65", "<![CDATA[",
+    "]]>", "<", ">", "&", '"', "'", "\x00", "\x1b", "\ufffd", "<script>alert(1)</script>",
+    '<a href="javascript:x">', "<!--", "-->", "<?pi x?>", "<!DOCTYPE x>", "<x:y>", "</item>",
+    "<item>", "<title>", "</title>", "<link>", "http://[::1", "http://a:99999/", "<br/>",
+    "<svg><script>", "\u202e", "<pubDate>", "Mon, 99 Sep 99999 99:99:99 +9999", "<dc:>",
+    "0000-00-00", '<enclosure url="" length="-1"/>', '<guid isPermaLink="false">',
+    '<link href="at://x" />', "BAD")
+
+
+def test_a_feed_mutated_a_thousand_ways_parses_or_says_why() -> None:
+    """parse_feed's contract under hostile edits (hostile-inputs: malformed XML, odd
+    characters): entries or a FeedParseError, never another exception, and feedparser's
+    own crashes (the feed lost whole) stay rare."""
+    base = rss(item(title="One", link="http://a.example/1", guid="g1",
+                    extra="<dc:creator>A</dc:creator>")
+               + item(title="Two", link="at://did:plc/x", extra="<guid>https://a.example/2</guid>")
+               ).decode().replace("<rss version", '<rss xmlns:dc="http://purl.org/dc/elements/'
+                                  '1.1/" version')
+    rng = random.Random(7)
+    parsed = crashed = 0
+    for _ in range(1000):
+        text = base
+        for _ in range(rng.randrange(1, 6)):
+            at = rng.randrange(len(text))
+            text = text[:at] + rng.choice(MUTATIONS) + text[at:]
+        body = text.encode().replace(b"BAD", b"\xed\xa0\x80")  # a surrogate's UTF-8
+        try:
+            parse_feed(body, RSS_TYPE)
+            parsed += 1
+        except FeedParseError as exc:
+            crashed += "parser crashed" in str(exc)
+    assert parsed >= 990 and crashed <= 5, (parsed, crashed)
