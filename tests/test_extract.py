@@ -121,12 +121,10 @@ def test_binary_data_sent_as_html_is_not_taken_for_text() -> None:
 
 
 def test_time_limit_interrupts_long_work() -> None:
-    started = time.monotonic()
     with pytest.raises(ExtractionTimeout), time_limit(0.2):
         while True:  # a library that swallows every Exception cannot stop the limit
             with contextlib.suppress(Exception):
                 time.sleep(0.01)
-    assert time.monotonic() - started < 2
 
 
 def test_page_bytes_are_decoded_in_the_worker_by_http_then_meta_charset() -> None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import gzip
-import resource
 import threading
 import time
 import tracemalloc
@@ -64,10 +63,6 @@ def run(coro_fn: Callable[[Fetcher], Awaitable[T]], cfg: FetchConfig | None = No
 def fetch(url: str, cfg: FetchConfig | None = None, resolver: Resolver | None = None,
           **kwargs: Any) -> FetchResult:
     return run(lambda f: f.fetch(url, **kwargs), cfg, resolver)
-
-
-def max_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 
 class Trap:
@@ -206,8 +201,10 @@ def test_trickling_server_hits_whole_request_deadline(site: NewsSite) -> None:
     assert result.error_kind == "timeout", result
     assert "deadline" in (result.error or "")
     assert not result.ok and result.body == b""
-    assert 0.9 <= elapsed < 1.8
-    assert 900 <= result.elapsed_ms < 1800
+    # Not before the deadline; and a timeout per read would never fire (a byte comes every
+    # 0.2 s): the upper bound only tells the two apart, with room for a busy machine.
+    assert 0.9 <= elapsed < 10
+    assert 900 <= result.elapsed_ms < 10_000
 
 
 def test_slow_response_headers_hit_deadline(site: NewsSite) -> None:
@@ -215,20 +212,24 @@ def test_slow_response_headers_hit_deadline(site: NewsSite) -> None:
     started = time.monotonic()
     result = fetch(site.feed_url("rss"), config(timeout=0.6))
     assert result.error_kind == "timeout"
-    assert time.monotonic() - started < 1.5
+    assert time.monotonic() - started < 4  # before the server's 5 s answer
 
 
 @pytest.mark.parametrize("chunked", [True, False], ids=["chunked", "close-delimited"])
 def test_endless_body_is_too_large_not_truncated(site: NewsSite, chunked: bool) -> None:
     site.set_fault("/feeds/rss.xml", "endless", chunked=chunked, content_type="application/xml")
-    before = max_rss_mb()
-    started = time.monotonic()
-    result = fetch(site.feed_url("rss"), config(max_bytes=500_000, timeout=5.0))
+    tracemalloc.start()
+    try:
+        result = fetch(site.feed_url("rss"), config(max_bytes=500_000, timeout=5.0))
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
     assert result.error_kind == "too_large", result
     assert "max_bytes" in (result.error or "")
     assert not result.ok and result.body == b""
-    assert time.monotonic() - started < 3
-    assert max_rss_mb() - before < 100
+    # Allocations, not the process's peak RSS (which earlier tests may have set higher):
+    # the body is dropped as it passes max_bytes, never held whole.
+    assert peak < 32 << 20, f"peak traced allocation {peak / 2**20:.0f} MiB"
 
 
 def test_declared_content_length_over_cap_refused_at_boundary(site: NewsSite) -> None:
@@ -272,7 +273,6 @@ def test_decoded_size_cap_applies_to_compressed_bodies(site: NewsSite) -> None:
 @pytest.mark.parametrize("double", [False, True], ids=["gzip", "gzip-gzip"])
 def test_gzip_bomb_refused_with_small_memory(site: NewsSite, double: bool) -> None:
     site.set_fault("/feeds/rss.xml", "gzip_bomb", size=256 << 20, double=double)
-    before = max_rss_mb()
     tracemalloc.start()
     try:
         result = fetch(site.feed_url("rss"), config(max_bytes=1_000_000, timeout=5.0))
@@ -286,7 +286,6 @@ def test_gzip_bomb_refused_with_small_memory(site: NewsSite, double: bool) -> No
     else:
         assert result.error_kind == "too_large", result
     assert peak < 32 << 20, f"peak traced allocation {peak / 2**20:.0f} MiB"
-    assert max_rss_mb() - before < 100
 
 
 @pytest.mark.parametrize("coding", ["br", "compress", "gzip, deflate", "x-unknown"])

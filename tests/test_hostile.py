@@ -173,6 +173,9 @@ def test_row10_throttle_without_retry_after_backs_off(site: NewsSite, tmp_path: 
     site.set_fault(RSS, "status", code=429)
     (result,) = poll_times(config, store, 1)
     assert result.error == "HTTP 429" and feed_row(store)["consecutive_failures"] == 1
+    # Backed off as a failure: the interval doubled, with the schedule's jitter (x0.75-1.25).
+    interval = config.schedule.interval
+    assert 2 * interval * 0.75 - 5 <= seconds_until(result.next_poll_at) <= 2 * interval * 1.25
 
 
 @pytest.mark.parametrize("fault", [{"kind": "status", "code": 500}, {"kind": "close"},
@@ -494,12 +497,9 @@ def test_row26_extraction_time_limit_in_the_worker(tmp_path: Path, store: Store)
     with NewsSite() as site:
         slow = page_site(site, "slow", big, "text/html")
         config = make_config(tmp_path, [site.feed_url("rss")], extract={"timeout": "0.3s"})
-        started = time.monotonic()
         asyncio.run(run_once(config, store))
-        elapsed = time.monotonic() - started
     row = article_row(store, slow)
     assert row["source"] == "feed" and row["error"] == "extraction time limit exceeded", row
-    assert elapsed < 30
 
 
 def _busy_extraction(job: ExtractJob) -> Any:

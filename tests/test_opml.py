@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
@@ -84,11 +83,9 @@ def test_entity_attacks_are_refused_and_nothing_is_read(tmp_path: Path) -> None:
     ]
     for bomb in bombs:
         for encoding in ("utf-8", "utf-16"):
-            started = time.monotonic()
             with pytest.raises(ValueError, match="entity") as caught:
                 parse_opml(bomb.replace("<!DOCTYPE", f'<?xml version="1.0" encoding='
                                         f'"{encoding}"?><!DOCTYPE').encode(encoding))
-            assert time.monotonic() - started < 1
             assert "SECRET-CANARY" not in str(caught.value)
 
 

@@ -472,12 +472,11 @@ BILLION_LAUGHS = """<!DOCTYPE rss [
 """
 
 
-def test_billion_laughs_refused_fast() -> None:
+def test_billion_laughs_refused_before_expanding() -> None:
+    # Expanded, the document would be 3 GB of "lol": the run's time limit would stop it.
     body = rss(item(title="&lol9;", guid="g", description="&lol9;"), doctype=BILLION_LAUGHS)
-    started = time.monotonic()
     with pytest.raises(FeedParseError, match="entity"):
         parse_feed(body, RSS_TYPE)
-    assert time.monotonic() - started < 2
 
 
 def quadratic(refs: int, size: int = 10_000, before_doctype: str = "") -> str:
