@@ -17,6 +17,7 @@ import asyncio
 import ctypes
 import logging
 import multiprocessing
+import multiprocessing.forkserver
 import os
 import signal
 import sys
@@ -113,9 +114,11 @@ class WorkerPool:
       second or two, and fetches in flight keep their deadlines meanwhile.
     - Recycled in generations: after `max_tasks_per_worker` jobs per worker the pool is
       replaced once its jobs have returned, so memory stays that of one pool.
-    - A worker that dies (killed, out of memory) takes its job with it: the pool is replaced
-      and the job raises WorkerCrashed. It is not retried: a page that kills its worker
-      would kill the next one too.
+    - A worker that dies (killed, out of memory) breaks the whole pool: every job in it
+      fails, not only the one that killed it. The pool is replaced, and each of those jobs
+      runs again alone, in a one-process pool of its own (at most a pool's size at once):
+      the others succeed there, and the job that kills its worker again raises
+      WorkerCrashed, harming no other.
     """
 
     def __init__(self, config: ExtractConfig) -> None:
@@ -125,6 +128,7 @@ class WorkerPool:
         self._started = False  # the fork server is up
         self.pending: set[asyncio.Future[Any]] = set()  # jobs not yet returned
         self._lock = asyncio.Lock()
+        self._alone = asyncio.Semaphore(pool_size(config.workers))  # jobs run again alone
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
         loop = asyncio.get_running_loop()
@@ -133,15 +137,29 @@ class WorkerPool:
         self.pending.add(job)
         try:
             return await job
-        except BrokenProcessPool as exc:
+        except BrokenProcessPool:
             if self.pool is pool:  # the first caller to notice replaces it for everyone
                 log.error("a worker process died; starting a new pool")
                 pool.shutdown(wait=False, cancel_futures=True)
                 self.pool = make_pool(self.config.workers)
                 self._jobs = 0
-            raise WorkerCrashed(f"worker process died: {exc}") from None
         finally:
             self.pending.discard(job)
+        return await self._run_alone(fn, *args)
+
+    async def _run_alone(self, fn: Callable[..., T], *args: Any) -> T:
+        """A job of a pool that broke, run again in a process of its own."""
+        async with self._alone:
+            alone = make_pool(1)
+            job = asyncio.get_running_loop().run_in_executor(alone, fn, *args)
+            self.pending.add(job)
+            try:
+                return await job
+            except BrokenProcessPool as exc:
+                raise WorkerCrashed(f"worker process died: {exc}") from None
+            finally:
+                self.pending.discard(job)
+                alone.shutdown(wait=False, cancel_futures=True)
 
     async def _current(self) -> ProcessPoolExecutor:
         async with self._lock:
@@ -154,6 +172,9 @@ class WorkerPool:
                 self.pool = make_pool(self.config.workers)
                 self._jobs = 0
             if not self._started:
+                # Started here, not in the thread below: the fork server's parent-death
+                # signal follows the thread that starts it, and that thread may end first.
+                multiprocessing.forkserver.ensure_running()
                 await asyncio.to_thread(start_workers, self.pool)
                 self._started = True
             self._jobs += 1

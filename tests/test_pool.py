@@ -41,6 +41,34 @@ def test_a_crashed_worker_gets_a_new_pool() -> None:
     assert outcome.feed is not None and outcome.feed.entries[0].link == "http://a.example/1"
 
 
+def _slow_square(number: int) -> int:
+    import time
+
+    time.sleep(0.3)
+    return number * number
+
+
+def test_a_job_that_kills_its_worker_harms_no_other_job() -> None:
+    """The dying job breaks the pool, and with it every job in it: those run again alone
+    and return; only the one that kills its worker again fails."""
+    pool = WorkerPool(ExtractConfig(workers=2))
+
+    async def go() -> list[int | BaseException]:
+        await pool.run(os.getpid)  # the pool is up
+        first = asyncio.ensure_future(pool.run(_slow_square, 0))
+        dying = asyncio.ensure_future(pool.run(_die, "died"))  # beside it: breaks the pool
+        queued = [asyncio.ensure_future(pool.run(_slow_square, n)) for n in range(1, 6)]
+        return await asyncio.gather(first, *queued, dying, return_exceptions=True)
+
+    try:
+        results = asyncio.run(go())
+    finally:
+        pool.close()
+    *squares, died = results
+    assert squares == [n * n for n in range(6)]
+    assert isinstance(died, WorkerCrashed)
+
+
 def test_pools_are_recycled_after_their_jobs() -> None:
     pool = WorkerPool(ExtractConfig(workers=1, max_tasks_per_worker=3))
 
