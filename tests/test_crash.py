@@ -167,4 +167,6 @@ def test_kill_9_at_random_points_loses_and_doubles_nothing(tmp_path: Path) -> No
     figures = crash_run(tmp_path)
     print("\n" + figures.line())
     assert figures.kills >= 3  # most kills landed mid-run (seeded: the same ones every time)
+    # ... and some after polls were recorded, not while the process was starting.
+    assert any(rows > 0 for rows in figures.fetch_rows_at_kills), figures.fetch_rows_at_kills
     assert figures.articles == SITES * ARTICLES_PER_SITE

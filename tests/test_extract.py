@@ -127,7 +127,7 @@ def test_time_limit_interrupts_long_work() -> None:
                 time.sleep(0.01)
 
 
-def test_page_bytes_are_decoded_in_the_worker_by_http_then_meta_charset() -> None:
+def test_page_bytes_are_decoded_by_http_then_meta_charset() -> None:
     text = "Café owners in the harbour district said trade had recovered " * 5
     html = page([text, *PARAS])
     latin = html.replace('<head>', '<head><meta charset="windows-1252">').encode("cp1252")
@@ -135,6 +135,10 @@ def test_page_bytes_are_decoded_in_the_worker_by_http_then_meta_charset() -> Non
     assert text.strip() in extract_article(job(html.encode("cp1252"),
                                                content_type="text/html; charset=cp1252")).text
     assert text.strip() in extract_article(job(html.encode("utf-8"))).text  # UTF-8 default
+    # The HTTP header wins over a stale meta tag that says otherwise.
+    stale = html.replace('<head>', '<head><meta charset="utf-8">').encode("cp1252")
+    assert text.strip() in extract_article(job(stale, content_type="text/html; "
+                                               "charset=windows-1252")).text
     assert decode_html(b"\xef\xbb\xbfcaf\xc3\xa9", "text/html; charset=latin-1") == "café"
     assert decode_html(b"caf\xe9", "text/html; charset=no-such-charset") == "caf\ufffd"
 

@@ -61,9 +61,15 @@ def test_schema_wal_and_version(store: Store, tmp_path: Path) -> None:
     assert {"id", "url", "canonical_url", "title", "text", "author", "published_at",
             "fetched_at", "language", "sitename", "feed_id", "cluster_id", "duplicate_of",
             "duplicate_kind"} <= columns
+    schema_sql = "SELECT type, name, sql FROM sqlite_master ORDER BY name"
+    before = store.db.execute(schema_sql).fetchall()
+    ledger = store.db.execute("SELECT * FROM schema_migrations ORDER BY number").fetchall()
     store.close()
     reopened = Store.open(tmp_path / "sub" / "nw.db")  # migrating again is a no-op
     assert reopened.db["feeds"].count == 2
+    assert reopened.db.execute(schema_sql).fetchall() == before
+    assert reopened.db.execute("SELECT * FROM schema_migrations ORDER BY number"
+                               ).fetchall() == ledger
     reopened.close()
 
 
