@@ -1,4 +1,4 @@
-"""Crash safety figures: `newswire once` killed with SIGKILL at seeded random moments.
+"""Crash safety figures: `newswire once` killed with SIGKILL at seeded moments.
 
 Usage: python bench/bench_crash.py [--kills N] [--seed S]
 

@@ -1,5 +1,6 @@
-"""Crash safety (hostile-inputs row 28): `newswire once` killed with SIGKILL at seeded random
-moments while it ingests 300 articles from 20 feeds, then rerun to completion.
+"""Crash safety (hostile-inputs row 28): `newswire once` killed with SIGKILL at seeded
+moments while it ingests 300 articles from 20 feeds (once while it starts, then as its stored
+entries reach random counts: in the middle of its writes), then rerun to completion.
 
 Nothing may be lost (every served article stored, with its text), nothing doubled (entry
 keys unique per feed, exact article and entry counts), validators only next to the entries
@@ -32,14 +33,14 @@ ARTICLES_PER_SITE = 60
 class CrashFigures:
     kills: int = 0  # runs that were killed before they finished
     finished_early: int = 0  # runs that finished before their kill time came
-    fetch_rows_at_kills: list[int] = field(default_factory=list)
+    entries_at_kills: list[int] = field(default_factory=list)  # entries stored when killed
     reruns: int = 0
     articles: int = 0
     entries: int = 0
     seconds: float = 0.0
 
     def line(self) -> str:
-        return (f"{self.kills} kills (fetch-log rows at each kill: {self.fetch_rows_at_kills}),"
+        return (f"{self.kills} kills (entries stored at each kill: {self.entries_at_kills}),"
                 f" {self.finished_early} runs finished before their kill, {self.reruns} "
                 f"reruns; {self.articles} articles and {self.entries} entries, exactly as "
                 f"served; {self.seconds:.1f} s in all")
@@ -79,16 +80,34 @@ def build_sites(stack: ExitStack) -> tuple[list[NewsSite], dict[str, int]]:
     return sites, expected_entries
 
 
-def fetch_rows(db: Path) -> int:
+def stored_entries(db: Path) -> int:
     try:
         with sqlite3.connect(db) as conn:
-            return int(conn.execute("SELECT count(*) FROM fetches").fetchone()[0])
+            return int(conn.execute("SELECT count(*) FROM entries").fetchone()[0])
     except sqlite3.Error:
         return 0
 
 
+def killed_when(proc: subprocess.Popen[bytes], db: Path, at_entries: int | None,
+                after: float) -> bool:
+    """Wait until `proc` has stored `at_entries` entries in all (None: until `after`
+    seconds), then SIGKILL it; False when it finished first."""
+    deadline = time.monotonic() + (after if at_entries is None else 120)
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            return False
+        if at_entries is not None and stored_entries(db) >= at_entries:
+            break
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    return True
+
+
 def crash_run(workdir: Path, kills: int = 5, seed: int = 28) -> CrashFigures:
-    """Kill `kills` runs at seeded random moments, rerun to completion, check everything."""
+    """Kill `kills` runs at seeded moments, rerun to completion, check everything: the first
+    kill at a random time (it may land while the run starts), the others as the stored
+    entries reach random counts, so they land in the middle of its writes."""
     rng = random.Random(seed)
     figures = CrashFigures()
     started = time.monotonic()
@@ -98,17 +117,19 @@ def crash_run(workdir: Path, kills: int = 5, seed: int = 28) -> CrashFigures:
                               extract={"workers": 2})
         db = workdir / "newswire.db"
         command = [sys.executable, "-m", "pipeline", "--config", str(config), "once", "-q"]
-        for _ in range(kills):
+        total = sum(expected_entries.values())
+        for number in range(kills):
+            stored = stored_entries(db)
+            at_entries = None if number == 0 else stored + rng.randrange(
+                1, max(2, (total - stored) // 2))
             proc = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL,
                                     stderr=subprocess.PIPE)
             try:
-                proc.wait(timeout=rng.uniform(0.8, 6.0))
-                figures.finished_early += 1
-            except subprocess.TimeoutExpired:
-                proc.send_signal(signal.SIGKILL)
-                proc.wait()
-                figures.kills += 1
-                figures.fetch_rows_at_kills.append(fetch_rows(db))
+                if killed_when(proc, db, at_entries, after=rng.uniform(0.8, 6.0)):
+                    figures.kills += 1
+                    figures.entries_at_kills.append(stored_entries(db))
+                else:
+                    figures.finished_early += 1
             finally:
                 if proc.stderr:
                     proc.stderr.close()
@@ -167,6 +188,6 @@ def test_kill_9_at_random_points_loses_and_doubles_nothing(tmp_path: Path) -> No
     figures = crash_run(tmp_path)
     print("\n" + figures.line())
     assert figures.kills >= 3  # most kills landed mid-run (seeded: the same ones every time)
-    # ... and some after polls were recorded, not while the process was starting.
-    assert any(rows > 0 for rows in figures.fetch_rows_at_kills), figures.fetch_rows_at_kills
+    # ... some in the middle of writing a poll's entries, not while the process started.
+    assert sum(0 < entries < 760 for entries in figures.entries_at_kills) >= 3, figures.line()
     assert figures.articles == SITES * ARTICLES_PER_SITE
