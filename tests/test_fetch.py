@@ -65,6 +65,18 @@ def fetch(url: str, cfg: FetchConfig | None = None, resolver: Resolver | None = 
     return run(lambda f: f.fetch(url, **kwargs), cfg, resolver)
 
 
+def fetch_traced(url: str, cfg: FetchConfig) -> tuple[FetchResult, int]:
+    """A fetch and the peak of the allocations made meanwhile: the body must be dropped as it
+    passes max_bytes, never held whole (the process's peak RSS would not show it: an earlier
+    test may have set it higher)."""
+    tracemalloc.start()
+    try:
+        result = fetch(url, cfg)
+        return result, tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
 class Trap:
     """An HTTP server on 127.0.0.2 that must never be reached: it counts TCP connections."""
 
@@ -218,17 +230,10 @@ def test_slow_response_headers_hit_deadline(site: NewsSite) -> None:
 @pytest.mark.parametrize("chunked", [True, False], ids=["chunked", "close-delimited"])
 def test_endless_body_is_too_large_not_truncated(site: NewsSite, chunked: bool) -> None:
     site.set_fault("/feeds/rss.xml", "endless", chunked=chunked, content_type="application/xml")
-    tracemalloc.start()
-    try:
-        result = fetch(site.feed_url("rss"), config(max_bytes=500_000, timeout=5.0))
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
+    result, peak = fetch_traced(site.feed_url("rss"), config(max_bytes=500_000, timeout=5.0))
     assert result.error_kind == "too_large", result
     assert "max_bytes" in (result.error or "")
     assert not result.ok and result.body == b""
-    # Allocations, not the process's peak RSS (which earlier tests may have set higher):
-    # the body is dropped as it passes max_bytes, never held whole.
     assert peak < 32 << 20, f"peak traced allocation {peak / 2**20:.0f} MiB"
 
 
@@ -273,12 +278,7 @@ def test_decoded_size_cap_applies_to_compressed_bodies(site: NewsSite) -> None:
 @pytest.mark.parametrize("double", [False, True], ids=["gzip", "gzip-gzip"])
 def test_gzip_bomb_refused_with_small_memory(site: NewsSite, double: bool) -> None:
     site.set_fault("/feeds/rss.xml", "gzip_bomb", size=256 << 20, double=double)
-    tracemalloc.start()
-    try:
-        result = fetch(site.feed_url("rss"), config(max_bytes=1_000_000, timeout=5.0))
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
+    result, peak = fetch_traced(site.feed_url("rss"), config(max_bytes=1_000_000, timeout=5.0))
     assert not result.ok and result.body == b""
     if double:
         assert result.error_kind == "encoding", result
