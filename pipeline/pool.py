@@ -133,9 +133,10 @@ class WorkerPool:
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
         loop = asyncio.get_running_loop()
         pool = await self._current()
-        job = loop.run_in_executor(pool, fn, *args)
-        self.pending.add(job)
+        job: asyncio.Future[T] | None = None
         try:
+            job = loop.run_in_executor(pool, fn, *args)  # raises too if it broke meanwhile
+            self.pending.add(job)
             return await job
         except BrokenProcessPool:
             if self.pool is pool:  # the first caller to notice replaces it for everyone
@@ -144,7 +145,8 @@ class WorkerPool:
                 self.pool = make_pool(self.config.workers)
                 self._jobs = 0
         finally:
-            self.pending.discard(job)
+            if job is not None:
+                self.pending.discard(job)
         return await self._run_alone(fn, *args)
 
     async def _run_alone(self, fn: Callable[..., T], *args: Any) -> T:
