@@ -433,9 +433,12 @@ def _looks_like_html(body: bytes) -> bool:
 
 # --- JSON Feed (feedparser 6.0 reads only XML) -------------------------------------------------
 
+_JSON_LEAD = b"\xef\xbb\xbf \t\r\n"  # a BOM and whitespace before a JSON document
+
+
 def _looks_like_json(body: bytes, headers: dict[str, str]) -> bool:
     content_type = headers.get("content-type", "").lower()
-    return "json" in content_type or body.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"{")
+    return "json" in content_type or body.lstrip(_JSON_LEAD).startswith(b"{")
 
 
 def _json_authors(item: dict[str, Any]) -> list[dict[str, str]]:
@@ -511,6 +514,17 @@ def _json_document(body: bytes) -> Any:
         return None
 
 
+def _json_problem(body: bytes) -> str:
+    """Why a body that starts like JSON is none (Python's own message: where it broke)."""
+    try:
+        json.loads(body.decode("utf-8-sig"))
+    except UnicodeDecodeError as exc:
+        return f"not UTF-8 at byte {exc.start}"
+    except (ValueError, RecursionError) as exc:
+        return str(exc) or type(exc).__name__
+    return "not a JSON Feed"
+
+
 def parse_json_feed(body: bytes, base: str = ""
                     ) -> tuple[dict[str, Any], list[dict[str, Any]], str] | None:
     """(feed, items, version) of a JSON Feed, or None when the body is not one. Relative
@@ -547,6 +561,8 @@ def parse_feed(body: bytes, headers: dict[str, str] | None = None, url: str = ""
     elif looks_like_json and isinstance(_json_document(body), dict | list):
         raise FeedParseError("a JSON document, not a JSON Feed (no JSON Feed `version`, "
                              "no `items` list with a feed `title`)")
+    elif body.lstrip(_JSON_LEAD).startswith((b"{", b"[")):  # not XML mislabelled as JSON
+        raise FeedParseError(f"invalid JSON: {_json_problem(body)}")
     else:
         cut, items_seen = cut_after_items(body, max_entries)
         parsed = _parse_xml(cut, response_headers, url)

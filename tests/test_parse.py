@@ -6,6 +6,7 @@ import asyncio
 import dataclasses
 import json
 import random
+import re
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -855,3 +856,14 @@ def test_a_feed_mutated_a_thousand_ways_parses_or_says_why() -> None:
         except FeedParseError as exc:
             crashed += "parser crashed" in str(exc)
     assert parsed >= 990 and crashed <= 5, (parsed, crashed)
+
+
+@pytest.mark.parametrize(("body", "problem"), [
+    (b'{"version": "https://jsonfeed.org/version/1.1", "title": "J" "items": []}',
+     "invalid JSON: Expecting ',' delimiter: line 1 column 62"),
+    (b'\xef\xbb\xbf {"title": "\xed\xa0\x80"}', "invalid JSON: not UTF-8 at byte"),
+])
+def test_a_broken_json_feed_says_where_it_broke(body: bytes, problem: str) -> None:
+    # It was read as XML next and refused as "not well-formed (invalid token)".
+    with pytest.raises(FeedParseError, match=re.escape(problem)):
+        parse_feed(body, {"content-type": "application/feed+json"})
