@@ -186,6 +186,21 @@ def test_permanent_redirect_updates_url_but_config_still_matches(store: Store) -
     assert store.db["feeds"].count == 2
 
 
+def test_a_config_line_changed_to_where_the_feed_moved_names_the_same_feed(
+        store: Store) -> None:
+    """It inserted a second row with the moved feed's URL: a UNIQUE error that stopped
+    every feed of the run (and the daemon at its start)."""
+    feed = store.feeds(include_all=True)[0]
+    store.record_poll(PollResult(**{**poll(feed.id).__dict__,
+                                    "new_url": "http://a.example/new-feed"}))
+    store.sync_feeds([FeedConfig(url="http://a.example/new-feed", name="A"),
+                      FeedConfig(url="http://b.example/f")])
+    rows = [(r["id"], r["url"], r["config_url"], r["active"], r["name"])
+            for r in store.db["feeds"].rows]
+    assert (feed.id, "http://a.example/new-feed", "http://a.example/new-feed", 1, "A") in rows
+    assert len(rows) == 2 and all(active for *_, active, _name in rows)
+
+
 def test_due_feeds(store: Store) -> None:
     a, b = store.feeds(include_all=True)
     store.record_poll(poll(a.id))  # next poll in 2099

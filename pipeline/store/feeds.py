@@ -17,18 +17,25 @@ def sync(db: sqlite_utils.Database, feeds: Iterable[FeedConfig], now: str) -> No
     """Make the feeds table follow the config: add new feeds, update names and overrides,
     deactivate feeds no longer listed (their data stays). Writes only what changed."""
     wanted = {f.url: f for f in feeds}
-    rows = {r["config_url"] or r["url"]: r for r in db.table("feeds").rows}
+    rows = list(db.table("feeds").rows)
+    by_config = {r["config_url"] or r["url"]: r for r in rows}
+    by_url = {r["url"]: r for r in rows}
+    kept: set[int] = set()
     for url, feed in wanted.items():
         values = {"name": feed.name, "interval_seconds": feed.interval, "cron": feed.cron,
                   "active": 1, "config_url": url}
-        if url in rows:
-            if any(rows[url][key] != value for key, value in values.items()):
-                db.table("feeds").update(rows[url]["id"], values)
+        # Found by the URL the config gave it, else by where it lives now: a config line
+        # changed to the URL a permanent redirect led to still names the same feed.
+        row = by_config.get(url) or by_url.get(url)
+        if row is None:
+            db.table("feeds").insert({"url": url, "added_at": now, "next_poll_at": now,
+                                      **values})
         else:
-            db.table("feeds").insert({"url": url, "config_url": url, "added_at": now,
-                                "next_poll_at": now, **values})
-    for url, row in rows.items():
-        if url not in wanted and row["active"] and row["config_url"]:
+            kept.add(row["id"])
+            if any(row[key] != value for key, value in values.items()):
+                db.table("feeds").update(row["id"], values)
+    for row in rows:
+        if row["id"] not in kept and row["active"] and row["config_url"]:
             db.table("feeds").update(row["id"], {"active": 0})
 
 
