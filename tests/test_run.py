@@ -251,6 +251,41 @@ def test_compressed_pages_are_decoded_in_the_worker_and_bombs_stop_at_max_bytes(
         store.close()
 
 
+def test_a_write_that_fails_outside_sqlite_is_that_feeds_alone(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Recording a poll can raise more than sqlite3.Error (a value SQLite refuses raises
+    OverflowError; a bug anything): it used to leave the pass, unrecorded, with every other
+    feed's poll."""
+    from pipeline.store import feeds as feed_rows
+
+    with NewsSite() as site, NewsSite(site_name="Other") as other:
+        add_stories(site, range(2))
+        now = datetime.now(UTC)
+        for i in range(2):
+            other.add_article(f"o{i}", f"Other {i}", story(f"other {i}"), now)
+        config = load_config(write_config(tmp_path / "newswire.yaml",
+                                          [site.feed_url("rss"), other.feed_url("rss")]))
+        store = Store.open(config.database)
+        after_poll = feed_rows.after_poll
+
+        def refused(db: Any, result: PollResult, when: str) -> None:
+            if result.feed_id == 1:
+                raise OverflowError("Python int too large to convert to SQLite INTEGER")
+            after_poll(db, result, when)
+
+        monkeypatch.setattr(feed_rows, "after_poll", refused)
+        report = asyncio.run(run_once(config, store))
+        assert report.feeds == 2 and report.failed == 1, report
+        logged = dict(store.db.execute("SELECT feed_id, error FROM fetches"))
+        assert logged[2] is None and "OverflowError" in logged[1]  # each poll in the log
+        feeds = {r["id"]: r for r in store.db["feeds"].rows}
+        assert "OverflowError" in feeds[1]["last_error"]
+        assert feeds[2]["last_error"] is None and feeds[2]["last_polled_at"]
+        assert store.db.execute("SELECT count(*) FROM articles WHERE feed_id = 2"
+                                ).fetchone()[0] == 2
+        store.close()
+
+
 def test_worker_pools_are_recycled_after_their_share_of_jobs(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     made: list[Any] = []

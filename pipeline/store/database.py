@@ -300,6 +300,11 @@ class Store:
                 return [polls.record(self, item, now) for item in items]
         except sqlite3.Error as exc:
             raise self.damaged(exc) or StoreWriteError(str(exc)) from exc
+        except StoreError:
+            raise
+        except Exception as exc:  # a value SQLite refuses (OverflowError), or a bug:
+            # still the write of these items only, which the writer retries one by one
+            raise StoreWriteError(f"{type(exc).__name__}: {exc}") from exc
 
     def record_poll(self, result: PollResult) -> PollSummary:
         return self.record_batch([result])[0]
