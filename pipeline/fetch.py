@@ -50,6 +50,12 @@ FEED_ACCEPT = (
 PAGE_ACCEPT = "text/html, application/xhtml+xml;q=0.9, */*;q=0.5"
 HTML_TYPES = ("text/html", "application/xhtml+xml", "")  # "" : no Content-Type, try it
 REDIRECT_CODES = frozenset({301, 302, 303, 307, 308})
+# How long a host's robots.txt answer is kept: a day when it was read or is missing (RFC 9309
+# caps caching at 24 hours); minutes when the read failed or was refused (a timeout, a 5xx,
+# a 401/403, which disallows everything meanwhile), so one bad moment is not kept for good.
+ROBOTS_KEPT = 24 * 3600.0
+ROBOTS_RETRY = 600.0
+ROBOTS_HOSTS = 10_000  # answers kept before the expired ones are dropped
 PERMANENT_CODES = frozenset({301, 308})
 
 Resolver = Callable[[str, int], Awaitable[list[str]]]
@@ -292,6 +298,7 @@ class Fetcher:
         self._clients: dict[str | None, httpx.AsyncClient] = {}
         self.client = self.client_for(None)
         self._robots: dict[str, asyncio.Task[RobotFileParser | None]] = {}
+        self._robots_until: dict[str, float] = {}  # time.monotonic() when each one expires
 
     def client_for(self, proxy: str | None) -> httpx.AsyncClient:
         """The client for direct requests (None) or for requests through `proxy`. Each
@@ -525,9 +532,14 @@ class Fetcher:
             return True
         parts = urlsplit(url)
         origin = f"{parts.scheme}://{parts.netloc}"
-        if origin not in self._robots:  # one fetch per host, shared by concurrent callers
-            self._robots[origin] = asyncio.ensure_future(self._load_robots(origin))
-        parser = await asyncio.shield(self._robots[origin])  # others may share the task
+        task = self._robots.get(origin)
+        if task is None or time.monotonic() >= self._robots_until.get(origin, float("inf")):
+            if len(self._robots) >= ROBOTS_HOSTS:
+                self._forget_expired_robots()
+            # One fetch per host, shared by concurrent callers.
+            task = self._robots[origin] = asyncio.ensure_future(self._load_robots(origin))
+            self._robots_until.pop(origin, None)  # set when the answer comes
+        parser = await asyncio.shield(task)  # others may share the task
         if parser is None:
             return True
         try:
@@ -536,8 +548,13 @@ class Fetcher:
             return True
 
     async def _load_robots(self, origin: str) -> RobotFileParser | None:
-        """The host's rules; None (everything allowed) when it has no usable robots.txt."""
+        """The host's rules; None (everything allowed) when it has no usable robots.txt.
+        Kept ROBOTS_KEPT when read or missing, ROBOTS_RETRY when the read failed."""
         result = await self.fetch(origin + "/robots.txt", accept="text/plain, */*")
+        answered = result.error is None and result.status is not None and (
+            result.ok or 400 <= result.status < 500 and result.status not in (401, 403, 429))
+        self._robots_until[origin] = time.monotonic() + (
+            ROBOTS_KEPT if answered else ROBOTS_RETRY)
         if result.ok:
             return parse_robots(result.body)
         if result.status in (401, 403):
@@ -545,6 +562,11 @@ class Fetcher:
             parser.disallow_all = True  # type: ignore[attr-defined]  # set by parse() too
             return parser
         return None
+
+    def _forget_expired_robots(self) -> None:
+        now = time.monotonic()
+        for origin in [o for o, until in self._robots_until.items() if until <= now]:
+            del self._robots[origin], self._robots_until[origin]
 
 
 def _robots_line_ok(line: str) -> bool:

@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 
 import pytest
 
+from pipeline import fetch as fetch_module
 from pipeline.config import FetchConfig
 from pipeline.fetch import (
     AddressGuard,
@@ -785,6 +786,25 @@ def test_robots_missing_or_forbidden(site: NewsSite, status: int, expected: bool
         return await f.allowed_by_robots(site.url("/news/alpha.html"))
 
     assert run(go) is expected
+
+
+def test_a_failed_robots_read_is_asked_again_a_read_one_kept(
+        site: NewsSite, monkeypatch: pytest.MonkeyPatch) -> None:
+    """One refused or failed read of robots.txt was kept for the life of the process: a
+    daemon lost every page of the host until it restarted."""
+    monkeypatch.setattr(fetch_module, "ROBOTS_RETRY", 0.3)
+    site.route("/robots.txt", ROBOTS)
+    site.set_fault("/robots.txt", "status", code=403, times=1)
+
+    async def go(f: Fetcher) -> list[bool]:
+        refused = await f.allowed_by_robots(site.url("/news/a.html"))
+        still = await f.allowed_by_robots(site.url("/news/b.html"))  # within ROBOTS_RETRY
+        await asyncio.sleep(0.4)
+        return [refused, still, await f.allowed_by_robots(site.url("/news/c.html")),
+                await f.allowed_by_robots(site.url("/private/d.html"))]
+
+    assert run(go) == [False, False, True, False]
+    assert len(site.requests_for("/robots.txt")) == 2  # the read one is kept (a day)
 
 
 def test_robots_not_fetched_when_not_respected(site: NewsSite) -> None:
