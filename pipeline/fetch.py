@@ -50,13 +50,13 @@ FEED_ACCEPT = (
 PAGE_ACCEPT = "text/html, application/xhtml+xml;q=0.9, */*;q=0.5"
 HTML_TYPES = ("text/html", "application/xhtml+xml", "")  # "" : no Content-Type, try it
 REDIRECT_CODES = frozenset({301, 302, 303, 307, 308})
+PERMANENT_CODES = frozenset({301, 308})
 # How long a host's robots.txt answer is kept: a day when it was read or is missing (RFC 9309
 # caps caching at 24 hours); minutes when the read failed or was refused (a timeout, a 5xx,
 # a 401/403, which disallows everything meanwhile), so one bad moment is not kept for good.
 ROBOTS_KEPT = 24 * 3600.0
 ROBOTS_RETRY = 600.0
 ROBOTS_HOSTS = 10_000  # answers kept before the expired ones are dropped
-PERMANENT_CODES = frozenset({301, 308})
 
 Resolver = Callable[[str, int], Awaitable[list[str]]]
 
