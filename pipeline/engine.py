@@ -36,6 +36,10 @@ from pipeline.parse import parse_response
 from pipeline.pool import WorkerPool
 
 MAX_PAGES_IN_FLIGHT = 32  # pages fetched or being extracted at once: bounds the HTML held
+# One feed's pages in flight at once, its share of those: a feed whose pages are slow, or
+# each hit the extraction time limit, on hosts enough that per-host limits do not bind,
+# leaves the other feeds room in the slots and the worker pool's queue.
+PAGES_PER_FEED = 8
 
 Trace = Callable[[Message], None]
 

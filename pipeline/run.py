@@ -32,7 +32,7 @@ from pipeline.archive import Archiver, Capture
 from pipeline.boilerplate import site_of
 from pipeline.config import Config, FeedConfig
 from pipeline.dedupe import canonical_url, entry_article_id
-from pipeline.engine import Engine, LocalEngine, Trace
+from pipeline.engine import PAGES_PER_FEED, Engine, LocalEngine, Trace
 from pipeline.errors import EngineError, StoreError, StoreWriteError
 from pipeline.extract import EXTRACTOR, job_for
 from pipeline.fetch import Resolver, system_resolver
@@ -298,12 +298,18 @@ class Runner:
         batches wrote, the last batch unwritten when `keep_last` (it goes with the poll),
         the write error that stopped them)."""
         written, last = PollSummary(), tuple[NewEntry, ...]()
+        share = asyncio.Semaphore(PAGES_PER_FEED)
+
+        async def with_article(entry: Entry, plan: EntryPlan) -> NewEntry:
+            async with share:
+                return await self._entry_with_article(feed, own, entry, plan)
+
         for start in range(0, len(fresh), ENTRY_BATCH):
             plan = self.store.plan_entries(feed.id, fresh[start:start + ENTRY_BATCH],
                                            with_articles=filters.reads_articles(own.filters))
             self._trace(plan)
-            new = tuple(await asyncio.gather(*(
-                self._entry_with_article(feed, own, entry, plan) for entry in plan.fresh)))
+            new = tuple(await asyncio.gather(*(with_article(entry, plan)
+                                               for entry in plan.fresh)))
             if keep_last and start + ENTRY_BATCH >= len(fresh):
                 last = new  # written with the poll, validators and all
                 break

@@ -15,7 +15,7 @@ from pipeline import engine, pool, run
 from pipeline.config import Config, load_config
 from pipeline.dedupe import article_id, entry_article_id
 from pipeline.extract import extract_and_fingerprint
-from pipeline.messages import PollResult
+from pipeline.messages import ExtractResult, PollResult
 from pipeline.run import Runner, run_once
 from pipeline.store import Store
 from pipeline.store.lines import SITE_LINE_SINGLETON_DAYS
@@ -248,6 +248,41 @@ def test_compressed_pages_are_decoded_in_the_worker_and_bombs_stop_at_max_bytes(
         assert good["text_source"] == "page" and good["extract_error"] is None
         assert site.article("s0").paragraphs[1] in good["text"]
         assert bomb["text_source"] == "feed" and "max_bytes" in bomb["extract_error"]
+        store.close()
+
+
+def test_a_feed_with_many_slow_pages_leaves_room_for_the_others(tmp_path: Path) -> None:
+    """One feed takes at most engine.PAGES_PER_FEED places: its 20 pages that each take two
+    seconds to answer held every place the host allowed (12 here, as pages on as many hosts
+    would hold the 32 of engine.MAX_PAGES_IN_FLIGHT), and another feed's pages waited."""
+    assert engine.PAGES_PER_FEED < 12
+    with NewsSite() as slow, NewsSite(site_name="Quick") as quick:
+        now = datetime.now(UTC)
+        for i in range(20):
+            slow.add_article(f"s{i}", f"Slow {i}", story(f"slow {i}"), now)
+            slow.set_fault(f"/news/s{i}.html", "delay", seconds=2.0)
+        for i in range(3):
+            quick.add_article(f"q{i}", f"Quick {i}", story(f"quick {i}"), now)
+        quick.set_fault("/feeds/rss.xml", "delay", seconds=0.5)  # the slow pages ask first
+        config = load_config(write_config(
+            tmp_path / "newswire.yaml", [slow.feed_url("rss"), quick.feed_url("rss")],
+            fetch={"per_host_concurrency": 12}))
+        store = Store.open(config.database)
+        store.sync_feeds(config.feeds)
+        seen: list[Any] = []
+
+        async def go() -> None:
+            async with Runner(config, store, trace=seen.append) as runner:
+                await runner.run_due()
+
+        asyncio.run(go())
+        done = [m for m in seen if isinstance(m, PollResult)]
+        assert [r.feed_id for r in done] == [2, 1]  # the quick feed first ...
+        quick_done = seen.index(done[0])
+        slow_pages = [m for m in seen[:quick_done] if isinstance(m, ExtractResult)
+                      and m.article.url.startswith(slow.base_url)]
+        assert slow_pages == []  # ... before any slow page came back
+        assert store.db["articles"].count == 23
         store.close()
 
 
