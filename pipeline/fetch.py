@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import concurrent.futures
+import functools
 import http.cookiejar
 import ipaddress
 import os
@@ -98,10 +100,18 @@ class AddressGuard:
                 and not any(ip in net for net in _NOT_GLOBAL_V6))
 
 
+# Lookups run in threads of their own: asyncio's default pool (CPUs + 4 threads) serves
+# everything else too, and a lookup the request's deadline gave up on keeps its thread until
+# the system resolver's own timeout. With a feed's pages in flight capped
+# (pipeline.engine.PAGES_PER_FEED), one feed's stuck names cannot take them all.
+DNS_THREADS = 32
+_dns = concurrent.futures.ThreadPoolExecutor(DNS_THREADS, thread_name_prefix="newswire-dns")
+
+
 async def system_resolver(host: str, port: int) -> list[str]:
     """All addresses the system resolver gives for host (it also accepts odd IP spellings)."""
-    infos = await asyncio.get_running_loop().getaddrinfo(
-        host, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP)
+    infos = await asyncio.get_running_loop().run_in_executor(_dns, functools.partial(
+        socket.getaddrinfo, host, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP))
     return [str(info[4][0]) for info in infos]
 
 

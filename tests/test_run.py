@@ -4,6 +4,7 @@ worker pool's recovery and laziness, and per-site boilerplate learned across run
 from __future__ import annotations
 
 import asyncio
+import os
 from concurrent.futures import ProcessPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -284,6 +285,52 @@ def test_a_feed_with_many_slow_pages_leaves_room_for_the_others(tmp_path: Path) 
         assert slow_pages == []  # ... before any slow page came back
         assert store.db["articles"].count == 23
         store.close()
+
+
+def test_a_feed_whose_names_never_resolve_leaves_the_resolver_to_the_others(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Lookups ran in asyncio's default pool (CPUs + 4 threads: 6 here): one feed's names
+    whose lookups outlast the fetch deadline held every thread, and the other feeds' pages
+    timed out waiting for theirs."""
+    import socket
+    import time
+
+    real = socket.getaddrinfo
+
+    def getaddrinfo(host: str, *args: Any, **kwargs: Any) -> Any:
+        if host.endswith(".stuck.test"):  # a name server that answers after the deadline
+            time.sleep(6)
+            raise socket.gaierror(socket.EAI_AGAIN, "Temporary failure in name resolution")
+        return real("127.0.0.1" if host == "quick.test" else host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    with NewsSite() as stuck, NewsSite(site_name="Quick") as quick:
+        items = "".join(f"<item><title>Stuck {i}</title><link>http://s{i}.stuck.test/{i}"
+                        f"</link><description>{' '.join(story(f'stuck {i}'))}</description>"
+                        "</item>" for i in range(8))
+        feed = stuck.route("/stuck.xml", '<?xml version="1.0"?><rss version="2.0"><channel>'
+                           f"<title>S</title>{items}</channel></rss>", "application/rss+xml")
+        quick.base_url = quick.base_url.replace("127.0.0.1", "quick.test")  # a name to look up
+        now = datetime.now(UTC)
+        for i in range(3):
+            quick.add_article(f"q{i}", f"Quick {i}", story(f"quick {i}"), now)
+        quick.set_fault("/feeds/rss.xml", "delay", seconds=0.5)  # the stuck names ask first
+        config = load_config(write_config(
+            tmp_path / "newswire.yaml", [feed, quick.feed_url("rss")],
+            fetch={"respect_robots": False}))  # (one lookup per page, not two)
+        store = Store.open(config.database)
+        store.sync_feeds(config.feeds)
+
+        async def go() -> None:
+            async with Runner(config, store) as runner:
+                await runner.engine.pool.run(os.getpid)  # parsing starts at once
+                await runner.run_due()
+
+        asyncio.run(go())
+    quick_rows = store.db.execute("SELECT text_source, extract_error FROM articles "
+                                  "WHERE feed_id = 2").fetchall()
+    assert quick_rows == [("page", None)] * 3
+    store.close()
 
 
 def test_a_write_that_fails_outside_sqlite_is_that_feeds_alone(
