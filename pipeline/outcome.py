@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import datetime, timedelta
+from enum import StrEnum
 
 from pipeline.config import ScheduleConfig
 from pipeline.messages import (
@@ -81,16 +82,27 @@ def write_failed(result: PollResult, exc: Exception, now: datetime,
                    next_poll_at=iso(now + timedelta(seconds=config.min_interval)))
 
 
-def poll_outcome(result: PollResult) -> str:
+class Outcome(StrEnum):
+    """What a poll came to, in one word: the log line, the metrics and `once`'s summary."""
+
+    OK = "ok"
+    NOT_MODIFIED = "not_modified"
+    THROTTLED = "throttled"  # 429/503 with Retry-After: a wait, not a failure
+    FAILED = "failed"
+    GONE = "gone"  # 410
+    STORAGE_ERROR = "storage_error"  # fetched, but its write rolled back
+
+
+def poll_outcome(result: PollResult) -> Outcome:
     """One word for what a poll came to, shared by the log line and the metrics."""
     if result.storage_error:
-        return "storage_error"
+        return Outcome.STORAGE_ERROR
     if result.gone:
-        return "gone"
+        return Outcome.GONE
     if result.error:
-        return "failed"
+        return Outcome.FAILED
     if result.status in THROTTLING:  # with Retry-After (else it failed, above)
-        return "throttled"
+        return Outcome.THROTTLED
     if result.status == 304:
-        return "not_modified"
-    return "ok"
+        return Outcome.NOT_MODIFIED
+    return Outcome.OK

@@ -55,7 +55,14 @@ from pipeline.messages import (
     Revision,
 )
 from pipeline.metrics import Metrics
-from pipeline.outcome import crashed, poll_outcome, poll_result, response_error, write_failed
+from pipeline.outcome import (
+    Outcome,
+    crashed,
+    poll_outcome,
+    poll_result,
+    response_error,
+    write_failed,
+)
 from pipeline.schedule import plan_request
 from pipeline.store import Store, Writer
 
@@ -104,11 +111,11 @@ class RunReport:
     def add(self, feed: FeedState, result: PollResult, summary: PollSummary) -> None:
         self.feeds += 1
         outcome = poll_outcome(result)
-        if outcome == "ok":
+        if outcome == Outcome.OK:
             self.ok += 1
-        elif outcome == "not_modified":
+        elif outcome == Outcome.NOT_MODIFIED:
             self.not_modified += 1
-        elif outcome == "throttled":
+        elif outcome == Outcome.THROTTLED:
             self.throttled += 1
         else:
             self.failed += 1
