@@ -1,10 +1,12 @@
 """The long-running daemon: APScheduler wakes it every `schedule.tick` seconds and it polls
 whatever the database says is due (pipeline.schedule), until SIGTERM or SIGINT.
 
-APScheduler runs one coalesced, never-overlapping poll job and a six-hourly maintenance job.
-On a signal no new poll starts and the in-flight ones finish and are written, within
-`schedule.stop_grace`. A damaged database stops the daemon (exit 3); anything else a pass
-raises is logged and the next tick tries again.
+APScheduler runs one coalesced, never-overlapping tick job, which queues the feeds fallen
+due for the runner's pollers (each feed is polled as soon as a poller is free, whatever the
+other polls take), and a six-hourly maintenance job. On a signal no new poll starts and the
+in-flight ones finish and are written, within `schedule.stop_grace`. A damaged database
+stops the daemon (exit 3); anything else a tick raises is logged and the next tick tries
+again.
 """
 
 from __future__ import annotations
@@ -33,9 +35,9 @@ async def run_daemon(config: Config, store: Store, resolver: Resolver = system_r
                      stop: asyncio.Event | None = None) -> None:
     """Poll due feeds every `schedule.tick` seconds until SIGTERM/SIGINT (or `stop` is set).
 
-    APScheduler runs one coalesced, never-overlapping job; what is due is read from the
-    database each time. On a signal no new poll starts, in-flight polls finish and are
-    written, and the function returns.
+    Each tick reads what is due from the database and queues it for the pollers. On a
+    signal no new poll starts, in-flight polls finish and are written, and the function
+    returns.
     """
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -59,8 +61,8 @@ async def run_daemon(config: Config, store: Store, resolver: Resolver = system_r
 
 
 class _SkippedTicks(logging.Filter):
-    """A pass outlasting the tick is expected (the next tick is skipped, by design):
-    APScheduler's warning about it on every tick would bury the log."""
+    """A tick outlasting its interval (a slow due-feeds query, workers slow to answer) is
+    skipped by design: APScheduler's warning about it on every tick would bury the log."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         return "maximum number of running instances reached" not in record.getMessage()
@@ -106,34 +108,28 @@ async def _serve(config: Config, store: Store, resolver: Resolver, stop: asyncio
                  metrics: Metrics | None) -> None:
     """Run the poll and maintenance jobs until `stop`, then wind down within
     `schedule.stop_grace`: no new poll starts, in-flight polls finish and are written; a
-    pass still running at the end of the grace period is cancelled (each poll is written
-    whole or not at all, so its feeds simply stay due)."""
+    poll still running at the end of the grace period is cancelled (each poll is written
+    whole or not at all, so its feed simply stays due).
+
+    Each tick queues the feeds that have fallen due; the runner's pollers take them as
+    they come free, so a slow poll never holds up the feeds due meanwhile."""
     loop = asyncio.get_running_loop()
-    ticks: set[asyncio.Task[Any]] = set()  # the scheduler's tick jobs in flight
-    passes: set[asyncio.Task[Any]] = set()  # the poll passes they run
-    fatal: list[BaseException] = []
     async with Runner(config, store, resolver, metrics=metrics) as runner:
         async def tick() -> None:
+            if runner.stopping:
+                return
             me = asyncio.current_task()
             assert me is not None
             ticks.add(me)
             try:
-                if runner.stopping:
-                    return
-                one_pass = asyncio.ensure_future(runner.run_due())
-                passes.add(one_pass)
-                await asyncio.wait({one_pass})  # never raises: shutdown decides its fate
-                passes.discard(one_pass)
-                if one_pass.cancelled():
-                    return
-                error = one_pass.exception()
-                if isinstance(error, StoreError):  # the database is unusable: stop
-                    fatal.append(error)
-                    stop.set()
-                elif isinstance(error, EngineError):  # workers or broker away: next tick
-                    log.warning("poll pass skipped: %s", error)
-                elif error is not None:
-                    log.error("poll pass failed", exc_info=error)
+                await runner.queue_due()
+            except StoreError as exc:  # the database is unusable: stop
+                fatal.append(exc)
+                stop.set()
+            except EngineError as exc:  # workers or broker away: the next tick asks again
+                log.warning("poll pass skipped: %s", exc)
+            except Exception:  # noqa: BLE001 - the next tick tries again
+                log.exception("looking for due feeds failed")
             finally:
                 ticks.discard(me)
 
@@ -143,6 +139,10 @@ async def _serve(config: Config, store: Store, resolver: Resolver, stop: asyncio
             except Exception:  # noqa: BLE001
                 log.exception("maintenance failed")
 
+        fatal: list[BaseException] = []
+        ticks: set[asyncio.Task[Any]] = set()  # the scheduler's tick jobs in flight
+        polling = asyncio.ensure_future(runner.keep_polling())
+        polling.add_done_callback(lambda _task: stop.set())  # it ends only on a fatal error
         every = config.schedule.tick
         scheduler = AsyncIOScheduler(timezone=UTC, event_loop=loop)
         scheduler.add_job(tick, FromNow(every), id="poll-due", coalesce=True,
@@ -156,21 +156,22 @@ async def _serve(config: Config, store: Store, resolver: Resolver, stop: asyncio
         log.info("daemon started: %d feeds, tick %.1fs", len(config.feeds),
                  config.schedule.tick)
         await stop.wait()
-        runner.stopping = True
+        runner.stop_polling()
         scheduler.pause()
         await watch
+        if ticks:
+            await asyncio.wait(set(ticks))
         grace = config.schedule.stop_grace
-        if passes:
+        if runner.in_flight:
             log.info("stopping: finishing in-flight polls (at most %gs)", grace)
-            _done, late = await asyncio.wait(set(passes), timeout=grace)
+            _done, late = await asyncio.wait({polling}, timeout=grace)
             if late:
                 log.warning("stop grace of %gs over: in-flight polls cancelled; their feeds "
                             "stay due and are polled at the next start", grace)
-                for one_pass in late:
-                    one_pass.cancel()
-                await asyncio.wait(late)
-        if ticks:
-            await asyncio.wait(set(ticks))
+                polling.cancel()
+        await asyncio.wait({polling})
         scheduler.shutdown(wait=False)
+        if not polling.cancelled() and polling.exception() is not None:
+            fatal.append(polling.exception())  # type: ignore[arg-type]
     if fatal:
         raise fatal[0]

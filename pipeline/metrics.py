@@ -21,7 +21,7 @@ DURATION_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120)
 
 class Metrics:
     """Counters of polls by outcome, entries, articles and duplicates; poll durations;
-    feeds due at the start of the latest pass."""
+    feeds due, queued or being polled, at the daemon's latest look."""
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
@@ -38,9 +38,9 @@ class Metrics:
         self.poll_duration = Histogram("newswire_poll_duration_seconds",
                                        "Duration of one feed poll, pages included",
                                        buckets=DURATION_BUCKETS, registry=r)
-        self.due_feeds = Gauge("newswire_due_feeds", "Feeds due at the start of the latest pass",
+        self.due_feeds = Gauge("newswire_due_feeds", "Feeds due, queued or being polled",
                                registry=r)
-        self.feeds = Gauge("newswire_feeds", "Feeds by health at the start of the latest pass "
+        self.feeds = Gauge("newswire_feeds", "Feeds by health at the latest look for due feeds "
                            "(dead: schedule.dead_after failures in a row)", ["health"],
                            registry=r)
         for kind in JOINING_KINDS:  # export zeros, so rates work from the first scrape

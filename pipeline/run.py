@@ -153,7 +153,13 @@ class Runner:
         # FeedPlan.page_variant): feeds that carry the same story share one fetch and one
         # extraction. Dropped once their batch is written.
         self._page_tasks: dict[str, dict[Hashable, PageFuture]] = {}
+        self._done_at_last_look: set[PageFuture] = set()
         self._site_lines: dict[str, frozenset[int]] = {}  # per pass, from the store
+        # The daemon's feeds, polled as they fall due (queue_due, keep_polling): those
+        # queued or being polled are not queued again.
+        self._queue: asyncio.Queue[FeedState | None] = asyncio.Queue()
+        self._claimed: set[int] = set()
+        self._fatal: list[StoreError] = []
 
     async def __aenter__(self) -> Runner:
         await self.engine.__aenter__()
@@ -205,6 +211,87 @@ class Runner:
             self._page_tasks.clear()
             self._site_lines.clear()
         return report
+
+    # -- the daemon: each feed polled as it falls due
+
+    async def queue_due(self) -> int:
+        """Queue the due feeds that are not queued or being polled already, for the
+        pollers of `keep_polling` (the daemon's tick); returns how many were queued.
+
+        A pass (run_due) ends with its slowest poll, and a feed falling due meanwhile waits
+        for it: one feed whose pages trickle to their deadline would set every other
+        feed's pace. Here a slow poll holds one poller, and the others go on."""
+        self._refresh_caches()
+        due = [feed for feed in self.store.due_feeds(self.config.schedule)
+               if feed.id not in self._claimed]
+        if due:
+            await self.engine.ready()  # EngineError: nothing queued, the next tick asks again
+            if self.stopping:
+                return 0
+        for feed in due:
+            self._claimed.add(feed.id)
+            self._queue.put_nowait(feed)
+        if self.metrics:
+            self.metrics.observe_pass(len(self._claimed), self.store.health_counts(
+                self.config.schedule.dead_after))
+        return len(due)
+
+    async def keep_polling(self) -> None:
+        """Poll the queued feeds, MAX_FEEDS_IN_FLIGHT at a time, until `stop_polling`:
+        returns once the polls in flight are written. Raises StoreError when the database
+        can no longer be used (the other pollers finish their polls first)."""
+        async def poller() -> None:
+            while (feed := await self._queue.get()) is not None:
+                try:
+                    if not self.stopping:
+                        await self.poll_and_record(feed)
+                except EngineError as exc:  # workers or broker away: feeds stay due
+                    log.warning("poll pass skipped: %s", exc)
+                    self._drop_queued()
+                except StoreError as exc:  # the database is unusable: stop
+                    self._fatal.append(exc)
+                    self.stop_polling()
+                finally:
+                    self._claimed.discard(feed.id)
+
+        await asyncio.gather(*(poller() for _ in range(MAX_FEEDS_IN_FLIGHT)))
+        if self._fatal:
+            raise self._fatal[0]
+
+    @property
+    def in_flight(self) -> int:
+        """The daemon's feeds queued or being polled."""
+        return len(self._claimed)
+
+    def stop_polling(self) -> None:
+        """Start no more polls: the queued feeds stay due, the pollers return once their
+        poll in flight is written."""
+        self.stopping = True
+        self._drop_queued()
+        for _ in range(MAX_FEEDS_IN_FLIGHT):
+            self._queue.put_nowait(None)
+
+    def _drop_queued(self) -> None:
+        while not self._queue.empty():
+            feed = self._queue.get_nowait()
+            if feed is not None:
+                self._claimed.discard(feed.id)
+
+    def _refresh_caches(self) -> None:
+        """What a pass caches, kept fresh in a daemon whose polls never all end at once:
+        the sites' repeated lines read again; pages done by the previous tick forgotten
+        (written ones are already; this drops those of polls that crashed or could not be
+        written, and their entries have had a tick to be planned against the store)."""
+        self._site_lines.clear()
+        done = {task for tasks in self._page_tasks.values() for task in tasks.values()
+                if task.done()}
+        for url, tasks in list(self._page_tasks.items()):
+            for variant, task in list(tasks.items()):
+                if task in self._done_at_last_look:
+                    del tasks[variant]
+            if not tasks:
+                del self._page_tasks[url]
+        self._done_at_last_look = done - self._done_at_last_look
 
     async def poll_and_record(self, feed: FeedState) -> tuple[PollResult, PollSummary]:
         """Poll one feed and write it: entry batches first, then the poll itself.

@@ -12,7 +12,7 @@ feed is stored in full.
 - canonical collisions: test_canonical_*
 - cookies: test_cookies_*
 - daemon shutdown: test_sigterm_*
-- a slow host: test_a_slow_host_*
+- a slow host: test_a_slow_host_*; a slow poll in the daemon: test_a_slow_poll_*
 - wall-clock jumps: test_clock_jump_* (faketime from apt, skipped when absent)
 - deflate read in one-byte chunks: test_deflate_*
 """
@@ -654,6 +654,48 @@ def test_a_slow_host_does_not_starve_the_others(tmp_path: Path,
     assert len(slow_pages) == 8 and len(fast_pages) == 3
     assert fast_pages[-1] < slow_pages[2]  # served while the slow host was on its 2nd page
     assert stored_in_full(config.database, fast)
+
+
+def test_a_slow_poll_does_not_hold_up_the_daemons_other_feeds(tmp_path: Path) -> None:
+    """A feed whose twelve pages trickle to their deadline, one at a time on their host,
+    takes about 12 s to poll; a feed due every second beside it is polled every second all
+    the same. Before, the daemon polled in passes that each waited for their slowest poll:
+    the quick feed was polled once in 6 s, when the slow feed's pass began."""
+    async def resolve(host: str, port: int) -> list[str]:
+        return ["127.0.0.1"]
+
+    with NewsSite() as slow, NewsSite() as fast:
+        slow.base_url = slow.base_url.replace("127.0.0.1", "slow.test")
+        fast.base_url = fast.base_url.replace("127.0.0.1", "fast.test")
+        fill_site(slow, 12)
+        fill_site(fast, 2)
+        for article in slow.articles:
+            slow.set_fault(f"/news/{article.slug}.html", "trickle", interval=0.2)
+        config = load_config(write_config(
+            tmp_path / "newswire.yaml",
+            [slow.feed_url("rss"), {"url": fast.feed_url("rss"), "interval": "1s"}],
+            fetch={"timeout": "1s", "per_host_concurrency": 1},
+            schedule={"tick": "0.5s", "min_interval": "1s", "stop_grace": "1s"}))
+        store = Store.open(config.database)
+
+        async def go() -> None:
+            stop = asyncio.Event()
+            daemon = asyncio.ensure_future(run_daemon(config, store, resolver=resolve,
+                                                      stop=stop))
+            await asyncio.sleep(6)
+            stop.set()
+            await asyncio.wait_for(daemon, 60)
+
+        asyncio.run(go())
+        store.close()
+        fast_polls = len(fast.requests_for(RSS))
+        slow_pages = len(slow.requests_for("/news/"))
+    assert slow_pages < 12  # the slow poll was still going when the daemon stopped
+    assert fast_polls >= 4, fast_polls
+    assert stored_in_full(config.database, fast)
+    # The slow poll, cut by the stop's grace period, is not half-recorded: its feed stays due.
+    assert count(config.database, "SELECT count(*) FROM fetches WHERE feed_id = ?",
+                 feed_row(config.database, slow.feed_url("rss"))["id"]) == 0
 
 
 # --------------------------------------------------------------------------- the clock

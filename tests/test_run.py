@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sqlite3
 from concurrent.futures import ProcessPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -366,6 +367,53 @@ def test_a_write_that_fails_outside_sqlite_is_that_feeds_alone(
         assert store.db.execute("SELECT count(*) FROM articles WHERE feed_id = 2"
                                 ).fetchone()[0] == 2
         store.close()
+
+
+def test_the_daemons_pollers_never_take_a_feed_twice_and_forget_crashed_polls_pages(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The daemon's queue (Runner.queue_due / keep_polling): a feed being polled is not
+    queued again however many ticks come while its slow pages load; and the pages of a poll
+    that crashed after extracting them, which a pass forgot at its end, are forgotten within
+    two ticks (a daemon's polls never all end at once)."""
+    with NewsSite() as site:
+        add_stories(site, range(3))
+        for i in range(3):
+            site.set_fault(f"/news/s{i}.html", "delay", seconds=1.0)
+        config, store = setup(site, tmp_path)
+        store.sync_feeds(config.feeds)
+        poll_result = run.poll_result
+
+        def crash(*args: Any, **kwargs: Any) -> Any:
+            raise RuntimeError("after the pages")
+
+        monkeypatch.setattr(run, "poll_result", crash)
+
+        async def go() -> tuple[list[int], int, int]:
+            async with Runner(config, store) as runner:
+                polling = asyncio.ensure_future(runner.keep_polling())
+                queued = [await runner.queue_due()]
+                while not site.requests_for("/news/"):
+                    queued.append(await runner.queue_due())  # the feed is still due
+                    await asyncio.sleep(0.1)
+                while runner.in_flight:
+                    await asyncio.sleep(0.05)
+                left = len(runner._page_tasks)
+                for _ in range(2):
+                    await runner.queue_due()
+                forgotten = len(runner._page_tasks)
+                runner.stop_polling()
+                await polling
+                return queued, left, forgotten
+
+        queued, left, forgotten = asyncio.run(go())
+        monkeypatch.setattr(run, "poll_result", poll_result)
+        store.close()
+    assert queued[0] == 1 and len(queued) > 1 and set(queued[1:]) == {0}
+    assert len(site.requests_for("/feeds/rss.xml")) == 1
+    with sqlite3.connect(config.database) as conn:
+        error = conn.execute("SELECT last_error FROM feeds").fetchone()[0]
+    assert error == "internal error: RuntimeError: after the pages"
+    assert left == 3 and forgotten == 0
 
 
 def test_worker_pools_are_recycled_after_their_share_of_jobs(
