@@ -401,20 +401,23 @@ def _feedparser(body: bytes, headers: dict[str, str]) -> dict[str, Any]:
                             resolve_relative_uris=True)
 
 
-_DECLARED_ENCODING = re.compile(rb"^\s*<\?xml[^>]*?encoding\s*=\s*[\"']([A-Za-z0-9._-]+)")
+_DECLARED_ENCODING = re.compile(rb"^\s*<\?xml[^>]*?encoding\s*=\s*[\"']([A-Za-z0-9._-]+)[\"']")
 _NOT_XML_TEXT = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
+_GARBLED_ENCODING = re.compile(rb"^(\s*<\?xml[^>]*?)\s+encoding\s*=\s*([\"'])[^\"'>]*\2")
 
 
 def _readable_utf8(body: bytes) -> bytes | None:
-    """A UTF-8 body (so declared, or declaring nothing) with its undecodable bytes made
-    U+FFFD and the control characters XML refuses removed; None when it declares another
-    encoding (UTF-8 would garble it) or is clean already. What feedparser reads after it
-    crashed on the body as sent."""
+    """A UTF-8 body (so declared, or declaring nothing, or an encoding name that is no name,
+    bytes of garbage, which is dropped) with its undecodable bytes made U+FFFD and the
+    control characters XML refuses removed; None when it declares another encoding (UTF-8
+    would garble it) or is clean already. What feedparser reads after it crashed on the
+    body as sent."""
     declared = _DECLARED_ENCODING.match(body[:512])
     if declared and declared.group(1).lower().replace(b"_", b"-") not in (b"utf-8", b"utf8"):
         return None
-    readable = _NOT_XML_TEXT.sub("", body.decode("utf-8", errors="replace")).encode()
-    return readable if readable != body else None
+    head = body[:512] if declared else _GARBLED_ENCODING.sub(rb"\1", body[:512], count=1)
+    readable = _NOT_XML_TEXT.sub("", (head + body[512:]).decode("utf-8", errors="replace"))
+    return readable.encode() if readable.encode() != body else None
 
 
 def _utf8_view(body: bytes, headers: dict[str, str]) -> bytes:

@@ -823,6 +823,18 @@ def test_a_utf8_feed_feedparser_crashes_on_is_read_with_its_bad_bytes_replaced()
     assert [e.title for e in parsed.entries] == ["One"]
 
 
+@pytest.mark.parametrize("name", [b"ut\xfff-8\xc3(", b"x-bogus-\xff", b"\xe9t\xe9"])
+def test_a_feed_whose_declared_encoding_is_garbage_is_read_as_utf8(name: bytes) -> None:
+    """Bytes of garbage in the XML declaration's encoding name made feedparser raise
+    (UnicodeDecodeError: "parser crashed"): the feed was lost whole. The name is dropped
+    and the body read as UTF-8, its only sane reading."""
+    body = rss(item(title="Caf\u00e9 one", link="http://a.example/1")).replace(
+        b'encoding="utf-8"', b'encoding="' + name + b'"', 1)
+    assert body.startswith(b'<?xml version="1.0" encoding="' + name + b'"?>')
+    parsed = parse_feed(body, RSS_TYPE)
+    assert [e.title for e in parsed.entries] == ["Caf\u00e9 one"]
+
+
 MUTATIONS = (
     "&#xD800;", "&#0;", "&#x110000;", "&#;", "&#x;", "&bogus;", "&amp;", "&#65", "<![CDATA[",
     "]]>", "<", ">", "&", '"', "'", "\x00", "\x1b", "\ufffd", "<script>alert(1)</script>",
