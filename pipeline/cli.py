@@ -249,6 +249,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"newswire: config error: {exc}", file=sys.stderr)
         return EXIT_CONFIG
+    for refused in config.refused:  # the other feeds run; status shows these too
+        unpolled = (f"{refused.url} is not polled until the line is fixed" if refused.url
+                    else "the line is skipped")
+        logging.getLogger("newswire").warning(
+            "config error: %s: %s: %s; %s", config.path, refused.key, refused.problem,
+            unpolled)
     handler = COMMANDS[args.command]
     from pipeline.store import is_damage
 
@@ -290,7 +296,7 @@ def cmd_once(config: Config, args: argparse.Namespace) -> int:
     from pipeline.run import run_once
 
     with _open_store(config, lock=True) as store:
-        store.sync_feeds(config.feeds)
+        store.sync_feeds(config.feeds, refused=config.refused_feeds)
         due = len(store.due_feeds(config.schedule, include_all=args.all))
         with _progress("polling feeds", due, quiet=args.quiet) as bar:
             report = asyncio.run(run_once(config, store, include_all=args.all,
@@ -362,7 +368,8 @@ def cmd_status(config: Config, args: argparse.Namespace) -> int:
     from pipeline.feedlist import as_configured
 
     with _open_store(config, readonly=True) as store:
-        rows = as_configured(store.status_rows(config.schedule.dead_after), config.feeds)
+        rows = as_configured(store.status_rows(config.schedule.dead_after), config.feeds,
+                             config.refused_feeds)
     now = datetime.now(UTC)
     header = ("id", "health", "feed", "last poll", "next poll", "schedule", "status",
               "failures", "articles", "last error")
@@ -395,9 +402,10 @@ def _duration(seconds: float) -> str:
 
 def _next_poll(row: dict, now: datetime) -> str:
     """When the feed is polled next, relative to now, then the time itself."""
+    from pipeline.schedule import Health
     from pipeline.times import parse_iso
 
-    if row["gone"] or not row["active"]:
+    if row["gone"] or not row["active"] or row["health"] == Health.MISCONFIGURED:
         return "never"
     when = parse_iso(row["next_poll_at"])
     if when is None:
@@ -413,6 +421,8 @@ def _schedule(row: dict) -> str:
 
     if row["gone"]:
         return "stopped (410 Gone)"
+    if row["health"] == Health.MISCONFIGURED:
+        return "not polled: fix its config line"
     failures = row["consecutive_failures"]
     if failures:
         return f"backoff after {failures} failure{'s' if failures > 1 else ''}"
@@ -504,7 +514,8 @@ def cmd_export_opml(config: Config, args: argparse.Namespace) -> int:
     from pipeline.opml import Outline, write_opml
 
     with _open_store(config, readonly=True) as store:
-        rows = [r for r in as_configured(store.feed_list(), config.feeds) if r["active"]]
+        rows = [r for r in as_configured(store.feed_list(), config.feeds,
+                                          config.refused_feeds) if r["active"]]
 
     def settings(row: dict[str, Any]) -> dict[str, Any]:
         """What OPML can hold of the feed's settings: never its headers, auth or proxy."""

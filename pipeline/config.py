@@ -190,6 +190,21 @@ class FeedConfig:
 
 
 @dataclass(frozen=True)
+class RefusedFeed:
+    """A feed's line of the config that does not read (an unknown key, a bad value): the
+    other feeds run, and this one, when its URL reads, is kept in the database unpolled,
+    its health `misconfigured` and the error shown, until the line is fixed."""
+
+    key: str  # where: feeds[3].interval, opml (https://...)
+    problem: str
+    url: str | None  # the feed it names, when its URL reads and no good line lists it
+
+    @property
+    def error(self) -> str:
+        return f"config {self.key}: {self.problem}"
+
+
+@dataclass(frozen=True)
 class SiteConfig:
     host: str  # lower case, without `www.`
     rules: ExtractRules
@@ -209,6 +224,12 @@ class Config:
     archive: ArchiveConfig = field(default_factory=ArchiveConfig)
     filters: Filters = field(default_factory=Filters)  # global: applied to every feed
     sites: tuple[SiteConfig, ...] = ()
+    refused: tuple[RefusedFeed, ...] = ()  # feed lines that do not read
+
+    @property
+    def refused_feeds(self) -> dict[str, str]:
+        """The feeds whose config line does not read, by URL: the error each shows."""
+        return {r.url: r.error for r in self.refused if r.url is not None}
 
     def feed_config(self, url: str | None) -> FeedConfig | None:
         """The config entry of the feed listed under this URL, if any."""
@@ -494,20 +515,46 @@ FEED_KEYS = {"url", "name", "interval", "cron", "user_agent", "headers", "auth",
              "fetch_pages", "rules", "filters"}
 
 
-def _read_feeds(path: Path, data: Any) -> tuple[FeedConfig, ...]:
+def _read_feeds(path: Path, data: Any) -> tuple[list[FeedConfig], list[RefusedFeed]]:
     if data is None:
-        return ()
+        return [], []
     if not isinstance(data, list):
         raise ConfigError(path, "feeds", "must be a list of feeds")
+    return _read_lines(path, [(f"feeds[{i}]", item) for i, item in enumerate(data)])
+
+
+def _read_lines(path: Path, lines: list[tuple[str, Any]]
+                ) -> tuple[list[FeedConfig], list[RefusedFeed]]:
+    """Feed lines (where each is, what it holds) read one by one: a line that does not
+    read is refused on its own, never the whole config (one broken feed must not stop the
+    others), and names its feed when its URL reads."""
     feeds: list[FeedConfig] = []
+    refused: list[RefusedFeed] = []
     seen: set[str] = set()
-    for i, item in enumerate(data):
-        feed = read_feed(path, f"feeds[{i}]", item)
+    for prefix, item in lines:
+        try:
+            feed = read_feed(path, prefix, item)
+        except ConfigError as exc:
+            refused.append(RefusedFeed(exc.key, exc.problem, _line_url(item)))
+            continue
         if feed.url in seen:
-            raise ConfigError(path, f"feeds[{i}].url", f"duplicate feed {feed.url!r}")
+            refused.append(RefusedFeed(f"{prefix}.url", f"duplicate feed {feed.url!r}", None))
+            continue
         seen.add(feed.url)
         feeds.append(feed)
-    return tuple(feeds)
+    # A URL listed again on a line that reads names that line's feed, which runs.
+    refused = [r if r.url not in seen else RefusedFeed(r.key, r.problem, None)
+               for r in refused]
+    return feeds, refused
+
+
+def _line_url(item: Any) -> str | None:
+    """The URL a feed line gives, if it reads (the line's other keys may not)."""
+    url = item.get("url") if isinstance(item, dict) else item
+    try:
+        return check_feed_url(url)
+    except ValueError:
+        return None
 
 
 def read_feed(path: Path | str, prefix: str, item: Any) -> FeedConfig:
@@ -811,11 +858,15 @@ def load_config(path: str | os.PathLike[str] | None = None) -> Config:
     database = top.get("database", _text, None)
     if database is None:
         raise ConfigError(path, "database", "missing")
-    feeds = list(_read_feeds(path, raw.get("feeds")))
+    feeds, refused = _read_feeds(path, raw.get("feeds"))
     opml = top.get("opml", _text, None)
     if opml is not None:
-        feeds.extend(_feeds_from_opml(path, base / opml, {f.url for f in feeds}))
+        more, refused_more = _feeds_from_opml(path, base / opml, {f.url for f in feeds})
+        feeds += more
+        refused += refused_more
     if not feeds:
+        if refused:  # nothing would run: the first broken line is the run's error
+            raise ConfigError(path, refused[0].key, refused[0].problem)
         raise ConfigError(path, "feeds", "no feeds configured")
     database_path = (base / database).resolve() if database != ":memory:" else Path(database)
     return Config(
@@ -831,13 +882,16 @@ def load_config(path: str | os.PathLike[str] | None = None) -> Config:
         archive=_read_archive(path, raw.get("archive"), base, database_path),
         filters=read_filters(path, "filters", raw.get("filters")),
         sites=_read_sites(path, raw.get("sites")),
+        refused=tuple(refused),
     )
 
 
-def _feeds_from_opml(path: Path, opml_path: Path, known: set[str]) -> list[FeedConfig]:
+def _feeds_from_opml(path: Path, opml_path: Path, known: set[str]
+                     ) -> tuple[list[FeedConfig], list[RefusedFeed]]:
     try:
         outlines = read_opml(opml_path.read_bytes())
     except (OSError, ValueError) as exc:
         raise ConfigError(path, "opml", f"cannot read {opml_path}: {exc}") from None
-    return [read_feed(path, f"opml ({o.url})", {"url": o.url, "name": o.title, **o.settings})
-            for o in outlines if o.url not in known]
+    return _read_lines(path, [(f"opml ({o.url})", {"url": o.url, "name": o.title,
+                                                   **o.settings})
+                              for o in outlines if o.url not in known])

@@ -21,7 +21,7 @@ import json
 import os
 import re
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,7 +32,14 @@ import lxml.html
 import yaml
 
 from pipeline import filters
-from pipeline.config import Config, FeedConfig, FetchConfig, feed_item, load_config
+from pipeline.config import (
+    Config,
+    FeedConfig,
+    FetchConfig,
+    RefusedFeed,
+    feed_item,
+    load_config,
+)
 from pipeline.errors import ConfigEditError, ConfigError, DiscoveryError, FeedParseError
 from pipeline.extract import extract_and_fingerprint, job_for
 from pipeline.fetch import FEED_ACCEPT, Fetcher, Resolver, system_resolver
@@ -258,9 +265,15 @@ def append_to_config(path: Path, feeds: Sequence[FeedConfig]) -> Config:
             handle.write(updated)
         os.chmod(temporary, os.stat(path).st_mode & 0o7777)
         try:
-            load_config(temporary)  # the edited file must be a valid config as a whole
+            # The edited file must be a valid config as a whole, its new lines included.
+            refused_before = {(r.key, r.problem) for r in _refused_lines(path)}
+            refused = [r for r in load_config(temporary).refused
+                       if (r.key, r.problem) not in refused_before]
         except ConfigError as exc:
             raise ConfigEditError(f"the edited config would not load: {exc.problem}") from None
+        if refused:
+            raise ConfigEditError(f"the edited config would not load: {refused[0].key}: "
+                                  f"{refused[0].problem}")
         os.replace(temporary, path)
     except OSError as exc:
         raise ConfigEditError(f"cannot write {path}: {exc}") from None
@@ -268,6 +281,14 @@ def append_to_config(path: Path, feeds: Sequence[FeedConfig]) -> Config:
         if os.path.exists(temporary):
             os.unlink(temporary)
     return load_config(path)
+
+
+def _refused_lines(path: Path) -> tuple[RefusedFeed, ...]:
+    """The feed lines of the config at path that do not read (none if it does not load)."""
+    try:
+        return load_config(path).refused
+    except ConfigError:
+        return ()
 
 
 @dataclass(frozen=True)
@@ -285,7 +306,7 @@ def add_feeds(config: Config, store: Store, feeds: Sequence[FeedConfig],
         already = [f for f in feeds if f.url in configured]
         if new:
             config = append_to_config(config.path, new)
-        store.sync_feeds(config.feeds)
+        store.sync_feeds(config.feeds, refused=config.refused_feeds)
         return AddReport(tuple(new), tuple(already))
     if any(f.has_settings for f in feeds):
         raise ConfigEditError("a feed's settings (user agent, headers, auth, proxy, rules, "
@@ -297,12 +318,16 @@ def add_feeds(config: Config, store: Store, feeds: Sequence[FeedConfig],
     return AddReport(tuple(new), tuple(f for f in feeds if f.url in listed))
 
 
-def as_configured(rows: Sequence[dict[str, Any]], feeds: Sequence[FeedConfig]
-                  ) -> list[dict[str, Any]]:
+def as_configured(rows: Sequence[dict[str, Any]], feeds: Sequence[FeedConfig],
+                  refused: Mapping[str, str] | None = None) -> list[dict[str, Any]]:
     """Feed rows from the database as the next run will have them, without writing: feeds
     from the config are active and those no longer in it inactive (what `sync_feeds` does),
-    and config feeds not in the database yet are added as rows without an id."""
-    wanted = {feed.url: feed for feed in feeds}
+    those whose line does not read (`refused`, Config.refused_feeds) misconfigured with
+    the line's error, and config feeds not in the database yet are added as rows without
+    an id."""
+    refused = refused or {}
+    wanted: dict[str, FeedConfig | None] = {url: None for url in refused}
+    wanted.update((feed.url, feed) for feed in feeds)
     found: set[str] = set()
     result = []
     for row in rows:
@@ -310,15 +335,22 @@ def as_configured(rows: Sequence[dict[str, Any]], feeds: Sequence[FeedConfig]
             found.add(row["config_url"])
             if row["config_url"] not in wanted:
                 row = {**row, "active": 0, "health": Health.INACTIVE.value}
+        configured = row.get("config_url") or row["url"]
+        if configured in refused:
+            row = {**row, "active": 1, "health": Health.MISCONFIGURED.value,
+                   "last_error": refused[configured]}
         result.append(row)
     known = {row["url"] for row in rows}
     for url, feed in wanted.items():
         if url not in found and url not in known:
-            result.append({"id": None, "url": url, "config_url": url, "name": feed.name or url,
+            result.append({"id": None, "url": url, "config_url": url,
+                           "name": feed.name or url if feed else url,
                            "title": None, "site_url": None, "active": 1, "gone": 0,
-                           "health": Health.NEW.value,
+                           "health": (Health.NEW if feed else Health.MISCONFIGURED).value,
                            "last_polled_at": None, "next_poll_at": None, "last_status": None,
-                           "consecutive_failures": 0, "last_error": None,
-                           "current_interval": None, "interval_seconds": feed.interval,
-                           "cron": feed.cron, "articles": 0, "entries": 0})
+                           "consecutive_failures": 0, "last_error": refused.get(url),
+                           "current_interval": None,
+                           "interval_seconds": feed.interval if feed else None,
+                           "cron": feed.cron if feed else None, "articles": 0,
+                           "entries": 0})
     return result

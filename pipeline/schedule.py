@@ -47,6 +47,7 @@ class Health(StrEnum):
     NEW = "new"  # never polled
     GONE = "gone"  # 410: polling stopped
     INACTIVE = "inactive"  # no longer in the config
+    MISCONFIGURED = "misconfigured"  # its config line does not read: not polled
 
 
 def polled_ok(status: int | None, error: str | None) -> bool:

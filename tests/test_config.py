@@ -64,8 +64,6 @@ def test_relative_paths_resolve_against_the_config_file(tmp_path: Path) -> None:
     ("database: x.db\nfeeds: [https://a.example/f]\nfetch: {timout: 3}\n", "fetch.timout",
      "unknown key"),
     ("database: x.db\nfeeds: [https://a.example/f]\nextra: 1\n", "extra", "unknown key"),
-    ("database: x.db\nfeeds: [https://a.example/f, https://a.example/f]\n", "feeds[1].url",
-     "duplicate"),
     ("database: x.db\nfeeds: [{url: 'https://a.example/f', cron: 'every day'}]\n",
      "feeds[0].cron", ""),
     ("database: x.db\nfeeds: [https://a.example/f]\nfetch: {allow_networks: [nope]}\n",
@@ -89,6 +87,39 @@ def test_errors_name_file_key_and_problem(tmp_path: Path, body: str, key: str,
     assert info.value.key == key
     assert problem in info.value.problem
     assert str(path) in str(info.value)
+
+
+def test_a_feed_line_that_does_not_read_is_refused_alone(tmp_path: Path) -> None:
+    """One broken feed line must not stop the others (before: the whole config was refused,
+    and `once` and the daemon polled nothing). A line whose URL reads names its feed; a
+    duplicate or a line without a URL is only reported; the first line of a URL runs."""
+    path = tmp_path / "c.yaml"
+    path.write_text("database: x.db\nfeeds:\n"
+                    "  - https://a.example/f\n"
+                    "  - {url: 'https://b.example/f', intervall: 10m}\n"
+                    "  - {url: 'https://c.example/f', cron: 'every day'}\n"
+                    "  - https://a.example/f\n"
+                    "  - {name: no url}\n"
+                    "  - {url: 'https://a.example/f', interval: soon}\n")
+    config = load_config(path)
+    assert [f.url for f in config.feeds] == ["https://a.example/f"]
+    assert [(r.key, r.url) for r in config.refused] == [
+        ("feeds[1].intervall", "https://b.example/f"), ("feeds[2].cron", "https://c.example/f"),
+        ("feeds[3].url", None), ("feeds[4].url", None), ("feeds[5].interval", None)]
+    assert config.refused[0].problem == "unknown key"
+    assert "duplicate feed" in config.refused[2].problem
+    assert config.refused_feeds == {
+        "https://b.example/f": "config feeds[1].intervall: unknown key",
+        "https://c.example/f": f"config feeds[2].cron: {config.refused[1].problem}"}
+
+
+def test_a_config_whose_every_feed_line_is_broken_is_an_error(tmp_path: Path) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text("database: x.db\nfeeds:\n  - {url: 'https://b.example/f', intervall: 1m}\n"
+                    "  - {url: 'https://c.example/f', interval: soon}\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    assert info.value.key == "feeds[0].intervall" and info.value.problem == "unknown key"
 
 
 def test_missing_file(tmp_path: Path) -> None:

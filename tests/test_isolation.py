@@ -7,6 +7,7 @@ feed is stored in full.
 - values that do not parse (Unicode digits, absurd magnitudes) in headers, robots.txt and
   feed hints: test_unparseable_*; every header and hint at once, fuzzed through real polls:
   test_fuzzed_*; the failure boundary around a poll, in the daemon: test_a_poll_that_raises_*
+- a feed line of the config that does not read: test_a_broken_feed_line_*
 - a damaged database: test_damaged_index_*
 - read-only commands: test_read_commands_*
 - canonical collisions: test_canonical_*
@@ -316,6 +317,36 @@ def test_a_poll_that_raises_is_recorded_and_backed_off_in_the_daemon(
     assert len(polls) == 1 and polls[0].__dict__["fields"]["outcome"] == "failed"
     assert stored_in_full(config.database, healthy)
     store.close()
+
+
+def test_a_broken_feed_line_is_recorded_against_its_feed_and_the_others_run(
+        site: NewsSite, healthy: NewsSite, tmp_path: Path) -> None:
+    """Before: one feed line with a typo (`intervall`) made the whole config an error;
+    `once` exited 2 and polled nothing, and the daemon would not start. Now that feed is
+    not polled (its settings are unknown) and shows why; the others run; fixing the line
+    brings it back."""
+    broken = site.feed_url("rss")
+    path = write_config(tmp_path / "newswire.yaml",
+                        [{"url": broken, "intervall": "10m"}, healthy.feed_url("rss")])
+    result = run_cli("once", config=path)
+    assert result.code == 0, result.stderr
+    assert "feeds[0].intervall: unknown key" in result.stderr
+    assert f"{broken} is not polled until the line is fixed" in result.stderr
+    assert "1 feeds polled: 1 updated" in result.stdout
+    db = tmp_path / "newswire.db"
+    assert stored_in_full(db, healthy)
+    assert not site.requests_for(RSS)
+    row = feed_row(db, broken)
+    assert row["active"] == 1 and row["config_error"] == "config feeds[0].intervall: unknown key"
+    status = run_cli("status", config=path)
+    line = next(line for line in status.stdout.splitlines() if broken in line)
+    assert "misconfigured" in line and "never" in line and "intervall: unknown key" in line
+
+    write_config(path, [{"url": broken, "interval": "10m"}, healthy.feed_url("rss")])
+    result = run_cli("once", config=path)
+    assert result.code == 0 and "config error" not in result.stderr, result.stderr
+    assert stored_in_full(db, site)
+    assert feed_row(db, broken)["config_error"] is None
 
 
 # --------------------------------------------------------------------------- the database

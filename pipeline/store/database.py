@@ -7,7 +7,7 @@ from __future__ import annotations
 import fcntl
 import os
 import sqlite3
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -211,9 +211,11 @@ class Store:
 
     # -- feeds
 
-    def sync_feeds(self, configured: Iterable[FeedConfig], now: str | None = None) -> None:
+    def sync_feeds(self, configured: Iterable[FeedConfig], now: str | None = None,
+                   refused: Mapping[str, str] | None = None) -> None:
+        """See pipeline.store.feeds.sync (refused: Config.refused_feeds)."""
         with self.write():
-            feeds.sync(self.db, configured, now or utcnow())
+            feeds.sync(self.db, configured, now or utcnow(), refused)
 
     def add_feed(self, url: str, name: str | None = None) -> int:
         with self.write():

@@ -3,7 +3,7 @@ its feed (state, validators, URL after a permanent redirect)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import sqlite_utils
@@ -13,17 +13,23 @@ from pipeline.messages import FeedState, PollResult
 from pipeline.schedule import polled_ok
 
 
-def sync(db: sqlite_utils.Database, feeds: Iterable[FeedConfig], now: str) -> None:
+def sync(db: sqlite_utils.Database, feeds: Iterable[FeedConfig], now: str,
+         refused: Mapping[str, str] | None = None) -> None:
     """Make the feeds table follow the config: add new feeds, update names and overrides,
-    deactivate feeds no longer listed (their data stays). Writes only what changed."""
-    wanted = {f.url: f for f in feeds}
+    deactivate feeds no longer listed (their data stays). A feed whose line does not read
+    (`refused`: URL to error) stays listed with its error, unpolled. Writes only what
+    changed."""
+    wanted: dict[str, dict[str, Any]] = {url: {"config_error": error}
+                                         for url, error in (refused or {}).items()}
+    for feed in feeds:
+        wanted[feed.url] = {"name": feed.name, "interval_seconds": feed.interval,
+                            "cron": feed.cron, "config_error": None}
     rows = list(db.table("feeds").rows)
     by_config = {r["config_url"] or r["url"]: r for r in rows}
     by_url = {r["url"]: r for r in rows}
     kept: set[int] = set()
-    for url, feed in wanted.items():
-        values = {"name": feed.name, "interval_seconds": feed.interval, "cron": feed.cron,
-                  "active": 1, "config_url": url}
+    for url, settings in wanted.items():
+        values = {**settings, "active": 1, "config_url": url}
         # Found by the URL the config gave it, else by where it lives now: a config line
         # changed to the URL a permanent redirect led to still names the same feed.
         row = by_config.get(url) or by_url.get(url)
@@ -68,7 +74,7 @@ def due(db: sqlite_utils.Database, due_at: str, include_all: bool,
         beyond: str | None) -> list[FeedState]:
     """Active feeds; only those due at `due_at` unless include_all. With `beyond`, also the
     feeds scheduled later than that time (pipeline.schedule: a clock error)."""
-    sql = "SELECT * FROM feeds WHERE active = 1"
+    sql = "SELECT * FROM feeds WHERE active = 1 AND config_error IS NULL"
     params: list[Any] = []
     if not include_all:
         sql += " AND gone = 0 AND next_poll_at IS NOT NULL AND (next_poll_at <= ?"

@@ -11,11 +11,16 @@ from pipeline.messages import FROM_PAGE
 from pipeline.schedule import THROTTLING, Health
 
 
-def health_sql(dead_after: int, feed: str = "f") -> str:
+def health_sql(dead_after: int, feed: str = "f", config_errors: bool = True) -> str:
     """A feed's `Health` as an SQL expression over its row (alias `feed`), the one decision
-    that `status`, the Datasette feed-health query and the metrics all read."""
+    that `status`, the Datasette feed-health query and the metrics all read. Without
+    `config_errors`, the health its polls give it (`status` judges the config's lines from
+    the file itself, pipeline.feedlist.as_configured)."""
     throttling = ", ".join(str(code) for code in sorted(THROTTLING))
+    misconfigured = (f"WHEN {feed}.config_error IS NOT NULL THEN '{Health.MISCONFIGURED}' "
+                     if config_errors else "")
     return (f"CASE WHEN NOT {feed}.active THEN '{Health.INACTIVE}' "
+            f"{misconfigured}"
             f"WHEN {feed}.gone THEN '{Health.GONE}' "
             f"WHEN {feed}.last_polled_at IS NULL THEN '{Health.NEW}' "
             f"WHEN {feed}.consecutive_failures = 0 AND {feed}.last_status IN ({throttling}) "
@@ -28,7 +33,7 @@ def health_sql(dead_after: int, feed: str = "f") -> str:
 def status_rows(db: sqlite_utils.Database, dead_after: int) -> list[dict[str, Any]]:
     return list(db.query(f"""
         SELECT f.id, coalesce(f.name, f.title, f.url) AS name, f.url, f.config_url,
-               f.active, f.gone, {health_sql(dead_after)} AS health,
+               f.active, f.gone, {health_sql(dead_after, config_errors=False)} AS health,
                f.last_polled_at, f.next_poll_at, f.last_status, f.consecutive_failures,
                f.last_error, f.current_interval, f.interval_seconds, f.cron,
                coalesce(s.articles, 0) AS articles, coalesce(s.entries, 0) AS entries

@@ -372,11 +372,18 @@ def _migration_23(db: sqlite_utils.Database) -> None:
     db.execute("ALTER TABLE neardup_signatures DROP COLUMN indexable")
 
 
+def _migration_24(db: sqlite_utils.Database) -> None:
+    """`feeds.config_error`: why the feed's config line does not read (NULL when it does).
+    Such a feed keeps its row and data but is not polled until the line is fixed."""
+    db.execute("ALTER TABLE feeds ADD COLUMN config_error TEXT")
+
+
 MIGRATIONS = {1: _migration_1, 2: _migration_2, 5: _migration_5, 6: _migration_6,
               7: _migration_7, 8: _migration_8, 9: _migration_9, 10: _migration_10,
               11: _migration_11, 12: _migration_12, 13: _migration_13, 14: _migration_14,
               15: _migration_15, 16: _migration_16, 18: _migration_18,
-              20: _migration_20, 21: _migration_21, 22: _migration_22, 23: _migration_23}
+              20: _migration_20, 21: _migration_21, 22: _migration_22, 23: _migration_23,
+              24: _migration_24}
 SCHEMA_VERSION = max(MIGRATIONS)
 
 
