@@ -164,11 +164,17 @@ class Archive:
 
     def _open(self, day: str) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
-        self._sequence += 1
         stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
-        self._name = f"newswire-{stamp}-{os.getpid()}-{self._sequence:05d}.warc.gz"
-        # 'xb': a new file every time; an existing file is never written again.
-        self._handle = open(self.directory / self._name, "xb")  # noqa: SIM115
+        while True:
+            self._sequence += 1
+            self._name = f"newswire-{stamp}-{os.getpid()}-{self._sequence:05d}.warc.gz"
+            # 'xb': a new file every time; an existing file is never written again (one
+            # an earlier archiver of this process opened in the same second is skipped).
+            try:
+                self._handle = open(self.directory / self._name, "xb")  # noqa: SIM115
+            except FileExistsError:
+                continue
+            break
         self._writer = WARCWriter(self._handle, gzip=True)
         self._day = day
         try:

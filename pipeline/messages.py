@@ -55,10 +55,11 @@ FROM_IMPORT: Final = "import"
 
 # Why an article has a version (`article_versions.reason`): the text it was first stored
 # with, a feed entry that said it changed, or `newswire reextract`.
-RevisionReason = Literal["first", "update", "reextract"]
+RevisionReason = Literal["first", "update", "reextract", "retry"]
 FIRST: Final = "first"
 UPDATE: Final = "update"
 REEXTRACT: Final = "reextract"
+RETRY: Final = "retry"  # a page that had failed, fetched again (pipeline.store.retries)
 
 RULE_MISSED: Final = "rule_missed"  # a quality flag: an extraction rule's body matched nothing
 
@@ -319,6 +320,18 @@ class EntryPlan(Message):
     stored_articles: dict[str, StoredArticle] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class PageRetry(Message):
+    """A page that failed, due another try (pipeline.store.retries): its article, and the
+    feed entry that led to it as stored."""
+
+    article_id: str
+    link: str
+    title: str
+    published_at: str | None
+    text: str | None  # the article's text, from the feed: what the page must beat
+
+
 # --- pages and articles -----------------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -484,15 +497,23 @@ class PageMetadata(Message):
     language: str | None = None
     declared_language: str | None = None
 
+    @classmethod
+    def of(cls, article: Article) -> PageMetadata:
+        """What an extraction read of its page."""
+        return cls(author=article.author, page_published_at=article.page_published_at,
+                   published_at=article.published_at, language=article.language,
+                   declared_language=article.declared_language)
+
 
 @dataclass(frozen=True)
 class Revision(Message):
-    """A stored article's page read again (its feed entry changed, or a re-extraction): its
-    new title and text (None: unchanged), with the entry that announced it, if any. The
+    """A stored article's page read again (its feed entry changed, a re-extraction, or a
+    retry of a page that had failed): its new title and text (None: unchanged), with the
+    entry that announced it, if any. The
     store records a version only when something changed (pipeline.store.versions)."""
 
     article_id: str
-    reason: RevisionReason  # UPDATE or REEXTRACT
+    reason: RevisionReason  # UPDATE, REEXTRACT or RETRY (text None: the page failed again)
     title: str | None = None
     text: str | None = None
     extractor: str = ""  # pipeline.extract.EXTRACTOR
@@ -505,6 +526,7 @@ class Revision(Message):
     # What the page says of itself, read again (reextract; None keeps the stored value):
     # authors, its own date as written there and in UTC, detected and declared language.
     page: PageMetadata | None = None
+    quality: str | None = None  # a retried page's quality flags (Article.quality)
 
 
 @dataclass(frozen=True)

@@ -123,9 +123,7 @@ def _page_metadata(article: Article, row: dict[str, Any]) -> PageMetadata | None
     """The page's authors, dates and languages as this extraction reads them (issue 12),
     or None when they are what is stored already. The job carried the feed's date only,
     so `article.published_at` is the feed's or else the page's own, in UTC."""
-    page = PageMetadata(author=article.author, page_published_at=article.page_published_at,
-                        published_at=article.published_at, language=article.language,
-                        declared_language=article.declared_language)
+    page = PageMetadata.of(article)
     stored = [row["author"], row["page_published_at"], row["language"],
               row["declared_language"]]
     read = [page.author, page.page_published_at, page.language, page.declared_language]

@@ -38,6 +38,7 @@ from pipeline.extract import EXTRACTOR, job_for
 from pipeline.fetch import Resolver, system_resolver
 from pipeline.messages import (
     FROM_PAGE,
+    RETRY,
     RULE_MISSED,
     UPDATE,
     ArchiveLocation,
@@ -49,6 +50,8 @@ from pipeline.messages import (
     FeedState,
     Message,
     NewEntry,
+    PageMetadata,
+    PageRetry,
     PageTask,
     PollResult,
     PollSummary,
@@ -445,9 +448,10 @@ class Runner:
 
     async def _revisions(self, feed: FeedState, own: FeedPlan, entries: Sequence[Entry]
                          ) -> tuple[Revision, ...]:
-        """Stored articles whose feed entry changed (a new title, a later `updated`): their
-        pages fetched again, politely, and their new text (the store keeps a version only
-        when something changed)."""
+        """Stored articles whose feed entry changed (a new title, a later `updated`), and
+        this feed's articles whose page failed and is due another try
+        (pipeline.store.retries): their pages fetched again, politely, and their new text
+        (the store keeps a version only when something changed)."""
         async def revise(entry: Entry, article_id: str, refetch: bool) -> Revision:
             base = Revision(article_id, UPDATE, feed_id=feed.id, entry_key=entry.key,
                             entry_title=entry.title, entry_updated_at=entry.updated_at)
@@ -459,8 +463,30 @@ class Runner:
                            extractor=EXTRACTOR, archived=archived,
                            fingerprint=result.fingerprint if page else None)
 
-        changed = self.store.changed_entries(feed.id, entries)
-        return tuple(await asyncio.gather(*(revise(*found) for found in changed)))
+        async def retry(due: PageRetry) -> Revision:
+            # The entry as stored, its content the article's text (from the feed): the
+            # page's text must beat it, as at the first try.
+            entry = Entry(key="", guid=None, link=due.link, title=due.title, summary="",
+                          content=due.text or "", published_at=due.published_at,
+                          published_raw=None)
+            _url, result, archived = await self._article(entry, own)
+            article = result.article
+            if article.extract_error:  # failed again: the store counts it
+                return Revision(due.article_id, RETRY, feed_id=feed.id)
+            page = article.text_source == FROM_PAGE
+            return Revision(due.article_id, RETRY, text=article.text if page else None,
+                            extractor=EXTRACTOR, archived=archived,
+                            fingerprint=result.fingerprint if page else None,
+                            page=PageMetadata.of(article), quality=article.quality,
+                            feed_id=feed.id)
+
+        retries = self.store.page_retries(feed.id) if own.settings.fetch_pages else []
+        retried = {due.article_id for due in retries}
+        changed = [(entry, article_id, refetch and article_id not in retried)
+                   for entry, article_id, refetch in self.store.changed_entries(feed.id,
+                                                                                entries)]
+        return tuple(await asyncio.gather(*(revise(*found) for found in changed),
+                                          *(retry(due) for due in retries)))
 
     async def _entry_with_article(self, feed: FeedState, own: FeedPlan, entry: Entry,
                                   plan: EntryPlan) -> NewEntry:

@@ -94,6 +94,21 @@ def test_archive_files_rotate_by_size_and_day_and_are_never_rewritten(tmp_path: 
         assert archive.read(tmp_path, where).url.endswith(url)
 
 
+def test_two_archives_of_one_process_in_one_second_write_two_files(tmp_path: Path) -> None:
+    """Each run of a process (`once` called twice, a backfill after a run) opens its own
+    archive: the second took the first's file name when both opened in the same second,
+    and every page of the second run was not archived ("File exists")."""
+    found = []
+    for n in range(3):  # far quicker than a second: the same stamp, pid and sequence
+        store = archive.Archive(ArchiveConfig(dir=tmp_path))
+        found.append(store.write(archive.Capture(f"http://a.example/{n}", 200, {}, b"x", {},
+                                                 "2026-11-30T10:00:00Z")))
+        store.close()
+    assert len({where.file for where in found}) == 3
+    for n, where in enumerate(found):
+        assert archive.read(tmp_path, where).url.endswith(f"/{n}")
+
+
 def test_archive_off_stores_no_pointers(tmp_path: Path) -> None:
     with NewsSite() as site:
         site.add_article("a", "A story", story("no archive"), datetime.now(UTC))

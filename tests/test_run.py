@@ -19,7 +19,7 @@ from pipeline.dedupe import article_id, entry_article_id
 from pipeline.extract import extract_and_fingerprint
 from pipeline.messages import ExtractResult, PollResult
 from pipeline.run import Runner, run_once
-from pipeline.store import Store
+from pipeline.store import Store, retries
 from pipeline.store.lines import SITE_LINE_SINGLETON_DAYS
 from pipeline.times import iso
 from tests.conftest import story, write_config
@@ -414,6 +414,52 @@ def test_the_daemons_pollers_never_take_a_feed_twice_and_forget_crashed_polls_pa
         error = conn.execute("SELECT last_error FROM feeds").fetchone()[0]
     assert error == "internal error: RuntimeError: after the pages"
     assert left == 3 and forgotten == 0
+
+
+def test_a_page_that_failed_is_tried_again_and_then_replaces_the_feeds_text(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Before, an article whose page failed once (a 503) kept its feed's summary for ever.
+    Now its page is tried again at the feed's later polls (304 ones too): when it reads,
+    its text becomes the article's as a new version; a page that keeps failing is tried
+    len(RETRY_AFTER) more times; a 404 is not tried again."""
+    monkeypatch.setattr(retries, "RETRY_AFTER", (0.0, 0.0, 0.0))  # each poll may retry
+    with NewsSite(full_content=False) as site:  # the feed has a summary only
+        add_stories(site, range(3))
+        site.set_fault("/news/s0.html", "status", code=503)
+        site.set_fault("/news/s1.html", "status", code=404)
+        site.set_fault("/news/s2.html", "status", code=503)
+        config, store = setup(site, tmp_path)
+        asyncio.run(run_once(config, store))
+
+        def articles() -> dict[str, tuple[Any, ...]]:
+            return {r[0].rsplit("/", 1)[-1]: r[1:] for r in store.db.execute(
+                "SELECT url, text_source, extract_error, text FROM articles")}
+
+        first = articles()
+        story0 = site.article("s0")
+        assert first["s0.html"][2] == story0.description
+        assert {name: row[:2] for name, row in first.items()} == {
+            "s0.html": ("feed", "HTTP 503"), "s1.html": ("feed", "HTTP 404"),
+            "s2.html": ("feed", "HTTP 503")}
+        assert store.db.execute("SELECT count(*) FROM page_retries").fetchone()[0] == 2
+        site.clear_fault("/news/s0.html")
+        for _ in range(4):
+            asyncio.run(run_once(config, store, include_all=True))
+        after = articles()
+        versions = [r[0] for r in store.db.execute(
+            "SELECT v.reason FROM article_versions v JOIN articles a ON a.id = v.article_id "
+            "WHERE a.url LIKE '%/s0.html' ORDER BY v.version")]
+        retries_left = store.db.execute("SELECT count(*) FROM page_retries").fetchone()[0]
+        statuses = [r[0] for r in store.db.execute("SELECT status FROM fetches ORDER BY id")]
+        store.close()
+        requests = {name: len(site.requests_for(f"/news/{name}")) for name in first}
+    assert after["s0.html"][:2] == ("page", None)
+    assert all(p in after["s0.html"][2] for p in story0.paragraphs)
+    assert versions == ["first", "retry"]
+    assert after["s1.html"] == first["s1.html"] and requests["s1.html"] == 1
+    assert after["s2.html"] == first["s2.html"] and requests["s2.html"] == 1 + 3
+    assert requests["s0.html"] == 2 and retries_left == 0
+    assert statuses == [200, 304, 304, 304, 304]  # retried whether the feed changed or not
 
 
 def test_worker_pools_are_recycled_after_their_share_of_jobs(

@@ -383,3 +383,57 @@ def test_a_database_with_a_migration_unknown_here_is_refused(tmp_path: Path) -> 
         Store.open(path)
     with pytest.raises(StoreError, match="newer than this newswire"):
         Store.open(path, readonly=True)
+
+
+@pytest.mark.parametrize(("error", "worth"), [
+    ("HTTP 503", True), ("HTTP 500", True), ("HTTP 408", True), ("HTTP 429", True),
+    ("deadline of 20s exceeded", True), ("network error: reset", True),
+    ("extractor found no main text", True), ("HTTP 404", False), ("HTTP 410", False),
+    ("HTTP 403", False), ("disallowed by robots.txt", False),
+    ("not an HTML page (application/pdf)", False), (None, False), ("", False)])
+def test_which_failed_pages_are_worth_retrying(error: str | None, worth: bool) -> None:
+    from pipeline.store import retries
+
+    assert retries.worth_retrying(error) is worth
+
+
+def test_a_failed_page_is_retried_on_a_widening_schedule_then_forgotten(store: Store) -> None:
+    """pipeline.store.retries: a new article from a failed page gets a retry due after
+    RETRY_AFTER[0]; each failed retry moves it RETRY_AFTER[n] on; the last one forgets it,
+    as does a retry no poll took for STALE_AFTER."""
+    from dataclasses import replace
+    from datetime import timedelta
+
+    from pipeline.messages import RETRY, Revision
+    from pipeline.store import retries
+    from pipeline.times import iso, parse_iso
+
+    failed = replace(make_article("http://a.example/1", text="A summary from the feed."),
+                     text_source="feed", extract_error="HTTP 503")
+    gone = replace(make_article("http://a.example/2", text="Another summary."),
+                   text_source="feed", extract_error="HTTP 404")
+    store.record_batch([poll(1, entry("k1", "http://a.example/1", failed),
+                             entry("k2", "http://a.example/2", gone))])
+    [row] = store.db.execute("SELECT article_id, attempts, next_at FROM page_retries")
+    assert row[0] == failed.id and row[1] == 0  # the 404 is not retried
+    start = parse_iso(row[2])
+    assert start is not None
+    assert store.page_retries(1, iso(start))[0].link == "http://a.example/1"
+    assert store.page_retries(1, iso(start - timedelta(seconds=1))) == []
+    assert store.page_retries(2, iso(start)) == []  # another feed's
+    for attempt in range(1, len(retries.RETRY_AFTER)):
+        store.record_batch([replace(poll(1), revisions=(
+            Revision(failed.id, RETRY, feed_id=1),))])
+        assert store.db.execute("SELECT attempts FROM page_retries").fetchone()[0] == attempt
+    store.record_batch([replace(poll(1), revisions=(Revision(failed.id, RETRY, feed_id=1),))])
+    assert store.db.execute("SELECT count(*) FROM page_retries").fetchone()[0] == 0
+
+    other = replace(failed, id="x" * 16, url="http://a.example/3",
+                    canonical_url="http://a.example/3")
+    store.record_batch([poll(1, entry("k3", "http://a.example/3", other))])
+    with store.write():
+        retries.forget_stale(store.db, iso(start + retries.STALE_AFTER))
+    assert store.db.execute("SELECT count(*) FROM page_retries").fetchone()[0] == 1
+    with store.write():
+        retries.forget_stale(store.db, iso(start + retries.STALE_AFTER * 2))
+    assert store.db.execute("SELECT count(*) FROM page_retries").fetchone()[0] == 0

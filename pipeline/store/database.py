@@ -25,11 +25,22 @@ from pipeline.messages import (
     EntryPlan,
     FeedState,
     Fingerprint,
+    PageRetry,
     PollResult,
     PollSummary,
     RevisionBatch,
 )
-from pipeline.store import feeds, index, lines, merges, polls, queries, schema, summaries
+from pipeline.store import (
+    feeds,
+    index,
+    lines,
+    merges,
+    polls,
+    queries,
+    retries,
+    schema,
+    summaries,
+)
 from pipeline.store.index import ReindexReport
 from pipeline.times import iso, utcnow
 
@@ -254,6 +265,10 @@ class Store:
                         ) -> list[tuple[Entry, str, bool]]:
         return polls.changed(self.db, feed_id, entries)
 
+    def page_retries(self, feed_id: int, now: str | None = None) -> list[PageRetry]:
+        """See pipeline.store.retries.due."""
+        return retries.due(self.db, feed_id, now or utcnow())
+
     def plan_entries(self, feed_id: int, entries: Sequence[Entry],
                      with_articles: bool = False) -> EntryPlan:
         """See pipeline.store.polls.plan_entries (with_articles: the stored articles'
@@ -390,12 +405,15 @@ class Store:
         """Upkeep, after each `once` and every few hours in the daemon: prune the
         near-duplicate index to its window, roll the fetch log (raw rows for
         `schedule.fetch_log_days`, then daily totals), forget lines a site showed only once
-        long ago, and checkpoint the WAL so it does not grow unbounded."""
+        long ago and page retries no poll took, and checkpoint the WAL so it does not grow
+        unbounded."""
         self.prune_bands(config.dedupe.band_window_days)
         self.prune_fetch_log(config.schedule.fetch_log_days)
-        cutoff = iso(datetime.now(UTC) - timedelta(days=lines.SITE_LINE_SINGLETON_DAYS))
+        now = datetime.now(UTC)
+        cutoff = iso(now - timedelta(days=lines.SITE_LINE_SINGLETON_DAYS))
         with self.write():
             lines.forget_singletons(self.db, cutoff)
+            retries.forget_stale(self.db, iso(now))
         self.db.execute("PRAGMA wal_checkpoint(PASSIVE)")
 
     # -- reading for the CLI, Datasette and metrics

@@ -35,6 +35,7 @@ from pipeline.dedupe import (
 )
 from pipeline.messages import (
     EXACT,
+    FROM_FEED,
     NEAR,
     ArchiveLocation,
     Article,
@@ -48,7 +49,7 @@ from pipeline.messages import (
     RevisionBatch,
     StoredArticle,
 )
-from pipeline.store import feeds, index, lines, merges, versions
+from pipeline.store import feeds, index, lines, merges, retries, versions
 from pipeline.store.schema import ARCHIVE_COLUMNS
 from pipeline.text import word_count
 
@@ -322,6 +323,8 @@ def _add_article(store: Store, entry: NewEntry, feed_id: int, now: str
         "extract_rules": article.rules_note,
         **_archive_columns(entry.archived),
     })
+    if article.text_source == FROM_FEED and retries.worth_retrying(article.extract_error):
+        retries.schedule(db, article.id, feed_id, now)  # the page failed: try it again later
     contenders = merges.canonicals(db, [decision.cluster_id, *(
         cluster for merge in decision.merges for cluster in (merge.source, merge.target))]
     ) if decision.merges else []

@@ -378,12 +378,20 @@ def _migration_24(db: sqlite_utils.Database) -> None:
     db.execute("ALTER TABLE feeds ADD COLUMN config_error TEXT")
 
 
+def _migration_25(db: sqlite_utils.Database) -> None:
+    """`page_retries`: new articles whose page failed, tried again at their feed's later
+    polls (pipeline.store.retries). Articles stored before it are not retried."""
+    db.execute("CREATE TABLE page_retries (article_id TEXT PRIMARY KEY, "
+               "feed_id INTEGER NOT NULL, attempts INTEGER NOT NULL, next_at TEXT NOT NULL)")
+    db.execute("CREATE INDEX page_retries_due ON page_retries (feed_id, next_at)")
+
+
 MIGRATIONS = {1: _migration_1, 2: _migration_2, 5: _migration_5, 6: _migration_6,
               7: _migration_7, 8: _migration_8, 9: _migration_9, 10: _migration_10,
               11: _migration_11, 12: _migration_12, 13: _migration_13, 14: _migration_14,
               15: _migration_15, 16: _migration_16, 18: _migration_18,
               20: _migration_20, 21: _migration_21, 22: _migration_22, 23: _migration_23,
-              24: _migration_24}
+              24: _migration_24, 25: _migration_25}
 SCHEMA_VERSION = max(MIGRATIONS)
 
 

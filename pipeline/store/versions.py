@@ -12,8 +12,8 @@ from typing import Any
 import sqlite_utils
 
 from pipeline.dedupe import text_hash
-from pipeline.messages import FIRST, PageMetadata, Revision
-from pipeline.store import index
+from pipeline.messages import FIRST, FROM_PAGE, RETRY, PageMetadata, Revision
+from pipeline.store import index, retries
 from pipeline.store.schema import ARCHIVE_COLUMNS
 from pipeline.text import word_count
 
@@ -31,6 +31,8 @@ def record(db: sqlite_utils.Database, revision: Revision, now: str) -> bool:
         return False
     if revision.page is not None:
         _page_metadata(db, revision.article_id, revision.page)
+    if revision.reason == RETRY:
+        _retried(db, revision, now)
     title = revision.title if revision.title else row[0]
     text = revision.text if revision.text else row[1]
     digest = text_hash(text) if text else None
@@ -61,6 +63,18 @@ def record(db: sqlite_utils.Database, revision: Revision, now: str) -> bool:
     if digest != row[2] and revision.fingerprint is not None:
         index.replace(db, revision.article_id, revision.fingerprint)
     return True
+
+
+def _retried(db: sqlite_utils.Database, revision: Revision, now: str) -> None:
+    """A failed page tried again. When it read (its metadata came with it), the error goes
+    and its quality flags come; with a text, the article's text is the page's from now on
+    (else the feed's text stayed the better one). Either way its retries move on."""
+    read = revision.page is not None
+    if read:
+        db.execute("UPDATE articles SET extract_error = NULL, quality = ?, "
+                   "text_source = CASE WHEN ? THEN ? ELSE text_source END WHERE id = ?",
+                   [revision.quality, bool(revision.text), FROM_PAGE, revision.article_id])
+    retries.tried(db, revision.article_id, read, now)
 
 
 def _page_metadata(db: sqlite_utils.Database, article_id: str, page: PageMetadata) -> None:
