@@ -542,9 +542,6 @@ def _read_lines(path: Path, lines: list[tuple[str, Any]]
             continue
         seen.add(feed.url)
         feeds.append(feed)
-    # A URL listed again on a line that reads names that line's feed, which runs.
-    refused = [r if r.url not in seen else RefusedFeed(r.key, r.problem, None)
-               for r in refused]
     return feeds, refused
 
 
@@ -868,6 +865,11 @@ def load_config(path: str | os.PathLike[str] | None = None) -> Config:
         if refused:  # nothing would run: the first broken line is the run's error
             raise ConfigError(path, refused[0].key, refused[0].problem)
         raise ConfigError(path, "feeds", "no feeds configured")
+    # A URL that a line which reads lists too (in the feeds or the OPML file) names that
+    # line's feed, which runs: the broken line is only reported.
+    listed = {feed.url for feed in feeds}
+    refused = [r if r.url not in listed else RefusedFeed(r.key, r.problem, None)
+               for r in refused]
     database_path = (base / database).resolve() if database != ":memory:" else Path(database)
     return Config(
         path=path.resolve(),

@@ -141,6 +141,7 @@ async def _serve(config: Config, store: Store, resolver: Resolver, stop: asyncio
 
         fatal: list[BaseException] = []
         ticks: set[asyncio.Task[Any]] = set()  # the scheduler's tick jobs in flight
+        runner.on_fatal = stop.set  # a poll found the database unusable: stop
         polling = asyncio.ensure_future(runner.keep_polling())
         polling.add_done_callback(lambda _task: stop.set())  # it ends only on a fatal error
         every = config.schedule.tick

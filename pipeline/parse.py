@@ -8,6 +8,7 @@ precedence rules cannot apply. Every exception is caught and returned as `FeedPa
 from __future__ import annotations
 
 import calendar
+import codecs
 import contextlib
 import hashlib
 import html
@@ -389,6 +390,11 @@ def _parse_xml(body: bytes, headers: dict[str, str], url: str) -> dict[str, Any]
         return _feedparser(body, headers)
     except Exception as exc:  # noqa: BLE001 - feedparser raises odd things on odd input
         crash = f"parser crashed: {type(exc).__name__}: {exc}"
+    repaired = _repaired_declaration(body)
+    if repaired is not None:  # an encoding name with garbage bytes in it: mended or dropped
+        with contextlib.suppress(Exception):
+            return _feedparser(repaired, headers)
+        body = repaired
     readable = _readable_utf8(body)
     if readable is not None:  # a UTF-8 feed with bytes or characters XML cannot hold
         with contextlib.suppress(Exception):
@@ -403,21 +409,38 @@ def _feedparser(body: bytes, headers: dict[str, str]) -> dict[str, Any]:
 
 _DECLARED_ENCODING = re.compile(rb"^\s*<\?xml[^>]*?encoding\s*=\s*[\"']([A-Za-z0-9._-]+)[\"']")
 _NOT_XML_TEXT = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
-_GARBLED_ENCODING = re.compile(rb"^(\s*<\?xml[^>]*?)\s+encoding\s*=\s*([\"'])[^\"'>]*\2")
+_ANY_ENCODING = re.compile(rb"^(\s*<\?xml[^>]*?)(\s+encoding\s*=\s*([\"'])([^\"'>]*)\3)")
+_NAME_BYTES = re.compile(rb"[^A-Za-z0-9._-]")
+
+
+def _repaired_declaration(body: bytes) -> bytes | None:
+    """The body with its XML declaration's encoding name mended, when that name holds bytes
+    no encoding name has (`windows-1252\xa0`): those bytes dropped when what is left names
+    a codec, else the name dropped (the body is then read as UTF-8). None when the name is
+    clean or there is none."""
+    found = _ANY_ENCODING.match(body[:512])
+    if found is None or not _NAME_BYTES.search(found.group(4)):
+        return None
+    name = _NAME_BYTES.sub(b"", found.group(4))
+    try:
+        codecs.lookup(name.decode("ascii"))
+    except LookupError:
+        mended = b""
+    else:
+        mended = b" encoding=" + found.group(3) + name + found.group(3)
+    return found.group(1) + mended + body[found.end():]
 
 
 def _readable_utf8(body: bytes) -> bytes | None:
-    """A UTF-8 body (so declared, or declaring nothing, or an encoding name that is no name,
-    bytes of garbage, which is dropped) with its undecodable bytes made U+FFFD and the
-    control characters XML refuses removed; None when it declares another encoding (UTF-8
-    would garble it) or is clean already. What feedparser reads after it crashed on the
-    body as sent."""
+    """A UTF-8 body (so declared, or declaring nothing) with its undecodable bytes made
+    U+FFFD and the control characters XML refuses removed; None when it declares another
+    encoding (UTF-8 would garble it) or is clean already. What feedparser reads after it
+    crashed on the body as sent."""
     declared = _DECLARED_ENCODING.match(body[:512])
     if declared and declared.group(1).lower().replace(b"_", b"-") not in (b"utf-8", b"utf8"):
         return None
-    head = body[:512] if declared else _GARBLED_ENCODING.sub(rb"\1", body[:512], count=1)
-    readable = _NOT_XML_TEXT.sub("", (head + body[512:]).decode("utf-8", errors="replace"))
-    return readable.encode() if readable.encode() != body else None
+    readable = _NOT_XML_TEXT.sub("", body.decode("utf-8", errors="replace")).encode()
+    return readable if readable != body else None
 
 
 def _utf8_view(body: bytes, headers: dict[str, str]) -> bytes:

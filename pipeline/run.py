@@ -163,6 +163,7 @@ class Runner:
         self._queue: asyncio.Queue[FeedState | None] = asyncio.Queue()
         self._claimed: set[int] = set()
         self._fatal: list[StoreError] = []
+        self.on_fatal: Callable[[], None] | None = None  # told when the database fails
 
     async def __aenter__(self) -> Runner:
         await self.engine.__aenter__()
@@ -254,6 +255,10 @@ class Runner:
                 except StoreError as exc:  # the database is unusable: stop
                     self._fatal.append(exc)
                     self.stop_polling()
+                    if self.on_fatal is not None:
+                        self.on_fatal()
+                except Exception:  # noqa: BLE001 - a bug here must not stop the pollers
+                    log.exception("poll of %s failed", feed.url)
                 finally:
                     self._claimed.discard(feed.id)
 
@@ -275,10 +280,16 @@ class Runner:
             self._queue.put_nowait(None)
 
     def _drop_queued(self) -> None:
+        """Empty the queue of feeds (they stay due); the pollers' stop marks stay."""
+        stops = 0
         while not self._queue.empty():
             feed = self._queue.get_nowait()
-            if feed is not None:
+            if feed is None:
+                stops += 1
+            else:
                 self._claimed.discard(feed.id)
+        for _ in range(stops):
+            self._queue.put_nowait(None)
 
     def _refresh_caches(self) -> None:
         """What a pass caches, kept fresh in a daemon whose polls never all end at once:
@@ -463,30 +474,34 @@ class Runner:
                            extractor=EXTRACTOR, archived=archived,
                            fingerprint=result.fingerprint if page else None)
 
-        async def retry(due: PageRetry) -> Revision:
-            # The entry as stored, its content the article's text (from the feed): the
-            # page's text must beat it, as at the first try.
-            entry = Entry(key="", guid=None, link=due.link, title=due.title, summary="",
-                          content=due.text or "", published_at=due.published_at,
+        async def retry(due: PageRetry, changed: Entry | None) -> Revision:
+            # The entry as stored (or as the feed now gives it, when it changed), its
+            # content the article's text (from the feed): the page's text must beat it, as
+            # at the first try.
+            title = changed.title if changed else None
+            entry = Entry(key="", guid=None, link=due.link, title=title or due.title,
+                          summary="", content=due.text or "", published_at=due.published_at,
                           published_raw=None)
             _url, result, archived = await self._article(entry, own)
             article = result.article
             if article.extract_error:  # failed again: the store counts it
-                return Revision(due.article_id, RETRY, feed_id=feed.id)
+                return Revision(due.article_id, RETRY, title=title, feed_id=feed.id)
             page = article.text_source == FROM_PAGE
-            return Revision(due.article_id, RETRY, text=article.text if page else None,
-                            extractor=EXTRACTOR, archived=archived,
-                            fingerprint=result.fingerprint if page else None,
+            return Revision(due.article_id, RETRY, title=title,
+                            text=article.text if page else None, extractor=EXTRACTOR,
+                            archived=archived, fingerprint=result.fingerprint if page else None,
                             page=PageMetadata.of(article), quality=article.quality,
                             feed_id=feed.id)
 
         retries = self.store.page_retries(feed.id) if own.settings.fetch_pages else []
         retried = {due.article_id for due in retries}
-        changed = [(entry, article_id, refetch and article_id not in retried)
-                   for entry, article_id, refetch in self.store.changed_entries(feed.id,
-                                                                                entries)]
-        return tuple(await asyncio.gather(*(revise(*found) for found in changed),
-                                          *(retry(due) for due in retries)))
+        changed = self.store.changed_entries(feed.id, entries)
+        refetched = {article_id: entry for entry, article_id, refetch in changed if refetch}
+        # An article due a retry has its page fetched once, by the retry, with the new title.
+        return tuple(await asyncio.gather(
+            *(revise(entry, article_id, refetch and article_id not in retried)
+              for entry, article_id, refetch in changed),
+            *(retry(due, refetched.get(due.article_id)) for due in retries)))
 
     async def _entry_with_article(self, feed: FeedState, own: FeedPlan, entry: Entry,
                                   plan: EntryPlan) -> NewEntry:

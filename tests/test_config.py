@@ -113,6 +113,22 @@ def test_a_feed_line_that_does_not_read_is_refused_alone(tmp_path: Path) -> None
         "https://c.example/f": f"config feeds[2].cron: {config.refused[1].problem}"}
 
 
+def test_a_broken_line_for_a_feed_the_opml_file_lists_names_no_feed(tmp_path: Path) -> None:
+    """The OPML file's outline for the URL reads, so that feed runs: the broken line is
+    only reported (before, every command said the feed was not polled while `once` polled
+    it, and `status` showed it misconfigured)."""
+    (tmp_path / "feeds.opml").write_text(
+        '<opml version="2.0"><head/><body><outline type="rss" text="B" '
+        'xmlUrl="https://b.example/f"/></body></opml>')
+    path = tmp_path / "c.yaml"
+    path.write_text("database: x.db\nopml: feeds.opml\nfeeds:\n"
+                    "  - {url: 'https://b.example/f', intervall: 10m}\n")
+    config = load_config(path)
+    assert [f.url for f in config.feeds] == ["https://b.example/f"]
+    assert [(r.key, r.url) for r in config.refused] == [("feeds[0].intervall", None)]
+    assert config.refused_feeds == {}
+
+
 def test_a_config_whose_every_feed_line_is_broken_is_an_error(tmp_path: Path) -> None:
     path = tmp_path / "c.yaml"
     path.write_text("database: x.db\nfeeds:\n  - {url: 'https://b.example/f', intervall: 1m}\n"

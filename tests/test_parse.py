@@ -835,6 +835,17 @@ def test_a_feed_whose_declared_encoding_is_garbage_is_read_as_utf8(name: bytes) 
     assert [e.title for e in parsed.entries] == ["Caf\u00e9 one"]
 
 
+@pytest.mark.parametrize("name", [b"windows-1252\xa0", b"latin1\x00", b"\xa0iso-8859-1"])
+def test_a_garbled_encoding_name_that_still_names_a_codec_is_mended(name: bytes) -> None:
+    """A Latin-1 feed whose declared name carries a stray byte is read in Latin-1, not as
+    UTF-8 (which would make its accented letters U+FFFD)."""
+    body = rss(item(title="Caf\u00e9 \u00e0 Paris", link="http://a.example/1")).decode()
+    body_bytes = body.encode("latin-1").replace(b'encoding="utf-8"',
+                                                b'encoding="' + name + b'"', 1)
+    parsed = parse_feed(body_bytes, RSS_TYPE)
+    assert [e.title for e in parsed.entries] == ["Caf\u00e9 \u00e0 Paris"]
+
+
 MUTATIONS = (
     "&#xD800;", "&#0;", "&#x110000;", "&#;", "&#x;", "&bogus;", "&amp;", "&#65", "<![CDATA[",
     "]]>", "<", ">", "&", '"', "'", "\x00", "\x1b", "\ufffd", "<script>alert(1)</script>",

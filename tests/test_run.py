@@ -16,6 +16,7 @@ import pytest
 from pipeline import engine, pool, run
 from pipeline.config import Config, load_config
 from pipeline.dedupe import article_id, entry_article_id
+from pipeline.errors import EngineError
 from pipeline.extract import extract_and_fingerprint
 from pipeline.messages import ExtractResult, PollResult
 from pipeline.run import Runner, run_once
@@ -416,6 +417,35 @@ def test_the_daemons_pollers_never_take_a_feed_twice_and_forget_crashed_polls_pa
     assert left == 3 and forgotten == 0
 
 
+def test_the_daemons_pollers_stop_when_the_engine_goes_away_during_a_stop(
+        tmp_path: Path) -> None:
+    """A poll that ends with EngineError (a Celery broker going away) drops the queued
+    feeds; it dropped the pollers' stop marks too, when a stop had come meanwhile, and
+    `keep_polling` never returned: the daemon hung on SIGTERM (the review's reproduction)."""
+    class AwayEngine(engine.LocalEngine):
+        async def poll_feed(self, request: Any, max_entries: int) -> Any:
+            await asyncio.sleep(0.5)
+            raise EngineError("the broker went away")
+
+    config = load_config(write_config(tmp_path / "newswire.yaml",
+                                      ["http://127.0.0.1:9/a.xml", "http://127.0.0.1:9/b.xml"]))
+    store = Store.open(config.database)
+    store.sync_feeds(config.feeds)
+
+    async def go() -> tuple[int, int]:
+        async with Runner(config, store, engine=AwayEngine(config)) as runner:
+            polling = asyncio.ensure_future(runner.keep_polling())
+            queued = await runner.queue_due()
+            await asyncio.sleep(0.1)  # both polls in flight
+            runner.stop_polling()
+            await asyncio.wait_for(polling, 10)
+            return queued, runner.in_flight
+
+    assert asyncio.run(go()) == (2, 0)
+    assert len(store.due_feeds(config.schedule)) == 2  # nothing recorded: both stay due
+    store.close()
+
+
 def test_a_page_that_failed_is_tried_again_and_then_replaces_the_feeds_text(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Before, an article whose page failed once (a 503) kept its feed's summary for ever.
@@ -460,6 +490,31 @@ def test_a_page_that_failed_is_tried_again_and_then_replaces_the_feeds_text(
     assert after["s2.html"] == first["s2.html"] and requests["s2.html"] == 1 + 3
     assert requests["s0.html"] == 2 and retries_left == 0
     assert statuses == [200, 304, 304, 304, 304]  # retried whether the feed changed or not
+
+
+def test_a_retried_page_takes_the_title_its_feed_gave_it_meanwhile(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The feed retitles an entry whose page is due a retry: the page is fetched once (by
+    the retry) and the article takes the new title (before, the retry kept the old one and
+    the update that would have carried the new one was not fetched)."""
+    monkeypatch.setattr(retries, "RETRY_AFTER", (0.0, 0.0, 0.0))
+    with NewsSite(full_content=False) as site:
+        published = datetime.now(UTC) - timedelta(hours=1)
+        site.add_article("s0", "Old headline", story("subject 0"), published)
+        site.set_fault("/news/s0.html", "status", code=503)
+        config, store = setup(site, tmp_path)
+        asyncio.run(run_once(config, store))
+        site.clear_fault("/news/s0.html")
+        site.add_article("s0", "New headline", story("subject 0"), published)
+        asyncio.run(run_once(config, store, include_all=True))
+        title, source = store.db.execute("SELECT title, text_source FROM articles").fetchone()
+        versions = list(store.db.execute(
+            "SELECT reason, title FROM article_versions ORDER BY version"))
+        store.close()
+        pages = len(site.requests_for("/news/s0.html"))
+    assert (title, source) == ("New headline", "page")
+    assert versions == [("first", "Old headline"), ("retry", "New headline")]
+    assert pages == 2
 
 
 def test_worker_pools_are_recycled_after_their_share_of_jobs(

@@ -387,10 +387,13 @@ def test_a_database_with_a_migration_unknown_here_is_refused(tmp_path: Path) -> 
 
 @pytest.mark.parametrize(("error", "worth"), [
     ("HTTP 503", True), ("HTTP 500", True), ("HTTP 408", True), ("HTTP 429", True),
-    ("deadline of 20s exceeded", True), ("network error: reset", True),
-    ("extractor found no main text", True), ("HTTP 404", False), ("HTTP 410", False),
-    ("HTTP 403", False), ("disallowed by robots.txt", False),
-    ("not an HTML page (application/pdf)", False), (None, False), ("", False)])
+    ("deadline of 20s exceeded", True), ("network error: [Errno 104] reset", True),
+    ("ConnectError: [Errno 111] Connection refused", True), ("ReadTimeout: timed out", True),
+    ("RemoteProtocolError: Server disconnected", True),
+    ("extractor found no main text", False), ("HTTP 404", False), ("HTTP 410", False),
+    ("HTTP 403", False), ("disallowed by robots.txt", False), ("redirect loop", False),
+    ("more than 5 redirects", False), ("not an HTML page (application/pdf)", False),
+    ("refused: 10.0.0.1 is a non-public address", False), (None, False), ("", False)])
 def test_which_failed_pages_are_worth_retrying(error: str | None, worth: bool) -> None:
     from pipeline.store import retries
 
@@ -400,7 +403,8 @@ def test_which_failed_pages_are_worth_retrying(error: str | None, worth: bool) -
 def test_a_failed_page_is_retried_on_a_widening_schedule_then_forgotten(store: Store) -> None:
     """pipeline.store.retries: a new article from a failed page gets a retry due after
     RETRY_AFTER[0]; each failed retry moves it RETRY_AFTER[n] on; the last one forgets it,
-    as does a retry no poll took for STALE_AFTER."""
+    and so does the upkeep once its feed is no longer polled (however long a feed waits
+    between polls, its retries wait for it)."""
     from dataclasses import replace
     from datetime import timedelta
 
@@ -432,8 +436,9 @@ def test_a_failed_page_is_retried_on_a_widening_schedule_then_forgotten(store: S
                     canonical_url="http://a.example/3")
     store.record_batch([poll(1, entry("k3", "http://a.example/3", other))])
     with store.write():
-        retries.forget_stale(store.db, iso(start + retries.STALE_AFTER))
+        retries.forget_stale(store.db)
     assert store.db.execute("SELECT count(*) FROM page_retries").fetchone()[0] == 1
+    store.sync_feeds([FeedConfig(url="http://b.example/f")])  # feed 1 leaves the config
     with store.write():
-        retries.forget_stale(store.db, iso(start + retries.STALE_AFTER * 2))
+        retries.forget_stale(store.db)
     assert store.db.execute("SELECT count(*) FROM page_retries").fetchone()[0] == 0

@@ -405,15 +405,14 @@ class Store:
         """Upkeep, after each `once` and every few hours in the daemon: prune the
         near-duplicate index to its window, roll the fetch log (raw rows for
         `schedule.fetch_log_days`, then daily totals), forget lines a site showed only once
-        long ago and page retries no poll took, and checkpoint the WAL so it does not grow
+        long ago and page retries no poll will take, and checkpoint the WAL so it does not grow
         unbounded."""
         self.prune_bands(config.dedupe.band_window_days)
         self.prune_fetch_log(config.schedule.fetch_log_days)
-        now = datetime.now(UTC)
-        cutoff = iso(now - timedelta(days=lines.SITE_LINE_SINGLETON_DAYS))
+        cutoff = iso(datetime.now(UTC) - timedelta(days=lines.SITE_LINE_SINGLETON_DAYS))
         with self.write():
             lines.forget_singletons(self.db, cutoff)
-            retries.forget_stale(self.db, iso(now))
+            retries.forget_stale(self.db)
         self.db.execute("PRAGMA wal_checkpoint(PASSIVE)")
 
     # -- reading for the CLI, Datasette and metrics

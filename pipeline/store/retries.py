@@ -5,8 +5,8 @@ feed's own content, often a summary. Its page is tried again at the polls of tha
 RETRY_AFTER[n] seconds after the failure or the n-th failed retry, whether or not the feed
 still lists the item or changed at all (a 304 poll retries too); a page that now reads
 replaces the feed's text as a new version of the article (pipeline.store.versions). After
-len(RETRY_AFTER) failed retries, or when the page said it will not be there (4xx other than
-408 and 429, robots.txt), it is not tried again.
+len(RETRY_AFTER) failed retries it is not tried again, nor a page whose failure would
+repeat (a 404, robots.txt, a redirect loop, no text an extractor finds).
 """
 
 from __future__ import annotations
@@ -20,16 +20,18 @@ from pipeline.messages import PageRetry
 from pipeline.times import iso, parse_iso
 
 RETRY_AFTER = (600.0, 3600.0, 6 * 3600.0)  # seconds after the failure: retries 1, 2, 3
-STALE_AFTER = timedelta(days=2)  # a retry not taken by then (its feed is no longer polled)
 
-# Failures that trying again will not mend: the page is not there, not for us, or not text.
-_FINAL = re.compile(r"^(HTTP (4(?!08|29)\d\d)|disallowed by robots\.txt|refused URL|"
-                    r"not an HTML page|page is not text)")
+# Failures that pass (pipeline.fetch's words for them): a server error or a refusal to serve
+# now, a deadline, a connection that failed or broke. Anything else (a 404, robots.txt, a
+# redirect loop, a body too large, a page with no text an extractor finds) would fail again.
+_TRANSIENT = re.compile(r"^(HTTP (5\d\d|408|429)$|deadline of |network error|"
+                        r"(Connect|Read|Write|Pool)(Error|Timeout)|RemoteProtocolError|"
+                        r"TimeoutException)")
 
 
 def worth_retrying(error: str | None) -> bool:
     """Whether a page that failed with `error` may read later."""
-    return bool(error) and not _FINAL.match(error or "")
+    return bool(error and _TRANSIENT.match(error))
 
 
 def schedule(db: sqlite_utils.Database, article_id: str, feed_id: int, now: str) -> None:
@@ -63,11 +65,14 @@ def tried(db: sqlite_utils.Database, article_id: str, read: bool, now: str) -> N
                    [attempts, _after(now, attempts), article_id])
 
 
-def forget_stale(db: sqlite_utils.Database, now: str) -> None:
-    """Drop retries no poll took long after they were due (their feed is not polled)."""
-    when = parse_iso(now)
-    assert when is not None
-    db.execute("DELETE FROM page_retries WHERE next_at < ?", [iso(when - STALE_AFTER)])
+def forget_stale(db: sqlite_utils.Database) -> None:
+    """Drop the retries no poll will take: their feed is no longer polled (removed from the
+    config, gone, its line refused) or their article no longer stored. A feed polled once
+    a week takes its retries at its next poll."""
+    db.execute("DELETE FROM page_retries AS r WHERE NOT EXISTS (SELECT 1 FROM feeds f "
+               "WHERE f.id = r.feed_id AND f.active = 1 AND f.gone = 0 "
+               "AND f.config_error IS NULL) "
+               "OR NOT EXISTS (SELECT 1 FROM articles a WHERE a.id = r.article_id)")
 
 
 def _after(now: str, attempts: int) -> str:
