@@ -16,7 +16,6 @@ feed once.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import statistics
 import sys
 import tempfile
@@ -25,42 +24,21 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from pipeline.config import load_config  # noqa: E402
-from pipeline.daemon import run_daemon  # noqa: E402
 from pipeline.store import Store  # noqa: E402
-from tests.conftest import fill_site, write_config  # noqa: E402
-from tests.newssite import NewsSite  # noqa: E402
-
-
-async def _resolve(host: str, port: int) -> list[str]:
-    return ["127.0.0.1"]
+from tests.conftest import (  # noqa: E402
+    resolve_to_loopback,
+    run_daemon_for,
+    slow_beside_quick,
+)
 
 
 def one_run(seconds: float, slow_pages: int, trickle: bool) -> list[float]:
     """The times the quick feed was polled, in a daemon run of `seconds`."""
-    with NewsSite() as slow, NewsSite() as quick, tempfile.TemporaryDirectory() as workdir:
-        slow.base_url = slow.base_url.replace("127.0.0.1", "slow.test")
-        quick.base_url = quick.base_url.replace("127.0.0.1", "quick.test")
-        fill_site(slow, slow_pages)
-        fill_site(quick, 2)
-        if trickle:
-            for article in slow.articles:
-                slow.set_fault(f"/news/{article.slug}.html", "trickle", interval=0.2)
-        config = load_config(write_config(
-            Path(workdir) / "newswire.yaml",
-            [slow.feed_url("rss"), {"url": quick.feed_url("rss"), "interval": "1s"}],
-            fetch={"timeout": "1s", "per_host_concurrency": 1},
-            schedule={"tick": "0.5s", "min_interval": "1s", "stop_grace": "1s"}))
+    with tempfile.TemporaryDirectory() as workdir, \
+            slow_beside_quick(Path(workdir), slow_pages, trickle) as (path, _slow, quick):
+        config = load_config(path)
         store = Store.open(config.database)
-
-        async def go() -> None:
-            stop = asyncio.Event()
-            daemon = asyncio.ensure_future(run_daemon(config, store, resolver=_resolve,
-                                                      stop=stop))
-            await asyncio.sleep(seconds)
-            stop.set()
-            await asyncio.wait_for(daemon, 120)
-
-        asyncio.run(go())
+        run_daemon_for(config, store, seconds, resolve_to_loopback)
         store.close()
         return sorted(r.time for r in quick.requests_for("/feeds/rss.xml"))
 

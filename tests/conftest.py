@@ -102,6 +102,53 @@ def write_config(path: Path, feeds: list[str] | list[str | dict], **sections: An
     return path
 
 
+async def resolve_to_loopback(host: str, port: int) -> list[str]:
+    """A resolver giving every name 127.0.0.1: sites on names of their own (`slow.test`),
+    so that per-host limits apply to each alone."""
+    return ["127.0.0.1"]
+
+
+@contextmanager
+def slow_beside_quick(workdir: Path, slow_pages: int, trickle: bool = True
+                      ) -> Iterator[tuple[Path, NewsSite, NewsSite]]:
+    """A feed due every second (2 articles, host `quick.test`) beside a feed of
+    `slow_pages` articles (host `slow.test`) whose pages, with `trickle`, send a byte every
+    0.2 s until their 1 s deadline; the daemon's config for both (tick 0.5 s, one request
+    at a time per host, 1 s to finish polls on a stop): (config path, slow, quick)."""
+    with NewsSite() as slow, NewsSite() as quick:
+        slow.base_url = slow.base_url.replace("127.0.0.1", "slow.test")
+        quick.base_url = quick.base_url.replace("127.0.0.1", "quick.test")
+        fill_site(slow, slow_pages)
+        fill_site(quick, 2)
+        if trickle:
+            for article in slow.articles:
+                slow.set_fault(f"/news/{article.slug}.html", "trickle", interval=0.2)
+        config = write_config(
+            workdir / "newswire.yaml",
+            [slow.feed_url("rss"), {"url": quick.feed_url("rss"), "interval": "1s"}],
+            fetch={"timeout": "1s", "per_host_concurrency": 1},
+            schedule={"tick": "0.5s", "min_interval": "1s", "stop_grace": "1s"})
+        yield config, slow, quick
+
+
+def run_daemon_for(config: Any, store: Any, seconds: float, resolver: Any = None) -> None:
+    """The daemon in this process for `seconds`, then stopped as SIGTERM stops it."""
+    import asyncio
+
+    from pipeline.daemon import run_daemon
+    from pipeline.fetch import system_resolver
+
+    async def go() -> None:
+        stop = asyncio.Event()
+        daemon = asyncio.ensure_future(run_daemon(config, store, resolver=resolver or
+                                                  system_resolver, stop=stop))
+        await asyncio.sleep(seconds)
+        stop.set()
+        await asyncio.wait_for(daemon, 120)
+
+    asyncio.run(go())
+
+
 @dataclass
 class CliResult:
     code: int

@@ -43,12 +43,20 @@ import pytest
 
 from pipeline import engine, run
 from pipeline.config import load_config
-from pipeline.daemon import run_daemon
 from pipeline.fetch import decode_body
 from pipeline.run import Runner, run_once
 from pipeline.store import Store
 from pipeline.times import parse_iso
-from tests.conftest import REPO, fill_site, run_cli, story, write_config
+from tests.conftest import (
+    REPO,
+    fill_site,
+    resolve_to_loopback,
+    run_cli,
+    run_daemon_for,
+    slow_beside_quick,
+    story,
+    write_config,
+)
 from tests.newssite import NewsSite
 
 RSS = "/feeds/rss.xml"
@@ -297,15 +305,8 @@ def test_a_poll_that_raises_is_recorded_and_backed_off_in_the_daemon(
     monkeypatch.setattr(run, "plan_request", explode)
     store = Store.open(config.database)
 
-    async def go() -> None:
-        stop = asyncio.Event()
-        daemon = asyncio.ensure_future(run_daemon(config, store, stop=stop))
-        await asyncio.sleep(4)  # eight ticks
-        stop.set()
-        await asyncio.wait_for(daemon, 60)
-
     with caplog.at_level(logging.INFO, logger="newswire"):
-        asyncio.run(go())
+        run_daemon_for(config, store, 4)  # eight ticks
     row = feed_row(config.database, bad)
     assert row["consecutive_failures"] == 1
     assert row["last_error"] == "internal error: ValueError: a value nobody parsed"
@@ -692,38 +693,16 @@ def test_a_slow_poll_does_not_hold_up_the_daemons_other_feeds(tmp_path: Path) ->
     takes about 12 s to poll; a feed due every second beside it is polled every second all
     the same. Before, the daemon polled in passes that each waited for their slowest poll:
     the quick feed was polled once in 6 s, when the slow feed's pass began."""
-    async def resolve(host: str, port: int) -> list[str]:
-        return ["127.0.0.1"]
-
-    with NewsSite() as slow, NewsSite() as fast:
-        slow.base_url = slow.base_url.replace("127.0.0.1", "slow.test")
-        fast.base_url = fast.base_url.replace("127.0.0.1", "fast.test")
-        fill_site(slow, 12)
-        fill_site(fast, 2)
-        for article in slow.articles:
-            slow.set_fault(f"/news/{article.slug}.html", "trickle", interval=0.2)
-        config = load_config(write_config(
-            tmp_path / "newswire.yaml",
-            [slow.feed_url("rss"), {"url": fast.feed_url("rss"), "interval": "1s"}],
-            fetch={"timeout": "1s", "per_host_concurrency": 1},
-            schedule={"tick": "0.5s", "min_interval": "1s", "stop_grace": "1s"}))
+    with slow_beside_quick(tmp_path, 12) as (path, slow, quick):
+        config = load_config(path)
         store = Store.open(config.database)
-
-        async def go() -> None:
-            stop = asyncio.Event()
-            daemon = asyncio.ensure_future(run_daemon(config, store, resolver=resolve,
-                                                      stop=stop))
-            await asyncio.sleep(6)
-            stop.set()
-            await asyncio.wait_for(daemon, 60)
-
-        asyncio.run(go())
+        run_daemon_for(config, store, 6, resolve_to_loopback)
         store.close()
-        fast_polls = len(fast.requests_for(RSS))
+        quick_polls = len(quick.requests_for(RSS))
         slow_pages = len(slow.requests_for("/news/"))
     assert slow_pages < 12  # the slow poll was still going when the daemon stopped
-    assert fast_polls >= 4, fast_polls
-    assert stored_in_full(config.database, fast)
+    assert quick_polls >= 4, quick_polls
+    assert stored_in_full(config.database, quick)
     # The slow poll, cut by the stop's grace period, is not half-recorded: its feed stays due.
     assert count(config.database, "SELECT count(*) FROM fetches WHERE feed_id = ?",
                  feed_row(config.database, slow.feed_url("rss"))["id"]) == 0
