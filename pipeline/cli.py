@@ -296,7 +296,7 @@ def cmd_once(config: Config, args: argparse.Namespace) -> int:
     from pipeline.run import run_once
 
     with _open_store(config, lock=True) as store:
-        store.sync_feeds(config.feeds, refused=config.refused_feeds)
+        store.sync_config(config)
         due = len(store.due_feeds(config.schedule, include_all=args.all))
         with _progress("polling feeds", due, quiet=args.quiet) as bar:
             report = asyncio.run(run_once(config, store, include_all=args.all,

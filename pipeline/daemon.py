@@ -44,7 +44,7 @@ async def run_daemon(config: Config, store: Store, resolver: Resolver = system_r
     for sig in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
-    store.sync_feeds(config.feeds, refused=config.refused_feeds)
+    store.sync_config(config)
     metrics = None
     if config.metrics is not None:
         metrics = Metrics()

@@ -306,7 +306,7 @@ def add_feeds(config: Config, store: Store, feeds: Sequence[FeedConfig],
         already = [f for f in feeds if f.url in configured]
         if new:
             config = append_to_config(config.path, new)
-        store.sync_feeds(config.feeds, refused=config.refused_feeds)
+        store.sync_config(config)
         return AddReport(tuple(new), tuple(already))
     if any(f.has_settings for f in feeds):
         raise ConfigEditError("a feed's settings (user agent, headers, auth, proxy, rules, "

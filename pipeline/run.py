@@ -610,7 +610,7 @@ async def run_once(config: Config, store: Store, include_all: bool = False,
                    progress: Callable[[FeedState, PollResult], None] | None = None
                    ) -> RunReport:
     """Sync the config's feeds into the store and poll the due ones once."""
-    store.sync_feeds(config.feeds, refused=config.refused_feeds)
+    store.sync_config(config)
     async with Runner(config, store, resolver) as runner:
         report = await runner.run_due(include_all=include_all, progress=progress)
     # Cron-driven installs have no daemon: its upkeep runs here (index probes and one scan

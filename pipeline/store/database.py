@@ -228,6 +228,10 @@ class Store:
         with self.write():
             feeds.sync(self.db, configured, now or utcnow(), refused)
 
+    def sync_config(self, config: Config) -> None:
+        """The feeds table following the config: its feeds, and its lines that do not read."""
+        self.sync_feeds(config.feeds, refused=config.refused_feeds)
+
     def add_feed(self, url: str, name: str | None = None) -> int:
         with self.write():
             return feeds.add(self.db, url, name, utcnow())
