@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Hashable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from types import TracebackType
@@ -497,11 +497,17 @@ class Runner:
         retried = {due.article_id for due in retries}
         changed = self.store.changed_entries(feed.id, entries)
         refetched = {article_id: entry for entry, article_id, refetch in changed if refetch}
+        share = asyncio.Semaphore(PAGES_PER_FEED)  # a feed's share of the pages in flight
+
+        async def shared(revision: Awaitable[Revision]) -> Revision:
+            async with share:
+                return await revision
+
         # An article due a retry has its page fetched once, by the retry, with the new title.
         return tuple(await asyncio.gather(
-            *(revise(entry, article_id, refetch and article_id not in retried)
+            *(shared(revise(entry, article_id, refetch and article_id not in retried))
               for entry, article_id, refetch in changed),
-            *(retry(due, refetched.get(due.article_id)) for due in retries)))
+            *(shared(retry(due, refetched.get(due.article_id))) for due in retries)))
 
     async def _entry_with_article(self, feed: FeedState, own: FeedPlan, entry: Entry,
                                   plan: EntryPlan) -> NewEntry:

@@ -492,6 +492,31 @@ def test_a_page_that_failed_is_tried_again_and_then_replaces_the_feeds_text(
     assert statuses == [200, 304, 304, 304, 304]  # retried whether the feed changed or not
 
 
+def test_a_poll_takes_a_bounded_share_of_its_feeds_retries(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A feed whose 12 pages all failed does not fetch them all again in one poll (before
+    the bound, one poll could hold every page place with its retries): PER_POLL a poll, the
+    longest due first, the rest at the next polls."""
+    monkeypatch.setattr(retries, "RETRY_AFTER", (0.0, 0.0, 0.0))
+    monkeypatch.setattr(retries, "PER_POLL", 5)
+    with NewsSite(full_content=False) as site:
+        add_stories(site, range(12))
+        for i in range(12):
+            site.set_fault(f"/news/s{i}.html", "status", code=503)
+        config, store = setup(site, tmp_path)
+        asyncio.run(run_once(config, store))
+        site.clear_faults()
+        fetched = []
+        for _ in range(3):
+            before = len(site.requests_for("/news/"))
+            asyncio.run(run_once(config, store, include_all=True))
+            fetched.append(len(site.requests_for("/news/")) - before)
+        sources = {r[0] for r in store.db.execute("SELECT text_source FROM articles")}
+        store.close()
+    assert fetched == [5, 5, 2]
+    assert sources == {"page"}
+
+
 def test_a_retried_page_takes_the_title_its_feed_gave_it_meanwhile(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The feed retitles an entry whose page is due a retry: the page is fetched once (by

@@ -20,6 +20,7 @@ from pipeline.messages import PageRetry
 from pipeline.times import iso, parse_iso
 
 RETRY_AFTER = (600.0, 3600.0, 6 * 3600.0)  # seconds after the failure: retries 1, 2, 3
+PER_POLL = 10  # retries a poll takes at most; the others wait for the feed's next poll
 
 # Failures that pass (pipeline.fetch's words for them): a server error or a refusal to serve
 # now, a deadline, a connection that failed or broke. Anything else (a 404, robots.txt, a
@@ -41,13 +42,14 @@ def schedule(db: sqlite_utils.Database, article_id: str, feed_id: int, now: str)
 
 
 def due(db: sqlite_utils.Database, feed_id: int, now: str) -> list[PageRetry]:
-    """The failed pages of this feed's articles due a retry."""
+    """The failed pages of this feed's articles due a retry, the longest due first
+    (PER_POLL of them)."""
     return [PageRetry(*row) for row in db.execute(
         "SELECT r.article_id, e.link, e.title, e.published_at, a.text FROM page_retries r "
         "JOIN entries e ON e.article_id = r.article_id AND e.feed_id = r.feed_id "
         "JOIN articles a ON a.id = r.article_id "
         "WHERE r.feed_id = ? AND r.next_at <= ? AND e.link IS NOT NULL "
-        "GROUP BY r.article_id ORDER BY r.next_at", [feed_id, now])]
+        f"GROUP BY r.article_id ORDER BY r.next_at LIMIT {PER_POLL}", [feed_id, now])]
 
 
 def tried(db: sqlite_utils.Database, article_id: str, read: bool, now: str) -> None:
