@@ -54,7 +54,7 @@ FROM_FEED: Final = "feed"
 FROM_IMPORT: Final = "import"
 
 # Why an article has a version (`article_versions.reason`): the text it was first stored
-# with, a feed entry that said it changed, or `newswire reextract`.
+# with, a feed entry that said it changed, `newswire reextract`, or a failed page retried.
 RevisionReason = Literal["first", "update", "reextract", "retry"]
 FIRST: Final = "first"
 UPDATE: Final = "update"
@@ -509,8 +509,8 @@ class PageMetadata(Message):
 class Revision(Message):
     """A stored article's page read again (its feed entry changed, a re-extraction, or a
     retry of a page that had failed): its new title and text (None: unchanged), with the
-    entry that announced it, if any. The
-    store records a version only when something changed (pipeline.store.versions)."""
+    entry that announced it, if any. The store records a version only when something
+    changed (pipeline.store.versions)."""
 
     article_id: str
     reason: RevisionReason  # UPDATE, REEXTRACT or RETRY (text None: the page failed again)

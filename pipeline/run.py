@@ -26,6 +26,7 @@ from collections.abc import Awaitable, Callable, Hashable, Iterable, Iterator, S
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from types import TracebackType
+from typing import TypeVar
 
 from pipeline import filters
 from pipeline.archive import Archiver, Capture
@@ -76,6 +77,7 @@ ENTRY_BATCH = 50  # a poll's entries are planned, extracted and written this man
 
 _Extracted = tuple[str, ExtractResult, ArchiveLocation | None]  # final url, article, archive
 PageFuture = asyncio.Task[_Extracted]
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -157,7 +159,7 @@ class Runner:
         # extraction. Dropped once their batch is written.
         self._page_tasks: dict[str, dict[Hashable, PageFuture]] = {}
         self._done_at_last_look: set[PageFuture] = set()
-        self._site_lines: dict[str, frozenset[int]] = {}  # per pass, from the store
+        self._site_lines: dict[str, frozenset[int]] = {}  # per pass (daemon: per tick)
         # The daemon's feeds, polled as they fall due (queue_due, keep_polling): those
         # queued or being polled are not queued again.
         self._queue: asyncio.Queue[FeedState | None] = asyncio.Queue()
@@ -406,18 +408,14 @@ class Runner:
         batches wrote, the last batch unwritten when `keep_last` (it goes with the poll),
         the write error that stopped them)."""
         written, last = PollSummary(), tuple[NewEntry, ...]()
-        share = asyncio.Semaphore(PAGES_PER_FEED)
-
-        async def with_article(entry: Entry, plan: EntryPlan) -> NewEntry:
-            async with share:
-                return await self._entry_with_article(feed, own, entry, plan)
-
+        share = asyncio.Semaphore(PAGES_PER_FEED)  # a feed's share of the pages in flight
         for start in range(0, len(fresh), ENTRY_BATCH):
             plan = self.store.plan_entries(feed.id, fresh[start:start + ENTRY_BATCH],
                                            with_articles=filters.reads_articles(own.filters))
             self._trace(plan)
-            new = tuple(await asyncio.gather(*(with_article(entry, plan)
-                                               for entry in plan.fresh)))
+            new = tuple(await asyncio.gather(*(
+                _within(share, self._entry_with_article(feed, own, entry, plan))
+                for entry in plan.fresh)))
             if keep_last and start + ENTRY_BATCH >= len(fresh):
                 last = new  # written with the poll, validators and all
                 break
@@ -498,16 +496,11 @@ class Runner:
         changed = self.store.changed_entries(feed.id, entries)
         refetched = {article_id: entry for entry, article_id, refetch in changed if refetch}
         share = asyncio.Semaphore(PAGES_PER_FEED)  # a feed's share of the pages in flight
-
-        async def shared(revision: Awaitable[Revision]) -> Revision:
-            async with share:
-                return await revision
-
         # An article due a retry has its page fetched once, by the retry, with the new title.
         return tuple(await asyncio.gather(
-            *(shared(revise(entry, article_id, refetch and article_id not in retried))
+            *(_within(share, revise(entry, article_id, refetch and article_id not in retried))
               for entry, article_id, refetch in changed),
-            *(shared(retry(due, refetched.get(due.article_id))) for due in retries)))
+            *(_within(share, retry(due, refetched.get(due.article_id))) for due in retries)))
 
     async def _entry_with_article(self, feed: FeedState, own: FeedPlan, entry: Entry,
                                   plan: EntryPlan) -> NewEntry:
@@ -605,6 +598,12 @@ def make_engine(config: Config, resolver: Resolver = system_resolver,
 
         return CeleryEngine(config)
     return LocalEngine(config, resolver, trace)
+
+
+async def _within(share: asyncio.Semaphore, work: Awaitable[T]) -> T:
+    """`work` done holding one of `share`'s places (a feed's share of the pages in flight)."""
+    async with share:
+        return await work
 
 
 def _ms_since(clock: float) -> int:

@@ -45,6 +45,12 @@ def add_stories(site: NewsSite, names: range, footer: bool = False) -> None:
                          now - timedelta(minutes=i))
 
 
+def fault_pages(site: NewsSite, names: range, kind: str, **options: Any) -> None:
+    """The same fault on the pages of the stories `add_stories` made."""
+    for i in names:
+        site.set_fault(f"/news/s{i}.html", kind, **options)
+
+
 def test_a_big_poll_is_written_in_batches_and_resumes_after_a_crash(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(run, "ENTRY_BATCH", 3)
@@ -134,8 +140,7 @@ def test_pages_in_flight_are_bounded(tmp_path: Path, monkeypatch: pytest.MonkeyP
 
     with NewsSite() as site:
         add_stories(site, range(8))
-        for i in range(8):
-            site.set_fault(f"/news/s{i}.html", "delay", seconds=0.2)
+        fault_pages(site, range(8), "delay", seconds=0.2)
         config, store = setup(site, tmp_path)
         store.sync_feeds(config.feeds)
 
@@ -378,8 +383,7 @@ def test_the_daemons_pollers_never_take_a_feed_twice_and_forget_crashed_polls_pa
     two ticks (a daemon's polls never all end at once)."""
     with NewsSite() as site:
         add_stories(site, range(3))
-        for i in range(3):
-            site.set_fault(f"/news/s{i}.html", "delay", seconds=1.0)
+        fault_pages(site, range(3), "delay", seconds=1.0)
         config, store = setup(site, tmp_path)
         store.sync_feeds(config.feeds)
         poll_result = run.poll_result
@@ -501,8 +505,7 @@ def test_a_poll_takes_a_bounded_share_of_its_feeds_retries(
     monkeypatch.setattr(retries, "PER_POLL", 5)
     with NewsSite(full_content=False) as site:
         add_stories(site, range(12))
-        for i in range(12):
-            site.set_fault(f"/news/s{i}.html", "status", code=503)
+        fault_pages(site, range(12), "status", code=503)
         config, store = setup(site, tmp_path)
         asyncio.run(run_once(config, store))
         site.clear_faults()
