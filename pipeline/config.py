@@ -9,7 +9,8 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -225,6 +226,16 @@ class Config:
     filters: Filters = field(default_factory=Filters)  # global: applied to every feed
     sites: tuple[SiteConfig, ...] = ()
     refused: tuple[RefusedFeed, ...] = ()  # feed lines that do not read
+    opml: Path | None = None  # the OPML file the feeds were also read from
+
+    @property
+    def files(self) -> tuple[Path, ...]:
+        """The files this config was read from (a daemon reads them again on change)."""
+        return (self.path,) if self.opml is None else (self.path, self.opml)
+
+    @cached_property
+    def _feeds_by_url(self) -> dict[str, FeedConfig]:
+        return {feed.url: feed for feed in self.feeds}
 
     @property
     def refused_feeds(self) -> dict[str, str]:
@@ -233,7 +244,7 @@ class Config:
 
     def feed_config(self, url: str | None) -> FeedConfig | None:
         """The config entry of the feed listed under this URL, if any."""
-        return next((f for f in self.feeds if f.url == url), None) if url else None
+        return self._feeds_by_url.get(url) if url else None
 
     def feed_named(self, name: str) -> FeedConfig | None:
         """The feed with this name (or URL), ignoring case."""
@@ -857,8 +868,9 @@ def load_config(path: str | os.PathLike[str] | None = None) -> Config:
         raise ConfigError(path, "database", "missing")
     feeds, refused = _read_feeds(path, raw.get("feeds"))
     opml = top.get("opml", _text, None)
-    if opml is not None:
-        more, refused_more = _feeds_from_opml(path, base / opml, {f.url for f in feeds})
+    opml_path = (base / opml).resolve() if opml is not None else None
+    if opml_path is not None:
+        more, refused_more = _feeds_from_opml(path, opml_path, {f.url for f in feeds})
         feeds += more
         refused += refused_more
     if not feeds:
@@ -885,7 +897,67 @@ def load_config(path: str | os.PathLike[str] | None = None) -> Config:
         filters=read_filters(path, "filters", raw.get("filters")),
         sites=_read_sites(path, raw.get("sites")),
         refused=tuple(refused),
+        opml=opml_path,
     )
+
+
+# What a running daemon keeps until it restarts: it opened the database and the archive and
+# built its fetcher, worker pool, engine and metrics endpoint with these, and its store
+# holds the near-duplicate settings. Everything else (the feeds and their settings, filters,
+# sites' rules, the schedule, the extraction's limits) applies from the next poll.
+RESTART_TO_APPLY = ("database", "fetch", "dedupe", "metrics", "engine", "archive",
+                    "extract.workers", "extract.max_tasks_per_worker")
+
+
+def reloaded(running: Config, new: Config) -> tuple[Config, tuple[str, ...]]:
+    """`new` as a running daemon can take it: the RESTART_TO_APPLY settings as `running`
+    has them. Also returns which of those `new` would change (they wait for a restart)."""
+    kept, waiting = new, []
+    for key in RESTART_TO_APPLY:
+        section, _, name = key.partition(".")
+        old, wanted = getattr(running, section), getattr(kept, section)
+        if name:
+            if getattr(old, name) != getattr(wanted, name):
+                waiting.append(key)
+                kept = replace(kept, **{section: replace(wanted, **{name: getattr(old, name)})})
+        elif old != wanted:
+            waiting.append(key)
+            kept = replace(kept, **{section: old})
+    return kept, tuple(waiting)
+
+
+class ConfigWatch:
+    """Whether a config's files (the YAML file and its OPML file) changed on disk since the
+    last look: their size, modification time or inode (an editor that writes a new file
+    and renames it changes the inode). A file that is gone counts as a change."""
+
+    def __init__(self, config: Config) -> None:
+        self.follow(config)
+
+    def follow(self, config: Config) -> None:
+        """Watch `config`'s files from now on, as they are now."""
+        self._files = config.files
+        self._seen = self._look(self._files)
+
+    def changed(self) -> bool:
+        """True once per change of the files."""
+        now = self._look(self._files)
+        if now == self._seen:
+            return False
+        self._seen = now
+        return True
+
+    @staticmethod
+    def _look(files: tuple[Path, ...]) -> tuple[tuple[int, int, int] | None, ...]:
+        looks: list[tuple[int, int, int] | None] = []
+        for path in files:
+            try:
+                stat = path.stat()
+            except OSError:
+                looks.append(None)
+            else:
+                looks.append((stat.st_size, stat.st_mtime_ns, stat.st_ino))
+        return tuple(looks)
 
 
 def _feeds_from_opml(path: Path, opml_path: Path, known: set[str]

@@ -1,6 +1,12 @@
 """The long-running daemon: APScheduler wakes it every `schedule.tick` seconds and it polls
 whatever the database says is due (pipeline.schedule), until SIGTERM or SIGINT.
 
+The config is read again when its files change (`newswire add`, an edit) or on SIGHUP,
+at the next tick: feeds added, removed or fixed, their settings, filters, sites' rules and
+the schedule apply from then on; what the daemon was built with (pipeline.config.
+RESTART_TO_APPLY) waits for a restart, and a file that does not read leaves the running
+config in place.
+
 APScheduler runs one coalesced, never-overlapping tick job, which queues the feeds fallen
 due for the runner's pollers (each feed is polled as soon as a poller is free, whatever the
 other polls take), and a six-hourly maintenance job. On a signal no new poll starts and the
@@ -21,8 +27,8 @@ from typing import Any
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.base import BaseTrigger
 
-from pipeline.config import Config
-from pipeline.errors import EngineError, StoreError
+from pipeline.config import Config, ConfigWatch, load_config, reloaded
+from pipeline.errors import ConfigError, EngineError, StoreError
 from pipeline.fetch import Resolver, system_resolver
 from pipeline.metrics import Metrics
 from pipeline.run import Runner
@@ -40,10 +46,11 @@ async def run_daemon(config: Config, store: Store, resolver: Resolver = system_r
     returns.
     """
     stop = stop or asyncio.Event()
+    hangup = asyncio.Event()  # SIGHUP: read the config again at the next tick
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
+    for sig, event in ((signal.SIGTERM, stop), (signal.SIGINT, stop), (signal.SIGHUP, hangup)):
         with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(sig, stop.set)
+            loop.add_signal_handler(sig, event.set)
     store.sync_config(config)
     metrics = None
     if config.metrics is not None:
@@ -53,8 +60,10 @@ async def run_daemon(config: Config, store: Store, resolver: Resolver = system_r
             "url": f"http://{config.metrics.host}:{port}/metrics"}})
 
     try:
-        await _serve(config, store, resolver, stop, metrics)
+        await _serve(config, store, resolver, stop, metrics, hangup)
     finally:
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.remove_signal_handler(signal.SIGHUP)
         if metrics is not None:
             metrics.close()
     log.info("daemon stopped")
@@ -104,8 +113,29 @@ async def _watch_clock(scheduler: Any, stop: asyncio.Event, every: float) -> Non
                 job.modify(next_run_time=now)
 
 
+def _reload(runner: Runner, store: Store, watch: ConfigWatch, scheduler: Any) -> None:
+    """Read the runner's config files again and run on what they say (see the module)."""
+    running = runner.config
+    try:
+        new, waiting = reloaded(running, load_config(running.path))
+    except ConfigError as exc:
+        log.error("config not reloaded, the daemon goes on with the one it had: %s", exc)
+        return
+    watch.follow(new)
+    store.sync_config(new)
+    runner.config = new
+    before, after = {f.url for f in running.feeds}, {f.url for f in new.feeds}
+    log.info("config reloaded", extra={"fields": {
+        "feeds": len(new.feeds), "added": len(after - before), "removed": len(before - after),
+        "misconfigured": len(new.refused_feeds)}})
+    if waiting:
+        log.warning("config: %s changed; restart the daemon to apply", ", ".join(waiting))
+    if new.schedule.tick != running.schedule.tick:
+        scheduler.reschedule_job("poll-due", trigger=FromNow(new.schedule.tick))
+
+
 async def _serve(config: Config, store: Store, resolver: Resolver, stop: asyncio.Event,
-                 metrics: Metrics | None) -> None:
+                 metrics: Metrics | None, hangup: asyncio.Event) -> None:
     """Run the poll and maintenance jobs until `stop`, then wind down within
     `schedule.stop_grace`: no new poll starts, in-flight polls finish and are written; a
     poll still running at the end of the grace period is cancelled (each poll is written
@@ -114,6 +144,7 @@ async def _serve(config: Config, store: Store, resolver: Resolver, stop: asyncio
     Each tick queues the feeds that have fallen due; the runner's pollers take them as
     they come free, so a slow poll never holds up the feeds due meanwhile."""
     loop = asyncio.get_running_loop()
+    files = ConfigWatch(config)
     async with Runner(config, store, resolver, metrics=metrics) as runner:
         async def tick() -> None:
             if runner.stopping:
@@ -122,6 +153,13 @@ async def _serve(config: Config, store: Store, resolver: Resolver, stop: asyncio
             assert me is not None
             ticks.add(me)
             try:
+                if files.changed() or hangup.is_set():
+                    hangup.clear()
+                    try:
+                        _reload(runner, store, files, scheduler)
+                    except Exception:
+                        hangup.set()  # not applied: the next tick tries again
+                        raise
                 await runner.queue_due()
             except StoreError as exc:  # the database is unusable: stop
                 fatal.append(exc)
@@ -135,7 +173,7 @@ async def _serve(config: Config, store: Store, resolver: Resolver, stop: asyncio
 
         async def maintain() -> None:
             try:
-                store.maintenance(config)
+                store.maintenance(runner.config)
             except Exception:  # noqa: BLE001
                 log.exception("maintenance failed")
 
@@ -153,16 +191,16 @@ async def _serve(config: Config, store: Store, resolver: Resolver, stop: asyncio
                           coalesce=True, max_instances=1, next_run_time=datetime.now(UTC),
                           misfire_grace_time=None)
         scheduler.start()
-        watch = asyncio.ensure_future(_watch_clock(scheduler, stop, every))
+        clock = asyncio.ensure_future(_watch_clock(scheduler, stop, every))
         log.info("daemon started: %d feeds, tick %.1fs", len(config.feeds),
                  config.schedule.tick)
         await stop.wait()
         runner.stop_polling()
         scheduler.pause()
-        await watch
+        await clock
         if ticks:
             await asyncio.wait(set(ticks))
-        grace = config.schedule.stop_grace
+        grace = runner.config.schedule.stop_grace
         if runner.in_flight:
             log.info("stopping: finishing in-flight polls (at most %gs)", grace)
             _done, late = await asyncio.wait({polling}, timeout=grace)

@@ -101,6 +101,15 @@ def same_site(a: str, b: str) -> bool:
     return bool(host(a)) and host(a) == host(b)
 
 
+def speaks_for(feed_url: str, site_url: str | None, article_url: str) -> bool:
+    """Whether a feed is the article's own site's: the feed, or the site it says it is of
+    (its `<link>`: feeds.example.com for example.com), on the article's site. Such a feed
+    names and dates the article rather than another site's (an aggregator's, a
+    planet's)."""
+    return same_site(feed_url, article_url) or bool(site_url) and same_site(
+        str(site_url), article_url)
+
+
 # --- feed items that share a GUID ----------------------------------------------------------
 
 def _item_digest(entry: Entry) -> str:

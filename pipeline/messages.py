@@ -54,12 +54,14 @@ FROM_FEED: Final = "feed"
 FROM_IMPORT: Final = "import"
 
 # Why an article has a version (`article_versions.reason`): the text it was first stored
-# with, a feed entry that said it changed, `newswire reextract`, or a failed page retried.
-RevisionReason = Literal["first", "update", "reextract", "retry"]
+# with, a feed entry that said it changed, `newswire reextract`, a failed page retried, or
+# the article's own site's feed naming it after another site's feed had.
+RevisionReason = Literal["first", "update", "reextract", "retry", "own-feed"]
 FIRST: Final = "first"
 UPDATE: Final = "update"
 REEXTRACT: Final = "reextract"
 RETRY: Final = "retry"  # a page that had failed, fetched again (pipeline.store.retries)
+OWN_FEED: Final = "own-feed"  # pipeline.store.polls: the site's own feed speaks for it
 
 RULE_MISSED: Final = "rule_missed"  # a quality flag: an extraction rule's body matched nothing
 
@@ -547,6 +549,7 @@ class EntryBatch(Message):
 
     feed_id: int
     entries: tuple[NewEntry, ...]
+    feed_link: str | None = None  # the site the feed says it is of (its <link>)
 
 
 @dataclass(frozen=True)
@@ -565,6 +568,7 @@ class PollResult(Message):
     etag: str | None = None
     last_modified: str | None = None
     feed_title: str | None = None
+    feed_link: str | None = None  # the site the feed says it is of (its <link>)
     new_url: str | None = None  # after a permanent redirect
     gone: bool = False
     conditional: bool = False

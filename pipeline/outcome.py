@@ -53,6 +53,7 @@ def poll_result(feed: FeedState, response: FetchResult, parsed: ParsedFeed | Non
         current_interval=schedule.interval, etag=response.etag,
         last_modified=response.last_modified,
         feed_title=parsed.title if parsed else None,
+        feed_link=parsed.link if parsed else None,
         new_url=response.permanent_redirect if error is None else None,
         gone=schedule.gone, conditional=response.conditional,
         warning=parsed.warning if parsed else None, entries=entries,

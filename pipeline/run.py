@@ -229,7 +229,7 @@ class Runner:
         feed's pace. Here a slow poll holds one poller, and the others go on."""
         self._refresh_caches()
         due = [feed for feed in self.store.due_feeds(self.config.schedule)
-               if feed.id not in self._claimed]
+               if feed.id not in self._claimed and self._has_read(feed)]
         if due:
             await self.engine.ready()  # EngineError: nothing queued, the next tick asks again
             if self.stopping:
@@ -241,6 +241,12 @@ class Runner:
             self.metrics.observe_pass(len(self._claimed), self.store.health_counts(
                 self.config.schedule.dead_after))
         return len(due)
+
+    def _has_read(self, feed: FeedState) -> bool:
+        """Whether the running config has the feed's line. The database can list a feed
+        from a config the daemon has not read yet (`newswire add` while it runs): the feed
+        waits for the daemon to read it rather than be polled without its settings."""
+        return feed.config_url is None or self.config.feed_config(feed.config_url) is not None
 
     async def keep_polling(self) -> None:
         """Poll the queued feeds, MAX_FEEDS_IN_FLIGHT at a time, until `stop_polling`:
@@ -384,8 +390,8 @@ class Runner:
 
         fresh = self.store.unseen_entries(feed.id, entries)
         revisions = await self._revisions(feed, own, entries)
-        written, last, write_error = await self._store_entries(feed, own, fresh,
-                                                               keep_last=True)
+        written, last, write_error = await self._store_entries(
+            feed, own, fresh, keep_last=True, feed_link=parsed.link if parsed else None)
         result = replace(poll_result(feed, response, parsed, error, len(fresh), last, written,
                                      started, _ms_since(clock), self.config.schedule),
                          archived=archived, revisions=revisions)
@@ -402,11 +408,12 @@ class Runner:
         return written
 
     async def _store_entries(self, feed: FeedState, own: FeedPlan, fresh: Sequence[Entry],
-                             keep_last: bool) -> tuple[PollSummary, tuple[NewEntry, ...],
-                                                       StoreWriteError | None]:
+                             keep_last: bool, feed_link: str | None = None
+                             ) -> tuple[PollSummary, tuple[NewEntry, ...],
+                                        StoreWriteError | None]:
         """New entries planned, extracted and written ENTRY_BATCH at a time: (what the
         batches wrote, the last batch unwritten when `keep_last` (it goes with the poll),
-        the write error that stopped them)."""
+        the write error that stopped them). `feed_link`: the site the feed is of."""
         written, last = PollSummary(), tuple[NewEntry, ...]()
         share = asyncio.Semaphore(PAGES_PER_FEED)  # a feed's share of the pages in flight
         for start in range(0, len(fresh), ENTRY_BATCH):
@@ -419,7 +426,7 @@ class Runner:
             if keep_last and start + ENTRY_BATCH >= len(fresh):
                 last = new  # written with the poll, validators and all
                 break
-            batch = EntryBatch(feed.id, new)
+            batch = EntryBatch(feed.id, new, feed_link)
             self._trace(batch)
             try:
                 written += await self.writer.write(batch)

@@ -6,7 +6,14 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.config import load_config, parse_duration, resolve_config_path
+from pipeline.config import (
+    RESTART_TO_APPLY,
+    ConfigWatch,
+    load_config,
+    parse_duration,
+    reloaded,
+    resolve_config_path,
+)
 from pipeline.errors import ConfigError
 from pipeline.values import check_feed_url
 
@@ -169,3 +176,44 @@ def test_an_interval_within_lowered_bounds_takes_effect(tmp_path: Path) -> None:
     path.write_text("database: x.db\nfeeds: [https://a.example/f]\n"
                     "schedule: {interval: 2s, min_interval: 1s}\n")
     assert load_config(path).schedule.interval == 2
+
+
+def test_a_reload_keeps_what_the_daemon_was_built_with(tmp_path: Path) -> None:
+    """The feeds, filters and schedule of the new file apply; the database, fetcher,
+    worker pool and engine of the running daemon stay, and the changed ones are named."""
+    path = tmp_path / "newswire.yaml"
+    path.write_text("database: a.db\nfeeds: [https://a.example/feed]\n"
+                    "extract: {workers: 2, timeout: 30s}\n", encoding="utf-8")
+    running = load_config(path)
+    path.write_text("database: b.db\nfeeds: [https://a.example/feed, https://b.example/f]\n"
+                    "extract: {workers: 4, timeout: 10s}\nschedule: {tick: 2s}\n"
+                    "fetch: {user_agent: other}\n", encoding="utf-8")
+    new, waiting = reloaded(running, load_config(path))
+    assert waiting == ("database", "fetch", "extract.workers")
+    assert set(waiting) <= set(RESTART_TO_APPLY)
+    assert new.database == running.database and new.fetch == running.fetch
+    assert new.extract.workers == 2 and new.extract.timeout == 10
+    assert [f.url for f in new.feeds] == ["https://a.example/feed", "https://b.example/f"]
+    assert new.schedule.tick == 2
+    assert reloaded(running, running) == (running, ())
+
+
+def test_the_watch_sees_each_change_of_the_config_and_its_opml_file_once(
+        tmp_path: Path) -> None:
+    path, opml = tmp_path / "newswire.yaml", tmp_path / "feeds.opml"
+    path.write_text("database: a.db\nfeeds: [https://a.example/feed]\nopml: feeds.opml\n",
+                    encoding="utf-8")
+    opml.write_text('<opml version="2.0"><body><outline type="rss" '
+                    'xmlUrl="https://b.example/f"/></body></opml>', encoding="utf-8")
+    config = load_config(path)
+    assert config.files == (path.resolve(), opml.resolve())
+    watch = ConfigWatch(config)
+    assert not watch.changed()
+    opml.write_text(opml.read_text().replace("b.example", "c.example"), encoding="utf-8")
+    assert watch.changed() and not watch.changed()
+    replacement = tmp_path / "new.yaml"  # an editor's write: a new file renamed over it
+    replacement.write_text(path.read_text(), encoding="utf-8")
+    replacement.replace(path)
+    assert watch.changed() and not watch.changed()
+    path.unlink()
+    assert watch.changed()

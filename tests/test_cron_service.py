@@ -66,6 +66,7 @@ def test_unit_runs_the_daemon_and_may_write_only_the_database_directory() -> Non
     database_dir = Path(INSTALL_DIR) / shipped.database.parent.relative_to(REPO)
     assert service["ReadWritePaths"] == str(database_dir)
     assert service["KillSignal"] == "SIGTERM" and service["RestartPreventExitStatus"] == "2"
+    assert shlex.split(service["ExecReload"]) == ["/bin/kill", "-HUP", "$MAINPID"]
     assert unit()["Install"]["WantedBy"] == "multi-user.target"
 
 

@@ -24,6 +24,7 @@ from pipeline.dedupe import (
     decide,
     is_near_copy,
     same_site,
+    speaks_for,
     text_hash,
 )
 from pipeline.messages import Fingerprint
@@ -70,6 +71,18 @@ def test_text_hash_ignores_case_width_and_spacing() -> None:
 def test_same_site() -> None:
     assert same_site("https://www.a.example/x", "http://a.example/y")
     assert not same_site("https://a.example/x", "https://b.example/x")
+
+
+def test_a_feed_speaks_for_the_articles_of_its_own_site() -> None:
+    article = "https://www.paper.example/2026/12/01/story.html"
+    assert speaks_for("https://paper.example/rss", None, article)
+    # A feed host of its own, whose <link> names the site.
+    assert speaks_for("https://feeds.paper.example/news", "https://www.paper.example/",
+                      article)
+    assert not speaks_for("https://feeds.paper.example/news", None, article)
+    # An aggregator: its feed and its site are elsewhere, whatever it links to.
+    assert not speaks_for("https://hot.example/rss", "https://hot.example/", article)
+    assert not speaks_for("https://hot.example/rss", "javascript:alert(1)", article)
 
 
 # --- what a new article is: dedupe.decide, on what a fake store gives it ----------------------

@@ -8,6 +8,7 @@ feed is stored in full.
   feed hints: test_unparseable_*; every header and hint at once, fuzzed through real polls:
   test_fuzzed_*; the failure boundary around a poll, in the daemon: test_a_poll_that_raises_*
 - a feed line of the config that does not read: test_a_broken_feed_line_*
+- another site's feed listing a site's article (an aggregator): test_another_sites_feed_*
 - a damaged database: test_damaged_index_*
 - read-only commands: test_read_commands_*
 - canonical collisions: test_canonical_*
@@ -318,6 +319,64 @@ def test_a_poll_that_raises_is_recorded_and_backed_off_in_the_daemon(
     assert len(polls) == 1 and polls[0].__dict__["fields"]["outcome"] == "failed"
     assert stored_in_full(config.database, healthy)
     store.close()
+
+
+def test_another_sites_feed_never_names_an_article_its_own_sites_feed_lists(
+        tmp_path: Path) -> None:
+    """An aggregator's feed lists a site's story under its own headline and date. Polled
+    first, it stored the article, and its headline stayed the article's title for good,
+    even once the site's own feed listed the story; and its later retitles ("1,500
+    points") replaced the site's headline. Now the site's feed names, dates and counts the
+    article from its first sighting on, and another site's feed never retitles it."""
+    with NewsSite() as outlet, NewsSite() as aggregator:
+        outlet.base_url = outlet.base_url.replace("127.0.0.1", "outlet.test")
+        aggregator.base_url = aggregator.base_url.replace("127.0.0.1", "aggregator.test")
+        fill_site(outlet, 2)
+        story = outlet.article("story-1")
+        listed_at = datetime.now(UTC).replace(microsecond=0)
+
+        def listing(headline: str) -> str:
+            return aggregator.route("/hot.xml", (
+                '<?xml version="1.0"?><rss version="2.0"><channel><title>Hot links</title>'
+                f"<link>{aggregator.url('/')}</link><item><title>{headline}</title>"
+                f"<link>{story.url}</link><guid>hot-1</guid>"
+                f"<pubDate>{listed_at.strftime('%a, %d %b %Y %H:%M:%S +0000')}</pubDate>"
+                "</item></channel></rss>"), "application/rss+xml")
+
+        hot = listing("Story 1 (outlet.test) - 999 points")
+        path = tmp_path / "newswire.yaml"
+        store = None
+        for feeds, headline in (([hot], None), ([hot, outlet.feed_url("rss")], None),
+                                ([hot, outlet.feed_url("rss")], "Story 1 - 1,500 points")):
+            if headline:
+                listing(headline)
+            config = load_config(write_config(path, feeds))
+            store = store or Store.open(config.database)
+            asyncio.run(run_once(config, store, include_all=True,
+                                 resolver=resolve_to_loopback))
+            row = store.db.execute(
+                "SELECT a.title, a.published_at, f.url FROM articles a "
+                "JOIN feeds f ON f.id = a.feed_id WHERE a.url = ?", [story.url]).fetchone()
+            if len(feeds) == 1:  # only the aggregator lists it: its headline is all there is
+                assert row == ("Story 1 (outlet.test) - 999 points",
+                               listed_at.strftime("%Y-%m-%dT%H:%M:%SZ"), hot)
+            else:
+                assert row == (story.title, story.published.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                               outlet.feed_url("rss"))
+        assert store is not None
+        versions = store.db.execute(
+            "SELECT v.version, v.reason, v.title FROM article_versions v "
+            "JOIN articles a ON a.id = v.article_id WHERE a.url = ? ORDER BY v.version",
+            [story.url]).fetchall()
+        assert versions == [(1, "first", "Story 1 (outlet.test) - 999 points"),
+                            (2, "own-feed", story.title)]
+        entries = store.db.execute("SELECT e.title FROM entries e JOIN feeds f ON "
+                                   "f.id = e.feed_id WHERE f.url = ?", [hot]).fetchall()
+        assert entries == [("Story 1 - 1,500 points",)]  # the aggregator's own record
+        counts = dict(store.db.execute(
+            "SELECT f.url, s.articles FROM feed_stats s JOIN feeds f ON f.id = s.feed_id"))
+        assert counts == {hot: 0, outlet.feed_url("rss"): 2}
+        store.close()
 
 
 def test_a_broken_feed_line_is_recorded_against_its_feed_and_the_others_run(

@@ -421,6 +421,33 @@ def test_the_daemons_pollers_never_take_a_feed_twice_and_forget_crashed_polls_pa
     assert left == 3 and forgotten == 0
 
 
+def test_the_daemon_holds_back_a_feed_listed_by_a_config_it_has_not_read(
+        tmp_path: Path) -> None:
+    """`newswire add` writes the config file and the database; until the daemon reads the
+    file, the feed it lists is not polled (it would be, without its settings)."""
+    with NewsSite() as site, NewsSite() as other:
+        add_stories(site, range(1))
+        add_stories(other, range(1))
+        config, store = setup(site, tmp_path)
+        store.sync_config(config)
+        newer = load_config(write_config(
+            tmp_path / "newswire.yaml", [site.feed_url("rss"),
+                                         {"url": other.feed_url("rss"), "fetch_pages": False}]))
+        store.sync_config(newer)  # what `newswire add` does beside the running daemon
+
+        async def go() -> tuple[int, int]:
+            async with Runner(config, store) as runner:
+                before = await runner.queue_due()
+                runner.config = newer  # the daemon read the file again (pipeline.daemon)
+                after = await runner.queue_due()
+                runner.stop_polling()
+                return before, after
+
+        before, after = asyncio.run(go())
+        store.close()
+    assert (before, after) == (1, 1)  # the first feed, then the one added
+
+
 def test_the_daemons_pollers_stop_when_the_engine_goes_away_during_a_stop(
         tmp_path: Path) -> None:
     """A poll that ends with EngineError (a Celery broker going away) drops the queued

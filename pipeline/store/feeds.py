@@ -9,6 +9,7 @@ from typing import Any
 import sqlite_utils
 
 from pipeline.config import FeedConfig
+from pipeline.dedupe import speaks_for
 from pipeline.messages import FeedState, PollResult
 from pipeline.schedule import polled_ok
 
@@ -130,6 +131,20 @@ def after_poll(db: sqlite_utils.Database, result: PollResult, now: str) -> None:
             values["url"] = result.new_url
     db.execute(f"UPDATE feeds SET {', '.join(f'{k} = ?' for k in values)} WHERE id = ?",
                [*values.values(), result.feed_id])
+
+
+def note_site(db: sqlite_utils.Database, feed_id: int, link: str | None) -> None:
+    """The site the feed says it is of (its `<link>`), as its entries are written: whether
+    it speaks for their articles (`speaks_for_article`) is known from its first batch."""
+    if link:
+        db.execute("UPDATE feeds SET site_url = ? WHERE id = ? AND site_url IS NOT ?",
+                   [link, feed_id, link])
+
+
+def speaks_for_article(db: sqlite_utils.Database, feed_id: int, article_url: str) -> bool:
+    """Whether the feed is the article's own site's (pipeline.dedupe.speaks_for)."""
+    row = db.execute("SELECT url, site_url FROM feeds WHERE id = ?", [feed_id]).fetchone()
+    return row is not None and speaks_for(row[0], row[1], article_url)
 
 
 def write_failed(db: sqlite_utils.Database, feed_id: int, error: str, retry_at: str) -> None:

@@ -37,6 +37,7 @@ from pipeline.messages import (
     EXACT,
     FROM_FEED,
     NEAR,
+    OWN_FEED,
     ArchiveLocation,
     Article,
     Entry,
@@ -46,6 +47,7 @@ from pipeline.messages import (
     NewEntry,
     PollResult,
     PollSummary,
+    Revision,
     RevisionBatch,
     StoredArticle,
 )
@@ -203,13 +205,16 @@ def record(store: Store, item: PollResult | EntryBatch | RevisionBatch, now: str
     if isinstance(item, RevisionBatch):
         return PollSummary(revised=sum(versions.record(db, r, now) for r in item.revisions))
     new_articles = exact = near = 0
+    feeds.note_site(db, item.feed_id, item.feed_link)
     for entry in item.entries:
-        article_id = entry.existing_article_id
+        article_id, kind = entry.existing_article_id, None
         if entry.article is not None:
             kind, article_id = _add_article(store, entry, item.feed_id, now)
             new_articles += kind is not None
             exact += kind == EXACT
             near += kind == NEAR
+        if article_id and kind is None:  # stored before, maybe through another site's feed
+            _own_site_feed(db, item.feed_id, entry, article_id, now)
         cursor = db.execute(
             "INSERT OR IGNORE INTO entries (feed_id, entry_key, guid, link, title, "
             "published_at, updated_at, article_id, seen_at, filtered_by) "
@@ -353,6 +358,27 @@ def _add_article(store: Store, entry: NewEntry, feed_id: int, now: str
     if decision.kind is None and article.line_keys:  # only originals count: copies add nothing
         lines.count(db, site_of(article.url), article.line_keys, now)
     return decision.kind or "", article.id
+
+
+def _own_site_feed(db: sqlite_utils.Database, feed_id: int, entry: NewEntry,
+                   article_id: str, now: str) -> None:
+    """An article that another site's feed stored (an aggregator's, with its own headline
+    and the time it listed the story), reached by a feed of the article's own site: that
+    feed names, dates and counts it from now on (`articles.feed_id`), and another site's
+    feed no longer can (pipeline.store.versions)."""
+    row = db.execute("SELECT url, feed_id FROM articles WHERE id = ?", [article_id]).fetchone()
+    if row is None or row[1] in (None, feed_id):
+        return
+    url, owner = row
+    if feeds.speaks_for_article(db, owner, url) or \
+            not feeds.speaks_for_article(db, feed_id, url):
+        return
+    db.execute("UPDATE articles SET feed_id = ?, published_at = coalesce(?, published_at), "
+               "feed_published_at = coalesce(?, feed_published_at) WHERE id = ?",
+               [feed_id, entry.published_at, entry.published_at, article_id])
+    if entry.title:
+        versions.record(db, Revision(article_id, OWN_FEED, title=entry.title,
+                                     feed_id=feed_id), now)
 
 
 def _decide(store: Store, article_id: str, digest: str | None, article: Article,

@@ -13,7 +13,7 @@ import sqlite_utils
 
 from pipeline.dedupe import text_hash
 from pipeline.messages import FIRST, FROM_PAGE, RETRY, PageMetadata, Revision
-from pipeline.store import index, retries
+from pipeline.store import feeds, index, retries
 from pipeline.store.schema import ARCHIVE_COLUMNS
 from pipeline.text import word_count
 
@@ -25,15 +25,16 @@ def record(db: sqlite_utils.Database, revision: Revision, now: str) -> bool:
                    "updated_at = coalesce(?, updated_at) WHERE feed_id = ? AND entry_key = ?",
                    [revision.entry_title, revision.entry_updated_at, revision.feed_id,
                     revision.entry_key])
-    row = db.execute(f"SELECT title, text, text_hash, fetched_at, {', '.join(ARCHIVE_COLUMNS)} "
-                     "FROM articles WHERE id = ?", [revision.article_id]).fetchone()
+    row = db.execute(f"SELECT title, text, text_hash, fetched_at, {', '.join(ARCHIVE_COLUMNS)}, "
+                     "url, feed_id FROM articles WHERE id = ?", [revision.article_id]).fetchone()
     if row is None:
         return False
     if revision.page is not None:
         _page_metadata(db, revision.article_id, revision.page)
     if revision.reason == RETRY:
         _retried(db, revision, now)
-    title = revision.title if revision.title else row[0]
+    title = revision.title if revision.title and _names(db, revision, row[-2], row[-1]) \
+        else row[0]
     text = revision.text if revision.text else row[1]
     digest = text_hash(text) if text else None
     if title == row[0] and digest == row[2]:
@@ -63,6 +64,15 @@ def record(db: sqlite_utils.Database, revision: Revision, now: str) -> bool:
     if digest != row[2] and revision.fingerprint is not None:
         index.replace(db, revision.article_id, revision.fingerprint)
     return True
+
+
+def _names(db: sqlite_utils.Database, revision: Revision, url: str, owner: int | None
+           ) -> bool:
+    """Whether the revision's feed may retitle the article: the feed that stored it, or
+    any feed of the article's own site; not another site's feed that also lists it (an
+    aggregator's headline). A revision of no feed (a re-extraction) keeps its title."""
+    return revision.feed_id is None or revision.feed_id == owner or \
+        feeds.speaks_for_article(db, revision.feed_id, url)
 
 
 def _retried(db: sqlite_utils.Database, revision: Revision, now: str) -> None:
