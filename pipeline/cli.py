@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import signal
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -355,6 +356,7 @@ def _feed_progress(bar: _Bar) -> Callable[[FeedState, PollResult], None]:
 def cmd_daemon(config: Config, args: argparse.Namespace) -> int:
     from pipeline.daemon import run_daemon
 
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)  # a reload before the daemon listens: nothing
     with _open_store(config, lock=True) as store:
         try:
             asyncio.run(run_daemon(config, store))

@@ -932,12 +932,18 @@ class ConfigWatch:
     and renames it changes the inode). A file that is gone counts as a change."""
 
     def __init__(self, config: Config) -> None:
+        self._files: tuple[Path, ...] = ()
+        self._seen: tuple[tuple[int, int, int] | None, ...] = ()
         self.follow(config)
 
     def follow(self, config: Config) -> None:
-        """Watch `config`'s files from now on, as they are now."""
+        """Watch `config`'s files from now on. A file watched already keeps the look taken
+        before `config` was read from it, so a write while it was read is seen next time;
+        a new one (another OPML file) is looked at now."""
+        seen = dict(zip(self._files, self._seen, strict=True))
         self._files = config.files
-        self._seen = self._look(self._files)
+        self._seen = tuple(seen[path] if path in seen else self._look((path,))[0]
+                           for path in self._files)
 
     def changed(self) -> bool:
         """True once per change of the files."""

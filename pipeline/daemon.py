@@ -64,6 +64,7 @@ async def run_daemon(config: Config, store: Store, resolver: Resolver = system_r
     finally:
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.remove_signal_handler(signal.SIGHUP)
+            signal.signal(signal.SIGHUP, signal.SIG_IGN)  # a reload while closing: nothing
         if metrics is not None:
             metrics.close()
     log.info("daemon stopped")

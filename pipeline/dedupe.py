@@ -101,13 +101,27 @@ def same_site(a: str, b: str) -> bool:
     return bool(host(a)) and host(a) == host(b)
 
 
+def registered_domain(url: str) -> str:
+    """The domain its owner registered (the public suffix list's eTLD+1, from the copy the
+    `tld` package ships: rss.cnn.com and edition.cnn.com are cnn.com, foo.blogspot.com is
+    itself); a host the list does not know (an address, `localhost`, `.test`) as it is."""
+    from tld import get_fld
+
+    try:
+        host = (urlsplit(url).hostname or "").lower().removeprefix("www.")
+    except ValueError:  # not a URL
+        return ""
+    return str(get_fld(host, fix_protocol=True, fail_silently=True) or host) if host else ""
+
+
 def speaks_for(feed_url: str, site_url: str | None, article_url: str) -> bool:
     """Whether a feed is the article's own site's: the feed, or the site it says it is of
-    (its `<link>`: feeds.example.com for example.com), on the article's site. Such a feed
-    names and dates the article rather than another site's (an aggregator's, a
-    planet's)."""
-    return same_site(feed_url, article_url) or bool(site_url) and same_site(
-        str(site_url), article_url)
+    (its `<link>`), under the article's registered domain (rss.cnn.com's feed for
+    edition.cnn.com's articles). Such a feed names and dates the article rather than
+    another site's (an aggregator's, a planet's)."""
+    domain = registered_domain(article_url)
+    return bool(domain) and domain in (registered_domain(feed_url),
+                                       registered_domain(site_url or ""))
 
 
 # --- feed items that share a GUID ----------------------------------------------------------

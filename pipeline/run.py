@@ -244,8 +244,9 @@ class Runner:
 
     def _has_read(self, feed: FeedState) -> bool:
         """Whether the running config has the feed's line. The database can list a feed
-        from a config the daemon has not read yet (`newswire add` while it runs): the feed
-        waits for the daemon to read it rather than be polled without its settings."""
+        from a config the daemon has not read yet (`newswire add` while it runs), and a
+        reload can take away the line of a feed already queued: such a feed is not polled
+        without its settings (it waits for the daemon to read its line)."""
         return feed.config_url is None or self.config.feed_config(feed.config_url) is not None
 
     async def keep_polling(self) -> None:
@@ -255,7 +256,8 @@ class Runner:
         async def poller() -> None:
             while (feed := await self._queue.get()) is not None:
                 try:
-                    if not self.stopping:
+                    # A reload since it was queued may have taken its line away.
+                    if not self.stopping and self._has_read(feed):
                         await self.poll_and_record(feed)
                 except EngineError as exc:  # workers or broker away: feeds stay due
                     log.warning("poll pass skipped: %s", exc)

@@ -13,8 +13,13 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import pytest
 import yaml
 
+from pipeline import daemon as daemon_module
+from pipeline.config import ConfigWatch, load_config
+from pipeline.run import Runner
+from pipeline.store import Store
 from tests.conftest import REPO, fill_site, run_cli, write_config
 from tests.newssite import NewsSite
 
@@ -130,3 +135,29 @@ def test_a_config_edited_under_the_daemon_applies_at_once_and_a_broken_one_chang
         wait_for(lambda: log.read_text().count("config reloaded") > reloads, "SIGHUP's reload")
         assert process.poll() is None
     assert process.returncode == 0, log.read_text()
+
+
+def test_an_edit_while_the_daemon_reads_the_config_is_read_at_the_next_tick(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`newswire add` writing the file while a reload parses it: the reload runs on what it
+    read, and the next look sees the newer file (the review's reproduction: the watch took
+    the newer file for read, and its feeds waited for the next edit)."""
+    feeds = [f"http://127.0.0.1:9/{name}.xml" for name in "abcd"]
+    path = write_config(tmp_path / "newswire.yaml", feeds[:1])
+    config = load_config(path)
+    watch = ConfigWatch(config)
+    write_config(path, feeds[:2])
+    assert watch.changed()
+
+    def read_then_edited(config_path: Path) -> object:
+        read = load_config(config_path)
+        write_config(path, feeds)  # lands while the daemon is busy with what it read
+        return read
+
+    monkeypatch.setattr(daemon_module, "load_config", read_then_edited)
+    store = Store.open(config.database)
+    runner = Runner(config, store)  # its config is all a reload touches
+    daemon_module._reload(runner, store, watch, scheduler=None)
+    assert [f.url for f in runner.config.feeds] == feeds[:2]
+    assert watch.changed() and not watch.changed()
+    store.close()

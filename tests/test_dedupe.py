@@ -80,6 +80,11 @@ def test_a_feed_speaks_for_the_articles_of_its_own_site() -> None:
     assert speaks_for("https://feeds.paper.example/news", "https://www.paper.example/",
                       article)
     assert not speaks_for("https://feeds.paper.example/news", None, article)
+    # Any host under the domain its owner registered (the public suffix list's eTLD+1).
+    assert speaks_for("http://rss.cnn.com/rss/edition.rss", "https://www.cnn.com/",
+                      "https://edition.cnn.com/2026/12/01/world/story/index.html")
+    assert not speaks_for("https://alice.blogspot.com/feeds/posts/default", None,
+                          "https://bob.blogspot.com/2026/12/post.html")
     # An aggregator: its feed and its site are elsewhere, whatever it links to.
     assert not speaks_for("https://hot.example/rss", "https://hot.example/", article)
     assert not speaks_for("https://hot.example/rss", "javascript:alert(1)", article)

@@ -43,10 +43,12 @@ from xml.sax.saxutils import escape
 import pytest
 
 from pipeline import engine, run
+from pipeline.backfill import Filters, backfill_sitemap
 from pipeline.config import load_config
 from pipeline.fetch import decode_body
 from pipeline.run import Runner, run_once
 from pipeline.store import Store
+from pipeline.store.summaries import RECOUNTS
 from pipeline.times import parse_iso
 from tests.conftest import (
     REPO,
@@ -376,7 +378,42 @@ def test_another_sites_feed_never_names_an_article_its_own_sites_feed_lists(
         counts = dict(store.db.execute(
             "SELECT f.url, s.articles FROM feed_stats s JOIN feeds f ON f.id = s.feed_id"))
         assert counts == {hot: 0, outlet.feed_url("rss"): 2}
+        for name, (counter, recount) in RECOUNTS.items():  # every counter still exact
+            assert store.db.execute(counter).fetchall() == \
+                store.db.execute(recount).fetchall(), name
+        assert store.db.execute("SELECT count(*) FROM articles_fts WHERE articles_fts "
+                                "MATCH '\"999 points\"'").fetchone()[0] == 0
         store.close()
+
+
+def test_a_backfill_never_takes_an_article_from_the_feed_that_stored_it(
+        tmp_path: Path) -> None:
+    """A sitemap of the article's own site is a record of where articles came from, not a
+    feed: the aggregator's article stays the aggregator's (the review's reproduction: it
+    went to the inactive backfill source, counted as "backfill: ...")."""
+    with NewsSite() as outlet, NewsSite() as aggregator:
+        outlet.base_url = outlet.base_url.replace("127.0.0.1", "outlet.test")
+        aggregator.base_url = aggregator.base_url.replace("127.0.0.1", "aggregator.test")
+        fill_site(outlet, 1)
+        story = outlet.article("story-0")
+        hot = aggregator.route("/hot.xml", (
+            '<?xml version="1.0"?><rss version="2.0"><channel><title>Hot links</title>'
+            f"<link>{aggregator.url('/')}</link><item><title>Aggregated</title>"
+            f"<link>{story.url}</link><pubDate>Tue, 01 Dec 2026 10:00:00 +0000</pubDate>"
+            "</item></channel></rss>"), "application/rss+xml")
+        sitemap = outlet.route("/sitemap.xml", (
+            '<?xml version="1.0"?><urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">'
+            f"<url><loc>{story.url}</loc></url></urlset>"), "application/xml")
+        config = load_config(write_config(tmp_path / "newswire.yaml", [hot]))
+        store = Store.open(config.database)
+        asyncio.run(run_once(config, store, resolver=resolve_to_loopback))
+        report = asyncio.run(backfill_sitemap(config, store, sitemap, Filters(),
+                                              resolver=resolve_to_loopback))
+        row = store.db.execute("SELECT a.title, a.published_at, f.url FROM articles a "
+                               "JOIN feeds f ON f.id = a.feed_id").fetchall()
+        store.close()
+    assert report.sources == 1
+    assert row == [("Aggregated", "2026-12-01T10:00:00Z", hot)]
 
 
 def test_a_broken_feed_line_is_recorded_against_its_feed_and_the_others_run(

@@ -448,6 +448,39 @@ def test_the_daemon_holds_back_a_feed_listed_by_a_config_it_has_not_read(
     assert (before, after) == (1, 1)  # the first feed, then the one added
 
 
+def test_a_feed_queued_before_a_reload_took_its_line_away_is_not_polled(
+        tmp_path: Path) -> None:
+    """Queued behind busy pollers, then its line changed to another URL by a reload: the
+    old row (now inactive) was polled with no settings at all, its blocked entries stored
+    (the review's reproduction)."""
+    with NewsSite() as site:
+        add_stories(site, range(3))
+        path = tmp_path / "newswire.yaml"
+        blocked = {"url": site.feed_url("rss"),
+                   "filters": {"block": [{"field": "title", "pattern": "."}]}}
+        old = load_config(write_config(path, [blocked]))
+        store = Store.open(old.database)
+        store.sync_config(old)
+        new = load_config(write_config(path, [{**blocked, "url": site.feed_url("atom")}]))
+
+        async def go() -> int:
+            async with Runner(old, store) as runner:
+                queued = await runner.queue_due()
+                store.sync_config(new)  # what the daemon's reload does
+                runner.config = new
+                polling = asyncio.ensure_future(runner.keep_polling())
+                await asyncio.sleep(0.5)
+                runner.stop_polling()
+                await polling
+                return queued
+
+        queued = asyncio.run(go())
+        entries = store.db.execute("SELECT count(*) FROM entries").fetchone()[0]
+        store.close()
+    assert queued == 1
+    assert entries == 0 and site.requests_for("/feeds/rss.xml") == []
+
+
 def test_the_daemons_pollers_stop_when_the_engine_goes_away_during_a_stop(
         tmp_path: Path) -> None:
     """A poll that ends with EngineError (a Celery broker going away) drops the queued

@@ -442,3 +442,17 @@ def test_a_failed_page_is_retried_on_a_widening_schedule_then_forgotten(store: S
     with store.write():
         retries.forget_stale(store.db)
     assert store.db.execute("SELECT count(*) FROM page_retries").fetchone()[0] == 0
+
+
+def test_a_feed_removed_from_the_config_and_added_to_the_database_stays_active(
+        store: Store) -> None:
+    """`newswire add --no-config` of a feed the config once listed: it is the database's
+    own feed now (it kept its config URL, so the next run's sync deactivated it again, and
+    the daemon held it back as listed by a config it had not read)."""
+    store.sync_feeds([FeedConfig(url="https://a.example/feed")])
+    store.sync_feeds([FeedConfig(url="https://b.example/feed")])
+    feed_id = store.add_feed("https://a.example/feed")
+    store.sync_feeds([FeedConfig(url="https://b.example/feed")])
+    row = store.db.execute("SELECT active, config_url FROM feeds WHERE id = ?",
+                           [feed_id]).fetchone()
+    assert row == (1, None)

@@ -49,8 +49,8 @@ def sync(db: sqlite_utils.Database, feeds: Iterable[FeedConfig], now: str,
 def add(db: sqlite_utils.Database, url: str, name: str | None, now: str) -> int:
     """Add one feed (not from the config); returns its id. Idempotent."""
     existing = db.execute("SELECT id FROM feeds WHERE url = ?", [url]).fetchone()
-    if existing:
-        db.table("feeds").update(existing[0], {"active": 1})
+    if existing:  # a feed the config once listed is the database's own from now on
+        db.table("feeds").update(existing[0], {"active": 1, "config_url": None})
         return int(existing[0])
     return _new_feed(db, {"url": url, "name": name, "added_at": now, "next_poll_at": now,
                           "active": 1})
@@ -135,16 +135,25 @@ def after_poll(db: sqlite_utils.Database, result: PollResult, now: str) -> None:
 
 def note_site(db: sqlite_utils.Database, feed_id: int, link: str | None) -> None:
     """The site the feed says it is of (its `<link>`), as its entries are written: whether
-    it speaks for their articles (`speaks_for_article`) is known from its first batch."""
+    it speaks for their articles (`voice`) is known from its first batch."""
     if link:
         db.execute("UPDATE feeds SET site_url = ? WHERE id = ? AND site_url IS NOT ?",
                    [link, feed_id, link])
 
 
-def speaks_for_article(db: sqlite_utils.Database, feed_id: int, article_url: str) -> bool:
-    """Whether the feed is the article's own site's (pipeline.dedupe.speaks_for)."""
-    row = db.execute("SELECT url, site_url FROM feeds WHERE id = ?", [feed_id]).fetchone()
-    return row is not None and speaks_for(row[0], row[1], article_url)
+# How a feed stands to an article (voice): a feed of the article's own site, another
+# site's feed (an aggregator's), or the record of an import or a backfill (never polled:
+# inactive, and in no config).
+OWN, OTHER, SOURCE = "own", "other", "source"
+
+
+def voice(db: sqlite_utils.Database, feed_id: int, article_url: str) -> str:
+    """OWN, OTHER or SOURCE (pipeline.dedupe.speaks_for decides between the first two)."""
+    row = db.execute("SELECT url, site_url, active, config_url FROM feeds WHERE id = ?",
+                     [feed_id]).fetchone()
+    if row is None or not row[2] and row[3] is None:
+        return SOURCE
+    return OWN if speaks_for(row[0], row[1], article_url) else OTHER
 
 
 def write_failed(db: sqlite_utils.Database, feed_id: int, error: str, retry_at: str) -> None:

@@ -364,18 +364,19 @@ def _own_site_feed(db: sqlite_utils.Database, feed_id: int, entry: NewEntry,
                    article_id: str, now: str) -> None:
     """An article that another site's feed stored (an aggregator's, with its own headline
     and the time it listed the story), reached by a feed of the article's own site: that
-    feed names, dates and counts it from now on (`articles.feed_id`), and another site's
-    feed no longer can (pipeline.store.versions)."""
+    feed names, dates and counts it from now on (`articles.feed_id`), takes its page's
+    retries, and another site's feed no longer retitles it (pipeline.store.versions). An
+    import's or a backfill's article keeps what it came with."""
     row = db.execute("SELECT url, feed_id FROM articles WHERE id = ?", [article_id]).fetchone()
     if row is None or row[1] in (None, feed_id):
         return
     url, owner = row
-    if feeds.speaks_for_article(db, owner, url) or \
-            not feeds.speaks_for_article(db, feed_id, url):
+    if feeds.voice(db, owner, url) != feeds.OTHER or feeds.voice(db, feed_id, url) != feeds.OWN:
         return
     db.execute("UPDATE articles SET feed_id = ?, published_at = coalesce(?, published_at), "
                "feed_published_at = coalesce(?, feed_published_at) WHERE id = ?",
                [feed_id, entry.published_at, entry.published_at, article_id])
+    db.execute("UPDATE page_retries SET feed_id = ? WHERE article_id = ?", [feed_id, article_id])
     if entry.title:
         versions.record(db, Revision(article_id, OWN_FEED, title=entry.title,
                                      feed_id=feed_id), now)

@@ -68,11 +68,13 @@ def record(db: sqlite_utils.Database, revision: Revision, now: str) -> bool:
 
 def _names(db: sqlite_utils.Database, revision: Revision, url: str, owner: int | None
            ) -> bool:
-    """Whether the revision's feed may retitle the article: the feed that stored it, or
-    any feed of the article's own site; not another site's feed that also lists it (an
-    aggregator's headline). A revision of no feed (a re-extraction) keeps its title."""
-    return revision.feed_id is None or revision.feed_id == owner or \
-        feeds.speaks_for_article(db, revision.feed_id, url)
+    """Whether the revision's feed may retitle the article: the feed that stored it, a
+    feed of the article's own site, or any feed while no feed of its site has it; not
+    another site's feed (an aggregator's headline) once the site's own feed has it."""
+    if revision.feed_id is None or revision.feed_id == owner or owner is None:
+        return True
+    return feeds.voice(db, owner, url) != feeds.OWN or \
+        feeds.voice(db, revision.feed_id, url) == feeds.OWN
 
 
 def _retried(db: sqlite_utils.Database, revision: Revision, now: str) -> None:
