@@ -386,6 +386,35 @@ def test_another_sites_feed_never_names_an_article_its_own_sites_feed_lists(
         store.close()
 
 
+def test_the_page_retries_of_an_article_follow_it_to_its_sites_feed(tmp_path: Path) -> None:
+    """The aggregator stored the article when its page failed (a 503): its retries move
+    with the article to the site's feed, whose settings and polls fetch the page."""
+    with NewsSite() as outlet, NewsSite() as aggregator:
+        outlet.base_url = outlet.base_url.replace("127.0.0.1", "outlet.test")
+        aggregator.base_url = aggregator.base_url.replace("127.0.0.1", "aggregator.test")
+        fill_site(outlet, 1)
+        story = outlet.article("story-0")
+        outlet.set_fault("/news/story-0.html", "status", code=503)
+        hot = aggregator.route("/hot.xml", (
+            '<?xml version="1.0"?><rss version="2.0"><channel><title>Hot links</title>'
+            f"<link>{aggregator.url('/')}</link><item><title>Aggregated</title>"
+            f"<link>{story.url}</link><description>{' '.join(story.paragraphs)}"
+            "</description></item></channel></rss>"), "application/rss+xml")
+        path = tmp_path / "newswire.yaml"
+        store = None
+        owners = []
+        for feeds in ([hot], [hot, outlet.feed_url("rss")]):
+            config = load_config(write_config(path, feeds))
+            store = store or Store.open(config.database)
+            asyncio.run(run_once(config, store, include_all=True,
+                                 resolver=resolve_to_loopback))
+            owners.append(store.db.execute(
+                "SELECT f.url FROM page_retries r JOIN feeds f ON f.id = r.feed_id").fetchall())
+        assert store is not None
+        store.close()
+    assert owners == [[(hot,)], [(outlet.feed_url("rss"),)]]
+
+
 def test_a_backfill_never_takes_an_article_from_the_feed_that_stored_it(
         tmp_path: Path) -> None:
     """A sitemap of the article's own site is a record of where articles came from, not a
