@@ -121,10 +121,14 @@ def _reload(runner: Runner, store: Store, watch: ConfigWatch, scheduler: Any) ->
         new, waiting = reloaded(running, load_config(running.path))
     except ConfigError as exc:
         log.error("config not reloaded, the daemon goes on with the one it had: %s", exc)
+        if runner.metrics is not None:
+            runner.metrics.observe_reload(False)
         return
     watch.follow(new)
     store.sync_config(new)
     runner.config = new
+    if runner.metrics is not None:
+        runner.metrics.observe_reload(True)
     before, after = {f.url for f in running.feeds}, {f.url for f in new.feeds}
     log.info("config reloaded", extra={"fields": {
         "feeds": len(new.feeds), "added": len(after - before), "removed": len(before - after),

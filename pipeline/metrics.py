@@ -43,6 +43,14 @@ class Metrics:
         self.feeds = Gauge("newswire_feeds", "Feeds by health at the latest look for due feeds "
                            "(dead: schedule.dead_after failures in a row)", ["health"],
                            registry=r)
+        self.config_reloaded = Gauge(
+            "newswire_config_last_reload_successful", "Whether the config file read at the "
+            "latest reload (or the start) was taken (0: the daemon runs on the one before)",
+            registry=r)
+        self.config_reloaded_at = Gauge(
+            "newswire_config_last_reload_success_timestamp_seconds",
+            "When the daemon last took its config file", registry=r)
+        self.observe_reload(True)  # the config it starts with
         for kind in JOINING_KINDS:  # export zeros, so rates work from the first scrape
             self.duplicates.labels(kind)
         self._server: Any = None
@@ -51,6 +59,11 @@ class Metrics:
         self.due_feeds.set(due)
         for name in Health:
             self.feeds.labels(name.value).set(health.get(name, 0))
+
+    def observe_reload(self, taken: bool) -> None:
+        self.config_reloaded.set(int(taken))
+        if taken:
+            self.config_reloaded_at.set_to_current_time()
 
     def observe_poll(self, result: PollResult, summary: PollSummary) -> None:
         self.polls.labels(poll_outcome(result)).inc()

@@ -9,6 +9,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -20,7 +21,7 @@ from pipeline import daemon as daemon_module
 from pipeline.config import ConfigWatch, load_config
 from pipeline.run import Runner
 from pipeline.store import Store
-from tests.conftest import REPO, fill_site, run_cli, write_config
+from tests.conftest import REPO, fill_site, free_port, run_cli, write_config
 from tests.newssite import NewsSite
 
 
@@ -99,21 +100,35 @@ def test_a_feed_added_while_the_daemon_runs_is_polled_with_its_settings(
     assert "config reloaded" in log and "added=1" in log
 
 
+def metric(port: int, name: str) -> float:
+    """One unlabelled value of the daemon's /metrics."""
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    with opener.open(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
+        for line in response.read().decode().splitlines():
+            if line.startswith(name + " "):
+                return float(line.split()[1])
+    raise AssertionError(f"{name} not in /metrics")
+
+
 def test_a_config_edited_under_the_daemon_applies_at_once_and_a_broken_one_changes_nothing(
         site: NewsSite, tmp_path: Path) -> None:
+    port = free_port()
     config = write_config(tmp_path / "newswire.yaml", [site.feed_url("rss")],
-                          schedule={"tick": "0.5s"})
+                          schedule={"tick": "0.5s"}, metrics={"port": port})
     db, log = tmp_path / "newswire.db", tmp_path / "daemon.log"
     data = yaml.safe_load(config.read_text())
+    taken = "newswire_config_last_reload_successful"
     with NewsSite() as other, daemon(config, log) as process:
         fill_site(other, 3)
         wait_for(lambda: polls_of(db, site.feed_url("rss")) >= 1, "the first poll")
 
         # A file that does not read: the daemon says so and runs on the config it had.
         config.write_text("feeds: [unclosed\n", encoding="utf-8")
+        assert metric(port, taken) == 1
         wait_for(lambda: "config not reloaded" in log.read_text(), "the refusal")
         assert "invalid YAML" in log.read_text()
         assert query(db, "SELECT active FROM feeds") == [(1,)]
+        assert metric(port, taken) == 0  # what an alert on failed reloads reads
 
         # Fixed, with a second feed, a broken feed line and a database the daemon cannot
         # switch to while it runs: the feed is polled, the line shown against its feed,
@@ -128,6 +143,7 @@ def test_a_config_edited_under_the_daemon_applies_at_once_and_a_broken_one_chang
             .startswith("config feeds[2].interval")
         assert "database changed; restart the daemon to apply" in log.read_text()
         assert not (tmp_path / "elsewhere.db").exists()
+        assert metric(port, taken) == 1
 
         # SIGHUP reads the file again even when it did not change.
         reloads = log.read_text().count("config reloaded")
