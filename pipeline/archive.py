@@ -32,6 +32,7 @@ from typing import IO, Any
 from urllib.parse import urlsplit
 
 from warcio.archiveiterator import ArchiveIterator
+from warcio.bufferedreaders import ChunkedDataReader
 from warcio.statusandheaders import StatusAndHeaders
 from warcio.warcwriter import WARCWriter
 
@@ -219,10 +220,15 @@ def read(directory: Path, location: ArchiveLocation) -> Capture:
             request_headers = dict(record.http_headers.headers)
         elif record.rec_type == "response":
             headers = {k.lower(): v for k, v in record.http_headers.headers}
+            body = record.raw_stream.read()
+            if "chunked" in headers.pop("transfer-encoding", "").lower():
+                # Another crawler's record (wget, warcprox) keeps the chunked framing, which
+                # newswire's own never do: the body is read without it, as backfill reads it.
+                body = ChunkedDataReader(io.BytesIO(body)).read()
             return Capture(
                 url=record.rec_headers.get_header("WARC-Target-URI"),
                 status=int(record.http_headers.get_statuscode()), headers=headers,
-                body=record.raw_stream.read(), request_headers=request_headers,
+                body=body, request_headers=request_headers,
                 fetched_at=record.rec_headers.get_header("WARC-Date"))
     raise ValueError(f"no response record at {location.file}:{location.offset}")
 

@@ -24,6 +24,7 @@ import asyncio
 import contextlib
 import os
 import tempfile
+import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -36,9 +37,9 @@ from pipeline.boilerplate import site_of
 from pipeline.config import Config
 from pipeline.dedupe import canonical_url
 from pipeline.engine import Engine
-from pipeline.errors import FeedParseError
+from pipeline.errors import BodyTooLarge, FeedParseError
 from pipeline.extract import job_for
-from pipeline.fetch import HTML_TYPES, Fetcher, Resolver, system_resolver
+from pipeline.fetch import HTML_TYPES, Fetcher, Resolver, decode_body, system_resolver
 from pipeline.messages import (
     ArchiveLocation,
     Entry,
@@ -243,6 +244,12 @@ def _chunks(items: Iterator[Any], size: int) -> Iterator[list[Any]]:
 
 # --- sitemaps -----------------------------------------------------------------------------------
 
+def _gunzipped(body: bytes, limit: int) -> bytes:
+    """A sitemap as served: a `sitemap.xml.gz` comes gzipped with no Content-Encoding (the
+    protocol allows it), and is unpacked here to at most `limit` bytes."""
+    return decode_body(body, "gzip", limit) if body[:2] == b"\x1f\x8b" else body
+
+
 async def backfill_sitemap(config: Config, store: Store, url: str, filters: Filters,
                            progress: Progress | None = None,
                            resolver: Resolver = system_resolver) -> BackfillReport:
@@ -263,9 +270,9 @@ async def backfill_sitemap(config: Config, store: Store, url: str, filters: Filt
                 report.errors.append((current, response.error or f"HTTP {response.status}"))
                 continue
             try:
-                sitemap = parse_sitemap(response.body)
-            except FeedParseError as exc:
-                report.errors.append((current, str(exc)))
+                sitemap = parse_sitemap(_gunzipped(response.body, config.fetch.max_bytes))
+            except (FeedParseError, BodyTooLarge, ValueError, zlib.error) as exc:
+                report.errors.append((current, str(exc) or type(exc).__name__))
                 continue
             pending.extend(sitemap.children)
             report.records += len(sitemap.urls)
@@ -277,9 +284,11 @@ async def backfill_sitemap(config: Config, store: Store, url: str, filters: Filt
             report.skipped += len(sitemap.urls) - len(entries)
             for start in range(0, len(entries), BATCH):
                 chunk = entries[start:start + BATCH]
-                summary = await runner.ingest(feed, chunk)
+                summary, lost = await runner.ingest(feed, chunk)
+                report.errors += [(e.link or "", e.article.extract_error or "")
+                                  for e in lost if e.article is not None]
                 report.pages += summary.new_entries
-                report.skipped += len(chunk) - summary.new_entries
+                report.skipped += len(chunk) - summary.new_entries - len(lost)
                 report.summary += summary
                 if progress:
                     progress(len(chunk))

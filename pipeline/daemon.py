@@ -114,16 +114,20 @@ async def _watch_clock(scheduler: Any, stop: asyncio.Event, every: float) -> Non
                 job.modify(next_run_time=now)
 
 
-def _reload(runner: Runner, store: Store, watch: ConfigWatch, scheduler: Any) -> None:
-    """Read the runner's config files again and run on what they say (see the module)."""
+def _reload(runner: Runner, store: Store, watch: ConfigWatch, scheduler: Any,
+            refused: str | None = None) -> str | None:
+    """Read the runner's config files again and run on what they say (see the module).
+    Returns why the files do not read (logged unless it is `refused`, the reason the last
+    reload gave: the daemon looks again at each tick until they read), else None."""
     running = runner.config
     try:
         new, waiting = reloaded(running, load_config(running.path))
     except ConfigError as exc:
-        log.error("config not reloaded, the daemon goes on with the one it had: %s", exc)
+        if str(exc) != refused:
+            log.error("config not reloaded, the daemon goes on with the one it had: %s", exc)
         if runner.metrics is not None:
             runner.metrics.observe_reload(False)
-        return
+        return str(exc)
     watch.follow(new)
     store.sync_config(new)
     runner.config = new
@@ -137,6 +141,7 @@ def _reload(runner: Runner, store: Store, watch: ConfigWatch, scheduler: Any) ->
         log.warning("config: %s changed; restart the daemon to apply", ", ".join(waiting))
     if new.schedule.tick != running.schedule.tick:
         scheduler.reschedule_job("poll-due", trigger=FromNow(new.schedule.tick))
+    return None
 
 
 async def _serve(config: Config, store: Store, resolver: Resolver, stop: asyncio.Event,
@@ -150,18 +155,22 @@ async def _serve(config: Config, store: Store, resolver: Resolver, stop: asyncio
     they come free, so a slow poll never holds up the feeds due meanwhile."""
     loop = asyncio.get_running_loop()
     files = ConfigWatch(config)
+    refused: str | None = None  # why the config's files did not read at the last reload
     async with Runner(config, store, resolver, metrics=metrics) as runner:
         async def tick() -> None:
+            nonlocal refused
             if runner.stopping:
                 return
             me = asyncio.current_task()
             assert me is not None
             ticks.add(me)
             try:
-                if files.changed() or hangup.is_set():
+                # A config that did not read is looked at again each tick: it may name an
+                # OPML file not written yet, which no watched file's change would announce.
+                if files.changed() or hangup.is_set() or refused:
                     hangup.clear()
                     try:
-                        _reload(runner, store, files, scheduler)
+                        refused = _reload(runner, store, files, scheduler, refused)
                     except Exception:
                         hangup.set()  # not applied: the next tick tries again
                         raise

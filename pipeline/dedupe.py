@@ -80,12 +80,18 @@ def canonical_url(url: str) -> str:
 
 def article_id(url: str) -> str:
     """16 lower-case hex characters derived from the canonical URL: stable across runs."""
-    return hashlib.sha256(canonical_url(url).encode("utf-8")).hexdigest()[:16]
+    return _short_hash(canonical_url(url))
 
 
 def entry_article_id(feed_url: str, entry_key: str) -> str:
-    """The id of an article whose entry has no link: from its feed and entry key."""
-    return article_id(f"{feed_url}#entry={entry_key}")
+    """The id of an article whose entry has no link: from its feed and entry key (hashed
+    beside the canonical feed URL, not inside it: canonical_url drops a fragment, and every
+    link-less entry of a feed shared one id)."""
+    return _short_hash(f"{canonical_url(feed_url)}\nentry={entry_key}")
+
+
+def _short_hash(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
 
 def text_hash(text: str) -> str:
@@ -239,10 +245,13 @@ def canonical_claim_holds(page_url: str, stored_page_url: str | None, same_text:
 
 
 def keyed_by_page(article: Article) -> Article:
-    """The article under its own page URL, the refused canonical claim kept as evidence."""
-    page = canonical_url(article.url)
-    return replace(article, id=article_id(page), canonical_url=page,
-                   claimed_canonical_url=article.canonical_url)
+    """The article under its own page URL, the refused canonical claim kept as evidence.
+    An article with no page (a link-less entry, an imported file) is keyed by its claimed
+    id and its text instead: the empty URL would give every such article one id."""
+    page = canonical_url(article.url) if article.url else ""
+    key = article_id(page) if page else _short_hash(f"{article.id}\ntext={text_hash(article.text)}")
+    return replace(article, id=key, canonical_url=page,
+                   claimed_canonical_url=article.canonical_url or None)
 
 
 # --- what a new article is --------------------------------------------------------------------

@@ -194,13 +194,21 @@ _TOP_LEVEL = re.compile(r"^([^\s#-]|---|\.\.\.)")
 _ITEM = re.compile(r"^(\s*)-\s")
 
 
+# What YAML may not hold unescaped (outside its printable set): a feed's title can carry it.
+_UNPRINTABLE = re.compile("[^\t\n\r\x20-\x7e\x85\xa0-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
 def _scalar(value: str) -> str:
-    """value as a YAML scalar: plain when that reads back unchanged, else double-quoted."""
+    """value as a YAML scalar: plain when that reads back unchanged, else double-quoted
+    (JSON's escapes are YAML's), any character YAML cannot print escaped."""
     try:
         plain_ok = yaml.safe_load(f"k: {value}\n") == {"k": value}
     except yaml.YAMLError:
         plain_ok = False
-    return value if plain_ok else json.dumps(value, ensure_ascii=False)
+    if plain_ok:
+        return value
+    return _UNPRINTABLE.sub(lambda m: f"\\u{ord(m.group()):04x}",
+                            json.dumps(value, ensure_ascii=False))
 
 
 def _item(feed: FeedConfig) -> dict[str, Any]:
@@ -253,7 +261,10 @@ def append_to_config(path: Path, feeds: Sequence[FeedConfig]) -> Config:
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
         raise ConfigEditError(f"cannot read {path}: {exc}") from None
     updated = append_feed_items(original, feeds)
-    after = yaml.safe_load(updated) or {}
+    try:
+        after = yaml.safe_load(updated) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigEditError(f"{path}: the new lines would not read: {exc}") from None
     expected = {**before, "feeds": list(before.get("feeds") or []) +
                 [_item(f) for f in feeds]}
     if after != expected:

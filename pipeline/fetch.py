@@ -59,6 +59,11 @@ PERMANENT_CODES = frozenset({301, 308})
 ROBOTS_KEPT = 24 * 3600.0
 ROBOTS_RETRY = 600.0
 ROBOTS_HOSTS = 10_000  # answers kept before the expired ones are dropped
+# A download into a file (a WARC to backfill) stops before the disk it writes to has less
+# than DOWNLOAD_RESERVE bytes left: an endless or oversized body must not fill the disk the
+# database lives on. The free space is looked at every DISK_LOOK_EVERY bytes written.
+DOWNLOAD_RESERVE = 1 << 30
+DISK_LOOK_EVERY = 8 << 20
 
 Resolver = Callable[[str, int], Awaitable[list[str]]]
 
@@ -212,6 +217,15 @@ def decode_body(raw: bytes, content_encoding: str, limit: int) -> bytes:
     decoder = _Decoder(content_encoding, limit)
     decoder.feed(raw)
     return decoder.finish()
+
+
+def _free_bytes(sink: BinaryIO) -> int | None:
+    """The space left to an unprivileged writer on the disk of `sink` (None: not a file)."""
+    try:
+        stats = os.fstatvfs(sink.fileno())
+    except (OSError, ValueError, AttributeError):
+        return None
+    return stats.f_bavail * stats.f_frsize
 
 
 # --- politeness -----------------------------------------------------------------------------
@@ -488,9 +502,19 @@ class Fetcher:
             sem.release()
 
     async def _copy_body(self, response: httpx.Response, sink: BinaryIO) -> bytes:
-        """The raw body written to `sink` chunk by chunk (flat memory): nothing kept."""
+        """The raw body written to `sink` chunk by chunk (flat memory): nothing kept. Raises
+        BodyTooLarge before the disk keeps less than DOWNLOAD_RESERVE free."""
+        written = looked = 0
         async for chunk in response.aiter_raw():
             sink.write(chunk)
+            written += len(chunk)
+            if written - looked >= DISK_LOOK_EVERY:
+                looked = written
+                free = _free_bytes(sink)
+                if free is not None and free < DOWNLOAD_RESERVE:
+                    raise BodyTooLarge(
+                        f"download stopped after {written} bytes: {free} bytes left on the "
+                        f"disk, which keeps at least {DOWNLOAD_RESERVE} free")
         return b""
 
     async def _read_body(self, response: httpx.Response, decode: bool = True) -> bytes:

@@ -488,6 +488,12 @@ class NewEntry(Message):
     filtered_by: str | None = None  # the filter rule that kept it out of the corpus
     archived: ArchiveLocation | None = None  # the article's page in the archive
 
+    @property
+    def page_lost(self) -> bool:
+        """Its page failed and nothing else gave a text (no feed content)."""
+        return self.article is not None and not self.article.text and \
+            bool(self.article.extract_error)
+
 
 @dataclass(frozen=True)
 class PageMetadata(Message):

@@ -399,23 +399,29 @@ class Runner:
                          archived=archived, revisions=revisions)
         return result, written, write_error
 
-    async def ingest(self, feed: FeedState, entries: Sequence[Entry]) -> PollSummary:
+    async def ingest(self, feed: FeedState, entries: Sequence[Entry]
+                     ) -> tuple[PollSummary, list[NewEntry]]:
         """Entries from elsewhere than a feed poll (a sitemap backfill) for a source feed:
-        the new ones planned, their pages fetched and extracted, written in batches."""
+        the new ones planned, their pages fetched and extracted, written in batches. An
+        entry whose page failed with no text to keep is not written but returned: a source
+        is never polled, so only a run that tries it again can fetch it."""
         fresh = self.store.unseen_entries(feed.id, entries)
-        written, _last, write_error = await self._store_entries(feed, self.feed_plan(feed),
-                                                                fresh, keep_last=False)
+        lost: list[NewEntry] = []
+        written, _last, write_error = await self._store_entries(
+            feed, self.feed_plan(feed), fresh, keep_last=False, lost=lost)
         if write_error is not None:
             raise write_error
-        return written
+        return written, lost
 
     async def _store_entries(self, feed: FeedState, own: FeedPlan, fresh: Sequence[Entry],
-                             keep_last: bool, feed_link: str | None = None
+                             keep_last: bool, feed_link: str | None = None,
+                             lost: list[NewEntry] | None = None
                              ) -> tuple[PollSummary, tuple[NewEntry, ...],
                                         StoreWriteError | None]:
         """New entries planned, extracted and written ENTRY_BATCH at a time: (what the
         batches wrote, the last batch unwritten when `keep_last` (it goes with the poll),
-        the write error that stopped them). `feed_link`: the site the feed is of."""
+        the write error that stopped them). `feed_link`: the site the feed is of. With
+        `lost`, the entries whose page failed with no text go there, unwritten."""
         written, last = PollSummary(), tuple[NewEntry, ...]()
         share = asyncio.Semaphore(PAGES_PER_FEED)  # a feed's share of the pages in flight
         for start in range(0, len(fresh), ENTRY_BATCH):
@@ -425,6 +431,9 @@ class Runner:
             new = tuple(await asyncio.gather(*(
                 _within(share, self._entry_with_article(feed, own, entry, plan))
                 for entry in plan.fresh)))
+            if lost is not None:
+                lost += [e for e in new if e.page_lost]
+                new = tuple(e for e in new if not e.page_lost)
             if keep_last and start + ENTRY_BATCH >= len(fresh):
                 last = new  # written with the poll, validators and all
                 break

@@ -177,3 +177,28 @@ def test_an_edit_while_the_daemon_reads_the_config_is_read_at_the_next_tick(
     assert [f.url for f in runner.config.feeds] == feeds[:2]
     assert watch.changed() and not watch.changed()
     store.close()
+
+
+def test_an_opml_file_written_after_the_config_names_it_is_read(
+        site: NewsSite, tmp_path: Path) -> None:
+    """The config names `opml: more.opml` before the file exists: that reload is refused
+    (and said once), and the file written next is read at a tick, though no watched file
+    changed (the review's reproduction: the OPML feed was never polled)."""
+    config = write_config(tmp_path / "newswire.yaml", [site.feed_url("rss")],
+                          schedule={"tick": "0.5s"})
+    db, log = tmp_path / "newswire.db", tmp_path / "daemon.log"
+    with NewsSite() as other, daemon(config, log) as process:
+        fill_site(other, 2)
+        wait_for(lambda: polls_of(db, site.feed_url("rss")) >= 1, "the first poll")
+        data = yaml.safe_load(config.read_text())
+        config.write_text(yaml.safe_dump({**data, "opml": "more.opml"}, sort_keys=False),
+                          encoding="utf-8")
+        wait_for(lambda: "config not reloaded" in log.read_text(), "the refusal")
+        time.sleep(1.5)  # three ticks: the refusal is not logged again
+        (tmp_path / "more.opml").write_text(
+            '<?xml version="1.0"?><opml version="2.0"><head/><body>'
+            f'<outline text="Other" xmlUrl="{other.feed_url("rss")}"/></body></opml>',
+            encoding="utf-8")
+        wait_for(lambda: polls_of(db, other.feed_url("rss")) >= 1, "the OPML feed's poll")
+        assert process.poll() is None
+    assert log.read_text().count("config not reloaded") == 1

@@ -192,6 +192,27 @@ def test_import_applies_dedupe_keeps_ids_and_reports_bad_files(tmp_path: Path) -
     assert entries == 3
 
 
+def test_files_that_claim_one_id_with_other_texts_are_all_imported(tmp_path: Path) -> None:
+    """Three files named with one id and three texts: the first keeps the id, the others
+    were keyed by their empty page URL, so the second took a constant id and the third
+    was "already stored" and lost (the review's reproduction). Now each other text gets an
+    id from the claimed one and its text, and importing again adds nothing."""
+    seed = tmp_path / "seed"
+    for n, subject in enumerate(("harbour", "ferry", "bridge")):
+        write_seed(seed, f"00{n}_aaaaaaaaaaaaaaaa.txt",
+                   f"The {subject}\n\n{' '.join(story(subject))}\n")
+    with Store.open(tmp_path / "c.db") as store:
+        report = asyncio.run(import_text(store, seed))
+        again = asyncio.run(import_text(store, seed))
+        rows = store.db.execute("SELECT id, title, claimed_canonical_url FROM articles "
+                                "ORDER BY title").fetchall()
+    assert (report.new_articles, report.already_stored) == (3, 0)
+    assert (again.new_articles, again.already_stored) == (0, 3)
+    assert [title for _, title, _ in rows] == ["The bridge", "The ferry", "The harbour"]
+    assert len({article for article, _, _ in rows}) == 3
+    assert dict((t, a) for a, t, _ in rows)["The harbour"] == "aaaaaaaaaaaaaaaa"
+
+
 def test_seed_article_imports_and_exports_unchanged(tmp_path: Path) -> None:
     seed = needs_corpus("seed")
     original = (seed / f"000_{SEED_ID}.txt").read_text(encoding="utf-8")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from pathlib import Path
 
@@ -89,6 +90,24 @@ def test_add_a_feed_url_directly(site: NewsSite, tmp_path: Path) -> None:
     assert "via the URL itself" in result.stdout
     assert load_config(config).feeds[-1] == FeedConfig(site.feed_url("json"), "Gazette JSON")
     assert [r.path for r in site.log] == ["/feeds/feed.json"]
+
+
+def test_add_keeps_a_title_yaml_cannot_print_as_an_escape(site: NewsSite,
+                                                        tmp_path: Path) -> None:
+    """A JSON Feed titled with U+FFFE: `add` died on yaml's ReaderError, with
+    nothing added (the review's reproduction). The name is written escaped and reads back
+    as the feed gave it."""
+    title = "Weird \ufffe News"
+    feed = site.route("/odd.json", json.dumps({
+        "version": "https://jsonfeed.org/version/1.1", "title": title,
+        "home_page_url": site.url("/"), "items": [
+            {"id": "1", "url": site.url("/news/a.html"), "content_text": "Hello"}]}),
+        "application/feed+json")
+    config = write_config(tmp_path / "newswire.yaml", [site.feed_url("rss")])
+    result = run_cli("add", feed, config=config)
+    assert result.code == 0, result.stderr
+    assert load_config(config).feeds[-1] == FeedConfig(feed, title)
+    assert "\\ufffe" in config.read_text(encoding="utf-8")
 
 
 def test_add_finds_a_feed_at_a_common_path(site: NewsSite, config: Path) -> None:

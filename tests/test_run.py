@@ -209,6 +209,35 @@ def test_an_entry_without_a_link_is_stored_from_the_feed_under_its_feed_and_key(
         store.close()
 
 
+def test_entries_without_a_link_each_keep_their_own_article_in_every_feed(
+        tmp_path: Path) -> None:
+    """Every link-less entry of a feed had one id (the canonical feed URL dropped the
+    `#entry=` fragment), and the later ones, refused as another text under that id, were
+    keyed by their empty page URL: one article for every feed's, holding the first feed's
+    text (the review's reproduction: 6 entries, 3 articles)."""
+    def linkless(site: NewsSite, path: str, name: str) -> str:
+        items = "".join(
+            f"<item><title>{name} notice {i}</title><guid isPermaLink='false'>{name}-{i}"
+            f"</guid><description>{' '.join(story(f'{name} notice {i}'))}</description>"
+            "</item>" for i in range(3))
+        return site.route(path, f"<?xml version='1.0'?><rss version='2.0'><channel><title>"
+                          f"{name}</title>{items}</channel></rss>", "application/rss+xml")
+
+    with NewsSite() as site:
+        feeds = [linkless(site, "/a.xml", "Alpha"), linkless(site, "/b.xml", "Beta")]
+        config = load_config(write_config(tmp_path / "newswire.yaml", feeds))
+        store = Store.open(config.database)
+        report = asyncio.run(run_once(config, store))
+        rows = store.db.execute(
+            "SELECT e.title, a.text, a.feed_id = e.feed_id FROM entries e "
+            "JOIN articles a ON a.id = e.article_id ORDER BY e.title").fetchall()
+        store.close()
+    assert report.new_articles == 6
+    assert len(rows) == 6 and all(own for _, _, own in rows)
+    for title, text, _ in rows:
+        assert text.startswith(story(title)[0][:40]), (title, text[:60])
+
+
 def test_a_cron_run_forgets_lines_a_site_showed_once_long_ago(tmp_path: Path) -> None:
     """`once` does the daemon's upkeep too: without it, every line of every page stays in
     site_lines for ever on a cron install."""
