@@ -274,7 +274,10 @@ async def backfill_sitemap(config: Config, store: Store, url: str, filters: Filt
             except (FeedParseError, BodyTooLarge, ValueError, zlib.error) as exc:
                 report.errors.append((current, str(exc) or type(exc).__name__))
                 continue
-            pending.extend(sitemap.children)
+            # Only as many as can still be read: indexes of 50,000 sitemaps each must not
+            # queue millions of URLs.
+            room = MAX_SITEMAPS - len(seen) - len(pending)
+            pending.extend(u for u in sitemap.children[:max(room, 0)] if u not in seen)
             report.records += len(sitemap.urls)
             entries = [Entry(key=entry_key(None, item.url, item.title, ""), guid=None,
                              link=item.url, title=item.title, summary="", content="",
