@@ -48,7 +48,7 @@ from pipeline.messages import (
     PollResult,
     PollSummary,
 )
-from pipeline.outcome import MAX_ERROR
+from pipeline.outcome import recorded
 from pipeline.parse import entry_key
 from pipeline.run import Runner, make_engine
 from pipeline.sitemaps import parse_sitemap
@@ -297,7 +297,7 @@ async def backfill_sitemap(config: Config, store: Store, url: str, filters: Filt
                     progress(len(chunk))
         await runner.writer.write(PollResult(
             feed_id=feed_id, started_at=iso(datetime.now(UTC)), duration_ms=0, status=200,
-            bytes=0, error="; ".join(f"{u}: {e}" for u, e in report.errors)[:MAX_ERROR] or None,
+            bytes=0, error=recorded("; ".join(f"{u}: {e}" for u, e in report.errors)),
             next_poll_at=None, consecutive_failures=0, current_interval=None,
             feed_title=f"backfill: {url}"))
     return report

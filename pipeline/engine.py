@@ -126,7 +126,8 @@ class LocalEngine:
     async def poll_feed(self, request: FeedRequest, max_entries: int) -> FeedPolled:
         async def parse(response: FetchResult) -> ParseOutcome:
             try:
-                return await self.pool.run(parse_response, response, max_entries)
+                return await self.pool.run(parse_response, response, max_entries,
+                                           self.config.extract.timeout)
             except WorkerCrashed as exc:
                 return ParseOutcome(error=str(exc))
 

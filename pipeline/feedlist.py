@@ -194,8 +194,10 @@ _TOP_LEVEL = re.compile(r"^([^\s#-]|---|\.\.\.)")
 _ITEM = re.compile(r"^(\s*)-\s")
 
 
-# What YAML may not hold unescaped (outside its printable set): a feed's title can carry it.
-_UNPRINTABLE = re.compile("[^\t\n\r\x20-\x7e\x85\xa0-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+# What YAML may not hold unescaped in a double-quoted scalar: characters outside its
+# printable set, and those it reads as line breaks (NEL, U+2028, U+2029).
+_UNPRINTABLE = re.compile("[^\t\n\r\x20-\x7e\xa0-\u2027\u202a-\ud7ff\ue000-\ufffd"
+                          "\U00010000-\U0010ffff]")
 
 
 def _scalar(value: str) -> str:

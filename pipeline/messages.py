@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import re
 import types
 import typing
 import zlib
@@ -48,6 +49,8 @@ JOINING_KINDS: Final = (EXACT, NEAR)
 
 # Where an article's text came from (`articles.text_source`): its page, its feed item (the
 # page failed or was thin), or a seed-format file (`newswire import`).
+_NOT_MEDIA_TYPE = re.compile(r"[^\x21-\x7e]")  # FetchResult.content_type
+
 TextSource = Literal["page", "feed", "import"]
 FROM_PAGE: Final = "page"
 FROM_FEED: Final = "feed"
@@ -244,7 +247,10 @@ class FetchResult(Message):
 
     @property
     def content_type(self) -> str:
-        return self.headers.get("content-type", "").split(";")[0].strip().lower()
+        """The media type, lower-cased; only printable ASCII (what a media type is made
+        of): a server's terminal escapes must not reach errors, logs and the CLI."""
+        kind = self.headers.get("content-type", "").split(";")[0].strip().lower()
+        return _NOT_MEDIA_TYPE.sub("", kind)
 
     def retry_after(self, now: datetime | None = None) -> float | None:
         """Seconds the server asked us to wait (Retry-After as seconds or an HTTP date)."""

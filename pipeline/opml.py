@@ -203,12 +203,15 @@ def write_opml(outlines: Iterable[Outline], title: str = "newswire feeds",
     folders: dict[str, lxml.etree._Element] = {}
     for outline in outlines:
         parent = body
-        if outline.category:
-            if outline.category not in folders:
-                folders[outline.category] = lxml.etree.SubElement(
-                    body, "outline", text=outline.category, title=outline.category)
-            parent = folders[outline.category]
-        name = outline.title or outline.url
+        # Names come from the feeds themselves (a title stored before it was cleaned can
+        # hold what XML refuses): cleaned again here, so one feed cannot stop the export.
+        category = one_line(outline.category)
+        if category:
+            if category not in folders:
+                folders[category] = lxml.etree.SubElement(
+                    body, "outline", text=category, title=category)
+            parent = folders[category]
+        name = one_line(outline.title) or outline.url
         attributes = {"type": "rss", "text": name, "title": name, "xmlUrl": outline.url}
         if outline.html_url:
             attributes["htmlUrl"] = outline.html_url

@@ -17,9 +17,17 @@ from pipeline.messages import (
     PollSummary,
 )
 from pipeline.schedule import THROTTLING, PollOutcome, next_poll, throttled
+from pipeline.text import one_line
 from pipeline.times import iso
 
 MAX_ERROR = 1_000  # characters of a poll's recorded error
+
+
+def recorded(error: str | None) -> str | None:
+    """A poll's error as it is stored, logged and printed: one clean line (a server's words
+    in it, a Content-Type or a parser's message, may carry newlines and terminal escapes),
+    at most MAX_ERROR characters."""
+    return one_line(error, MAX_ERROR) or None if error else None
 
 
 def response_error(response: FetchResult) -> str | None:
@@ -47,7 +55,7 @@ def poll_result(feed: FeedState, response: FetchResult, parsed: ParsedFeed | Non
         error = None  # throttled, not failed: the next poll honours Retry-After
     return PollResult(
         feed_id=feed.id, started_at=iso(started), duration_ms=duration_ms,
-        status=response.status, bytes=len(response.body), error=error,
+        status=response.status, bytes=len(response.body), error=recorded(error),
         next_poll_at=iso(schedule.at) if schedule.at else None,
         consecutive_failures=schedule.consecutive_failures,
         current_interval=schedule.interval, etag=response.etag,
@@ -68,7 +76,7 @@ def crashed(feed: FeedState, started: datetime, duration_ms: int, exc: Exception
     schedule = next_poll(feed, PollOutcome(status=None, failed=True), config, now=started)
     return PollResult(
         feed_id=feed.id, started_at=iso(started), duration_ms=duration_ms, status=None,
-        bytes=0, error=f"internal error: {type(exc).__name__}: {exc}"[:MAX_ERROR],
+        bytes=0, error=recorded(f"internal error: {type(exc).__name__}: {exc}"),
         next_poll_at=iso(schedule.at) if schedule.at else None,
         consecutive_failures=schedule.consecutive_failures,
         current_interval=schedule.interval)
@@ -79,7 +87,8 @@ def write_failed(result: PollResult, exc: Exception, now: datetime,
     """A poll whose transaction rolled back (disk full, database locked): retried after
     `min_interval` with the old validators, so the next poll fetches everything again
     (entry batches already written are skipped then)."""
-    return replace(result, error=f"storage error: {exc}", entries=(), storage_error=True,
+    return replace(result, error=recorded(f"storage error: {exc}"), entries=(),
+                   storage_error=True,
                    next_poll_at=iso(now + timedelta(seconds=config.min_interval)))
 
 

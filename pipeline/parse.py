@@ -27,7 +27,8 @@ from pipeline.config import ExtractConfig
 from pipeline.dates import parse_date
 from pipeline.dedupe import canonical_url, separate_items
 from pipeline.errors import FeedParseError
-from pipeline.messages import Entry, FetchResult, ParsedFeed, ParseOutcome
+from pipeline.extract import ExtractionTimeout, time_limit
+from pipeline.messages import EXTRACT_TIMEOUT, Entry, FetchResult, ParsedFeed, ParseOutcome
 from pipeline.text import clean, one_line, plain_title
 from pipeline.times import iso, sane_published
 from pipeline.values import MAX_SECONDS, http_url, parse_int
@@ -638,11 +639,18 @@ def parse_feed(body: bytes, headers: dict[str, str] | None = None, url: str = ""
     )
 
 
-def parse_response(response: FetchResult, max_entries: int) -> ParseOutcome:
-    """The parsing stage (run in a worker): a fetched feed body as entries, or why not."""
+def parse_response(response: FetchResult, max_entries: int,
+                   timeout: float = EXTRACT_TIMEOUT) -> ParseOutcome:
+    """The parsing stage (run in a worker): a fetched feed body as entries, or why not.
+    Within `timeout` seconds (`extract.timeout`): feedparser's own regular expressions take
+    quadratic time on some values (an `<author>` of 200 KB: minutes), which must not hold
+    a worker, and every feed waiting for it."""
     try:
-        return ParseOutcome(feed=parse_feed(response.body, response.headers,
-                                            response.final_url, max_entries=max_entries))
+        with time_limit(timeout):
+            return ParseOutcome(feed=parse_feed(response.body, response.headers,
+                                                response.final_url, max_entries=max_entries))
+    except ExtractionTimeout:
+        return ParseOutcome(error=f"feed parse time limit of {timeout:g}s exceeded")
     except FeedParseError as exc:
         return ParseOutcome(error=str(exc))
     except Exception as exc:  # noqa: BLE001 - never let one feed break the pool

@@ -9,8 +9,9 @@ import unicodedata
 import lxml.etree
 import lxml.html
 
-# C0 controls except tab, newline and carriage return; DEL; C1 controls.
-_CONTROLS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+# C0 controls except tab, newline and carriage return; DEL; C1 controls; the noncharacters
+# U+FFFE and U+FFFF (no text holds them, and XML refuses them: an OPML export of a title).
+_CONTROLS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ufffe\uffff]")
 _SURROGATES = re.compile(r"[\ud800-\udfff]")
 _SPACES = re.compile(r"[ \t\u00a0\u2000-\u200b\u3000]+")
 _BLANKS = re.compile(r"\n\s*\n+")

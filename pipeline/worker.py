@@ -122,10 +122,10 @@ def _fresh_process(**_: Any) -> None:
 
 
 def _poll_feed(request: dict[str, Any], max_entries: int) -> dict[str, Any]:
-    loop, fetcher, _config = _state()
+    loop, fetcher, config = _state()
 
     async def parse(response: FetchResult) -> ParseOutcome:
-        return parse_response(response, max_entries)
+        return parse_response(response, max_entries, config.extract.timeout)
 
     return loop.run_until_complete(
         poll_feed(fetcher, FeedRequest.from_dict(request), parse)).to_dict()

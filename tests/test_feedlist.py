@@ -92,22 +92,27 @@ def test_add_a_feed_url_directly(site: NewsSite, tmp_path: Path) -> None:
     assert [r.path for r in site.log] == ["/feeds/feed.json"]
 
 
-def test_add_keeps_a_title_yaml_cannot_print_as_an_escape(site: NewsSite,
-                                                        tmp_path: Path) -> None:
-    """A JSON Feed titled with U+FFFE: `add` died on yaml's ReaderError, with
-    nothing added (the review's reproduction). The name is written escaped and reads back
-    as the feed gave it."""
-    title = "Weird \ufffe News"
+def test_add_takes_a_feed_titled_with_noncharacters(site: NewsSite, tmp_path: Path) -> None:
+    """A JSON Feed titled with U+FFFE: `add` died on yaml's ReaderError, with nothing added
+    (the review's reproduction). The title is cleaned as every title is."""
     feed = site.route("/odd.json", json.dumps({
-        "version": "https://jsonfeed.org/version/1.1", "title": title,
+        "version": "https://jsonfeed.org/version/1.1", "title": "Weird \ufffe News\uffff",
         "home_page_url": site.url("/"), "items": [
             {"id": "1", "url": site.url("/news/a.html"), "content_text": "Hello"}]}),
         "application/feed+json")
     config = write_config(tmp_path / "newswire.yaml", [site.feed_url("rss")])
     result = run_cli("add", feed, config=config)
     assert result.code == 0, result.stderr
-    assert load_config(config).feeds[-1] == FeedConfig(feed, title)
-    assert "\\ufffe" in config.read_text(encoding="utf-8")
+    assert load_config(config).feeds[-1] == FeedConfig(feed, "Weird News")
+
+
+@pytest.mark.parametrize("name", ["A \ufffe title", "del\x7f", "line\u2028break", "nel\x85",
+                                  "nul\x00", "quote: \"x\" # not a comment", "ok é 中"])
+def test_a_name_yaml_cannot_print_is_appended_escaped_and_reads_back(
+        tmp_path: Path, name: str) -> None:
+    path = write_config(tmp_path / "newswire.yaml", ["https://a.example/feed"])
+    config = append_to_config(path, [FeedConfig("https://b.example/feed", name)])
+    assert config.feeds[-1] == FeedConfig("https://b.example/feed", name)
 
 
 def test_add_finds_a_feed_at_a_common_path(site: NewsSite, config: Path) -> None:

@@ -415,6 +415,48 @@ def test_the_page_retries_of_an_article_follow_it_to_its_sites_feed(tmp_path: Pa
     assert owners == [[(hot,)], [(outlet.feed_url("rss"),)]]
 
 
+def test_a_feed_whose_parse_runs_away_is_stopped_and_recorded_alone(
+        site: NewsSite, tmp_path: Path) -> None:
+    """feedparser checks an `<author>` with a regular expression that takes quadratic time:
+    120 KB of it held the only worker for about a minute (200 KB: minutes), and every
+    feed's poll with it (the review's reproduction). The parse now has the extraction's
+    time limit: the feed records it, the other feed is stored in full."""
+    hostile = site.route("/runaway.xml", (
+        '<?xml version="1.0"?><rss version="2.0"><channel><title>Runaway</title><item>'
+        "<title>x</title><link>https://example.org/x</link><guid>g</guid><author>" +
+        "a" * 120_000 + "</author></item></channel></rss>"), "application/rss+xml")
+    config = write_config(tmp_path / "newswire.yaml", [hostile, site.feed_url("rss")],
+                          extract={"workers": 1, "timeout": "2s"})
+    result = run_cli("once", config=config, timeout=280)
+    assert result.code == 0, result.stderr
+    db = tmp_path / "newswire.db"
+    with sqlite3.connect(db) as conn:
+        errors = dict(conn.execute("SELECT url, last_error FROM feeds"))
+        stored = conn.execute("SELECT count(*) FROM articles").fetchone()[0]
+    assert errors[hostile] == \
+        "feed parse error (application/rss+xml): feed parse time limit of 2s exceeded"
+    assert errors[site.feed_url("rss")] is None and stored == 5
+
+
+def test_a_servers_terminal_escapes_never_reach_the_output_or_the_database(
+        site: NewsSite, tmp_path: Path) -> None:
+    """A Content-Type carrying U+009B (a one-character terminal escape, CSI) went into the
+    feed's error as sent: `once`, `status`, the log and `feeds.last_error` printed it, so a
+    server could clear or recolour the user's terminal (the review's reproduction)."""
+    hostile = site.route("/escape.xml", "<html><body>not a feed</body></html>",
+                         "x/\x9b2J\x9b31mPWNED")
+    config = write_config(tmp_path / "newswire.yaml", [hostile, site.feed_url("rss")])
+    once = run_cli("once", config=config)
+    status = run_cli("status", config=config)
+    with sqlite3.connect(tmp_path / "newswire.db") as conn:
+        (error,) = conn.execute("SELECT last_error FROM feeds WHERE url = ?",
+                                [hostile]).fetchone()
+    assert once.code == 0 and status.code == 0
+    assert error.startswith("feed parse error (x/2j31mpwned")
+    for text in (once.stdout, once.stderr, status.stdout, error):
+        assert "\x9b" not in text
+
+
 def test_a_backfill_never_takes_an_article_from_the_feed_that_stored_it(
         tmp_path: Path) -> None:
     """A sitemap of the article's own site is a record of where articles came from, not a

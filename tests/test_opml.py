@@ -160,3 +160,15 @@ def test_import_opml_bad_file_changes_nothing(tmp_path: Path) -> None:
     result = run_cli("import-opml", str(tmp_path / "bad.opml"), config=config)
     assert result.code == 1 and "not well-formed" in result.stderr
     assert config.read_text() == CONFIG_WITH_COMMENTS
+
+
+def test_a_title_xml_refuses_never_stops_the_export() -> None:
+    """A feed's title stored with U+FFFF (a JSON Feed's) made `export-opml` fail for every
+    feed with lxml's ValueError (the review's reproduction)."""
+    document = write_opml([
+        Outline("https://a.example/feed", "Hostile \uffff news\x00", category="Wire\ufffe"),
+        Outline("https://b.example/feed", "Fine")])
+    outlines = parse_opml(document).outlines
+    assert [(o.url, o.title, o.category) for o in outlines] == [
+        ("https://a.example/feed", "Hostile news", "Wire"),
+        ("https://b.example/feed", "Fine", None)]
