@@ -47,10 +47,10 @@ NEAR: Final = "near"
 RELATED: Final = "related"
 JOINING_KINDS: Final = (EXACT, NEAR)
 
+_NOT_MEDIA_TYPE = re.compile(r"[^\x21-\x7e]")  # what no media type holds (content_type)
+
 # Where an article's text came from (`articles.text_source`): its page, its feed item (the
 # page failed or was thin), or a seed-format file (`newswire import`).
-_NOT_MEDIA_TYPE = re.compile(r"[^\x21-\x7e]")  # FetchResult.content_type
-
 TextSource = Literal["page", "feed", "import"]
 FROM_PAGE: Final = "page"
 FROM_FEED: Final = "feed"
