@@ -114,14 +114,15 @@ async def _watch_clock(scheduler: Any, stop: asyncio.Event, every: float) -> Non
                 job.modify(next_run_time=now)
 
 
-def _reload(runner: Runner, store: Store, watch: ConfigWatch, scheduler: Any,
-            refused: str | None = None) -> str | None:
+async def _reload(runner: Runner, store: Store, watch: ConfigWatch, scheduler: Any,
+                  refused: str | None = None) -> str | None:
     """Read the runner's config files again and run on what they say (see the module).
     Returns why the files do not read (logged unless it is `refused`, the reason the last
-    reload gave: the daemon looks again at each tick until they read), else None."""
+    reload gave: the daemon looks again at each tick until they read), else None. The
+    files are read off the event loop (5,000 feeds: about 0.17 s), so polls go on."""
     running = runner.config
     try:
-        new, waiting = reloaded(running, load_config(running.path))
+        new, waiting = reloaded(running, await asyncio.to_thread(load_config, running.path))
     except ConfigError as exc:
         if str(exc) != refused:
             log.error("config not reloaded, the daemon goes on with the one it had: %s", exc)
@@ -170,7 +171,7 @@ async def _serve(config: Config, store: Store, resolver: Resolver, stop: asyncio
                 if files.changed() or hangup.is_set() or refused:
                     hangup.clear()
                     try:
-                        refused = _reload(runner, store, files, scheduler, refused)
+                        refused = await _reload(runner, store, files, scheduler, refused)
                     except Exception:
                         hangup.set()  # not applied: the next tick tries again
                         raise

@@ -3,6 +3,7 @@ driven through the CLI against news sites on 127.0.0.1."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import sqlite3
@@ -173,7 +174,7 @@ def test_an_edit_while_the_daemon_reads_the_config_is_read_at_the_next_tick(
     monkeypatch.setattr(daemon_module, "load_config", read_then_edited)
     store = Store.open(config.database)
     runner = Runner(config, store)  # its config is all a reload touches
-    daemon_module._reload(runner, store, watch, scheduler=None)
+    asyncio.run(daemon_module._reload(runner, store, watch, scheduler=None))
     assert [f.url for f in runner.config.feeds] == feeds[:2]
     assert watch.changed() and not watch.changed()
     store.close()
