@@ -48,25 +48,31 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench import corpus_site, scoring  # noqa: E402
 from bench.baseline_extraction import author_matches, date_matches  # noqa: E402
 from bench.scoring import Page  # noqa: E402
+from pipeline.blocks import BLOCK_RULES  # noqa: E402
 from pipeline.boilerplate import REPEATED_RUN, RULES  # noqa: E402
 from pipeline.metadata import AUTHOR_SOURCES  # noqa: E402
 
-# (step, the line rules of pipeline.boilerplate.clean_lines applied); before them, the body.
-TEXT_STEPS = (
-    ("default mode (`bare_extraction`, plain trafilatura's text)", None),
-    ("recall mode", None),
-    ("+ default mode when recall keeps < 15% of the page's words", ()),
-    ("+ a leading line repeating the title dropped", ("headline",)),
-    ("+ call-to-action lines dropped", ("headline", "call-to-action")),
-    ("+ promotion lines and newsletter boxes dropped",
-     ("headline", "call-to-action", "promotion")),
-    ("+ closing wire credits dropped", ("headline", "call-to-action", "promotion", "credits")),
-    ("+ datelines and bylines above the text dropped",
-     ("headline", "call-to-action", "promotion", "credits", "metadata")),
-    (f"+ runs of {REPEATED_RUN} or more lines given a second time dropped (the pipeline)",
-     ("headline", "call-to-action", "promotion", "credits", "metadata", "repeats")),
+# (step, the line rules of pipeline.boilerplate.clean_lines applied, the block rules of
+# pipeline.blocks applied to the page before the body is extracted); None: no line rule at
+# all, the mode's own text.
+_LINES = ("headline", "call-to-action", "promotion", "credits", "metadata", "repeats")
+assert _LINES == RULES, "a step for each line rule"
+TEXT_STEPS: tuple[tuple[str, tuple[str, ...] | None, tuple[str, ...]], ...] = (
+    ("default mode (`bare_extraction`, plain trafilatura's text)", None, ()),
+    ("recall mode", None, ()),
+    ("+ default mode when recall keeps < 15% of the page's words", (), ()),
+    ("+ a leading line repeating the title dropped", _LINES[:1], ()),
+    ("+ call-to-action lines dropped", _LINES[:2], ()),
+    ("+ promotion lines and newsletter boxes dropped", _LINES[:3], ()),
+    ("+ closing wire credits dropped", _LINES[:4], ()),
+    ("+ datelines and bylines above the text dropped", _LINES[:5], ()),
+    (f"+ runs of {REPEATED_RUN} or more lines given a second time dropped", _LINES, ()),
+    ("+ paragraphs that are one link taken out of the page", _LINES, tuple(BLOCK_RULES)[:1]),
+    ("+ short blocks of links (cards, tags, share bars) taken out", _LINES,
+     tuple(BLOCK_RULES)[:2]),
+    ("+ the article's header block taken out (the pipeline)", _LINES, tuple(BLOCK_RULES)),
 )
-assert TEXT_STEPS[-1][1] == RULES, "the last step is the pipeline"
+assert TEXT_STEPS[-1][1:] == (RULES, tuple(BLOCK_RULES)), "the last step is the pipeline"
 # (step, date signals of pipeline.metadata.date_candidates, htmldate's search too, the
 # headline's date weighed as pipeline.metadata.ShownDate: labels and both numeric readings)
 ALL_DATE_SIGNALS = ("json-ld", "meta", "time", "url", "header")
@@ -98,13 +104,14 @@ def _ablation(page: Page) -> dict[str, Any]:
     import trafilatura
 
     from pipeline import metadata
+    from pipeline.blocks import drop_link_blocks
     from pipeline.boilerplate import clean_lines
     from pipeline.extract import (
         LONG_ENOUGH,
         MIN_PAGE_SHARE,
         page_metadata,
+        page_visible_words,
         trim_html,
-        visible_words,
     )
 
     tree = trafilatura.load_html(trim_html(page.html))
@@ -112,26 +119,35 @@ def _ablation(page: Page) -> dict[str, Any]:
         return {"text": [""] * len(TEXT_STEPS), "modes": ["", ""],
                 "date": [None] * len(DATE_STEPS), "author": [None] * len(AUTHOR_STEPS),
                 "date_evidence": {"offered": set(), "shown": (), "update": False}}
-    options: dict[str, Any] = dict(url=page.url, include_comments=False, include_tables=True)
-    default, recall = ((doc.text if doc is not None else "") or "" for doc in (
-        trafilatura.bare_extraction(tree, **options),
-        trafilatura.bare_extraction(tree, favor_recall=True, **options)))
-    words = len(recall.split())
-    chosen = recall
-    if words < LONG_ENOUGH and words < MIN_PAGE_SHARE * visible_words(tree) and \
-            len(default) > len(recall):
-        chosen = default
     meta = page_metadata(tree, page.url)
     titles = [t for t in (page.title, meta.get("title")) if t]
     authors = [str(meta.get("author") or "")]
-    texts = [default, recall]
-    for _, rules in TEXT_STEPS[2:]:
-        texts.append("\n".join(clean_lines(chosen.split("\n"), titles, (), authors,
-                                           rules=rules or ())))
+    options: dict[str, Any] = dict(url=page.url, include_comments=False, include_tables=True)
+
+    def bodies(blocks: tuple[str, ...]) -> tuple[str, str, str]:
+        """The default and recall texts, and the pipeline's choice between them, of a fresh
+        tree of the page without the `blocks` rules' blocks."""
+        fresh = trafilatura.load_html(trim_html(page.html))
+        words_on_page = page_visible_words(fresh)
+        drop_link_blocks(fresh, words_on_page, blocks)
+        default, recall = ((doc.text if doc is not None else "") or "" for doc in (
+            trafilatura.bare_extraction(fresh, **options),
+            trafilatura.bare_extraction(fresh, favor_recall=True, **options)))
+        words = len(recall.split())
+        if words < LONG_ENOUGH and words < MIN_PAGE_SHARE * words_on_page and \
+                len(default) > len(recall):
+            return default, recall, default
+        return default, recall, recall
+
+    extracted = {blocks: bodies(blocks) for blocks in dict.fromkeys(s[2] for s in TEXT_STEPS)}
+    texts = list(extracted[()][:2])
+    for _, rules, blocks in TEXT_STEPS[2:]:
+        texts.append("\n".join(clean_lines(extracted[blocks][2].split("\n"), titles, (),
+                                           authors, rules=rules or ())))
     # Both modes after every rule, whatever the choice between them: how much a better
     # choice could still buy (_print_modes).
     modes = ["\n".join(clean_lines(text.split("\n"), titles, (), authors))
-             for text in (default, recall)]
+             for text in extracted[tuple(BLOCK_RULES)][:2]]
 
     objects, window = metadata.json_ld(tree), metadata.headline_window(tree)
     candidates = metadata.date_candidates(tree, page.url, objects, window)

@@ -4,12 +4,15 @@ Runs in worker processes (CPU-bound), so everything here takes and returns plain
 `extract_job` is the worker entry point: it puts a time limit on the work and never raises.
 
 The page is decoded and parsed once; metadata and body come from that one tree:
-- body: trafilatura in recall mode, which skips the external-extractor comparison on long
-  texts (about a third cheaper than the default mode). Quality check: when that text covers
-  less than MIN_PAGE_SHARE of the page's visible words, the default (balanced) mode runs as
-  a fallback and the longer text wins. Then `pipeline.boilerplate` drops a repeated headline,
-  datelines and bylines above the text, call-to-action and promotion lines, closing wire
-  credits and the lines this site repeats across its pages (from the store).
+- body: first `pipeline.blocks` takes out of the tree the blocks that point elsewhere (a
+  paragraph that is one link, a short card of links, the article's header block), unless
+  they make up the page; then trafilatura in recall mode, which skips the
+  external-extractor comparison on long texts (about a third cheaper than the default
+  mode). Quality check: when that text covers less than MIN_PAGE_SHARE of the page's
+  visible words, the default (balanced) mode runs as a fallback and the longer text wins.
+  Then `pipeline.boilerplate` drops a repeated headline, datelines and bylines above the
+  text, call-to-action and promotion lines, closing wire credits and the lines this site
+  repeats across its pages (from the store).
 - metadata: title, site name, description and canonical URL from trafilatura's meta-tag and
   JSON-LD readers; date, authors and language from `pipeline.metadata` (every signal of the
   page in order of trust). The page's date and the feed's are both kept; the feed's wins
@@ -37,6 +40,7 @@ from importlib.metadata import version
 from typing import Any
 
 from pipeline import __version__, metadata
+from pipeline.blocks import drop_link_blocks, visible_words
 from pipeline.boilerplate import clean_lines, line_keys
 from pipeline.dedupe import article_id, canonical_url, same_site
 from pipeline.errors import BodyTooLarge, PageNotText
@@ -97,7 +101,6 @@ LONG_ENOUGH = 2000  # words: a text this long is the article whatever the page h
 _HTML_LANG = re.compile(r"<html[^>]*?\slang=[\"']?([A-Za-z]{2,3})(?:[-_][A-Za-z0-9]+)?", re.I)
 _CHARSET = re.compile(r"charset=[\"']?([\w.:-]+)", re.I)
 _META_CHARSET = re.compile(rb"<meta[^>]+charset\s*=\s*[\"']?\s*([\w.:-]+)", re.I)
-_INVISIBLE = ("script", "style", "noscript", "template")
 
 
 def page_language(html: str | None) -> str | None:
@@ -202,23 +205,20 @@ def decode_html(body: bytes, content_type: str = "") -> str:
     return body.decode(codec or "utf-8", errors="replace")
 
 
-def visible_words(tree: Any) -> int:
-    """Words of the page's visible text (scripts and styles excluded); cheap: one C call."""
-    import lxml.etree
-
+def page_visible_words(tree: Any) -> int:
+    """Words of the page's visible text."""
     body = tree.find(".//body")
-    body = tree if body is None else body
-    count = len(lxml.etree.tostring(body, method="text", encoding="unicode").split())
-    for element in body.iter(*_INVISIBLE):
-        if element.text:
-            count -= len(element.text.split())
-    return max(count, 0)
+    return visible_words(tree if body is None else body)
 
 
 def extract_body(tree: Any, url: str) -> str:
-    """The main text (lines separated by newlines): recall mode, and the default mode as a
-    fallback when that covers too little of the page."""
+    """The main text (lines separated by newlines) of `tree`, from which `pipeline.blocks`
+    first takes the blocks that point elsewhere (in place): recall mode, and the default mode
+    as a fallback when that covers too little of the page."""
     import trafilatura
+
+    words_on_page = page_visible_words(tree)
+    drop_link_blocks(tree, words_on_page)
 
     def body(favor_recall: bool) -> str:
         document: Any = trafilatura.bare_extraction(
@@ -228,7 +228,7 @@ def extract_body(tree: Any, url: str) -> str:
 
     text = body(favor_recall=True)
     words = len(text.split())
-    if words < LONG_ENOUGH and words < MIN_PAGE_SHARE * visible_words(tree):
+    if words < LONG_ENOUGH and words < MIN_PAGE_SHARE * words_on_page:
         fallback = body(favor_recall=False)
         if len(fallback) > len(text):
             text = fallback

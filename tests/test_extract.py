@@ -20,8 +20,8 @@ from pipeline.extract import (
     extract_article,
     extract_body,
     extract_job,
+    page_visible_words,
     time_limit,
-    visible_words,
 )
 from pipeline.text import unreadable_share
 from tests.conftest import needs_corpus, story
@@ -178,6 +178,6 @@ def test_low_coverage_recall_text_falls_back_to_the_default_mode() -> None:
     tree = trafilatura.load_html(decode_html(body))
     recall = trafilatura.bare_extraction(tree, url=url, favor_recall=True,
                                          include_comments=False).text
-    assert len(recall.split()) < MIN_PAGE_SHARE * visible_words(tree)
+    assert len(recall.split()) < MIN_PAGE_SHARE * page_visible_words(tree)
     text = extract_body(tree, url)
     assert len(text) > 5 * len(recall)
