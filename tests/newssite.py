@@ -965,11 +965,20 @@ Reproduction without permission is prohibited.</p>
             head.append(f'<meta name="author" content="{e(a.author)}">')
         byline = f"By {e(a.author)} | " if a.author else ""
         human = f"{a.published.day} {a.published:%B %Y}"
-        body = "\n".join(f"<p>{e(p, quote=False)}</p>" for p in a.paragraphs)
+        paragraphs = [f"<p>{e(p, quote=False)}</p>" for p in a.paragraphs]
+        # What real article pages carry inside the story: a paragraph that is one link to
+        # another story, and a row of topic links (pipeline.blocks takes both out).
+        other = next((o for o in self.articles if o.slug != a.slug), None)
+        if other is not None:
+            paragraphs.insert(1, f'<p><a href="{e(other.url)}">{e(other.title)}</a></p>')
+        topics = ('<div class="topics"><a href="/topic/news">News</a> '
+                  '<a href="/topic/world">World</a></div>')
+        body = "\n".join(paragraphs)
         main = f"""<article class="story">
 <h1>{e(a.title)}</h1>
 <div class="story-meta">{byline}<time datetime="{e(iso)}">{human}</time></div>
 {body}
+{topics}
 </article>
 {self._sidebar(a.slug)}"""
         return self._page(f"{a.title} | {self.site_name}", main, "\n".join(head) + "\n")

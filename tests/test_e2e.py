@@ -93,6 +93,10 @@ def test_once_ingests_every_feed_format(site: NewsSite, four_feeds: Path) -> Non
         for paragraph in article.paragraphs:
             assert paragraph in text  # extracted from the page...
         assert "Most read" not in text and "All rights reserved" not in text  # ...not chrome
+        # ... nor the link to another story inside it, nor its row of topics
+        # (pipeline.blocks); every page carries them, trafilatura alone keeps the link.
+        assert not any(other.title in text for other in site.articles if other != article)
+        assert "World" not in text
         assert "\n\n" in text  # paragraphs separated by blank lines
         assert author == article.author
         assert published == article.published.strftime("%Y-%m-%dT%H:%M:%SZ")
