@@ -53,26 +53,28 @@ from pipeline.boilerplate import REPEATED_RUN, RULES  # noqa: E402
 from pipeline.metadata import AUTHOR_SOURCES  # noqa: E402
 
 # (step, the line rules of pipeline.boilerplate.clean_lines applied, the block rules of
-# pipeline.blocks applied to the page before the body is extracted); None: no line rule at
+# pipeline.blocks applied to the page before the body is extracted). None: no line rule at
 # all, the mode's own text.
-_LINES = ("headline", "call-to-action", "promotion", "credits", "metadata", "repeats")
-assert _LINES == RULES, "a step for each line rule"
 TEXT_STEPS: tuple[tuple[str, tuple[str, ...] | None, tuple[str, ...]], ...] = (
     ("default mode (`bare_extraction`, plain trafilatura's text)", None, ()),
     ("recall mode", None, ()),
     ("+ default mode when recall keeps < 15% of the page's words", (), ()),
-    ("+ a leading line repeating the title dropped", _LINES[:1], ()),
-    ("+ call-to-action lines dropped", _LINES[:2], ()),
-    ("+ promotion lines and newsletter boxes dropped", _LINES[:3], ()),
-    ("+ closing wire credits dropped", _LINES[:4], ()),
-    ("+ datelines and bylines above the text dropped", _LINES[:5], ()),
-    (f"+ runs of {REPEATED_RUN} or more lines given a second time dropped", _LINES, ()),
-    ("+ paragraphs that are one link taken out of the page", _LINES, tuple(BLOCK_RULES)[:1]),
-    ("+ short blocks of links (cards, tags, share bars) taken out", _LINES,
-     tuple(BLOCK_RULES)[:2]),
-    ("+ the article's header block taken out (the pipeline)", _LINES, tuple(BLOCK_RULES)),
+    ("+ a leading line repeating the title dropped", ("headline",), ()),
+    ("+ call-to-action lines dropped", ("headline", "call-to-action"), ()),
+    ("+ promotion lines and newsletter boxes dropped",
+     ("headline", "call-to-action", "promotion"), ()),
+    ("+ closing wire credits dropped", ("headline", "call-to-action", "promotion", "credits"),
+     ()),
+    ("+ datelines and bylines above the text dropped",
+     ("headline", "call-to-action", "promotion", "credits", "metadata"), ()),
+    (f"+ runs of {REPEATED_RUN} or more lines given a second time dropped", RULES, ()),
+    ("+ paragraphs that are one link taken out of the page", RULES, ("one-link paragraphs",)),
+    ("+ short blocks of links (cards, tags, share bars) taken out", RULES,
+     ("one-link paragraphs", "link cards")),
+    ("+ the article's header block taken out (the pipeline)", RULES, tuple(BLOCK_RULES)),
 )
 assert TEXT_STEPS[-1][1:] == (RULES, tuple(BLOCK_RULES)), "the last step is the pipeline"
+assert {name for step in TEXT_STEPS for name in step[2]} <= set(BLOCK_RULES), "known blocks"
 # (step, date signals of pipeline.metadata.date_candidates, htmldate's search too, the
 # headline's date weighed as pipeline.metadata.ShownDate: labels and both numeric readings)
 ALL_DATE_SIGNALS = ("json-ld", "meta", "time", "url", "header")
