@@ -3,7 +3,7 @@
 Each says what went wrong in words a user can act on; the CLI maps them to exit codes
 (pipeline.cli). Errors from libraries are caught at the stage that calls them and turned
 into one of these, or into a recorded failure of the feed concerned. `ExtractionTimeout`
-(pipeline.extract) is deliberately not here: it is a BaseException, so that libraries'
+(pipeline.alarm) is deliberately not here: it is a BaseException, so that libraries'
 `except Exception` blocks cannot swallow it.
 
     NewswireError

@@ -31,15 +31,13 @@ from __future__ import annotations
 import codecs
 import contextlib
 import re
-import signal
 import zlib
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import replace
 from importlib.metadata import version
 from typing import Any
 
 from pipeline import __version__, metadata
+from pipeline.alarm import ExtractionTimeout, time_limit
 from pipeline.blocks import drop_link_blocks, visible_words
 from pipeline.boilerplate import clean_lines, line_keys
 from pipeline.dedupe import article_id, canonical_url, same_site
@@ -107,37 +105,6 @@ def page_language(html: str | None) -> str | None:
     """The page's declared language (`<html lang="en-GB">` → `en`), lower-cased."""
     match = _HTML_LANG.search(html[:5000]) if html else None
     return match.group(1).lower() if match else None
-
-
-ALARM_REPEAT = 0.05
-
-
-class ExtractionTimeout(BaseException):
-    """Not an Exception: libraries' `except Exception` blocks must not swallow it."""
-
-
-@contextmanager
-def time_limit(seconds: float) -> Iterator[None]:
-    """Raise ExtractionTimeout after `seconds` (main thread of a process only; else a no-op).
-
-    The alarm repeats every ALARM_REPEAT seconds until the block ends: one that lands in a
-    `__del__` (during garbage collection) is printed and ignored by Python.
-    """
-    try:
-        previous = signal.signal(signal.SIGALRM, _on_alarm)
-    except ValueError:  # not the main thread: rely on the caller's own deadline
-        yield
-        return
-    signal.setitimer(signal.ITIMER_REAL, seconds, ALARM_REPEAT)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
-
-
-def _on_alarm(signum: int, frame: object) -> None:
-    raise ExtractionTimeout("extraction time limit exceeded")
 
 
 def trafilatura_text(lines: list[str]) -> str:

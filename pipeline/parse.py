@@ -23,11 +23,11 @@ import feedparser
 import lxml.etree
 from feedparser.encodings import convert_to_utf8
 
+from pipeline.alarm import ExtractionTimeout, time_limit
 from pipeline.config import ExtractConfig
 from pipeline.dates import parse_date
 from pipeline.dedupe import canonical_url, separate_items
 from pipeline.errors import FeedParseError
-from pipeline.extract import ExtractionTimeout, time_limit
 from pipeline.messages import EXTRACT_TIMEOUT, Entry, FetchResult, ParsedFeed, ParseOutcome
 from pipeline.text import clean, one_line, plain_title
 from pipeline.times import iso, sane_published

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
 import random
-import time
 
-import pytest
 import trafilatura
 
 from pipeline.boilerplate import line_key
@@ -14,14 +11,12 @@ from pipeline.dedupe import article_id
 from pipeline.extract import (
     MAX_UNREADABLE_SHARE,
     MIN_PAGE_SHARE,
-    ExtractionTimeout,
     ExtractJob,
     decode_html,
     extract_article,
     extract_body,
     extract_job,
     page_visible_words,
-    time_limit,
 )
 from pipeline.text import unreadable_share
 from tests.conftest import needs_corpus, story
@@ -118,13 +113,6 @@ def test_binary_data_sent_as_html_is_not_taken_for_text() -> None:
     article = extract_article(job(legacy, content))
     assert article.text_source == "page" and article.extract_error is None
     assert unreadable_share("") == 0.0
-
-
-def test_time_limit_interrupts_long_work() -> None:
-    with pytest.raises(ExtractionTimeout), time_limit(0.2):
-        while True:  # a library that swallows every Exception cannot stop the limit
-            with contextlib.suppress(Exception):
-                time.sleep(0.01)
 
 
 def test_page_bytes_are_decoded_by_http_then_meta_charset() -> None:
