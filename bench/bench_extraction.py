@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import statistics
 import sys
 import tempfile
@@ -120,7 +121,8 @@ def _ablation(page: Page) -> dict[str, Any]:
     if tree is None:
         return {"text": [""] * len(TEXT_STEPS), "modes": ["", ""],
                 "date": [None] * len(DATE_STEPS), "author": [None] * len(AUTHOR_STEPS),
-                "date_evidence": {"offered": set(), "shown": (), "update": False}}
+                "date_evidence": {"offered": set(), "shown": (), "update": False,
+                                  "fields": set()}}
     meta = page_metadata(tree, page.url)
     titles = [t for t in (page.title, meta.get("title")) if t]
     authors = [str(meta.get("author") or "")]
@@ -170,7 +172,9 @@ def _ablation(page: Page) -> dict[str, Any]:
     offered = {str(value)[:10] for value in (*candidates.values(), search()) if value}
     evidence = {"offered": offered | set(shown.readings() if shown else ()),
                 "shown": shown.readings() if shown else (),
-                "update": bool(shown and shown.update)}
+                "update": bool(shown and shown.update),
+                "fields": {str(value)[:10] for source, value in candidates.items()
+                           if source != "header" and value}}
     return {"text": texts, "modes": modes, "date": dates, "author": found,
             "date_evidence": evidence}
 
@@ -417,6 +421,34 @@ def _print_date_misses(dated: list[tuple[Page, str | None, dict[str, Any]]]) -> 
           ", ".join(f"{kind} {count}" for kind, count in sorted(misses.items())) +
           f"; right while the headline's date was not: {field_right['update']} labelled "
           f"as an update, {field_right['plain']} not")
+    _print_date_conventions(dated)
+
+
+def _id_block(page_id: str) -> str:
+    """'dev-4002' -> 'dev-4xxx': pages numbered together were often annotated together."""
+    return re.sub(r"(\d)(\d*)$", lambda m: m.group(1) + "x" * len(m.group(2)), page_id)
+
+
+def _print_date_conventions(dated: list[tuple[Page, str | None, dict[str, Any]]]) -> None:
+    """On the pages whose headline shows a date no publication field (JSON-LD, meta,
+    `<time>`, URL) gives, which of the two the manifest has, by block of page ids: a rule
+    can only choose one of them, so where blocks disagree it wins one and loses the other."""
+    follows: dict[str, dict[str, int]] = {}
+    for page, _, evidence in dated:
+        shown, fields = evidence["shown"], evidence.get("fields", set())
+        if not shown or not fields or any(reading in fields for reading in shown):
+            continue
+        day = str(page.publish_date)
+        side = ("headline" if any(reading.startswith(day) for reading in shown) else
+                "field" if any(field.startswith(day) for field in fields) else "neither")
+        counts = follows.setdefault(_id_block(page.id), {"headline": 0, "field": 0,
+                                                        "neither": 0})
+        counts[side] += 1
+    if follows:
+        print("- where the headline's date and the publication fields disagree, the "
+              "manifest has: " + "; ".join(
+                  f"{block} the headline's {c['headline']}, a field's {c['field']}, "
+                  f"neither {c['neither']}" for block, c in sorted(follows.items())))
 
 
 def _language(pages: list[Page], details: list[dict[str, Any]]) -> None:

@@ -1,5 +1,6 @@
 """Tests of bench/bench_extraction.py's summaries: what a perfect choice between the two
-trafilatura modes would reach, and the date misses sorted by what the page offered."""
+trafilatura modes would reach, the date misses sorted by what the page offered, and which
+of the headline's date and the publication fields the manifest follows."""
 
 from __future__ import annotations
 
@@ -16,14 +17,15 @@ from bench import bench_extraction  # noqa: E402
 from bench.scoring import Page  # noqa: E402
 
 
-def _page(day: str) -> Page:
-    return Page(id="p", url="https://example.com/a", title="A", html="<p>a</p>", truth="a",
+def _page(day: str, page_id: str = "p") -> Page:
+    return Page(id=page_id, url="https://example.com/a", title="A", html="<p>a</p>", truth="a",
                 publish_date=day)
 
 
-def _evidence(offered: set[str], shown: tuple[str, ...] = (), update: bool = False
-              ) -> dict[str, object]:
-    return {"offered": offered | set(shown), "shown": shown, "update": update}
+def _evidence(offered: set[str], shown: tuple[str, ...] = (), update: bool = False,
+              fields: frozenset[str] = frozenset()) -> dict[str, object]:
+    return {"offered": offered | set(shown) | fields, "shown": shown, "update": update,
+            "fields": set(fields)}
 
 
 def test_modes_report_the_better_mode_of_each_page(capsys: pytest.CaptureFixture[str]) -> None:
@@ -60,3 +62,22 @@ def test_date_misses_sorted_by_what_the_page_offered(capsys: pytest.CaptureFixtu
                           "the day 1, the headline's date (plain) 1, the headline's date "
                           "(update) 1;")
     assert "right while the headline's date was not: 1 labelled as an update, 1 not" in out
+
+
+def test_date_conventions_counted_by_block_of_page_ids(capsys: pytest.CaptureFixture[str]
+                                                       ) -> None:
+    day, other, old = "2025-08-19", "2026-01-01", frozenset({"2025-01-29"})
+    dated = [
+        (_page(day, "dev-0001"), None, _evidence(set(), (day,), fields=old)),
+        (_page(day, "dev-0002"), None, _evidence(set(), (day,), update=True, fields=old)),
+        (_page(day, "dev-4001"), day, _evidence(set(), (other,), fields=frozenset({day}))),
+        (_page(day, "dev-4002"), day, _evidence(set(), (day,), fields=frozenset({day}))),
+        (_page(day, "dev-4003"), None, _evidence(set(), (other,), fields=old)),
+        (_page(day, "dev-4004"), day, _evidence(set(), (day,))),  # no field: no contest
+    ]
+    bench_extraction._print_date_misses(dated)
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[1] == ("- where the headline's date and the publication fields disagree, "
+                        "the manifest has: dev-0xxx the headline's 2, a field's 0, neither 0; "
+                        "dev-4xxx the headline's 0, a field's 1, neither 1")
+    assert bench_extraction._id_block("wcxb-dev-0417") == "wcxb-dev-0xxx"
