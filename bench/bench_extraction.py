@@ -435,7 +435,7 @@ def _print_date_conventions(dated: list[tuple[Page, str | None, dict[str, Any]]]
     can only choose one of them, so where blocks disagree it wins one and loses the other."""
     follows: dict[str, dict[str, int]] = {}
     for page, _, evidence in dated:
-        shown, fields = evidence["shown"], evidence.get("fields", set())
+        shown, fields = evidence["shown"], evidence["fields"]
         if not shown or not fields or any(reading in fields for reading in shown):
             continue
         day = str(page.publish_date)
