@@ -31,8 +31,9 @@ from typing import Any
 import lxml.etree
 from lxml.etree import XPath
 
+from pipeline.text import INVISIBLE
+
 MAX_SHARE = 0.3
-INVISIBLE = ("script", "style", "noscript", "template")
 
 _VISIBLE = f"*[not({' or '.join(f'self::{tag}' for tag in INVISIBLE)})]"
 _LENGTH = "string-length(normalize-space(.))"

@@ -30,6 +30,7 @@ from itertools import chain, islice
 from typing import Any
 from urllib.parse import unquote
 
+from pipeline.text import INVISIBLE
 from pipeline.times import DATE_FLOOR, FUTURE_SLACK, iso
 
 # --- dates -------------------------------------------------------------------------------
@@ -347,7 +348,7 @@ def _month_number(name: str) -> int:
     return _MONTHS.index(next(m for m in _MONTHS if m.startswith(name[:3].lower()))) + 1
 
 
-_VISIBLE_TEXT = "not(parent::script or parent::style or parent::noscript or parent::template)"
+_VISIBLE_TEXT = f"not({' or '.join(f'parent::{tag}' for tag in INVISIBLE)})"
 # XPath, so libxml2 walks the tree: the headline, the text nodes just before it (the
 # nearest first in the axis, returned in document order), and those from it on.
 _FIRST_HEADLINE = "(//body//h1[normalize-space()])[1]"

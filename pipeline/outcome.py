@@ -27,7 +27,7 @@ def recorded(error: str | None) -> str | None:
     """A poll's error as it is stored, logged and printed: one clean line (a server's words
     in it, a Content-Type or a parser's message, may carry newlines and terminal escapes),
     at most MAX_ERROR characters."""
-    return one_line(error, MAX_ERROR) or None if error else None
+    return (one_line(error, MAX_ERROR) if error else "") or None
 
 
 def response_error(response: FetchResult) -> str | None:

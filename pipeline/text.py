@@ -13,6 +13,8 @@ import lxml.html
 # U+FFFE and U+FFFF (no text holds them, and XML refuses them: an OPML export of a title).
 _CONTROLS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ufffe\uffff]")
 _SURROGATES = re.compile(r"[\ud800-\udfff]")
+# Elements whose text a browser never shows: words on a page are counted without them.
+INVISIBLE = ("script", "style", "noscript", "template")
 _SPACES = re.compile(r"[ \t\u00a0\u2000-\u200b\u3000]+")
 _BLANKS = re.compile(r"\n\s*\n+")
 _MARKUP = re.compile(r"<[a-zA-Z/!?]")
